@@ -1,0 +1,135 @@
+//! PKCS#10 certificate signing requests, accepted for their key only.
+//!
+//! A CSR proves possession of a private key. Everything else in it (subject,
+//! requested SANs, basicConstraints, …) is ignored by design: the CA builds
+//! the certificate from its own template, never from what a client asks for.
+
+use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::oid_registry::{
+    OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_PKCS1_RSAENCRYPTION, OID_SIG_ED25519,
+};
+use x509_parser::prelude::FromDer;
+use x509_parser::public_key::PublicKey;
+
+/// Largest CSR accepted, in bytes of DER.
+pub const MAX_CSR_LEN: usize = 8 * 1024;
+/// Smallest RSA modulus accepted, in bits.
+pub const MIN_RSA_BITS: usize = 2048;
+
+/// What a verified CSR yields: the key to certify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedCsr {
+    /// The requester's public key as DER SubjectPublicKeyInfo.
+    pub public_key_der: Vec<u8>,
+}
+
+/// Why a CSR was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CsrError {
+    /// The CSR is larger than [`MAX_CSR_LEN`].
+    #[error("CSR is {0} bytes; the limit is {MAX_CSR_LEN}")]
+    TooLong(usize),
+    /// The bytes are not a DER PKCS#10 request.
+    #[error("CSR is not valid DER PKCS#10")]
+    Malformed,
+    /// The self-signature does not verify with the enclosed key.
+    #[error("CSR signature does not verify; the request was altered or signed with another key")]
+    BadSignature,
+    /// The key type or size is not accepted.
+    #[error("CSR key is not accepted: {0}; use EC P-256 (or RSA >= 2048, Ed25519)")]
+    UnsupportedKey(String),
+}
+
+/// Checks a DER CSR's size, structure, key type and self-signature.
+pub fn verify_csr(der: &[u8]) -> Result<VerifiedCsr, CsrError> {
+    if der.len() > MAX_CSR_LEN {
+        return Err(CsrError::TooLong(der.len()));
+    }
+    let csr = match X509CertificationRequest::from_der(der) {
+        Ok(([], csr)) => csr,
+        _ => return Err(CsrError::Malformed),
+    };
+    let spki = &csr.certification_request_info.subject_pki;
+    check_key(spki)?;
+    csr.verify_signature().map_err(|_| CsrError::BadSignature)?;
+    Ok(VerifiedCsr {
+        public_key_der: spki.raw.to_vec(),
+    })
+}
+
+fn check_key(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<(), CsrError> {
+    let alg = &spki.algorithm.algorithm;
+    if *alg == OID_KEY_TYPE_EC_PUBLIC_KEY {
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.as_oid().ok());
+        if curve.as_ref() != Some(&OID_EC_P256) {
+            return Err(CsrError::UnsupportedKey("EC curve is not P-256".into()));
+        }
+        match spki.parsed() {
+            Ok(PublicKey::EC(p)) if p.data().len() == 65 && p.data()[0] == 4 => Ok(()),
+            _ => Err(CsrError::UnsupportedKey(
+                "EC point is not an uncompressed P-256 point".into(),
+            )),
+        }
+    } else if *alg == OID_PKCS1_RSAENCRYPTION {
+        match spki.parsed() {
+            Ok(PublicKey::RSA(rsa)) if rsa.key_size() >= MIN_RSA_BITS => Ok(()),
+            Ok(PublicKey::RSA(rsa)) => Err(CsrError::UnsupportedKey(format!(
+                "RSA key has {} bits",
+                rsa.key_size()
+            ))),
+            _ => Err(CsrError::Malformed),
+        }
+    } else if *alg == OID_SIG_ED25519 {
+        if spki.subject_public_key.data.len() == 32 {
+            Ok(())
+        } else {
+            Err(CsrError::UnsupportedKey(
+                "Ed25519 key is not 32 bytes".into(),
+            ))
+        }
+    } else {
+        Err(CsrError::UnsupportedKey(format!("algorithm {alg}")))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::key::PrivateKey;
+
+    fn csr_der() -> Vec<u8> {
+        let key = PrivateKey::generate_p256().unwrap();
+        let kp = key.key_pair().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["x.example".to_string()]).unwrap();
+        params.serialize_request(&kp).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn accepts_rcgen_csr_and_returns_its_key() {
+        let der = csr_der();
+        let v = verify_csr(&der).unwrap();
+        assert_eq!(v.public_key_der[0], 0x30);
+    }
+
+    #[test]
+    fn rejects_tampering_size_and_garbage() {
+        let mut der = csr_der();
+        let last = der.len() - 1;
+        der[last] ^= 0x01;
+        assert_eq!(verify_csr(&der), Err(CsrError::BadSignature));
+        assert_eq!(verify_csr(&[0u8; 9000]), Err(CsrError::TooLong(9000)));
+        assert_eq!(
+            verify_csr(&[0x30, 0x03, 0x02, 0x01, 0x00]),
+            Err(CsrError::Malformed)
+        );
+        let mut trailing = csr_der();
+        trailing.push(0);
+        assert_eq!(verify_csr(&trailing), Err(CsrError::Malformed));
+    }
+}
