@@ -281,3 +281,7 @@ impl ClientCertVerifier for SpiffeClientVerifier {
         self.inner.schemes()
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
