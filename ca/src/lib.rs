@@ -1,0 +1,9 @@
+//! meshid-ca: the certificate authority.
+//!
+//! - [`store`]: durable state (registration entries, agents, join tokens,
+//!   issuance records, bundles, CA key slots) over SQLite or PostgreSQL.
+#![forbid(unsafe_code)]
+
+pub mod store;
+
+pub use store::{Store, StoreError};

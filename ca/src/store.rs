@@ -1,0 +1,190 @@
+//! The CA's durable state behind one [`Store`] trait.
+//!
+//! Two backends run the same SQL and the same conformance tests
+//! (`tests/store_conformance.rs`): [`SqliteStore`], the default (one file in
+//! the data directory), and [`PostgresStore`] for CA replicas. Versioned
+//! migrations in `migrations/sqlite/` and `migrations/postgres/` are applied
+//! when a store opens.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), meshid_ca::store::StoreError> {
+//! let store = meshid_ca::store::open("sqlite:///var/lib/meshid/ca.db").await?;
+//! store.health().await?;
+//! # Ok(()) }
+//! ```
+
+mod codec;
+mod error;
+mod model;
+mod postgres;
+mod sql;
+mod sqlite;
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use meshid_identity::{SpiffeId, TrustDomain};
+
+pub use error::StoreError;
+pub use model::{
+    Agent, CaKeyRecord, EntryFilter, EntryUpdate, IssuanceRecord, JoinToken, MAX_DNS_NAMES,
+    MAX_FEDERATES_WITH, MAX_PAGE_LIMIT, MAX_SELECTORS, MAX_SYNC_PARENTS, NewEntry, Page,
+    RegistrationEntry, StoredBundle,
+};
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// A page of items and the cursor for the next page (`None` on the last page).
+pub type Paged<T> = (Vec<T>, Option<String>);
+
+/// Everything the CA persists. Object safe: hold it as `Arc<dyn Store>`.
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug {
+    /// Creates an entry (ID, revision 1 and timestamps assigned by the store).
+    /// Same SPIFFE ID, parent and selector set as an existing entry →
+    /// [`StoreError::AlreadyExists`].
+    async fn create_entry(&self, entry: NewEntry) -> Result<RegistrationEntry, StoreError>;
+    /// Applies `update` and bumps the revision. If `expected_revision` is set
+    /// and differs from the stored one → [`StoreError::Conflict`].
+    async fn update_entry(
+        &self,
+        id: &str,
+        update: EntryUpdate,
+        expected_revision: Option<i64>,
+    ) -> Result<RegistrationEntry, StoreError>;
+    /// Deletes an entry and returns what it was.
+    async fn delete_entry(&self, id: &str) -> Result<RegistrationEntry, StoreError>;
+    /// One entry by ID.
+    async fn get_entry(&self, id: &str) -> Result<Option<RegistrationEntry>, StoreError>;
+    /// Entries matching `filter`, in ID order, one page at a time.
+    async fn list_entries(
+        &self,
+        filter: &EntryFilter,
+        page: &Page,
+    ) -> Result<Paged<RegistrationEntry>, StoreError>;
+    /// The agent sync query: entries whose parent is any of `parents`
+    /// (at most [`MAX_SYNC_PARENTS`]), in ID order.
+    async fn list_entries_by_parents(
+        &self,
+        parents: &[SpiffeId],
+        page: &Page,
+    ) -> Result<Paged<RegistrationEntry>, StoreError>;
+    /// How many entries exist.
+    async fn count_entries(&self) -> Result<u64, StoreError>;
+
+    /// Inserts or replaces an agent (its selectors too; `created_at` of an
+    /// existing agent is kept).
+    async fn upsert_agent(&self, agent: &Agent) -> Result<(), StoreError>;
+    /// One agent by SPIFFE ID.
+    async fn get_agent(&self, id: &SpiffeId) -> Result<Option<Agent>, StoreError>;
+    /// Agents in SPIFFE ID order; the cursor is the last agent's ID.
+    async fn list_agents(&self, page: &Page) -> Result<Paged<Agent>, StoreError>;
+    /// Bans or un-bans an agent; unknown → [`StoreError::NotFound`].
+    async fn set_agent_banned(&self, id: &SpiffeId, banned: bool) -> Result<(), StoreError>;
+    /// Evicts an agent (it must attest again); unknown → [`StoreError::NotFound`].
+    async fn delete_agent(&self, id: &SpiffeId) -> Result<(), StoreError>;
+    /// Records the agent's renewed SVID.
+    async fn update_agent_serial(
+        &self,
+        id: &SpiffeId,
+        serial: &str,
+        expires_at: SystemTime,
+    ) -> Result<(), StoreError>;
+    /// How many agents exist.
+    async fn count_agents(&self) -> Result<u64, StoreError>;
+
+    /// Stores a new join token (its hash must be 32 bytes).
+    async fn create_join_token(&self, token: &JoinToken) -> Result<(), StoreError>;
+    /// Atomically marks the token whose secret hashes to `hash` as used at
+    /// `now` and returns it. Exactly one of any concurrent callers wins;
+    /// the others get [`StoreError::TokenUsed`]. Unknown →
+    /// [`StoreError::NotFound`], expired → [`StoreError::TokenExpired`].
+    async fn consume_join_token(
+        &self,
+        hash: &[u8],
+        now: SystemTime,
+    ) -> Result<JoinToken, StoreError>;
+
+    /// Records issued certificates in one transaction: all or none
+    /// (a duplicate serial → [`StoreError::AlreadyExists`], nothing stored).
+    async fn record_issuances(&self, records: &[IssuanceRecord]) -> Result<(), StoreError>;
+    /// How many issuance records exist.
+    async fn count_issuances(&self) -> Result<u64, StoreError>;
+    /// One issuance record by serial.
+    async fn get_issuance(&self, serial: &str) -> Result<Option<IssuanceRecord>, StoreError>;
+
+    /// The stored bundle of a trust domain.
+    async fn get_bundle(&self, td: &TrustDomain) -> Result<Option<StoredBundle>, StoreError>;
+    /// Writes a bundle. `expected_sequence`: `None` writes unconditionally;
+    /// `Some(0)` only creates (fails if one exists); `Some(n)` only replaces a
+    /// bundle whose stored sequence is `n`. A failed check →
+    /// [`StoreError::Conflict`].
+    async fn put_bundle(
+        &self,
+        bundle: &StoredBundle,
+        expected_sequence: Option<i64>,
+    ) -> Result<(), StoreError>;
+    /// All stored bundles, by trust domain.
+    async fn list_bundles(&self) -> Result<Vec<StoredBundle>, StoreError>;
+
+    /// Inserts or replaces a CA key slot.
+    async fn put_ca_key(&self, key: &CaKeyRecord) -> Result<(), StoreError>;
+    /// All CA key slots, by slot name.
+    async fn list_ca_keys(&self) -> Result<Vec<CaKeyRecord>, StoreError>;
+
+    /// Checks the database answers (`SELECT 1`).
+    async fn health(&self) -> Result<(), StoreError>;
+}
+
+/// Tuning for [`open_with`].
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// How long to keep trying to connect (and to wait for a pooled connection).
+    pub connect_timeout: Duration,
+    /// Pool size.
+    pub max_connections: u32,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            max_connections: 16,
+        }
+    }
+}
+
+/// Opens the store at `url` with default [`OpenOptions`]; see [`open_with`].
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    open_with(url, &OpenOptions::default()).await
+}
+
+/// Opens the store at `url` and applies pending migrations.
+///
+/// `url` is `sqlite:///absolute/path.db`, `sqlite://relative/path.db`,
+/// `sqlite::memory:`, or `postgres://user:password@host:port/database`
+/// (`postgresql://` too).
+pub async fn open_with(url: &str, opts: &OpenOptions) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Arc::new(PostgresStore::open(url, opts).await?));
+    }
+    if url == "sqlite::memory:" {
+        return Ok(Arc::new(SqliteStore::open_in_memory().await?));
+    }
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if path.is_empty() || path.contains('?') {
+            return Err(StoreError::BadUrl {
+                url: url.to_owned(),
+                reason: "give a file path and no query parameters".into(),
+            });
+        }
+        return Ok(Arc::new(SqliteStore::open(Path::new(path), opts).await?));
+    }
+    Err(StoreError::BadUrl {
+        url: error::redact_url(url),
+        reason: "unknown scheme".into(),
+    })
+}

@@ -1,0 +1,194 @@
+//! Conversions between domain values and column values, and input checks
+//! shared by every backend. Times are stored as unix milliseconds,
+//! lifetimes as whole seconds.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use meshid_identity::{Selector, SpiffeId, TrustDomain};
+use sha2::{Digest, Sha256};
+
+use super::StoreError;
+use super::model::{MAX_DNS_NAMES, MAX_FEDERATES_WITH, MAX_SELECTORS};
+
+/// Longest DNS name accepted in an entry.
+const MAX_DNS_NAME_LEN: usize = 253;
+/// Longest free-form key (serial, token ID, slot, attestation type).
+const MAX_KEY_LEN: usize = 256;
+
+/// `SystemTime` → unix milliseconds.
+pub(crate) fn to_ms(t: SystemTime) -> Result<i64, StoreError> {
+    let d = t
+        .duration_since(UNIX_EPOCH)
+        .map_err(|_| StoreError::Invalid("times before 1970 cannot be stored".into()))?;
+    i64::try_from(d.as_millis())
+        .map_err(|_| StoreError::Invalid("time is too far in the future to store".into()))
+}
+
+/// Unix milliseconds → `SystemTime`; negative values are corrupt.
+pub(crate) fn from_ms(ms: i64, table: &'static str, key: &str) -> Result<SystemTime, StoreError> {
+    u64::try_from(ms)
+        .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
+        .map_err(|_| corrupt(table, key, format!("negative timestamp {ms}")))
+}
+
+/// A lifetime → whole seconds.
+pub(crate) fn to_secs(d: Duration) -> Result<i64, StoreError> {
+    i64::try_from(d.as_secs()).map_err(|_| StoreError::Invalid("lifetime is too long".into()))
+}
+
+/// Whole seconds → a lifetime; negative values are corrupt.
+pub(crate) fn from_secs(s: i64, table: &'static str, key: &str) -> Result<Duration, StoreError> {
+    u64::try_from(s)
+        .map(Duration::from_secs)
+        .map_err(|_| corrupt(table, key, format!("negative lifetime {s}")))
+}
+
+/// A [`StoreError::Corrupt`].
+pub(crate) fn corrupt(table: &'static str, key: &str, reason: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        table,
+        key: key.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Parses a stored SPIFFE ID.
+pub(crate) fn spiffe_id(s: &str, table: &'static str, key: &str) -> Result<SpiffeId, StoreError> {
+    SpiffeId::parse(s).map_err(|e| corrupt(table, key, format!("SPIFFE ID {s:?}: {e}")))
+}
+
+/// Parses a stored selector from its two columns.
+pub(crate) fn selector(
+    kind: &str,
+    value: &str,
+    table: &'static str,
+    key: &str,
+) -> Result<Selector, StoreError> {
+    Selector::new(kind, value).map_err(|e| corrupt(table, key, format!("selector: {e}")))
+}
+
+/// Sorts and de-duplicates selectors, enforcing `1..=MAX_SELECTORS`.
+pub(crate) fn canonical_selectors(mut s: Vec<Selector>) -> Result<Vec<Selector>, StoreError> {
+    s.sort();
+    s.dedup();
+    if s.is_empty() {
+        return Err(StoreError::Invalid(
+            "an entry needs at least one selector (e.g. unix:uid:1000)".into(),
+        ));
+    }
+    if s.len() > MAX_SELECTORS {
+        return Err(StoreError::Invalid(format!(
+            "{} selectors given; the limit is {MAX_SELECTORS}",
+            s.len()
+        )));
+    }
+    Ok(s)
+}
+
+/// A fixed-size key identifying a canonical selector set.
+pub(crate) fn selector_key(s: &[Selector]) -> String {
+    let mut h = Sha256::new();
+    for sel in s {
+        h.update(sel.kind().as_bytes());
+        h.update([0]);
+        h.update(sel.value().as_bytes());
+        h.update([0]);
+    }
+    hex::encode(h.finalize())
+}
+
+/// Checks and encodes DNS names as a JSON array.
+pub(crate) fn encode_dns_names(names: &[String]) -> Result<String, StoreError> {
+    if names.len() > MAX_DNS_NAMES {
+        return Err(StoreError::Invalid(format!(
+            "{} DNS names given; the limit is {MAX_DNS_NAMES}",
+            names.len()
+        )));
+    }
+    if let Some(bad) = names.iter().find(|n| {
+        n.is_empty()
+            || n.len() > MAX_DNS_NAME_LEN
+            || !n
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'*')
+    }) {
+        return Err(StoreError::Invalid(format!(
+            "DNS name {:?} must be 1-253 chars of letters, digits, '-', '.' or '*'",
+            bad.chars().take(80).collect::<String>()
+        )));
+    }
+    serde_json::to_string(names).map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+/// Decodes stored DNS names.
+pub(crate) fn decode_dns_names(s: &str, key: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(s)
+        .map_err(|e| corrupt("registration_entries", key, format!("dns_names: {e}")))
+}
+
+/// Checks and encodes federated trust domains as a JSON array.
+pub(crate) fn encode_trust_domains(tds: &[TrustDomain]) -> Result<String, StoreError> {
+    if tds.len() > MAX_FEDERATES_WITH {
+        return Err(StoreError::Invalid(format!(
+            "{} federated trust domains given; the limit is {MAX_FEDERATES_WITH}",
+            tds.len()
+        )));
+    }
+    let names: Vec<&str> = tds.iter().map(TrustDomain::as_str).collect();
+    serde_json::to_string(&names).map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+/// Decodes stored federated trust domains.
+pub(crate) fn decode_trust_domains(s: &str, key: &str) -> Result<Vec<TrustDomain>, StoreError> {
+    let names: Vec<String> = serde_json::from_str(s)
+        .map_err(|e| corrupt("registration_entries", key, format!("federates_with: {e}")))?;
+    names
+        .iter()
+        .map(|n| {
+            TrustDomain::new(n).map_err(|e| {
+                corrupt(
+                    "registration_entries",
+                    key,
+                    format!("trust domain {n:?}: {e}"),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Checks a free-form key column (serial, token ID, slot, …).
+pub(crate) fn check_key(what: &str, s: &str) -> Result<(), StoreError> {
+    if s.is_empty() || s.len() > MAX_KEY_LEN || s.chars().any(char::is_control) {
+        return Err(StoreError::Invalid(format!(
+            "{what} must be 1-{MAX_KEY_LEN} printable characters"
+        )));
+    }
+    Ok(())
+}
+
+/// A fresh random entry ID: 16 random bytes, hex.
+pub(crate) fn new_entry_id() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selector_key_ignores_order_and_duplicates() {
+        let a = Selector::parse("unix:uid:1").unwrap();
+        let b = Selector::parse("k8s:ns:x").unwrap();
+        let one = canonical_selectors(vec![a.clone(), b.clone(), a.clone()]).unwrap();
+        let two = canonical_selectors(vec![b, a]).unwrap();
+        assert_eq!(selector_key(&one), selector_key(&two));
+    }
+
+    #[test]
+    fn times_round_trip_at_millisecond_precision() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_790_000_000_123);
+        assert_eq!(from_ms(to_ms(t).unwrap(), "t", "k").unwrap(), t);
+        assert!(from_ms(-1, "t", "k").is_err());
+    }
+}

@@ -1,0 +1,254 @@
+//! What the CA keeps: registration entries, agents, join tokens, issuance
+//! records, trust bundles and CA key slots.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use meshid_identity::{Selector, SpiffeId, TrustDomain};
+
+/// Most selectors one entry or agent may carry.
+pub const MAX_SELECTORS: usize = 64;
+/// Most DNS names one entry may carry.
+pub const MAX_DNS_NAMES: usize = 64;
+/// Most trust domains one entry may federate with.
+pub const MAX_FEDERATES_WITH: usize = 64;
+/// Most parent IDs one sync query may ask about.
+pub const MAX_SYNC_PARENTS: usize = 1000;
+/// Largest page a list call returns.
+pub const MAX_PAGE_LIMIT: u32 = 1000;
+
+/// A registration entry: "a workload (or node) whose parent is
+/// `parent_id` and that shows all of `selectors` gets `spiffe_id`".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrationEntry {
+    /// Store-assigned opaque ID (32 lowercase hex chars).
+    pub id: String,
+    /// The identity issued to matching workloads.
+    pub spiffe_id: SpiffeId,
+    /// The agent (or node alias) allowed to serve this entry.
+    pub parent_id: SpiffeId,
+    /// Sorted, de-duplicated selectors; all must match.
+    pub selectors: Vec<Selector>,
+    /// X.509-SVID lifetime (whole seconds; zero means the CA default).
+    pub x509_ttl: Duration,
+    /// JWT-SVID lifetime (whole seconds; zero means the CA default).
+    pub jwt_ttl: Duration,
+    /// Extra DNS SANs for the X.509-SVID.
+    pub dns_names: Vec<String>,
+    /// The identity may call the admin API.
+    pub admin: bool,
+    /// Foreign trust domains whose bundles are served with this SVID.
+    pub federates_with: Vec<TrustDomain>,
+    /// The identity may mint SVIDs for a downstream CA.
+    pub downstream: bool,
+    /// Starts at 1; bumped by every update (optimistic concurrency).
+    pub revision: i64,
+    /// When the entry was created.
+    pub created_at: SystemTime,
+    /// When the entry was last changed.
+    pub updated_at: SystemTime,
+}
+
+/// The caller-chosen fields of a new registration entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEntry {
+    /// See [`RegistrationEntry::spiffe_id`].
+    pub spiffe_id: SpiffeId,
+    /// See [`RegistrationEntry::parent_id`].
+    pub parent_id: SpiffeId,
+    /// At least one, at most [`MAX_SELECTORS`]; order and duplicates do not matter.
+    pub selectors: Vec<Selector>,
+    /// See [`RegistrationEntry::x509_ttl`].
+    pub x509_ttl: Duration,
+    /// See [`RegistrationEntry::jwt_ttl`].
+    pub jwt_ttl: Duration,
+    /// See [`RegistrationEntry::dns_names`].
+    pub dns_names: Vec<String>,
+    /// See [`RegistrationEntry::admin`].
+    pub admin: bool,
+    /// See [`RegistrationEntry::federates_with`].
+    pub federates_with: Vec<TrustDomain>,
+    /// See [`RegistrationEntry::downstream`].
+    pub downstream: bool,
+}
+
+impl NewEntry {
+    /// An entry with the given IDs and selectors and defaults elsewhere.
+    pub fn new(spiffe_id: SpiffeId, parent_id: SpiffeId, selectors: Vec<Selector>) -> Self {
+        Self {
+            spiffe_id,
+            parent_id,
+            selectors,
+            x509_ttl: Duration::ZERO,
+            jwt_ttl: Duration::ZERO,
+            dns_names: Vec::new(),
+            admin: false,
+            federates_with: Vec::new(),
+            downstream: false,
+        }
+    }
+}
+
+/// A partial change to an entry: `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntryUpdate {
+    /// New SPIFFE ID.
+    pub spiffe_id: Option<SpiffeId>,
+    /// New parent ID.
+    pub parent_id: Option<SpiffeId>,
+    /// New selector set (replaces the old one).
+    pub selectors: Option<Vec<Selector>>,
+    /// New X.509-SVID lifetime.
+    pub x509_ttl: Option<Duration>,
+    /// New JWT-SVID lifetime.
+    pub jwt_ttl: Option<Duration>,
+    /// New DNS names.
+    pub dns_names: Option<Vec<String>>,
+    /// New admin flag.
+    pub admin: Option<bool>,
+    /// New federated trust domains.
+    pub federates_with: Option<Vec<TrustDomain>>,
+    /// New downstream flag.
+    pub downstream: Option<bool>,
+}
+
+/// Which entries [`Store::list_entries`](super::Store::list_entries) returns;
+/// every set field must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntryFilter {
+    /// Only entries with this parent.
+    pub parent_id: Option<SpiffeId>,
+    /// Only entries with this SPIFFE ID.
+    pub spiffe_id: Option<SpiffeId>,
+    /// Only entries that carry this selector (among others).
+    pub selector: Option<Selector>,
+}
+
+/// Keyset paging: items come in key order, `after` is the last key of the
+/// previous page (the `next` cursor it returned).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// Return only items whose key sorts after this cursor.
+    pub after: Option<String>,
+    /// Page size; clamped to `1..=1000`.
+    pub limit: u32,
+}
+
+impl Page {
+    /// The first page of `limit` items.
+    pub fn first(limit: u32) -> Self {
+        Self { after: None, limit }
+    }
+
+    /// The page after cursor `after`.
+    pub fn after(after: impl Into<String>, limit: u32) -> Self {
+        Self {
+            after: Some(after.into()),
+            limit,
+        }
+    }
+
+    /// The page size actually used.
+    pub fn clamped_limit(&self) -> u32 {
+        self.limit.clamp(1, MAX_PAGE_LIMIT)
+    }
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Self::first(100)
+    }
+}
+
+/// An attested node agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    /// The agent's SPIFFE ID (primary key).
+    pub spiffe_id: SpiffeId,
+    /// Which node attestor vouched for it (`join_token`, `k8s_psat`, …).
+    pub attestation_type: String,
+    /// Serial (hex) of the agent's current SVID.
+    pub serial: String,
+    /// When that SVID expires.
+    pub expires_at: SystemTime,
+    /// A banned agent may not renew or re-attest.
+    pub banned: bool,
+    /// Node selectors from attestation.
+    pub selectors: Vec<Selector>,
+    /// First attestation (kept across upserts).
+    pub created_at: SystemTime,
+    /// Last change.
+    pub updated_at: SystemTime,
+}
+
+/// A one-time join token. Only the SHA-256 of its secret is stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct JoinToken {
+    /// Public token ID; becomes part of the agent ID.
+    pub id: String,
+    /// SHA-256 of the secret (32 bytes).
+    pub hash: Vec<u8>,
+    /// Optional node alias the agent also gets.
+    pub spiffe_id: Option<SpiffeId>,
+    /// After this the token is refused.
+    pub expires_at: SystemTime,
+    /// When it was consumed; `None` while unused.
+    pub used_at: Option<SystemTime>,
+}
+
+impl fmt::Debug for JoinToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinToken")
+            .field("id", &self.id)
+            .field("hash", &"...")
+            .field("spiffe_id", &self.spiffe_id)
+            .field("expires_at", &self.expires_at)
+            .field("used_at", &self.used_at)
+            .finish()
+    }
+}
+
+/// One issued certificate, for audit and revocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuanceRecord {
+    /// Certificate serial (hex); unique.
+    pub serial: String,
+    /// The identity in the certificate.
+    pub spiffe_id: SpiffeId,
+    /// The agent that asked for it, if any.
+    pub agent_id: Option<SpiffeId>,
+    /// The entry it was issued for, if any.
+    pub entry_id: Option<String>,
+    /// Certificate expiry.
+    pub not_after: SystemTime,
+    /// When it was signed.
+    pub issued_at: SystemTime,
+}
+
+/// A trust bundle in SPIFFE bundle JSON form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBundle {
+    /// Whose bundle this is.
+    pub trust_domain: TrustDomain,
+    /// The SPIFFE bundle document.
+    pub spiffe_json: Vec<u8>,
+    /// Bundle sequence number, used for optimistic concurrency.
+    pub sequence: i64,
+    /// Last change.
+    pub updated_at: SystemTime,
+}
+
+/// One CA key slot (SPIRE-style prepared → active → old journal).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaKeyRecord {
+    /// Slot name (`A`, `B`, `jwt-A`, …).
+    pub slot: String,
+    /// The CA certificate chain, leaf first, PEM.
+    pub cert_chain_pem: String,
+    /// Where the key lives (path or HSM label); never key bytes.
+    pub key_ref: String,
+    /// CA certificate expiry.
+    pub not_after: SystemTime,
+    /// `prepared`, `active` or `old`.
+    pub state: String,
+}

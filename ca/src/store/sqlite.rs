@@ -1,0 +1,95 @@
+//! SQLite backend: the default, one file in the CA's data directory.
+//!
+//! Opened in WAL mode (readers never block the writer) with
+//! `synchronous=NORMAL`, foreign keys on and a busy timeout so concurrent
+//! writers queue instead of failing. Write transactions start with
+//! `BEGIN IMMEDIATE` so a read-then-write never deadlocks on lock upgrade.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use super::OpenOptions;
+use super::sql::{agent_cols, entry_cols, impl_sql_store, token_cols};
+
+/// How long a writer waits for the database lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// What to check when the file cannot be opened.
+const HINT: &str = "check that the data directory exists (or can be created) and is writable \
+                    by the user running the CA, and that the file is a meshid SQLite database";
+
+/// A [`Store`](super::Store) in a SQLite database.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: sqlx::SqlitePool,
+}
+
+// === impl SqliteStore ===
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file at `path` and applies migrations.
+    pub async fn open(path: &Path, opts: &OpenOptions) -> Result<Self, super::StoreError> {
+        let unreachable =
+            |source: Box<dyn std::error::Error + Send + Sync>| super::StoreError::Unreachable {
+                target: path.display().to_string(),
+                hint: HINT,
+                source,
+            };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| unreachable(Box::new(e)))?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(opts.max_connections.max(1))
+            .acquire_timeout(opts.connect_timeout)
+            .connect_with(options)
+            .await
+            .map_err(|e| unreachable(Box::new(e)))?;
+        Self::migrate(pool).await
+    }
+
+    /// Opens a private in-memory database (one connection; gone when dropped).
+    pub async fn open_in_memory() -> Result<Self, super::StoreError> {
+        let options = SqliteConnectOptions::new()
+            .in_memory(true)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .map_err(|e| super::StoreError::Unreachable {
+                target: "sqlite::memory:".into(),
+                hint: "SQLite could not allocate an in-memory database",
+                source: Box::new(e),
+            })?;
+        Self::migrate(pool).await
+    }
+
+    async fn migrate(pool: sqlx::SqlitePool) -> Result<Self, super::StoreError> {
+        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Closes the pool, waiting for connections to finish (checkpoints the WAL).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+impl_sql_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    sqlx::SqliteConnection,
+    "BEGIN IMMEDIATE"
+);

@@ -1,0 +1,756 @@
+//! One conformance suite for every `Store` backend: each test below runs
+//! against SQLite (a temp file) and PostgreSQL (a fresh database per test).
+//!
+//! PostgreSQL comes from `MESHID_TEST_POSTGRES_URL` (a role that may
+//! `CREATE DATABASE`); `scripts/postgres-test-server start` prints one.
+//! Without it the PostgreSQL half fails when `CI` is set, and otherwise
+//! prints a loud note and passes.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use meshid_ca::store::{
+    self, Agent, CaKeyRecord, EntryFilter, EntryUpdate, IssuanceRecord, JoinToken, NewEntry,
+    OpenOptions, Page, Store, StoreError, StoredBundle,
+};
+use meshid_identity::{Selector, SpiffeId, TrustDomain};
+use sha2::{Digest, Sha256};
+use sqlx::Connection;
+
+// === harness ===
+
+/// A store under test plus what must be cleaned up after it.
+struct Db {
+    store: Arc<dyn Store>,
+    _dir: Option<tempfile::TempDir>,
+    pg_drop: Option<(String, String)>,
+}
+
+impl Db {
+    async fn sqlite() -> Db {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("ca.db").display());
+        Db {
+            store: store::open(&url).await.unwrap(),
+            _dir: Some(dir),
+            pg_drop: None,
+        }
+    }
+
+    /// A fresh database on the test server, or `None` when there is no
+    /// server and we are not in CI.
+    async fn postgres() -> Option<Db> {
+        let Ok(admin_url) = std::env::var("MESHID_TEST_POSTGRES_URL") else {
+            if std::env::var_os("CI").is_some() {
+                panic!(
+                    "MESHID_TEST_POSTGRES_URL is not set, so the PostgreSQL store tests cannot \
+                     run; start one with `scripts/postgres-test-server start` and export the \
+                     URL it prints"
+                );
+            }
+            eprintln!(
+                "\n!!!!!!!!!! NOTE: PostgreSQL store tests NOT run: set MESHID_TEST_POSTGRES_URL \
+                 (scripts/postgres-test-server start) !!!!!!!!!!\n"
+            );
+            return None;
+        };
+        let name = format!("t_{}", hex::encode(rand::random::<[u8; 8]>()));
+        let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        admin.close().await.unwrap();
+        let url = with_database(&admin_url, &name);
+        Some(Db {
+            store: store::open(&url).await.unwrap(),
+            _dir: None,
+            pg_drop: Some((admin_url, name)),
+        })
+    }
+
+    async fn cleanup(self) {
+        drop(self.store);
+        if let Some((admin_url, name)) = self.pg_drop {
+            let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        }
+    }
+}
+
+/// `url` with its database name replaced by `db`.
+fn with_database(url: &str, db: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let query = tail.find('?').map(|i| &tail[i..]).unwrap_or("");
+    format!("{scheme}://{authority}/{db}{query}")
+}
+
+/// Runs each named test against both backends.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = super::Db::sqlite().await;
+                    super::$name(db.store.clone()).await;
+                    db.cleanup().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = super::Db::postgres().await else { return };
+                    super::$name(db.store.clone()).await;
+                    db.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    entry_crud_and_revision_conflict,
+    duplicate_entry_is_rejected,
+    paging_visits_every_entry_once,
+    sync_query_returns_entries_of_all_given_parents,
+    selector_filter_finds_entries_carrying_it,
+    invalid_entries_are_refused,
+    join_token_is_consumed_once,
+    concurrent_token_consumers_have_one_winner,
+    issuance_batch_is_all_or_nothing,
+    bundle_updates_check_the_sequence,
+    agents_can_be_banned_renewed_and_evicted,
+    ca_keys_and_health,
+);
+
+// === helpers ===
+
+fn id(s: &str) -> SpiffeId {
+    SpiffeId::parse(&format!("spiffe://example.org{s}")).unwrap()
+}
+
+fn sel(s: &str) -> Selector {
+    Selector::parse(s).unwrap()
+}
+
+fn at(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+fn sha(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+fn entry(path: &str, parent: &str, sels: &[&str]) -> NewEntry {
+    NewEntry::new(id(path), id(parent), sels.iter().map(|s| sel(s)).collect())
+}
+
+// === entries ===
+
+async fn entry_crud_and_revision_conflict(s: Arc<dyn Store>) {
+    let mut new = entry("/api", "/node/a", &["unix:uid:1000", "k8s:ns:payments"]);
+    new.x509_ttl = Duration::from_secs(3600);
+    new.dns_names = vec!["api.example.org".into()];
+    new.federates_with = vec![TrustDomain::new("partner.org").unwrap()];
+    new.admin = true;
+    let created = s.create_entry(new).await.unwrap();
+    assert_eq!(created.revision, 1);
+    assert_eq!(
+        created.selectors,
+        vec![sel("k8s:ns:payments"), sel("unix:uid:1000")]
+    );
+
+    let got = s.get_entry(&created.id).await.unwrap().unwrap();
+    assert_eq!(got, created, "an entry reads back exactly as created");
+    assert_eq!(s.count_entries().await.unwrap(), 1);
+
+    let change = EntryUpdate {
+        selectors: Some(vec![sel("unix:uid:2000")]),
+        jwt_ttl: Some(Duration::from_secs(300)),
+        ..EntryUpdate::default()
+    };
+    let updated = s
+        .update_entry(&created.id, change.clone(), Some(1))
+        .await
+        .unwrap();
+    assert_eq!(updated.revision, 2);
+    assert_eq!(updated.selectors, vec![sel("unix:uid:2000")]);
+    assert_eq!(updated.jwt_ttl, Duration::from_secs(300));
+    assert_eq!(
+        updated.x509_ttl,
+        Duration::from_secs(3600),
+        "untouched fields stay"
+    );
+    assert_eq!(s.get_entry(&created.id).await.unwrap().unwrap(), updated);
+
+    // A writer holding the old revision loses and changes nothing.
+    let stale = s
+        .update_entry(&created.id, EntryUpdate::default(), Some(1))
+        .await;
+    assert!(
+        matches!(stale, Err(StoreError::Conflict { .. })),
+        "{stale:?}"
+    );
+    assert_eq!(s.get_entry(&created.id).await.unwrap().unwrap().revision, 2);
+    // Without an expected revision the update always applies.
+    let forced = s
+        .update_entry(&created.id, EntryUpdate::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(forced.revision, 3);
+
+    let deleted = s.delete_entry(&created.id).await.unwrap();
+    assert_eq!(deleted.id, created.id);
+    assert!(s.get_entry(&created.id).await.unwrap().is_none());
+    assert_eq!(s.count_entries().await.unwrap(), 0);
+    assert!(matches!(
+        s.delete_entry(&created.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let missing = s
+        .update_entry(&created.id, EntryUpdate::default(), None)
+        .await;
+    assert!(matches!(missing, Err(StoreError::NotFound { .. })));
+}
+
+async fn duplicate_entry_is_rejected(s: Arc<dyn Store>) {
+    s.create_entry(entry("/api", "/node/a", &["unix:uid:1", "unix:gid:2"]))
+        .await
+        .unwrap();
+    // Same ID, parent and selector set (other order, a repeat) → duplicate.
+    let dup = s
+        .create_entry(entry(
+            "/api",
+            "/node/a",
+            &["unix:gid:2", "unix:uid:1", "unix:uid:1"],
+        ))
+        .await;
+    assert!(
+        matches!(dup, Err(StoreError::AlreadyExists { .. })),
+        "{dup:?}"
+    );
+    // Any difference makes a distinct entry.
+    s.create_entry(entry("/api", "/node/b", &["unix:uid:1", "unix:gid:2"]))
+        .await
+        .unwrap();
+    let other = s
+        .create_entry(entry("/api", "/node/a", &["unix:uid:1"]))
+        .await
+        .unwrap();
+    assert_eq!(s.count_entries().await.unwrap(), 3);
+    // Updating into a duplicate is refused too, and changes nothing.
+    let clash = EntryUpdate {
+        selectors: Some(vec![sel("unix:uid:1"), sel("unix:gid:2")]),
+        ..EntryUpdate::default()
+    };
+    let res = s.update_entry(&other.id, clash, None).await;
+    assert!(
+        matches!(res, Err(StoreError::AlreadyExists { .. })),
+        "{res:?}"
+    );
+    assert_eq!(s.get_entry(&other.id).await.unwrap().unwrap(), other);
+}
+
+async fn paging_visits_every_entry_once(s: Arc<dyn Store>) {
+    let mut want = HashSet::new();
+    for i in 0..2500 {
+        let e = s
+            .create_entry(entry(
+                &format!("/w/{i}"),
+                "/node/a",
+                &[&format!("unix:uid:{i}")],
+            ))
+            .await
+            .unwrap();
+        want.insert(e.id);
+    }
+    assert_eq!(s.count_entries().await.unwrap(), 2500);
+    let mut seen = HashSet::new();
+    let mut page = Page::first(300);
+    let mut pages = 0;
+    loop {
+        let (items, next) = s
+            .list_entries(&EntryFilter::default(), &page)
+            .await
+            .unwrap();
+        pages += 1;
+        assert!(items.len() <= 300);
+        for e in items {
+            assert!(seen.insert(e.id.clone()), "entry {} returned twice", e.id);
+        }
+        match next {
+            Some(cursor) => page = Page::after(cursor, 300),
+            None => break,
+        }
+    }
+    assert_eq!(seen, want, "every entry exactly once");
+    assert_eq!(pages, 9);
+    // Oversized limits are clamped to 1000.
+    let (big, _) = s
+        .list_entries(&EntryFilter::default(), &Page::first(50_000))
+        .await
+        .unwrap();
+    assert_eq!(big.len(), 1000);
+}
+
+async fn sync_query_returns_entries_of_all_given_parents(s: Arc<dyn Store>) {
+    for parent in ["/node/a", "/node/b", "/node/c"] {
+        for i in 0..5 {
+            s.create_entry(entry(&format!("{parent}/w{i}"), parent, &["unix:uid:1"]))
+                .await
+                .unwrap();
+        }
+    }
+    let parents = [id("/node/a"), id("/node/c"), id("/node/unknown")];
+    let mut got = Vec::new();
+    let mut page = Page::first(4);
+    loop {
+        let (items, next) = s.list_entries_by_parents(&parents, &page).await.unwrap();
+        got.extend(items);
+        match next {
+            Some(c) => page = Page::after(c, 4),
+            None => break,
+        }
+    }
+    assert_eq!(got.len(), 10);
+    assert!(
+        got.iter()
+            .all(|e| e.parent_id == id("/node/a") || e.parent_id == id("/node/c"))
+    );
+    assert!(
+        got.iter().all(|e| e.selectors == vec![sel("unix:uid:1")]),
+        "selectors loaded"
+    );
+    let (none, next) = s
+        .list_entries_by_parents(&[], &Page::default())
+        .await
+        .unwrap();
+    assert!(none.is_empty() && next.is_none());
+}
+
+async fn selector_filter_finds_entries_carrying_it(s: Arc<dyn Store>) {
+    let a = s
+        .create_entry(entry("/a", "/node/a", &["k8s:ns:pay", "k8s:sa:api"]))
+        .await
+        .unwrap();
+    let b = s
+        .create_entry(entry("/b", "/node/b", &["k8s:ns:pay"]))
+        .await
+        .unwrap();
+    s.create_entry(entry("/c", "/node/a", &["k8s:ns:web"]))
+        .await
+        .unwrap();
+
+    let by_sel = EntryFilter {
+        selector: Some(sel("k8s:ns:pay")),
+        ..EntryFilter::default()
+    };
+    let (found, _) = s.list_entries(&by_sel, &Page::default()).await.unwrap();
+    let ids: HashSet<_> = found.iter().map(|e| e.id.clone()).collect();
+    assert_eq!(ids, HashSet::from([a.id.clone(), b.id.clone()]));
+
+    let combined = EntryFilter {
+        selector: Some(sel("k8s:ns:pay")),
+        parent_id: Some(id("/node/a")),
+        ..EntryFilter::default()
+    };
+    let (found, _) = s.list_entries(&combined, &Page::default()).await.unwrap();
+    assert_eq!(found, vec![a.clone()]);
+
+    let by_id = EntryFilter {
+        spiffe_id: Some(id("/b")),
+        ..EntryFilter::default()
+    };
+    assert_eq!(
+        s.list_entries(&by_id, &Page::default()).await.unwrap().0,
+        vec![b]
+    );
+    let nothing = EntryFilter {
+        selector: Some(sel("k8s:ns:none")),
+        ..EntryFilter::default()
+    };
+    assert!(
+        s.list_entries(&nothing, &Page::default())
+            .await
+            .unwrap()
+            .0
+            .is_empty()
+    );
+}
+
+async fn invalid_entries_are_refused(s: Arc<dyn Store>) {
+    let none = s.create_entry(entry("/x", "/node/a", &[])).await;
+    assert!(matches!(none, Err(StoreError::Invalid(_))), "{none:?}");
+    let mut bad_dns = entry("/x", "/node/a", &["unix:uid:1"]);
+    bad_dns.dns_names = vec!["bad name\n".into()];
+    assert!(matches!(
+        s.create_entry(bad_dns).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(s.count_entries().await.unwrap(), 0, "nothing stored");
+}
+
+// === join tokens ===
+
+fn token(id: &str, secret: &str, expires: u64) -> JoinToken {
+    JoinToken {
+        id: id.into(),
+        hash: sha(secret),
+        spiffe_id: Some(id_alias()),
+        expires_at: at(expires),
+        used_at: None,
+    }
+}
+
+fn id_alias() -> SpiffeId {
+    id("/node/alias")
+}
+
+async fn join_token_is_consumed_once(s: Arc<dyn Store>) {
+    s.create_join_token(&token("t1", "secret-1", 2_000))
+        .await
+        .unwrap();
+    s.create_join_token(&token("t2", "secret-2", 2_000))
+        .await
+        .unwrap();
+    let dup = s.create_join_token(&token("t1", "secret-3", 2_000)).await;
+    assert!(
+        matches!(dup, Err(StoreError::AlreadyExists { .. })),
+        "{dup:?}"
+    );
+
+    let used = s
+        .consume_join_token(&sha("secret-1"), at(1_000))
+        .await
+        .unwrap();
+    assert_eq!(used.id, "t1");
+    assert_eq!(used.used_at, Some(at(1_000)));
+    assert_eq!(used.spiffe_id, Some(id_alias()));
+    let again = s.consume_join_token(&sha("secret-1"), at(1_001)).await;
+    assert!(matches!(again, Err(StoreError::TokenUsed)), "{again:?}");
+
+    let late = s.consume_join_token(&sha("secret-2"), at(2_000)).await;
+    assert!(
+        matches!(late, Err(StoreError::TokenExpired)),
+        "expiry is exclusive: {late:?}"
+    );
+    let unknown = s.consume_join_token(&sha("never-issued"), at(1_000)).await;
+    assert!(
+        matches!(unknown, Err(StoreError::NotFound { .. })),
+        "{unknown:?}"
+    );
+
+    let short = JoinToken {
+        hash: vec![1, 2, 3],
+        ..token("t3", "x", 2_000)
+    };
+    assert!(matches!(
+        s.create_join_token(&short).await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+async fn concurrent_token_consumers_have_one_winner(s: Arc<dyn Store>) {
+    for round in 0..5 {
+        let secret = format!("race-{round}");
+        s.create_join_token(&token(&format!("r{round}"), &secret, 2_000))
+            .await
+            .unwrap();
+        let racers: Vec<_> = (0..8)
+            .map(|_| {
+                let s = s.clone();
+                let hash = sha(&secret);
+                tokio::spawn(async move { s.consume_join_token(&hash, at(1_000)).await })
+            })
+            .collect();
+        let mut wins = 0;
+        for r in futures::future::join_all(racers).await {
+            match r.unwrap() {
+                Ok(_) => wins += 1,
+                Err(StoreError::TokenUsed) => {}
+                Err(e) => panic!("unexpected error from a losing consumer: {e}"),
+            }
+        }
+        assert_eq!(wins, 1, "round {round}: exactly one consumer wins");
+    }
+}
+
+// === issuance ===
+
+fn issuance(serial: String, i: u64) -> IssuanceRecord {
+    IssuanceRecord {
+        serial,
+        spiffe_id: id(&format!("/w/{i}")),
+        agent_id: i.is_multiple_of(2).then(|| id("/node/a")),
+        entry_id: i.is_multiple_of(3).then(|| format!("entry-{i}")),
+        not_after: at(10_000 + i),
+        issued_at: at(1_000 + i),
+    }
+}
+
+async fn issuance_batch_is_all_or_nothing(s: Arc<dyn Store>) {
+    let batch: Vec<_> = (0..5000)
+        .map(|i| issuance(format!("{i:032x}"), i))
+        .collect();
+    s.record_issuances(&batch).await.unwrap();
+    assert_eq!(s.count_issuances().await.unwrap(), 5000);
+    assert_eq!(
+        s.get_issuance(&batch[4242].serial).await.unwrap().unwrap(),
+        batch[4242]
+    );
+    assert_eq!(
+        s.get_issuance(&batch[3].serial).await.unwrap().unwrap(),
+        batch[3]
+    );
+    assert!(s.get_issuance("ffff").await.unwrap().is_none());
+
+    // A second batch whose last row repeats a stored serial stores nothing.
+    let mut bad: Vec<_> = (5000..10_000)
+        .map(|i| issuance(format!("{i:032x}"), i))
+        .collect();
+    bad[4999].serial = batch[0].serial.clone();
+    let res = s.record_issuances(&bad).await;
+    assert!(
+        matches!(res, Err(StoreError::AlreadyExists { .. })),
+        "{res:?}"
+    );
+    assert_eq!(s.count_issuances().await.unwrap(), 5000);
+    assert!(s.get_issuance(&bad[0].serial).await.unwrap().is_none());
+
+    // So does a batch that repeats a serial within itself.
+    let inner = vec![
+        issuance("aa".into(), 1),
+        issuance("bb".into(), 2),
+        issuance("aa".into(), 3),
+    ];
+    assert!(s.record_issuances(&inner).await.is_err());
+    assert_eq!(s.count_issuances().await.unwrap(), 5000);
+    s.record_issuances(&[]).await.unwrap();
+}
+
+// === bundles ===
+
+fn bundle(seq: i64) -> StoredBundle {
+    StoredBundle {
+        trust_domain: TrustDomain::new("example.org").unwrap(),
+        spiffe_json: format!("{{\"spiffe_sequence\":{seq},\"keys\":[]}}").into_bytes(),
+        sequence: seq,
+        updated_at: at(5_000 + seq as u64),
+    }
+}
+
+async fn bundle_updates_check_the_sequence(s: Arc<dyn Store>) {
+    let td = TrustDomain::new("example.org").unwrap();
+    assert!(s.get_bundle(&td).await.unwrap().is_none());
+    s.put_bundle(&bundle(1), Some(0)).await.unwrap();
+    let again = s.put_bundle(&bundle(1), Some(0)).await;
+    assert!(
+        matches!(again, Err(StoreError::Conflict { .. })),
+        "create-only on existing"
+    );
+    s.put_bundle(&bundle(2), Some(1)).await.unwrap();
+    let stale = s.put_bundle(&bundle(3), Some(1)).await;
+    assert!(
+        matches!(stale, Err(StoreError::Conflict { .. })),
+        "{stale:?}"
+    );
+    assert_eq!(s.get_bundle(&td).await.unwrap().unwrap(), bundle(2));
+    let missing = StoredBundle {
+        trust_domain: TrustDomain::new("other.org").unwrap(),
+        ..bundle(2)
+    };
+    assert!(matches!(
+        s.put_bundle(&missing, Some(1)).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    s.put_bundle(&missing, None).await.unwrap();
+    s.put_bundle(&bundle(7), None).await.unwrap();
+    let all = s.list_bundles().await.unwrap();
+    assert_eq!(all, vec![bundle(7), missing]);
+}
+
+// === agents ===
+
+fn agent(path: &str) -> Agent {
+    Agent {
+        spiffe_id: id(path),
+        attestation_type: "join_token".into(),
+        serial: "01ab".into(),
+        expires_at: at(9_000),
+        banned: false,
+        selectors: vec![sel("join_token:t1")],
+        created_at: at(1_000),
+        updated_at: at(1_000),
+    }
+}
+
+async fn agents_can_be_banned_renewed_and_evicted(s: Arc<dyn Store>) {
+    for i in 0..7 {
+        s.upsert_agent(&agent(&format!("/agent/{i}")))
+            .await
+            .unwrap();
+    }
+    assert_eq!(s.count_agents().await.unwrap(), 7);
+    let a3 = id("/agent/3");
+    assert_eq!(s.get_agent(&a3).await.unwrap().unwrap(), agent("/agent/3"));
+
+    s.set_agent_banned(&a3, true).await.unwrap();
+    assert!(s.get_agent(&a3).await.unwrap().unwrap().banned);
+    s.update_agent_serial(&a3, "02cd", at(19_000))
+        .await
+        .unwrap();
+    let renewed = s.get_agent(&a3).await.unwrap().unwrap();
+    assert_eq!(
+        (renewed.serial.as_str(), renewed.expires_at),
+        ("02cd", at(19_000))
+    );
+
+    // Re-attestation replaces selectors but keeps the first-seen time.
+    let mut again = agent("/agent/3");
+    again.selectors = vec![sel("k8s:node:n1"), sel("k8s:ns:kube-system")];
+    again.created_at = at(8_000);
+    s.upsert_agent(&again).await.unwrap();
+    let got = s.get_agent(&a3).await.unwrap().unwrap();
+    assert_eq!(got.selectors, again.selectors);
+    assert_eq!(got.created_at, at(1_000));
+
+    s.delete_agent(&a3).await.unwrap();
+    assert!(s.get_agent(&a3).await.unwrap().is_none());
+    assert!(matches!(
+        s.delete_agent(&a3).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.set_agent_banned(&a3, false).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let renew = s.update_agent_serial(&a3, "03", at(1)).await;
+    assert!(matches!(renew, Err(StoreError::NotFound { .. })));
+
+    let mut listed = Vec::new();
+    let mut page = Page::first(2);
+    loop {
+        let (items, next) = s.list_agents(&page).await.unwrap();
+        listed.extend(items.into_iter().map(|a| a.spiffe_id));
+        match next {
+            Some(c) => page = Page::after(c, 2),
+            None => break,
+        }
+    }
+    let want: Vec<_> = [0, 1, 2, 4, 5, 6]
+        .iter()
+        .map(|i| id(&format!("/agent/{i}")))
+        .collect();
+    assert_eq!(listed, want);
+}
+
+// === CA keys and health ===
+
+async fn ca_keys_and_health(s: Arc<dyn Store>) {
+    s.health().await.unwrap();
+    let key = |slot: &str, state: &str| CaKeyRecord {
+        slot: slot.into(),
+        cert_chain_pem: "-----BEGIN CERTIFICATE-----\n...\n".into(),
+        key_ref: format!("/var/lib/meshid/keys/{slot}.pem"),
+        not_after: at(99_000),
+        state: state.into(),
+    };
+    s.put_ca_key(&key("B", "prepared")).await.unwrap();
+    s.put_ca_key(&key("A", "active")).await.unwrap();
+    s.put_ca_key(&key("A", "old")).await.unwrap();
+    assert_eq!(
+        s.list_ca_keys().await.unwrap(),
+        vec![key("A", "old"), key("B", "prepared")]
+    );
+    assert!(matches!(
+        s.put_ca_key(&key("C", "bogus")).await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+// === backend-specific ===
+
+#[tokio::test]
+async fn sqlite_file_keeps_data_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("nested/dir/ca.db").display());
+    let created = {
+        let s = store::open(&url).await.unwrap();
+        s.create_join_token(&token("t1", "s", 2_000)).await.unwrap();
+        s.create_entry(entry("/api", "/node/a", &["unix:uid:1"]))
+            .await
+            .unwrap()
+    };
+    let s = store::open(&url).await.unwrap();
+    assert_eq!(s.get_entry(&created.id).await.unwrap().unwrap(), created);
+    assert_eq!(
+        s.consume_join_token(&sha("s"), at(1_000)).await.unwrap().id,
+        "t1"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_in_memory_works() {
+    let s = store::open("sqlite::memory:").await.unwrap();
+    s.create_entry(entry("/api", "/node/a", &["unix:uid:1"]))
+        .await
+        .unwrap();
+    assert_eq!(s.count_entries().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn unwritable_sqlite_path_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let url = format!("sqlite://{}", file.join("ca.db").display());
+    let err = store::open(&url).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unreachable { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("not-a-dir") && msg.contains("writable"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn unreachable_postgres_is_reported_with_redacted_url() {
+    // Bind then drop a listener: the port is (almost certainly) closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://meshid:hunter2@127.0.0.1:{port}/meshid");
+    let opts = OpenOptions {
+        connect_timeout: Duration::from_millis(300),
+        ..OpenOptions::default()
+    };
+    let err = store::open_with(&url, &opts).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unreachable { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(!msg.contains("hunter2"), "password leaked: {msg}");
+    assert!(
+        msg.contains(&format!("127.0.0.1:{port}")) && msg.contains("PostgreSQL is running"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_url_scheme_is_refused() {
+    let err = store::open("mysql://root:pw@db/ca").await.unwrap_err();
+    assert!(matches!(err, StoreError::BadUrl { .. }), "{err:?}");
+    assert!(!err.to_string().contains(":pw@"));
+}
