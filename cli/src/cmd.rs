@@ -1,0 +1,46 @@
+//! Subcommands, one module each.
+
+mod agent;
+mod bundle;
+mod ca;
+mod entry;
+mod policy;
+mod proxy;
+mod token;
+mod up;
+
+/// Every `meshid` subcommand.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// The certificate authority: `serve`, `show`.
+    Ca(ca::Args),
+    /// The node agent (`run`, `api fetch`) and agent administration
+    /// (`list`, `show`, `evict`, `ban`).
+    Agent(agent::Args),
+    /// The mTLS sidecar proxy: `run`.
+    Proxy(proxy::Args),
+    /// Registration entries: create, update, show, list, delete.
+    Entry(entry::Args),
+    /// Join tokens for node attestation: generate.
+    Token(token::Args),
+    /// Trust bundles: show, set (federation).
+    Bundle(bundle::Args),
+    /// Authorization policies: check, explain.
+    Policy(policy::Args),
+    /// Everything on one machine: CA, agent, two demo services behind proxies.
+    Up(up::Args),
+}
+
+/// Runs one subcommand to completion.
+pub async fn run(cmd: Command) -> anyhow::Result<()> {
+    match cmd {
+        Command::Ca(a) => ca::run(a).await,
+        Command::Agent(a) => agent::run(a).await,
+        Command::Proxy(a) => proxy::run(a).await,
+        Command::Entry(a) => entry::run(a).await,
+        Command::Token(a) => token::run(a).await,
+        Command::Bundle(a) => bundle::run(a).await,
+        Command::Policy(a) => policy::run(a).await,
+        Command::Up(a) => up::run(a).await,
+    }
+}

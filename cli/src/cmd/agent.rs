@@ -1,0 +1,40 @@
+//! `meshid agent`: run the node agent, query it, or administer agents on the CA.
+
+mod admin;
+mod api;
+mod run;
+
+/// Arguments of `meshid agent`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Runs the node agent (Workload API + SDS on Unix sockets).
+    Run(run::Args),
+    /// Talks to a running agent's Workload API (debugging).
+    Api(api::Args),
+    /// Lists attested agents (admin API of the CA).
+    List(admin::ListArgs),
+    /// Shows one agent.
+    Show(admin::IdArgs),
+    /// Evicts an agent: it must re-attest.
+    Evict(admin::IdArgs),
+    /// Bans an agent: it is refused until unbanned by deleting it.
+    Ban(admin::IdArgs),
+}
+
+/// Runs `meshid agent …`.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    match args.command {
+        Command::Run(a) => run::run(a).await,
+        Command::Api(a) => api::run(a).await,
+        Command::List(a) => admin::list(a).await,
+        Command::Show(a) => admin::show(a).await,
+        Command::Evict(a) => admin::evict(a).await,
+        Command::Ban(a) => admin::ban(a).await,
+    }
+}
