@@ -1,0 +1,242 @@
+//! The agent's configuration file (TOML).
+//!
+//! ```toml
+//! trust_domain = "example.org"
+//! ca_address = "ca.example.org:8081"
+//! trust_bundle_file = "/etc/meshid/ca-bundle.pem"
+//! data_dir = "/var/lib/meshid-agent"
+//! workload_api_socket = "/run/meshid/agent.sock"
+//! ops_listen = "127.0.0.1:9090"
+//! sync_interval = "5s"
+//! ```
+
+mod duration;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use meshid_identity::TrustDomain;
+use serde::Deserialize;
+
+pub use duration::parse_duration;
+
+/// Environment variable the join token may come from.
+pub const JOIN_TOKEN_ENV: &str = "MESHID_JOIN_TOKEN";
+/// Largest number of CSRs the agent sends in one `SignX509Svids` call.
+pub const MAX_BATCH_SIZE: usize = 500;
+/// Largest configuration file accepted, in bytes.
+pub const MAX_CONFIG_LEN: usize = 1024 * 1024;
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read agent config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is larger than [`MAX_CONFIG_LEN`].
+    #[error("agent config is {0} bytes; the limit is 1 MiB")]
+    TooLarge(usize),
+    /// The TOML is malformed or has an unknown/mistyped field.
+    #[error("agent config is not valid: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// A field has a value the agent cannot use.
+    #[error("agent config field `{field}` is invalid: {reason}")]
+    Invalid {
+        /// The field name.
+        field: &'static str,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+}
+
+/// A join token; `Debug` never prints it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct JoinToken(String);
+
+/// The agent's configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// The trust domain the agent and its CA belong to.
+    pub trust_domain: String,
+    /// The CA's node API, `host:port`.
+    pub ca_address: String,
+    /// PEM file with the CA roots to trust on first attestation.
+    #[serde(default)]
+    pub trust_bundle_file: Option<PathBuf>,
+    /// One-time join token (else the `MESHID_JOIN_TOKEN` environment variable).
+    #[serde(default)]
+    pub join_token: Option<JoinToken>,
+    /// Where the agent keeps its key, SVID and bundle.
+    pub data_dir: PathBuf,
+    /// Unix socket of the SPIFFE Workload API.
+    pub workload_api_socket: PathBuf,
+    /// Unix socket of the Envoy SDS server (defaults to the Workload API socket).
+    #[serde(default)]
+    pub sds_socket: Option<PathBuf>,
+    /// Address of the ops HTTP server (`/healthz`, `/readyz`, `/metrics`).
+    #[serde(default)]
+    pub ops_listen: Option<SocketAddr>,
+    /// How often to sync entries with the CA.
+    #[serde(default = "default_sync_interval", with = "duration::serde_str")]
+    pub sync_interval: Duration,
+    /// Fraction of an SVID's lifetime after which it is renewed.
+    #[serde(default = "default_rotation_fraction")]
+    pub rotation_fraction: f64,
+    /// Random spread (± fraction of lifetime) added to the renewal point.
+    #[serde(default = "default_rotation_jitter")]
+    pub rotation_jitter: f64,
+    /// CSRs per `SignX509Svids` call (1 to 500).
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+}
+
+fn default_sync_interval() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_rotation_fraction() -> f64 {
+    0.5
+}
+fn default_rotation_jitter() -> f64 {
+    0.1
+}
+fn default_batch_size() -> usize {
+    MAX_BATCH_SIZE
+}
+
+// === impl JoinToken ===
+
+impl JoinToken {
+    /// Wraps a token.
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+
+    /// The token text.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for JoinToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JoinToken(...)")
+    }
+}
+
+// === impl AgentConfig ===
+
+impl AgentConfig {
+    /// Parses and validates TOML text.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        if text.len() > MAX_CONFIG_LEN {
+            return Err(ConfigError::TooLarge(text.len()));
+        }
+        let config: Self = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads, parses and validates a TOML file.
+    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let read = |source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let len = std::fs::metadata(path).map_err(read)?.len();
+        if len > MAX_CONFIG_LEN as u64 {
+            return Err(ConfigError::TooLarge(
+                usize::try_from(len).unwrap_or(usize::MAX),
+            ));
+        }
+        let text = std::fs::read_to_string(path).map_err(read)?;
+        Self::from_toml(&text)
+    }
+
+    /// Uses `MESHID_JOIN_TOKEN` when the file sets no token.
+    pub fn with_env_token(mut self) -> Self {
+        if self.join_token.is_none()
+            && let Ok(t) = std::env::var(JOIN_TOKEN_ENV)
+            && !t.is_empty()
+        {
+            self.join_token = Some(JoinToken(t));
+        }
+        self
+    }
+
+    /// The trust domain, parsed.
+    pub fn trust_domain(&self) -> Result<TrustDomain, ConfigError> {
+        TrustDomain::new(&self.trust_domain).map_err(|e| ConfigError::Invalid {
+            field: "trust_domain",
+            reason: e.to_string(),
+        })
+    }
+
+    /// The SDS socket (the Workload API socket when unset).
+    pub fn sds_socket(&self) -> &std::path::Path {
+        self.sds_socket
+            .as_deref()
+            .unwrap_or(&self.workload_api_socket)
+    }
+
+    /// Checks every field; call again after overriding fields.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, reason: &str| ConfigError::Invalid {
+            field,
+            reason: reason.to_owned(),
+        };
+        self.trust_domain()?;
+        if self
+            .ca_address
+            .rsplit_once(':')
+            .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+        {
+            return Err(invalid(
+                "ca_address",
+                "must be host:port, e.g. \"ca.example.org:8081\"",
+            ));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "must name a directory"));
+        }
+        if self.workload_api_socket.as_os_str().is_empty() {
+            return Err(invalid("workload_api_socket", "must name a socket path"));
+        }
+        if self.sync_interval < Duration::from_millis(100)
+            || self.sync_interval > Duration::from_secs(3600)
+        {
+            return Err(invalid("sync_interval", "must be between 100ms and 1h"));
+        }
+        if !(0.1..=0.9).contains(&self.rotation_fraction) {
+            return Err(invalid(
+                "rotation_fraction",
+                "must be between 0.1 and 0.9 (0.5 is usual)",
+            ));
+        }
+        if !(0.0..=0.3).contains(&self.rotation_jitter)
+            || self.rotation_fraction + self.rotation_jitter >= 1.0
+            || self.rotation_fraction - self.rotation_jitter <= 0.0
+        {
+            return Err(invalid(
+                "rotation_jitter",
+                "must be between 0 and 0.3 and keep rotation_fraction ± jitter inside (0, 1)",
+            ));
+        }
+        if !(1..=MAX_BATCH_SIZE).contains(&self.batch_size) {
+            return Err(invalid("batch_size", "must be between 1 and 500"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

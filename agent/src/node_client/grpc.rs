@@ -1,0 +1,175 @@
+//! [`CaClient`] over gRPC: `Attest` over server-authenticated TLS, every
+//! other RPC over mTLS with the current agent SVID.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use meshid_identity::{BundleSet, TrustDomain};
+use meshid_proto::ca::node_client::NodeClient;
+use meshid_proto::ca::{
+    AttestRequest, AttestResponse, MintJwtSvidsRequest, MintJwtSvidsResponse, RenewAgentRequest,
+    RenewAgentResponse, SignX509SvidsRequest, SignX509SvidsResponse, SyncRequest, SyncResponse,
+};
+use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
+use tonic::transport::{Channel, Endpoint};
+
+use super::{AgentCredentials, CaClient, CaError, tls};
+
+/// How long one RPC may take.
+const RPC_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long connecting may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The CA node API over the network.
+#[derive(Debug)]
+pub struct GrpcCaClient {
+    endpoint: Endpoint,
+    server_name: ServerName<'static>,
+    trust_domain: TrustDomain,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    bundles: Arc<BundleSet>,
+    creds: Option<AgentCredentials>,
+    channel: Option<Channel>,
+}
+
+// === impl GrpcCaClient ===
+
+impl GrpcCaClient {
+    /// A client of the CA at `address` (`host:port`) in `trust_domain`.
+    ///
+    /// Nothing is contacted until the first call.
+    pub fn new(address: &str, trust_domain: TrustDomain) -> Result<Self, CaError> {
+        let (host, _) = address
+            .rsplit_once(':')
+            .ok_or_else(|| CaError::Tls(format!("CA address {address:?} is not host:port")))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let server_name = ServerName::try_from(host.to_owned())
+            .map_err(|_| CaError::Tls(format!("CA host {host:?} is not a DNS name or IP")))?;
+        let endpoint = Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|e| CaError::Tls(format!("CA address {address:?}: {e}")))?
+            .timeout(RPC_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true);
+        Ok(Self {
+            endpoint,
+            server_name,
+            trust_domain,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The mTLS channel for the current credentials (built lazily).
+    fn mtls(&self) -> Result<NodeClient<Channel>, CaError> {
+        let mut st = self.lock();
+        if let Some(ch) = &st.channel {
+            return Ok(client(ch.clone()));
+        }
+        let creds = st.creds.as_ref().ok_or(CaError::NoCredentials)?;
+        let config = tls::client_config(&self.trust_domain, st.bundles.clone(), Some(creds))?;
+        let ch = self
+            .endpoint
+            .connect_with_connector_lazy(connector(config, self.server_name.clone()));
+        st.channel = Some(ch.clone());
+        Ok(client(ch))
+    }
+}
+
+fn client(ch: Channel) -> NodeClient<Channel> {
+    NodeClient::new(ch)
+        .max_decoding_message_size(meshid_proto::MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(meshid_proto::MAX_MESSAGE_SIZE)
+}
+
+/// TCP + TLS to the URI's authority.
+fn connector(
+    config: Arc<ClientConfig>,
+    server_name: ServerName<'static>,
+) -> impl tower::Service<
+    http::Uri,
+    Response = TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+    Error = std::io::Error,
+    Future = impl Send,
+> + Send
++ Clone
++ 'static {
+    tower::service_fn(move |uri: http::Uri| {
+        let config = config.clone();
+        let server_name = server_name.clone();
+        async move {
+            let authority = uri
+                .authority()
+                .ok_or_else(|| std::io::Error::other("CA URI has no host:port"))?
+                .to_string();
+            let tcp = tokio::net::TcpStream::connect(authority).await?;
+            tcp.set_nodelay(true)?;
+            let tls = tokio_rustls::TlsConnector::from(config)
+                .connect(server_name, tcp)
+                .await?;
+            Ok(TokioIo::new(tls))
+        }
+    })
+}
+
+fn transport(e: tonic::transport::Error) -> CaError {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    CaError::Unavailable(msg)
+}
+
+#[async_trait::async_trait]
+impl CaClient for GrpcCaClient {
+    async fn attest(&self, req: AttestRequest) -> Result<AttestResponse, CaError> {
+        let bundles = self.lock().bundles.clone();
+        let config = tls::client_config(&self.trust_domain, bundles, None)?;
+        let ch = self
+            .endpoint
+            .connect_with_connector(connector(config, self.server_name.clone()))
+            .await
+            .map_err(transport)?;
+        Ok(client(ch).attest(req).await?.into_inner())
+    }
+
+    async fn renew_agent(&self, req: RenewAgentRequest) -> Result<RenewAgentResponse, CaError> {
+        Ok(self.mtls()?.renew_agent(req).await?.into_inner())
+    }
+
+    async fn sync(&self, req: SyncRequest) -> Result<SyncResponse, CaError> {
+        Ok(self.mtls()?.sync(req).await?.into_inner())
+    }
+
+    async fn sign_x509_svids(
+        &self,
+        req: SignX509SvidsRequest,
+    ) -> Result<SignX509SvidsResponse, CaError> {
+        Ok(self.mtls()?.sign_x509_svids(req).await?.into_inner())
+    }
+
+    async fn mint_jwt_svids(
+        &self,
+        req: MintJwtSvidsRequest,
+    ) -> Result<MintJwtSvidsResponse, CaError> {
+        Ok(self.mtls()?.mint_jwt_svids(req).await?.into_inner())
+    }
+
+    fn set_credentials(&self, creds: Option<AgentCredentials>, bundles: Arc<BundleSet>) {
+        let mut st = self.lock();
+        st.creds = creds;
+        st.bundles = bundles;
+        st.channel = None;
+    }
+}
