@@ -2,5 +2,9 @@
 #![forbid(unsafe_code)]
 
 pub mod attestor;
+pub mod cache;
 
 pub use attestor::{AttestError, PeerInfo, ProcessIdentity, UnixAttestor, WorkloadAttestor};
+pub mod clock;
+pub mod config;
+pub mod node_client;
