@@ -77,8 +77,14 @@ pub(crate) fn to_system_time(secs: i64) -> SystemTime {
 
 /// Parses DER with no trailing bytes; used by [`parse_cert`].
 fn parse_exact(der: &[u8]) -> Option<X509Certificate<'_>> {
+    // The parser tolerates a primitive outer SEQUENCE tag; DER does not.
+    if der.first() != Some(&0x30) {
+        return None;
+    }
     match X509Certificate::from_der(der) {
-        Ok(([], cert)) => Some(cert),
+        // A signature BIT STRING with unused bits would let one certificate
+        // have several encodings that all verify; refuse it.
+        Ok(([], cert)) if cert.signature_value.unused_bits == 0 => Some(cert),
         _ => None,
     }
 }

@@ -362,3 +362,18 @@ fn empty_garbage_and_oversize_input() {
     let huge = CertificateDer::from(vec![0u8; 20_000]);
     assert_eq!(verify(&[huge], &set), Err(SvidError::TooLong));
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    #[test]
+    fn corrupted_leaf_is_never_accepted(pos in 0usize..4096, xor in 1u8..=255) {
+        let root = root("example.org", "root", None);
+        let set = bundles(&[("example.org", &root)]);
+        let mut der = issue(&good_leaf("spiffe://example.org/a"), &root).to_vec();
+        // Stay inside the signed TBSCertificate: the parser tolerates some
+        // non-DER tags in the unsigned wrapper (outer and AlgorithmIdentifier).
+        let i = 4 + pos % (der.len() - 104);
+        der[i] ^= xor;
+        proptest::prop_assert!(verify(&[CertificateDer::from(der)], &set).is_err());
+    }
+}

@@ -46,8 +46,13 @@ pub fn verify_csr(der: &[u8]) -> Result<VerifiedCsr, CsrError> {
     if der.len() > MAX_CSR_LEN {
         return Err(CsrError::TooLong(der.len()));
     }
+    // The parser tolerates a primitive outer SEQUENCE tag; DER does not.
+    if der.first() != Some(&0x30) {
+        return Err(CsrError::Malformed);
+    }
     let csr = match X509CertificationRequest::from_der(der) {
-        Ok(([], csr)) => csr,
+        // Unused bits in the signature would make the CSR malleable.
+        Ok(([], csr)) if csr.signature_value.unused_bits == 0 => csr,
         _ => return Err(CsrError::Malformed),
     };
     let spki = &csr.certification_request_info.subject_pki;
@@ -131,5 +136,29 @@ mod tests {
         let mut trailing = csr_der();
         trailing.push(0);
         assert_eq!(verify_csr(&trailing), Err(CsrError::Malformed));
+    }
+
+    #[test]
+    fn signature_with_unused_bits_is_refused() {
+        let mut der = csr_der();
+        // Find the signature BIT STRING: tag 0x03 whose content runs to the end.
+        let pos = (0..der.len() - 2)
+            .rev()
+            .find(|&i| der[i] == 0x03 && usize::from(der[i + 1]) == der.len() - i - 2)
+            .unwrap();
+        assert_eq!(der[pos + 2], 0);
+        // Make the last byte end in a zero bit so the DER padding rule holds.
+        let last = der.len() - 1;
+        der[last] &= 0xfe;
+        der[pos + 2] = 1;
+        assert_eq!(verify_csr(&der), Err(CsrError::Malformed));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..2048)) {
+            proptest::prop_assert!(verify_csr(&bytes).is_err());
+        }
+
     }
 }
