@@ -7,3 +7,7 @@
 pub mod store;
 
 pub use store::{Store, StoreError};
+pub mod authority;
+pub mod keymanager;
+pub mod node_attestor;
+pub mod upstream;

@@ -1,0 +1,328 @@
+//! The signing authority: holds the CA key and chain, applies the issuance
+//! policy and signs X.509-SVIDs and JWT-SVIDs.
+//!
+//! Policy: the SPIFFE ID and DNS names always come from the registration
+//! entry (the caller passes them), never from a CSR; the CSR only supplies
+//! the public key. Lifetimes follow [`ttl::svid_lifetime`].
+
+pub mod ttl;
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use meshid_identity::jwt::{self, JwtError, JwtSigningKey};
+use meshid_identity::x509::sign_svid;
+use meshid_identity::{SpiffeId, SvidTemplate, TrustBundle, TrustDomain, X509Error};
+use rcgen::KeyPair;
+use rustls_pki_types::CertificateDer;
+use sha2::Digest;
+
+use crate::keymanager::KeyManager;
+use crate::store::{CaKeyRecord, Store, StoreError, StoredBundle};
+use crate::upstream::{CaMaterial, UpstreamAuthority, UpstreamError, cert_facts};
+
+/// The key manager slot of the JWT-SVID signing key.
+pub const JWT_KEY_SLOT: &str = "jwt";
+
+/// Issuance limits.
+#[derive(Debug, Clone)]
+pub struct AuthorityConfig {
+    /// The trust domain the CA issues for.
+    pub trust_domain: TrustDomain,
+    /// X.509-SVID lifetime when neither request nor entry sets one.
+    pub default_x509_ttl: Duration,
+    /// Longest X.509-SVID lifetime.
+    pub max_x509_ttl: Duration,
+    /// JWT-SVID lifetime when neither request nor entry sets one.
+    pub default_jwt_ttl: Duration,
+    /// Longest JWT-SVID lifetime.
+    pub max_jwt_ttl: Duration,
+    /// Lifetime of agent SVIDs.
+    pub agent_ttl: Duration,
+}
+
+impl AuthorityConfig {
+    /// Defaults: 1 h X.509-SVIDs (max 1 h), 5 min JWT-SVIDs (max 1 h), 1 h agents.
+    pub fn new(trust_domain: TrustDomain) -> Self {
+        Self {
+            trust_domain,
+            default_x509_ttl: Duration::from_secs(3600),
+            max_x509_ttl: Duration::from_secs(3600),
+            default_jwt_ttl: Duration::from_secs(300),
+            max_jwt_ttl: Duration::from_secs(3600),
+            agent_ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// An authority failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthorityError {
+    /// The signing material could not be obtained.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    /// The JWT key could not be loaded or used.
+    #[error("JWT-SVID signing key: {0}")]
+    Jwt(#[from] JwtError),
+    /// Key manager failure.
+    #[error(transparent)]
+    Keys(#[from] crate::keymanager::KeyManagerError),
+    /// Certificate signing failed.
+    #[error("signing failed: {0}")]
+    Sign(#[from] X509Error),
+    /// The signing certificate has no time left.
+    #[error(
+        "the CA certificate has expired; renew the upstream CA or restart to create a new root"
+    )]
+    CaExpired,
+    /// The signing certificate does not belong to the trust domain.
+    #[error("the CA certificate is unusable: {0}")]
+    BadCa(String),
+}
+
+/// What to put into one X.509-SVID.
+#[derive(Debug, Clone)]
+pub struct X509SvidSpec<'a> {
+    /// The SPIFFE ID (from the entry).
+    pub spiffe_id: &'a SpiffeId,
+    /// DNS SANs (from the entry).
+    pub dns_names: &'a [String],
+    /// The subject's public key (SubjectPublicKeyInfo DER, from a verified CSR).
+    pub public_key_der: &'a [u8],
+    /// Requested lifetime (zero = no preference).
+    pub requested_ttl: Duration,
+    /// The entry's lifetime (zero = CA default).
+    pub entry_ttl: Duration,
+}
+
+/// A signed X.509-SVID.
+#[derive(Debug, Clone)]
+pub struct IssuedX509Svid {
+    /// Leaf first, then the CA chain up to (not including) the root.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// The leaf's serial, lowercase hex.
+    pub serial: String,
+    /// The leaf's notAfter.
+    pub not_after: SystemTime,
+}
+
+/// The CA's signing identity.
+pub struct Authority {
+    config: AuthorityConfig,
+    kind: &'static str,
+    material: CaMaterial,
+    key_pair: KeyPair,
+    ca_not_after: SystemTime,
+    chain_after_leaf: Vec<CertificateDer<'static>>,
+    jwt_key: JwtSigningKey,
+    bundle: TrustBundle,
+}
+
+// === impl Authority ===
+
+impl Authority {
+    /// Obtains the signing material from `upstream` and the JWT key from
+    /// `keys` (generating what is missing).
+    pub fn new(
+        config: AuthorityConfig,
+        upstream: &dyn UpstreamAuthority,
+        keys: &dyn KeyManager,
+        now: SystemTime,
+    ) -> Result<Self, AuthorityError> {
+        let material = upstream.obtain(&config.trust_domain, keys, now)?;
+        let key_pair = material
+            .key
+            .key_pair()
+            .map_err(|e| AuthorityError::BadCa(e.to_string()))?;
+        let (_, ca_not_after, _) = cert_facts(&material.signing_cert)
+            .ok_or_else(|| AuthorityError::BadCa("signing certificate is unreadable".into()))?;
+        if ca_not_after <= now {
+            return Err(AuthorityError::CaExpired);
+        }
+        let jwt_private = keys.load_or_generate(JWT_KEY_SLOT)?;
+        let kid = key_id(&jwt_private.public_key_der());
+        let jwt_key = JwtSigningKey::from_pkcs8_der(kid, jwt_private.pkcs8_der())?;
+        let mut bundle = TrustBundle::new(config.trust_domain.clone());
+        bundle.x509_authorities = material.roots.clone();
+        bundle.jwt_authorities = vec![jwt_key.public_authority()];
+        bundle.refresh_hint = Some(Duration::from_secs(300));
+        Ok(Self {
+            kind: upstream.kind(),
+            chain_after_leaf: material.chain_after_leaf(),
+            config,
+            material,
+            key_pair,
+            ca_not_after,
+            jwt_key,
+            bundle,
+        })
+    }
+
+    /// Records the CA key slot and the trust domain's bundle in the store
+    /// (bumping the bundle sequence only when its content changed).
+    pub async fn publish(&mut self, store: &dyn Store, now: SystemTime) -> Result<(), StoreError> {
+        store
+            .put_ca_key(&CaKeyRecord {
+                slot: "x509-ca".into(),
+                cert_chain_pem: meshid_identity::x509::to_pem(&self.material.full_chain()),
+                key_ref: self.material.key_ref.clone(),
+                not_after: self.ca_not_after,
+                state: "active".into(),
+            })
+            .await?;
+        let td = &self.config.trust_domain;
+        let existing = store.get_bundle(td).await?;
+        let previous = existing.as_ref().map_or(0, |b| b.sequence);
+        self.bundle.sequence = u64::try_from(previous).unwrap_or(0);
+        if let Some(old) = &existing {
+            if old.spiffe_json == self.bundle.to_spiffe_json().into_bytes() {
+                return Ok(());
+            }
+        }
+        self.bundle.sequence += 1;
+        let stored = StoredBundle {
+            trust_domain: td.clone(),
+            spiffe_json: self.bundle.to_spiffe_json().into_bytes(),
+            sequence: i64::try_from(self.bundle.sequence).unwrap_or(i64::MAX),
+            updated_at: now,
+        };
+        store.put_bundle(&stored, Some(previous)).await
+    }
+
+    /// Signs an X.509-SVID.
+    pub fn sign_x509_svid(
+        &self,
+        spec: &X509SvidSpec<'_>,
+        now: SystemTime,
+    ) -> Result<IssuedX509Svid, AuthorityError> {
+        let lifetime = ttl::svid_lifetime(
+            spec.requested_ttl,
+            spec.entry_ttl,
+            self.config.default_x509_ttl,
+            self.config.max_x509_ttl,
+        );
+        self.sign_leaf(
+            spec.spiffe_id,
+            spec.dns_names,
+            spec.public_key_der,
+            lifetime,
+            now,
+        )
+    }
+
+    /// Signs an agent SVID (lifetime from the configured agent TTL).
+    pub fn sign_agent_svid(
+        &self,
+        agent_id: &SpiffeId,
+        public_key_der: &[u8],
+        now: SystemTime,
+    ) -> Result<IssuedX509Svid, AuthorityError> {
+        self.sign_leaf(agent_id, &[], public_key_der, self.config.agent_ttl, now)
+    }
+
+    fn sign_leaf(
+        &self,
+        spiffe_id: &SpiffeId,
+        dns_names: &[String],
+        public_key_der: &[u8],
+        lifetime: Duration,
+        now: SystemTime,
+    ) -> Result<IssuedX509Svid, AuthorityError> {
+        let not_after =
+            ttl::clamp_to_ca(now, lifetime, self.ca_not_after).ok_or(AuthorityError::CaExpired)?;
+        let template = SvidTemplate {
+            spiffe_id: spiffe_id.clone(),
+            dns_names: dns_names.to_vec(),
+            not_before: now,
+            not_after,
+        };
+        let leaf = sign_svid(
+            &template,
+            public_key_der,
+            &self.material.signing_cert,
+            &self.key_pair,
+        )?;
+        let serial = serial_hex(&leaf)
+            .ok_or_else(|| AuthorityError::BadCa("signed certificate is unreadable".into()))?;
+        let mut chain = Vec::with_capacity(1 + self.chain_after_leaf.len());
+        chain.push(leaf);
+        chain.extend(self.chain_after_leaf.iter().cloned());
+        Ok(IssuedX509Svid {
+            chain,
+            serial,
+            not_after,
+        })
+    }
+
+    /// Mints a JWT-SVID; returns the token and its expiry.
+    pub fn mint_jwt_svid(
+        &self,
+        spiffe_id: &SpiffeId,
+        audience: &[String],
+        requested_ttl: Duration,
+        entry_ttl: Duration,
+        now: SystemTime,
+    ) -> Result<(String, SystemTime), AuthorityError> {
+        let lifetime = ttl::svid_lifetime(
+            requested_ttl,
+            entry_ttl,
+            self.config.default_jwt_ttl,
+            self.config.max_jwt_ttl,
+        );
+        let exp = now + lifetime;
+        let token = jwt::sign(&self.jwt_key, spiffe_id, audience, now, exp)?;
+        Ok((token, exp))
+    }
+
+    /// The trust domain.
+    pub fn trust_domain(&self) -> &TrustDomain {
+        &self.config.trust_domain
+    }
+
+    /// The own trust bundle (roots + JWT keys).
+    pub fn bundle(&self) -> &TrustBundle {
+        &self.bundle
+    }
+
+    /// Signing certificate first, up to and including the root.
+    pub fn cert_chain(&self) -> Vec<CertificateDer<'static>> {
+        self.material.full_chain()
+    }
+
+    /// When the signing certificate expires.
+    pub fn not_after(&self) -> SystemTime {
+        self.ca_not_after
+    }
+
+    /// `self-signed`, `disk`, ….
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// The issuance limits.
+    pub fn config(&self) -> &AuthorityConfig {
+        &self.config
+    }
+}
+
+impl fmt::Debug for Authority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authority")
+            .field("trust_domain", &self.config.trust_domain)
+            .field("kind", &self.kind)
+            .field("not_after", &self.ca_not_after)
+            .field("key", &"...")
+            .finish()
+    }
+}
+
+/// A stable key ID: the first 16 hex chars of SHA-256 of the public key.
+fn key_id(spki: &[u8]) -> String {
+    hex::encode(&sha2::Sha256::digest(spki)[..8])
+}
+
+fn serial_hex(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(hex::encode(cert.tbs_certificate.raw_serial()))
+}
