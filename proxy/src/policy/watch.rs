@@ -1,0 +1,131 @@
+//! Hot reload: poll the policy file and swap in valid new versions.
+
+use super::error::PolicyError;
+use super::load::read_bounded;
+use super::set::PolicySet;
+use arc_swap::ArcSwap;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// Watches a policy file and keeps the latest valid [`PolicySet`] published.
+///
+/// Evaluators call [`PolicyWatcher::current`] (or hold [`PolicyWatcher::shared`])
+/// and always see a complete set. An invalid new file is logged and ignored;
+/// the previous set stays in force. Dropping the watcher stops polling.
+#[derive(Debug)]
+pub struct PolicyWatcher {
+    current: Arc<ArcSwap<PolicySet>>,
+    polls: Arc<AtomicU64>,
+    task: JoinHandle<()>,
+}
+
+impl PolicyWatcher {
+    /// Loads `path` (it must be valid) and starts polling it every `interval`.
+    ///
+    /// Must be called inside a tokio runtime.
+    pub fn start(path: impl Into<PathBuf>, interval: Duration) -> Result<Self, PolicyError> {
+        let path = path.into();
+        let text = read_bounded(&path)?;
+        let (set, warnings) = PolicySet::from_yaml(&text)?;
+        for w in &warnings {
+            tracing::warn!(path = %path.display(), "policy warning: {w}");
+        }
+        let current = Arc::new(ArcSwap::from_pointee(set));
+        let polls = Arc::new(AtomicU64::new(0));
+        let state = Poller {
+            path,
+            seen: hash(&text),
+            slot: current.clone(),
+            polls: polls.clone(),
+        };
+        let task = tokio::spawn(state.run(interval));
+        Ok(Self {
+            current,
+            polls,
+            task,
+        })
+    }
+
+    /// The policy set in force now.
+    pub fn current(&self) -> Arc<PolicySet> {
+        self.current.load_full()
+    }
+
+    /// The shared slot, for evaluators that outlive a borrow of the watcher.
+    pub fn shared(&self) -> Arc<ArcSwap<PolicySet>> {
+        self.current.clone()
+    }
+
+    /// How many polls have completed (for tests and metrics).
+    pub fn polls(&self) -> u64 {
+        self.polls.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for PolicyWatcher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn hash(text: &str) -> [u8; 32] {
+    Sha256::digest(text.as_bytes()).into()
+}
+
+/// The polling task's state.
+struct Poller {
+    path: PathBuf,
+    /// Hash of the last content seen, valid or not (so a bad file is reported once).
+    seen: [u8; 32],
+    slot: Arc<ArcSwap<PolicySet>>,
+    polls: Arc<AtomicU64>,
+}
+
+impl Poller {
+    async fn run(mut self, interval: Duration) {
+        let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(1)));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut read_failing = false;
+        loop {
+            ticker.tick().await;
+            let p = self.path.clone();
+            match tokio::task::spawn_blocking(move || read_bounded(&p)).await {
+                Ok(Ok(text)) => {
+                    read_failing = false;
+                    let h = hash(&text);
+                    if h != self.seen {
+                        self.seen = h;
+                        reload(&self.path, &text, &self.slot);
+                    }
+                }
+                Ok(Err(e)) => {
+                    if !read_failing {
+                        tracing::warn!(path = %self.path.display(), "keeping previous policy: {e}");
+                    }
+                    read_failing = true;
+                }
+                Err(e) => tracing::warn!("policy reload task failed: {e}"),
+            }
+            self.polls.fetch_add(1, Ordering::Release);
+        }
+    }
+}
+
+fn reload(path: &Path, text: &str, slot: &ArcSwap<PolicySet>) {
+    match PolicySet::from_yaml(text) {
+        Ok((set, warnings)) => {
+            for w in &warnings {
+                tracing::warn!(path = %path.display(), "policy warning: {w}");
+            }
+            tracing::info!(path = %path.display(), policies = set.policies().len(), "policy reloaded");
+            slot.store(Arc::new(set));
+        }
+        Err(e) => {
+            tracing::warn!(path = %path.display(), "invalid policy file, keeping previous policy: {e}");
+        }
+    }
+}
