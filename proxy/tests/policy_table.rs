@@ -874,3 +874,15 @@ audited by: audit-pay
     );
     assert!(text.contains("peer=(unauthenticated)"), "{text}");
 }
+
+#[test]
+fn headers_from_an_http_header_map() {
+    let yaml = allow("when: [{key: \"request.headers[X-Tenant]\", values: [\"acme\"]}]");
+    let (set, _) = PolicySet::from_yaml(&yaml).unwrap();
+    let id = SpiffeId::parse(SLEEP).unwrap();
+    let mut headers = http::HeaderMap::new();
+    let req = Request::http(Some(&id), 80, "GET", "/");
+    assert!(!set.evaluate(&req.with_headers(&headers)).allowed);
+    headers.insert("x-tenant", http::HeaderValue::from_static("acme"));
+    assert!(set.evaluate(&req.with_headers(&headers)).allowed);
+}

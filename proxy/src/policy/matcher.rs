@@ -275,3 +275,25 @@ impl Rule {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespace_comes_from_the_kubernetes_path_shape() {
+        assert_eq!(namespace_of("/ns/default/sa/x"), Some("default"));
+        assert_eq!(namespace_of("/ns/default"), Some("default"));
+        assert_eq!(namespace_of("/ns//sa/x"), None);
+        assert_eq!(namespace_of("/x/ns/default/sa/y"), None);
+        assert_eq!(namespace_of(""), None);
+    }
+
+    #[test]
+    fn scheme_is_stripped_in_any_case() {
+        assert_eq!(strip_scheme("spiffe://td/x"), "td/x");
+        assert_eq!(strip_scheme("SPIFFE://td/x"), "td/x");
+        assert_eq!(strip_scheme("td/x"), "td/x");
+        assert_eq!(strip_scheme("*/sa/x"), "*/sa/x");
+    }
+}
