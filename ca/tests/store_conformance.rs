@@ -94,6 +94,19 @@ fn with_database(url: &str, db: &str) -> String {
     format!("{scheme}://{authority}/{db}{query}")
 }
 
+/// Runs one test body, then drops its database even if the body panicked.
+async fn run<F, Fut>(db: Db, test: F)
+where
+    F: FnOnce(Arc<dyn Store>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let outcome = tokio::spawn(test(db.store.clone())).await;
+    db.cleanup().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
 /// Runs each named test against both backends.
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
@@ -101,9 +114,7 @@ macro_rules! conformance {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let db = super::Db::sqlite().await;
-                    super::$name(db.store.clone()).await;
-                    db.cleanup().await;
+                    super::run(super::Db::sqlite().await, super::$name).await;
                 }
             )*
         }
@@ -112,8 +123,7 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let Some(db) = super::Db::postgres().await else { return };
-                    super::$name(db.store.clone()).await;
-                    db.cleanup().await;
+                    super::run(db, super::$name).await;
                 }
             )*
         }
@@ -122,6 +132,7 @@ macro_rules! conformance {
 
 conformance!(
     entry_crud_and_revision_conflict,
+    concurrent_updates_of_one_revision_have_one_winner,
     duplicate_entry_is_rejected,
     paging_visits_every_entry_once,
     sync_query_returns_entries_of_all_given_parents,
@@ -223,6 +234,37 @@ async fn entry_crud_and_revision_conflict(s: Arc<dyn Store>) {
         .update_entry(&created.id, EntryUpdate::default(), None)
         .await;
     assert!(matches!(missing, Err(StoreError::NotFound { .. })));
+}
+
+async fn concurrent_updates_of_one_revision_have_one_winner(s: Arc<dyn Store>) {
+    let e = s
+        .create_entry(entry("/api", "/node/a", &["unix:uid:1"]))
+        .await
+        .unwrap();
+    let writers: Vec<_> = (0..6u64)
+        .map(|i| {
+            let s = s.clone();
+            let id = e.id.clone();
+            tokio::spawn(async move {
+                let change = EntryUpdate {
+                    x509_ttl: Some(Duration::from_secs(60 + i)),
+                    ..EntryUpdate::default()
+                };
+                s.update_entry(&id, change, Some(1)).await
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for w in futures::future::join_all(writers).await {
+        match w.unwrap() {
+            Ok(updated) => winners.push(updated),
+            Err(StoreError::Conflict { .. }) => {}
+            Err(other) => panic!("unexpected error from a losing writer: {other}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one writer of revision 1 wins");
+    assert_eq!(s.get_entry(&e.id).await.unwrap().unwrap(), winners[0]);
+    assert_eq!(winners[0].revision, 2);
 }
 
 async fn duplicate_entry_is_rejected(s: Arc<dyn Store>) {
@@ -698,6 +740,36 @@ async fn sqlite_file_keeps_data_across_reopen() {
     assert_eq!(
         s.consume_join_token(&sha("s"), at(1_000)).await.unwrap().id,
         "t1"
+    );
+}
+
+#[tokio::test]
+async fn corrupt_rows_are_reported_not_returned() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ca.db");
+    let s = store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let e = s
+        .create_entry(entry("/api", "/node/a", &["unix:uid:1"]))
+        .await
+        .unwrap();
+    let mut raw = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE registration_entries SET spiffe_id = 'http://not/spiffe'")
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    let err = s.get_entry(&e.id).await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    assert!(err.to_string().contains(&e.id), "{err}");
+    let listed = s
+        .list_entries(&EntryFilter::default(), &Page::default())
+        .await;
+    assert!(
+        matches!(listed, Err(StoreError::Corrupt { .. })),
+        "{listed:?}"
     );
 }
 
