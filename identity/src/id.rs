@@ -40,7 +40,9 @@ pub enum IdError {
     #[error("trust domain is {0} bytes; the limit is 255")]
     TrustDomainTooLong(usize),
     /// A character outside `[a-z0-9.-_]` in the trust domain.
-    #[error("trust domain contains {0:?}; only lowercase letters, digits, '.', '-' and '_' are allowed")]
+    #[error(
+        "trust domain contains {0:?}; only lowercase letters, digits, '.', '-' and '_' are allowed"
+    )]
     TrustDomainChar(char),
     /// A port (`:443`) after the trust domain.
     #[error("trust domain must not carry a port")]
@@ -72,6 +74,9 @@ pub enum IdError {
     /// The whole ID is longer than 2048 bytes.
     #[error("SPIFFE ID is {0} bytes; the limit is 2048")]
     TooLong(usize),
+    /// A path given on its own does not start with `/`.
+    #[error("path must be empty or start with '/'")]
+    RelativePath,
 }
 
 /// A SPIFFE trust domain name such as `example.org`.
@@ -113,6 +118,9 @@ impl TrustDomain {
 
     /// Builds a SPIFFE ID in this trust domain from a path such as `/ns/a`.
     pub fn id_with_path(&self, path: &str) -> Result<SpiffeId, IdError> {
+        if !path.is_empty() && !path.starts_with('/') {
+            return Err(IdError::RelativePath);
+        }
         SpiffeId::parse(&format!("{SCHEME}{}{path}", self.0))
     }
 }

@@ -6,9 +6,11 @@
 
 pub mod bundle;
 pub mod id;
+pub mod jwt;
 pub mod selector;
 
-pub use bundle::{BundleSet, JwtAuthority, TrustBundle};
+pub use bundle::{BundleError, BundleSet, JwtAuthority, TrustBundle};
+pub use jwt::{JwtError, JwtSigningKey, JwtSvidClaims};
 pub use id::{IdError, SpiffeId, TrustDomain};
 pub use selector::{Selector, SelectorError};
 
