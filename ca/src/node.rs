@@ -1,0 +1,372 @@
+//! The node API (`meshid.ca.v1.Node`): what agents call.
+//!
+//! `Attest` is the only call that works without a client certificate; every
+//! other call takes the caller's agent ID from the verified client
+//! certificate of the mTLS connection and refuses agents that were banned
+//! or evicted, even while their certificate is still valid.
+
+mod auth;
+mod convert;
+mod sign;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use meshid_identity::tls::Clock;
+use meshid_identity::verify_csr;
+use meshid_proto::ca::node_server::Node;
+use meshid_proto::ca::{
+    AttestRequest, AttestResponse, MintJwtSvidsRequest, MintJwtSvidsResponse, RenewAgentRequest,
+    RenewAgentResponse, SignX509SvidsRequest, SignX509SvidsResponse, SyncRequest, SyncResponse,
+};
+use tonic::{Request, Response, Status};
+
+use crate::authority::Authority;
+use crate::metrics::CaMetrics;
+use crate::node_attestor::{self, AttestError, NodeAttestor};
+use crate::store::{Agent, IssuanceRecord, MAX_PAGE_LIMIT, Page, Store};
+
+pub use auth::{PeerCertificates, TlsConnection, caller_id};
+
+/// Most CSRs (or JWT requests) one batch call may carry.
+pub const MAX_BATCH: usize = 1000;
+/// Sync page size when the agent asks for none.
+pub const DEFAULT_SYNC_PAGE: u32 = 500;
+
+/// The node API service.
+#[derive(Clone)]
+pub struct NodeService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    authority: Arc<Authority>,
+    store: Arc<dyn Store>,
+    attestors: Vec<Arc<dyn NodeAttestor>>,
+    metrics: CaMetrics,
+    clock: Clock,
+}
+
+// === impl NodeService ===
+
+impl NodeService {
+    /// A service signing with `authority`, backed by `store`, accepting the
+    /// given node attestors.
+    pub fn new(
+        authority: Arc<Authority>,
+        store: Arc<dyn Store>,
+        attestors: Vec<Arc<dyn NodeAttestor>>,
+        metrics: CaMetrics,
+    ) -> Self {
+        Self::with_clock(
+            authority,
+            store,
+            attestors,
+            metrics,
+            Arc::new(SystemTime::now),
+        )
+    }
+
+    /// Like [`NodeService::new`] with an injected clock.
+    pub fn with_clock(
+        authority: Arc<Authority>,
+        store: Arc<dyn Store>,
+        attestors: Vec<Arc<dyn NodeAttestor>>,
+        metrics: CaMetrics,
+        clock: Clock,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                authority,
+                store,
+                attestors,
+                metrics,
+                clock,
+            }),
+        }
+    }
+
+    fn now(&self) -> SystemTime {
+        (self.inner.clock)()
+    }
+
+    /// The attested, not banned agent behind this request's client certificate.
+    async fn agent<T>(&self, req: &Request<T>) -> Result<Agent, Status> {
+        let id = caller_id(req)?;
+        let agent = self
+            .inner
+            .store
+            .get_agent(&id)
+            .await
+            .map_err(convert::store_status)?
+            .ok_or_else(|| {
+                Status::unauthenticated(format!(
+                    "agent {id} is not attested (it may have been evicted); attest again"
+                ))
+            })?;
+        if agent.banned {
+            return Err(Status::permission_denied(format!(
+                "agent {id} is banned; an operator must unban it"
+            )));
+        }
+        Ok(agent)
+    }
+
+    fn issue_agent_svid(
+        &self,
+        agent_id: &meshid_identity::SpiffeId,
+        csr: &[u8],
+        now: SystemTime,
+    ) -> Result<crate::authority::IssuedX509Svid, Status> {
+        let m = &self.inner.metrics;
+        let start = Instant::now();
+        let verified = verify_csr(csr).map_err(|e| {
+            m.signature("agent", "invalid");
+            Status::invalid_argument(format!("agent CSR: {e}"))
+        })?;
+        let issued = self
+            .inner
+            .authority
+            .sign_agent_svid(agent_id, &verified.public_key_der, now)
+            .map_err(|e| {
+                m.signature("agent", "error");
+                Status::internal(e.to_string())
+            })?;
+        m.signature("agent", "ok");
+        m.signing_latency(start.elapsed());
+        Ok(issued)
+    }
+}
+
+impl std::fmt::Debug for NodeService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeService")
+            .field("authority", &self.inner.authority)
+            .field("attestors", &self.inner.attestors)
+            .finish()
+    }
+}
+
+#[tonic::async_trait]
+impl Node for NodeService {
+    #[tracing::instrument(skip_all, fields(attestation_type))]
+    async fn attest(
+        &self,
+        req: Request<AttestRequest>,
+    ) -> Result<Response<AttestResponse>, Status> {
+        let req = req.into_inner();
+        tracing::Span::current().record("attestation_type", req.attestation_type.as_str());
+        let attestor = self
+            .inner
+            .attestors
+            .iter()
+            .find(|a| a.name() == req.attestation_type)
+            .ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "attestation type {:?} is not enabled on this CA; use one of {:?}",
+                    req.attestation_type.chars().take(64).collect::<String>(),
+                    self.inner
+                        .attestors
+                        .iter()
+                        .map(|a| a.name())
+                        .collect::<Vec<_>>()
+                ))
+            })?;
+        // Check the CSR before consuming the one-time evidence.
+        verify_csr(&req.csr).map_err(|e| Status::invalid_argument(format!("agent CSR: {e}")))?;
+        let now = self.now();
+        let node = attestor
+            .attest(&req.payload, now)
+            .await
+            .map_err(|e| match e {
+                AttestError::Malformed(_) => Status::invalid_argument(e.to_string()),
+                AttestError::Refused(_) => Status::unauthenticated(e.to_string()),
+                AttestError::Unavailable(_) => Status::unavailable(e.to_string()),
+            })?;
+        let store = &self.inner.store;
+        if let Some(old) = store
+            .get_agent(&node.agent_id)
+            .await
+            .map_err(convert::store_status)?
+        {
+            if old.banned {
+                return Err(Status::permission_denied(format!(
+                    "agent {} is banned",
+                    old.spiffe_id
+                )));
+            }
+        }
+        let issued = self.issue_agent_svid(&node.agent_id, &req.csr, now)?;
+        store
+            .upsert_agent(&Agent {
+                spiffe_id: node.agent_id.clone(),
+                attestation_type: attestor.name().to_owned(),
+                serial: issued.serial.clone(),
+                expires_at: issued.not_after,
+                banned: false,
+                selectors: node.selectors,
+                created_at: now,
+                updated_at: now,
+            })
+            .await
+            .map_err(convert::store_status)?;
+        store
+            .record_issuances(&[IssuanceRecord {
+                serial: issued.serial.clone(),
+                spiffe_id: node.agent_id.clone(),
+                agent_id: Some(node.agent_id.clone()),
+                entry_id: None,
+                not_after: issued.not_after,
+                issued_at: now,
+            }])
+            .await
+            .map_err(convert::store_status)?;
+        tracing::info!(agent = %node.agent_id, "agent attested");
+        Ok(Response::new(AttestResponse {
+            svid: Some(convert::x509_svid(&node.agent_id, &issued, "")),
+            bundle: Some(convert::bundle(self.inner.authority.bundle())),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn renew_agent(
+        &self,
+        req: Request<RenewAgentRequest>,
+    ) -> Result<Response<RenewAgentResponse>, Status> {
+        let agent = self.agent(&req).await?;
+        let now = self.now();
+        let issued = self.issue_agent_svid(&agent.spiffe_id, &req.get_ref().csr, now)?;
+        let store = &self.inner.store;
+        store
+            .record_issuances(&[IssuanceRecord {
+                serial: issued.serial.clone(),
+                spiffe_id: agent.spiffe_id.clone(),
+                agent_id: Some(agent.spiffe_id.clone()),
+                entry_id: None,
+                not_after: issued.not_after,
+                issued_at: now,
+            }])
+            .await
+            .map_err(convert::store_status)?;
+        store
+            .update_agent_serial(&agent.spiffe_id, &issued.serial, issued.not_after)
+            .await
+            .map_err(convert::store_status)?;
+        Ok(Response::new(RenewAgentResponse {
+            svid: Some(convert::x509_svid(&agent.spiffe_id, &issued, "")),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn sync(&self, req: Request<SyncRequest>) -> Result<Response<SyncResponse>, Status> {
+        let agent = self.agent(&req).await?;
+        let req = req.into_inner();
+        let after = match req.page_token.as_str() {
+            "" => None,
+            t if t.len() <= 64 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') => {
+                Some(t.to_owned())
+            }
+            _ => {
+                return Err(Status::invalid_argument(
+                    "page_token is not one this CA returned",
+                ));
+            }
+        };
+        let limit = match req.page_size {
+            0 => DEFAULT_SYNC_PAGE,
+            n => n.min(MAX_PAGE_LIMIT),
+        };
+        let parents = sign::parents(&agent);
+        let store = &self.inner.store;
+        let (entries, next) = store
+            .list_entries_by_parents(&parents, &Page { after, limit })
+            .await
+            .map_err(convert::store_status)?;
+        let mut federated: Vec<_> = entries
+            .iter()
+            .flat_map(|e| e.federates_with.iter().cloned())
+            .collect();
+        federated.sort();
+        federated.dedup();
+        let mut federated_bundles = Vec::new();
+        for td in federated
+            .iter()
+            .filter(|td| *td != self.inner.authority.trust_domain())
+        {
+            if let Some(b) = store.get_bundle(td).await.map_err(convert::store_status)? {
+                if let Some(b) = convert::stored_bundle(&b) {
+                    federated_bundles.push(b);
+                }
+            }
+        }
+        Ok(Response::new(SyncResponse {
+            entries: entries.iter().map(convert::entry).collect(),
+            next_page_token: next.unwrap_or_default(),
+            bundle: Some(convert::bundle(self.inner.authority.bundle())),
+            federated_bundles,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(batch))]
+    async fn sign_x509_svids(
+        &self,
+        req: Request<SignX509SvidsRequest>,
+    ) -> Result<Response<SignX509SvidsResponse>, Status> {
+        let agent = self.agent(&req).await?;
+        let requests = req.into_inner().requests;
+        tracing::Span::current().record("batch", requests.len());
+        if requests.len() > MAX_BATCH {
+            return Err(Status::invalid_argument(format!(
+                "{} CSRs in one request; the limit is {MAX_BATCH}, split the batch",
+                requests.len()
+            )));
+        }
+        let results = sign::x509_batch(
+            &self.inner.authority,
+            &self.inner.store,
+            &self.inner.metrics,
+            &agent,
+            requests,
+            self.now(),
+        )
+        .await?;
+        Ok(Response::new(SignX509SvidsResponse { results }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn mint_jwt_svids(
+        &self,
+        req: Request<MintJwtSvidsRequest>,
+    ) -> Result<Response<MintJwtSvidsResponse>, Status> {
+        let agent = self.agent(&req).await?;
+        let requests = req.into_inner().requests;
+        if requests.len() > MAX_BATCH {
+            return Err(Status::invalid_argument(format!(
+                "{} JWT requests in one call; the limit is {MAX_BATCH}",
+                requests.len()
+            )));
+        }
+        let results = sign::jwt_batch(
+            &self.inner.authority,
+            &self.inner.store,
+            &self.inner.metrics,
+            &agent,
+            requests,
+            self.now(),
+        )
+        .await?;
+        Ok(Response::new(MintJwtSvidsResponse { results }))
+    }
+}
+
+/// Converts a requested TTL in seconds.
+fn secs(s: u32) -> Duration {
+    Duration::from_secs(u64::from(s))
+}
+
+/// The node aliases of an agent, for callers outside this module.
+pub fn agent_parents(agent: &Agent) -> Vec<meshid_identity::SpiffeId> {
+    let mut v = vec![agent.spiffe_id.clone()];
+    v.extend(node_attestor::aliases(&agent.selectors));
+    v
+}

@@ -1,0 +1,86 @@
+//! Store and identity types to wire types.
+
+use std::time::SystemTime;
+
+use meshid_identity::{SpiffeId, TrustBundle};
+use meshid_proto::ca;
+use tonic::Status;
+
+use crate::authority::IssuedX509Svid;
+use crate::store::{RegistrationEntry, StoreError, StoredBundle};
+
+/// Unix seconds (0 before 1970).
+pub(crate) fn unix(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+pub(crate) fn x509_svid(id: &SpiffeId, svid: &IssuedX509Svid, entry_id: &str) -> ca::X509Svid {
+    ca::X509Svid {
+        spiffe_id: id.to_string(),
+        cert_chain: svid.chain.iter().map(|c| c.to_vec()).collect(),
+        expires_at: unix(svid.not_after),
+        entry_id: entry_id.to_owned(),
+    }
+}
+
+pub(crate) fn bundle(b: &TrustBundle) -> ca::Bundle {
+    ca::Bundle {
+        trust_domain: b.trust_domain.to_string(),
+        x509_authorities: b.x509_authorities.iter().map(|c| c.to_vec()).collect(),
+        jwt_authorities: b
+            .jwt_authorities
+            .iter()
+            .map(|a| ca::JwtKey {
+                key_id: a.key_id.clone(),
+                public_key: a.public_key_der.clone(),
+                expires_at: 0,
+            })
+            .collect(),
+        sequence: i64::try_from(b.sequence).unwrap_or(i64::MAX),
+        refresh_hint_seconds: b
+            .refresh_hint
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0)),
+    }
+}
+
+/// A stored (federated) bundle; `None` if its JSON no longer parses.
+pub(crate) fn stored_bundle(b: &StoredBundle) -> Option<ca::Bundle> {
+    match TrustBundle::from_spiffe_json(b.trust_domain.clone(), &b.spiffe_json) {
+        Ok(tb) => Some(bundle(&tb)),
+        Err(e) => {
+            tracing::warn!(trust_domain = %b.trust_domain, error = %e, "stored bundle is unreadable; not sent");
+            None
+        }
+    }
+}
+
+pub(crate) fn entry(e: &RegistrationEntry) -> ca::Entry {
+    ca::Entry {
+        id: e.id.clone(),
+        spiffe_id: e.spiffe_id.to_string(),
+        parent_id: e.parent_id.to_string(),
+        selectors: e
+            .selectors
+            .iter()
+            .map(|s| ca::Selector {
+                r#type: s.kind().to_owned(),
+                value: s.value().to_owned(),
+            })
+            .collect(),
+        x509_svid_ttl_seconds: u32::try_from(e.x509_ttl.as_secs()).unwrap_or(u32::MAX),
+        jwt_svid_ttl_seconds: u32::try_from(e.jwt_ttl.as_secs()).unwrap_or(u32::MAX),
+        dns_names: e.dns_names.clone(),
+        admin: e.admin,
+        federates_with: e.federates_with.iter().map(ToString::to_string).collect(),
+        downstream: e.downstream,
+        revision: e.revision,
+        created_at: unix(e.created_at),
+        hint: String::new(),
+    }
+}
+
+pub(crate) fn store_status(e: StoreError) -> Status {
+    tracing::warn!(error = %e, "store call failed");
+    Status::unavailable(format!("the CA's store failed: {e}"))
+}
