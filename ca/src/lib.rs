@@ -4,6 +4,7 @@
 //!   issuance records, bundles, CA key slots) over SQLite or PostgreSQL.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod store;
 
 pub use store::{Store, StoreError};
