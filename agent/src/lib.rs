@@ -8,3 +8,5 @@ pub use attestor::{AttestError, PeerInfo, ProcessIdentity, UnixAttestor, Workloa
 pub mod clock;
 pub mod config;
 pub mod node_client;
+pub mod sds;
+pub mod workload_api;
