@@ -1,0 +1,260 @@
+//! Assembling the CA: authority, store, node API over TLS on TCP, admin API
+//! on a Unix socket, HTTP ops endpoint; graceful shutdown.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use meshid_ca::config::CaConfig;
+//! let cfg = CaConfig::from_file("ca.toml".as_ref())?.validate()?;
+//! meshid_ca::server::run(cfg, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod listener;
+pub mod tls;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::admin::{AdminDefaults, AdminService};
+use crate::authority::{Authority, AuthorityConfig, AuthorityError};
+use crate::config::ValidConfig;
+use crate::keymanager::DiskKeyManager;
+use crate::metrics::CaMetrics;
+use crate::node::NodeService;
+use crate::node_attestor::JoinTokenAttestor;
+use crate::ops_http::{self, OpsState};
+use crate::store::{self, Store, StoreError};
+use crate::upstream::{Disk, SelfSigned, UpstreamAuthority};
+
+/// Why the CA could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The signing authority could not be set up.
+    #[error(transparent)]
+    Authority(#[from] AuthorityError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {what} {addr}: {source}; is another process using it?")]
+    Bind {
+        /// `node API`, `ops endpoint`, `admin socket`.
+        what: &'static str,
+        /// The address or path.
+        addr: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// TLS configuration failed.
+    #[error("node API TLS setup failed: {0}")]
+    Tls(#[from] rustls::Error),
+    /// A server task failed.
+    #[error("{what} failed: {message}")]
+    Serve {
+        /// Which server.
+        what: &'static str,
+        /// Why.
+        message: String,
+    },
+}
+
+/// A running CA.
+#[derive(Debug)]
+pub struct CaServer {
+    /// Where the node API listens (TLS).
+    pub node_addr: SocketAddr,
+    /// Where the ops endpoint listens (HTTP).
+    pub ops_addr: SocketAddr,
+    /// The admin API socket.
+    pub admin_socket: PathBuf,
+    /// The signing authority.
+    pub authority: Arc<Authority>,
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The metrics.
+    pub metrics: CaMetrics,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<(&'static str, JoinHandle<Result<(), String>>)>,
+    accept_task: JoinHandle<()>,
+}
+
+// === impl CaServer ===
+
+impl CaServer {
+    /// Opens the store, sets up the authority, binds every listener and
+    /// starts serving.
+    pub async fn start(cfg: ValidConfig) -> Result<Self, ServerError> {
+        let now = SystemTime::now();
+        let store = store::open(&cfg.store).await?;
+        let keys = DiskKeyManager::new(&cfg.data_dir);
+        let upstream: Box<dyn UpstreamAuthority> = match &cfg.raw.upstream {
+            Some(up) => Box::new(Disk::new(&up.cert_chain_file, &up.key_file)),
+            None => Box::new(SelfSigned::new(&cfg.data_dir, cfg.raw.ca_ttl)),
+        };
+        let authority_cfg = AuthorityConfig {
+            trust_domain: cfg.trust_domain.clone(),
+            default_x509_ttl: cfg.raw.default_x509_ttl,
+            max_x509_ttl: cfg.raw.max_x509_ttl,
+            default_jwt_ttl: cfg.raw.default_jwt_ttl,
+            max_jwt_ttl: cfg.raw.max_jwt_ttl,
+            agent_ttl: cfg.raw.agent_ttl,
+        };
+        let mut authority = Authority::new(authority_cfg, upstream.as_ref(), &keys, now)?;
+        authority.publish(store.as_ref(), now).await?;
+        let authority = Arc::new(authority);
+        let metrics = CaMetrics::new();
+        metrics.set_ca_expiry(authority.not_after());
+
+        let (shutdown, rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+
+        // Node API.
+        let node_listener = bind_tcp("node API", cfg.raw.listen).await?;
+        let node_addr = local_addr("node API", &node_listener)?;
+        let tls = Arc::new(tls::server_config(Arc::clone(&authority))?);
+        let (incoming, accept_task) = listener::tls_incoming(node_listener, tls);
+        let attestor = JoinTokenAttestor::new(Arc::clone(&store), cfg.trust_domain.clone());
+        let node = NodeService::new(
+            Arc::clone(&authority),
+            Arc::clone(&store),
+            vec![Arc::new(attestor)],
+            metrics.clone(),
+        );
+        let server = meshid_proto::ca::node_server::NodeServer::new(node)
+            .max_decoding_message_size(meshid_proto::MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(meshid_proto::MAX_MESSAGE_SIZE);
+        let signal = wait_for(rx.clone());
+        tasks.push((
+            "node API",
+            tokio::spawn(async move {
+                tonic::transport::Server::builder()
+                    .add_service(server)
+                    .serve_with_incoming_shutdown(incoming, signal)
+                    .await
+                    .map_err(|e| e.to_string())
+            }),
+        ));
+
+        // Admin API.
+        let admin_listener =
+            crate::admin::socket::bind(&cfg.admin_socket).map_err(|source| ServerError::Bind {
+                what: "admin socket",
+                addr: cfg.admin_socket.display().to_string(),
+                source,
+            })?;
+        let defaults = AdminDefaults {
+            x509_ttl: cfg.raw.default_x509_ttl,
+            jwt_ttl: cfg.raw.default_jwt_ttl,
+            ..AdminDefaults::default()
+        };
+        let admin = AdminService::new(Arc::clone(&store), cfg.trust_domain.clone(), defaults)
+            .with_authority_kind(authority.kind());
+        let signal = wait_for(rx.clone());
+        tasks.push((
+            "admin API",
+            tokio::spawn(async move {
+                crate::admin::socket::serve(admin, admin_listener, signal)
+                    .await
+                    .map_err(|e| e.to_string())
+            }),
+        ));
+
+        // Ops endpoint.
+        let ops_listener = bind_tcp("ops endpoint", cfg.raw.ops_listen).await?;
+        let ops_addr = local_addr("ops endpoint", &ops_listener)?;
+        let state = OpsState {
+            store: Arc::clone(&store),
+            metrics: metrics.clone(),
+        };
+        let ops_rx = rx.clone();
+        tasks.push((
+            "ops endpoint",
+            tokio::spawn(async move {
+                ops_http::serve(ops_listener, state, ops_rx).await;
+                Ok(())
+            }),
+        ));
+
+        tracing::info!(
+            trust_domain = %cfg.trust_domain,
+            node_api = %node_addr,
+            admin_socket = %cfg.admin_socket.display(),
+            ops = %ops_addr,
+            authority = authority.kind(),
+            "CA started"
+        );
+        Ok(Self {
+            node_addr,
+            ops_addr,
+            admin_socket: cfg.admin_socket,
+            authority,
+            store,
+            metrics,
+            shutdown,
+            tasks,
+            accept_task,
+        })
+    }
+
+    /// Stops accepting, lets in-flight RPCs finish, then returns.
+    pub async fn shutdown(self) -> Result<(), ServerError> {
+        let _ = self.shutdown.send(true);
+        self.accept_task.abort();
+        let mut first_error = None;
+        for (what, task) in self.tasks {
+            let result = match task.await {
+                Ok(r) => r,
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(message) = result {
+                first_error.get_or_insert(ServerError::Serve { what, message });
+            }
+        }
+        let _ = std::fs::remove_file(&self.admin_socket);
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// Starts the CA and serves until `shutdown` completes, then stops
+/// gracefully.
+pub async fn run(cfg: ValidConfig, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+    let server = CaServer::start(cfg).await?;
+    shutdown.await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    server.shutdown().await
+}
+
+async fn wait_for(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn bind_tcp(what: &'static str, addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind {
+            what,
+            addr: addr.to_string(),
+            source,
+        })
+}
+
+fn local_addr(what: &'static str, l: &TcpListener) -> Result<SocketAddr, ServerError> {
+    l.local_addr().map_err(|source| ServerError::Bind {
+        what,
+        addr: "?".into(),
+        source,
+    })
+}

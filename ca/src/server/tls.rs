@@ -1,0 +1,154 @@
+//! The node API's TLS: the CA's own serving certificate (re-issued at half
+//! its lifetime) and client authentication that is optional at the TLS
+//! layer (so `Attest` works without a certificate) but verified whenever a
+//! certificate is presented. Every RPC except `Attest` then requires one.
+
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use meshid_identity::tls::{PeerMatch, SpiffeClientVerifier};
+use meshid_identity::{BundleSet, PrivateKey, SpiffeId};
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
+
+use crate::authority::{Authority, X509SvidSpec};
+
+/// The node server's rustls configuration (TLS 1.3, h2).
+pub fn server_config(authority: Arc<Authority>) -> Result<ServerConfig, rustls::Error> {
+    let bundles: BundleSet = [authority.bundle().clone()].into_iter().collect();
+    let verifier = SpiffeClientVerifier::new(
+        Arc::new(bundles),
+        PeerMatch::TrustDomain(authority.trust_domain().clone()),
+    );
+    let resolver = ServingCert::new(authority)?;
+    let mut cfg =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_client_cert_verifier(Arc::new(OptionalClientAuth(verifier)))
+            .with_cert_resolver(Arc::new(resolver));
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(cfg)
+}
+
+/// Wraps [`SpiffeClientVerifier`]: same checks, but a client may connect
+/// without a certificate.
+#[derive(Debug)]
+pub struct OptionalClientAuth(pub SpiffeClientVerifier);
+
+impl ClientCertVerifier for OptionalClientAuth {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.0.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.0.verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// The CA's serving certificate: an SVID for `spiffe://<td>/meshid/ca`
+/// signed by the CA itself, re-issued once half its lifetime has passed.
+#[derive(Debug)]
+struct ServingCert {
+    authority: Arc<Authority>,
+    id: SpiffeId,
+    key: PrivateKey,
+    signer: Arc<dyn rustls::sign::SigningKey>,
+    current: Mutex<Option<(Arc<CertifiedKey>, SystemTime)>>,
+}
+
+impl ServingCert {
+    fn new(authority: Arc<Authority>) -> Result<Self, rustls::Error> {
+        let id = authority
+            .trust_domain()
+            .id_with_path("/meshid/ca")
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        let key = PrivateKey::generate_p256().map_err(|e| rustls::Error::General(e.to_string()))?;
+        let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.pkcs8_der().to_vec()));
+        let signer = rustls::crypto::ring::sign::any_supported_type(&der)?;
+        let me = Self {
+            authority,
+            id,
+            key,
+            signer,
+            current: Mutex::new(None),
+        };
+        me.refresh(SystemTime::now()).ok_or_else(|| {
+            rustls::Error::General("cannot issue the CA's serving certificate".into())
+        })?;
+        Ok(me)
+    }
+
+    fn refresh(&self, now: SystemTime) -> Option<Arc<CertifiedKey>> {
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((ck, renew_at)) = current.as_ref() {
+            if now < *renew_at {
+                return Some(Arc::clone(ck));
+            }
+        }
+        let spki = self.key.public_key_der();
+        let spec = X509SvidSpec {
+            spiffe_id: &self.id,
+            dns_names: &[],
+            public_key_der: &spki,
+            requested_ttl: std::time::Duration::ZERO,
+            entry_ttl: std::time::Duration::ZERO,
+        };
+        match self.authority.sign_x509_svid(&spec, now) {
+            Ok(issued) => {
+                let half = issued.not_after.duration_since(now).unwrap_or_default() / 2;
+                let ck = Arc::new(CertifiedKey::new(issued.chain, Arc::clone(&self.signer)));
+                *current = Some((Arc::clone(&ck), now + half));
+                Some(ck)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot renew the CA's serving certificate");
+                current.as_ref().map(|(ck, _)| Arc::clone(ck))
+            }
+        }
+    }
+}
+
+impl ResolvesServerCert for ServingCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.refresh(SystemTime::now())
+    }
+}
