@@ -239,4 +239,5 @@ impl AgentConfig {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;

@@ -4,8 +4,10 @@
 //! RPCs, [`GrpcCaClient`] implements them over (m)TLS, and tests plug in an
 //! in-memory CA.
 
+mod csr;
 mod error;
 mod grpc;
+mod svid;
 mod tls;
 
 use std::fmt;
@@ -18,8 +20,10 @@ use meshid_proto::ca::{
 };
 use rustls_pki_types::CertificateDer;
 
+pub use csr::csr_der;
 pub use error::CaError;
 pub use grpc::GrpcCaClient;
+pub use svid::{IssuedSvid, check_x509_svid};
 
 /// The agent's own credentials for mTLS to the CA.
 #[derive(Clone)]
@@ -49,9 +53,10 @@ pub trait CaClient: Send + Sync + fmt::Debug + 'static {
         &self,
         req: MintJwtSvidsRequest,
     ) -> Result<MintJwtSvidsResponse, CaError>;
-    /// Tells the client which roots to trust for the CA and which agent
-    /// SVID to present from now on (`None` before attestation).
-    fn set_credentials(&self, _creds: Option<AgentCredentials>, _bundles: Arc<BundleSet>) {}
+    /// Sets the agent SVID to present from now on (`None` before attestation).
+    fn set_credentials(&self, _creds: Option<AgentCredentials>) {}
+    /// Sets the roots that authenticate the CA.
+    fn set_bundles(&self, _bundles: Arc<BundleSet>) {}
 }
 
 // === impl AgentCredentials ===

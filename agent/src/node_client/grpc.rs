@@ -166,10 +166,17 @@ impl CaClient for GrpcCaClient {
         Ok(self.mtls()?.mint_jwt_svids(req).await?.into_inner())
     }
 
-    fn set_credentials(&self, creds: Option<AgentCredentials>, bundles: Arc<BundleSet>) {
+    fn set_credentials(&self, creds: Option<AgentCredentials>) {
         let mut st = self.lock();
         st.creds = creds;
-        st.bundles = bundles;
         st.channel = None;
+    }
+
+    fn set_bundles(&self, bundles: Arc<BundleSet>) {
+        let mut st = self.lock();
+        if *st.bundles != *bundles {
+            st.bundles = bundles;
+            st.channel = None;
+        }
     }
 }

@@ -1,0 +1,396 @@
+//! Node attestation: the agent's own identity.
+//!
+//! On start the agent reuses the key and SVID stored in its data directory;
+//! without them (or when they expired) it attests with a join token. It
+//! renews its SVID at a fraction of its lifetime, and attests again when
+//! the CA no longer knows it (evicted) and a token is configured. A banned
+//! agent stops.
+
+pub mod store;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use meshid_identity::{BundleSet, PrivateKey, SpiffeId, TrustBundle, TrustDomain};
+use meshid_proto::ca::{AttestRequest, RenewAgentRequest};
+use rustls_pki_types::CertificateDer;
+use tokio::sync::watch;
+
+use crate::backoff::Backoff;
+use crate::clock::SharedClock;
+use crate::config::JoinToken;
+use crate::node_client::{AgentCredentials, CaClient, CaError, check_x509_svid, csr_der};
+
+/// The attestation type name for join tokens.
+pub const JOIN_TOKEN_ATTESTATION: &str = "join_token";
+
+/// Why the agent has no usable identity.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AttestError {
+    /// No stored identity and no join token.
+    #[error(
+        "agent has no stored identity and no join token: set join_token in the config or MESHID_JOIN_TOKEN (create one with `meshid token create`)"
+    )]
+    NoToken,
+    /// The stored SVID expired and there is no token to attest again.
+    #[error(
+        "stored agent SVID expired at {0:?} and no join token is configured: provide a new join token"
+    )]
+    Expired(SystemTime),
+    /// The CA no longer knows the agent and there is no token.
+    #[error(
+        "the CA evicted this agent ({0}) and no join token is configured: provide a new join token"
+    )]
+    Evicted(String),
+    /// The CA banned this agent.
+    #[error(
+        "the CA banned this agent ({0}): an operator must delete it on the CA before it may attest again"
+    )]
+    Banned(String),
+    /// Attestation or renewal failed.
+    #[error(transparent)]
+    Ca(#[from] CaError),
+    /// No trust bundle to authenticate the CA on first attestation.
+    #[error(
+        "no trust bundle for the CA: set trust_bundle_file to the CA's root certificates (PEM)"
+    )]
+    NoBundle,
+    /// The response lacked the bundle or SVID.
+    #[error("CA response is missing {0}")]
+    Missing(&'static str),
+    /// A bundle the CA sent is malformed.
+    #[error("CA sent a malformed bundle: {0}")]
+    BadBundle(String),
+    /// A file in the data directory could not be read or written.
+    #[error("cannot access {path}: {source}; check the data_dir permissions")]
+    Store {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A stored file is not readable as what it should hold.
+    #[error(
+        "{path} is corrupt ({reason}); delete the data directory and attest again with a join token"
+    )]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A key could not be generated.
+    #[error("cannot generate a key: {0}")]
+    Key(#[from] meshid_identity::KeyError),
+}
+
+/// The agent's current identity.
+#[derive(Debug, Clone)]
+pub struct AgentIdentity {
+    /// The agent's SPIFFE ID.
+    pub spiffe_id: SpiffeId,
+    /// The agent SVID chain, leaf first.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// The agent key.
+    pub key: PrivateKey,
+    /// The leaf's notBefore.
+    pub not_before: SystemTime,
+    /// The leaf's notAfter.
+    pub not_after: SystemTime,
+    /// The own trust domain's bundle as last received.
+    pub bundle: TrustBundle,
+}
+
+/// Settings for [`Attestor`].
+#[derive(Debug, Clone)]
+pub struct AttestConfig {
+    /// The agent's trust domain.
+    pub trust_domain: TrustDomain,
+    /// Where key, SVID and bundle are stored.
+    pub data_dir: PathBuf,
+    /// Join token, if configured.
+    pub join_token: Option<JoinToken>,
+    /// CA roots pinned for the first attestation.
+    pub bootstrap_bundle: Option<TrustBundle>,
+    /// Fraction of the agent SVID's lifetime after which it is renewed.
+    pub renew_fraction: f64,
+}
+
+/// Obtains and keeps the agent's identity.
+#[derive(Debug, Clone)]
+pub struct Attestor {
+    config: AttestConfig,
+    client: Arc<dyn CaClient>,
+    clock: SharedClock,
+}
+
+// === impl AgentIdentity ===
+
+impl AgentIdentity {
+    /// When this identity should be renewed, given `fraction` of its life.
+    pub fn renew_at(&self, fraction: f64) -> SystemTime {
+        let life = self
+            .not_after
+            .duration_since(self.not_before)
+            .unwrap_or_default();
+        self.not_before + life.mul_f64(fraction)
+    }
+
+    fn credentials(&self) -> AgentCredentials {
+        AgentCredentials {
+            chain: self.chain.clone(),
+            key: self.key.clone(),
+        }
+    }
+
+    fn bundles(&self) -> Arc<BundleSet> {
+        Arc::new(std::iter::once(self.bundle.clone()).collect())
+    }
+}
+
+// === impl Attestor ===
+
+impl Attestor {
+    /// An attestor talking to `client`, deciding expiry with `clock`.
+    pub fn new(config: AttestConfig, client: Arc<dyn CaClient>, clock: SharedClock) -> Self {
+        Self {
+            config,
+            client,
+            clock,
+        }
+    }
+
+    /// The stored identity if still valid, else a fresh attestation.
+    ///
+    /// Installs the credentials in the CA client.
+    pub async fn start(&self) -> Result<AgentIdentity, AttestError> {
+        let now = self.clock.now();
+        let td = &self.config.trust_domain;
+        let mut pinned = self.config.bootstrap_bundle.clone();
+        if let Some(stored) = store::load(&self.config.data_dir, td)? {
+            // The stored bundle is newer than the bootstrap file.
+            pinned = Some(stored.bundle.clone());
+            let bundles: BundleSet = std::iter::once(stored.bundle.clone()).collect();
+            let leaf = meshid_proto::ca::X509Svid {
+                cert_chain: stored.chain.iter().map(|c| c.to_vec()).collect(),
+                ..Default::default()
+            };
+            match check_x509_svid(&leaf, &bundles, &stored.key, None, now) {
+                Ok(svid) if svid.spiffe_id.is_member_of(td) => {
+                    tracing::info!(spiffe_id = %svid.spiffe_id, "reusing stored agent SVID");
+                    let id = AgentIdentity {
+                        spiffe_id: svid.spiffe_id,
+                        chain: svid.chain,
+                        key: stored.key,
+                        not_before: svid.not_before,
+                        not_after: svid.not_after,
+                        bundle: stored.bundle,
+                    };
+                    self.install(&id);
+                    return Ok(id);
+                }
+                Ok(svid) => {
+                    tracing::warn!(spiffe_id = %svid.spiffe_id, "stored agent SVID is for another trust domain; ignoring it");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "stored agent SVID is not usable");
+                    if self.config.join_token.is_none() {
+                        let expiry = meshid_identity::x509::not_after(
+                            stored.chain.first().map(|c| c.as_ref()).unwrap_or_default(),
+                        )
+                        .unwrap_or(now);
+                        return Err(AttestError::Expired(expiry));
+                    }
+                }
+            }
+        }
+        self.attest(pinned).await
+    }
+
+    /// Attests with the join token, pinning `pinned` (or the stored bundle).
+    async fn attest(&self, pinned: Option<TrustBundle>) -> Result<AgentIdentity, AttestError> {
+        let token = self
+            .config
+            .join_token
+            .as_ref()
+            .ok_or(AttestError::NoToken)?;
+        let pinned = pinned.ok_or(AttestError::NoBundle)?;
+        self.client.set_credentials(None);
+        self.client
+            .set_bundles(Arc::new(std::iter::once(pinned).collect()));
+        let key = PrivateKey::generate_p256()?;
+        let resp = self
+            .client
+            .attest(AttestRequest {
+                attestation_type: JOIN_TOKEN_ATTESTATION.into(),
+                payload: token.expose().as_bytes().to_vec(),
+                csr: csr_der(&key)?,
+            })
+            .await
+            .map_err(|e| match e {
+                CaError::Banned(m) => AttestError::Banned(m),
+                e => AttestError::Ca(e),
+            })?;
+        let bundle = resp.bundle.ok_or(AttestError::Missing("bundle"))?;
+        let bundle = bundle_from_proto(&self.config.trust_domain, &bundle)?;
+        let svid = resp.svid.ok_or(AttestError::Missing("svid"))?;
+        let id = self.accept(&svid, key, bundle)?;
+        tracing::info!(spiffe_id = %id.spiffe_id, "attested with join token");
+        Ok(id)
+    }
+
+    /// Renews `current`; attests again if the CA evicted the agent and a
+    /// token is configured.
+    pub async fn renew(&self, current: &AgentIdentity) -> Result<AgentIdentity, AttestError> {
+        let key = PrivateKey::generate_p256()?;
+        let req = RenewAgentRequest {
+            csr: csr_der(&key)?,
+        };
+        match self.client.renew_agent(req).await {
+            Ok(resp) => {
+                let svid = resp.svid.ok_or(AttestError::Missing("svid"))?;
+                let id = self.accept(&svid, key, current.bundle.clone())?;
+                tracing::info!(spiffe_id = %id.spiffe_id, not_after = ?id.not_after, "renewed agent SVID");
+                Ok(id)
+            }
+            Err(CaError::Banned(m)) => Err(AttestError::Banned(m)),
+            Err(CaError::AgentUnknown(m)) => {
+                if self.config.join_token.is_none() {
+                    return Err(AttestError::Evicted(m));
+                }
+                tracing::warn!(reason = %m, "CA does not know this agent; attesting again");
+                self.attest(Some(current.bundle.clone())).await
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Renews the identity at its renewal point (or at once when `kick` is
+    /// notified, e.g. the SVID manager saw the CA refuse the agent) until
+    /// `shutdown` or a fatal error (banned, evicted without token).
+    /// Publishes each new identity on `tx`.
+    pub async fn maintain(
+        &self,
+        mut current: AgentIdentity,
+        tx: watch::Sender<AgentIdentity>,
+        kick: Arc<tokio::sync::Notify>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), AttestError> {
+        let mut backoff = Backoff::default();
+        loop {
+            let now = self.clock.now();
+            let due = current.renew_at(self.config.renew_fraction);
+            let wait = due.duration_since(now).unwrap_or(Duration::ZERO);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = kick.notified() => tracing::info!("renewing agent SVID early: the CA refused it"),
+                _ = shutdown.changed() => return Ok(()),
+            }
+            match self.renew(&current).await {
+                Ok(id) => {
+                    backoff.reset();
+                    current = id;
+                    tx.send_replace(current.clone());
+                }
+                Err(e @ AttestError::Ca(CaError::Unavailable(_))) => {
+                    let d = backoff.next_delay();
+                    tracing::warn!(error = %e, retry_in = ?d, "agent SVID renewal failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(d) => {}
+                        _ = shutdown.changed() => return Ok(()),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Verifies an issued agent SVID, persists it and installs it.
+    fn accept(
+        &self,
+        svid: &meshid_proto::ca::X509Svid,
+        key: PrivateKey,
+        bundle: TrustBundle,
+    ) -> Result<AgentIdentity, AttestError> {
+        let td = &self.config.trust_domain;
+        let bundles: BundleSet = std::iter::once(bundle.clone()).collect();
+        let issued = check_x509_svid(svid, &bundles, &key, None, self.clock.now())?;
+        if !issued.spiffe_id.is_member_of(td) {
+            return Err(CaError::BadResponse(format!(
+                "agent SVID {} is not in trust domain {td}",
+                issued.spiffe_id
+            ))
+            .into());
+        }
+        let id = AgentIdentity {
+            spiffe_id: issued.spiffe_id,
+            chain: issued.chain,
+            key,
+            not_before: issued.not_before,
+            not_after: issued.not_after,
+            bundle,
+        };
+        store::save(
+            &self.config.data_dir,
+            &store::Stored {
+                key: id.key.clone(),
+                chain: id.chain.clone(),
+                bundle: id.bundle.clone(),
+            },
+        )?;
+        self.install(&id);
+        Ok(id)
+    }
+
+    fn install(&self, id: &AgentIdentity) {
+        self.client.set_bundles(id.bundles());
+        self.client.set_credentials(Some(id.credentials()));
+    }
+}
+
+/// A proto bundle as a [`TrustBundle`], checked to be for `td`.
+pub fn bundle_from_proto(
+    td: &TrustDomain,
+    b: &meshid_proto::ca::Bundle,
+) -> Result<TrustBundle, AttestError> {
+    if b.trust_domain != td.as_str() {
+        return Err(AttestError::BadBundle(format!(
+            "bundle is for {:?}, expected {td}",
+            b.trust_domain
+        )));
+    }
+    any_bundle_from_proto(b)
+}
+
+/// A proto bundle of any trust domain as a [`TrustBundle`].
+pub fn any_bundle_from_proto(b: &meshid_proto::ca::Bundle) -> Result<TrustBundle, AttestError> {
+    let td = TrustDomain::new(&b.trust_domain)
+        .map_err(|e| AttestError::BadBundle(format!("trust domain {:?}: {e}", b.trust_domain)))?;
+    if b.x509_authorities.is_empty() {
+        return Err(AttestError::BadBundle(format!(
+            "bundle of {td} has no X.509 authorities"
+        )));
+    }
+    let mut out = TrustBundle::new(td);
+    out.x509_authorities = b
+        .x509_authorities
+        .iter()
+        .map(|c| CertificateDer::from(c.clone()))
+        .collect();
+    out.jwt_authorities = b
+        .jwt_authorities
+        .iter()
+        .map(|k| meshid_identity::JwtAuthority {
+            key_id: k.key_id.clone(),
+            public_key_der: k.public_key.clone(),
+        })
+        .collect();
+    out.sequence = u64::try_from(b.sequence).unwrap_or(0);
+    out.refresh_hint = u64::try_from(b.refresh_hint_seconds)
+        .ok()
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs);
+    Ok(out)
+}

@@ -1,0 +1,68 @@
+//! The agent's Prometheus metrics.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Metrics of the SVID manager and the CA connection.
+#[derive(Debug, Clone, Default)]
+pub struct AgentMetrics {
+    /// SVIDs currently served.
+    pub svids_cached: Gauge,
+    /// Unix time of the next planned rotation (0 = none).
+    pub next_rotation: Gauge,
+    /// 1 when the last call to the CA succeeded.
+    pub ca_reachable: Gauge,
+    /// SVID issuances/rotations that failed.
+    pub rotation_failures: Counter,
+    /// SVIDs issued.
+    pub svids_issued: Counter,
+    /// Full syncs that failed.
+    pub sync_failures: Counter,
+    /// Unix time of the last successful sync.
+    pub last_sync: Gauge<f64, AtomicU64>,
+}
+
+// === impl AgentMetrics ===
+
+impl AgentMetrics {
+    /// Creates the metrics and registers them under `meshid_agent_`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self::default();
+        let r = registry.sub_registry_with_prefix("meshid_agent");
+        r.register(
+            "svids_cached",
+            "X.509-SVIDs currently served",
+            m.svids_cached.clone(),
+        );
+        r.register(
+            "next_rotation_timestamp_seconds",
+            "Unix time of the next planned SVID rotation",
+            m.next_rotation.clone(),
+        );
+        r.register(
+            "ca_reachable",
+            "1 when the last CA call succeeded",
+            m.ca_reachable.clone(),
+        );
+        r.register(
+            "rotation_failures",
+            "SVID issuances or rotations that failed",
+            m.rotation_failures.clone(),
+        );
+        r.register("svids_issued", "X.509-SVIDs issued", m.svids_issued.clone());
+        r.register(
+            "sync_failures",
+            "Syncs with the CA that failed",
+            m.sync_failures.clone(),
+        );
+        r.register(
+            "last_sync_timestamp_seconds",
+            "Unix time of the last successful sync",
+            m.last_sync.clone(),
+        );
+        m
+    }
+}

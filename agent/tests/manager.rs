@@ -1,0 +1,320 @@
+//! The SVID manager against an in-memory CA that really signs.
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/fake_ca.rs"]
+mod fake_ca;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fake_ca::{FakeCa, t0};
+use meshid_agent::cache::Snapshot;
+use meshid_agent::clock::{ManualClock, TokioClock};
+use meshid_agent::manager::{ManagerConfig, ManagerHandle, SvidManager};
+use meshid_agent::metrics::AgentMetrics;
+use meshid_identity::{Selector, verify_x509_svid};
+
+fn manager(
+    ca: &Arc<FakeCa>,
+    clock: meshid_agent::clock::SharedClock,
+) -> (SvidManager, ManagerHandle) {
+    let mut config = ManagerConfig::new(ca.td.clone());
+    config.batch_size = 500;
+    SvidManager::new(config, ca.clone(), clock, AgentMetrics::default())
+}
+
+fn serials(s: &Snapshot) -> BTreeMap<String, String> {
+    s.svids
+        .iter()
+        .map(|s| (s.entry.id.clone(), s.serial.clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn all_svids_are_issued_in_batches_of_at_most_500_and_verify() {
+    let clock = ManualClock::new(t0());
+    let ca = FakeCa::new(Arc::new(clock.clone()));
+    ca.pretend_attested();
+    ca.lock().page_size = 100;
+    for i in 0..1001 {
+        ca.add_entry(&format!("e{i}"), &format!("/w/{i}"), i);
+    }
+    let (mut m, handle) = manager(&ca, Arc::new(clock.clone()));
+    m.tick().await.unwrap();
+
+    assert_eq!(ca.lock().batches, vec![500, 500, 1]);
+    let snap = handle.snapshot();
+    assert_eq!(snap.svids.len(), 1001);
+    assert_eq!(snap.trust_domain.as_ref(), Some(&ca.td));
+    for s in &snap.svids {
+        let v = verify_x509_svid(&s.chain, &snap.bundles, clock.now_for_test()).unwrap();
+        assert_eq!(v.spiffe_id, s.entry.spiffe_id);
+        assert_eq!(
+            s.key.public_key_der(),
+            x509_parser::parse_x509_certificate(&s.chain[0])
+                .unwrap()
+                .1
+                .public_key()
+                .raw
+        );
+    }
+    // Only the SVID whose selectors match is served to uid 7.
+    let sel = [Selector::parse("unix:uid:7").unwrap()];
+    let mine = snap.svids_for(&sel, clock.now_for_test());
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].entry.spiffe_id.as_str(), "spiffe://example.org/w/7");
+}
+
+trait NowForTest {
+    fn now_for_test(&self) -> std::time::SystemTime;
+}
+impl NowForTest for ManualClock {
+    fn now_for_test(&self) -> std::time::SystemTime {
+        meshid_agent::clock::Clock::now(self)
+    }
+}
+
+#[tokio::test]
+async fn svids_rotate_between_40_and_60_percent_of_their_life_with_jitter() {
+    let clock = ManualClock::new(t0());
+    let ca = FakeCa::new(Arc::new(clock.clone()));
+    ca.pretend_attested();
+    for i in 0..30 {
+        ca.add_entry(&format!("e{i}"), &format!("/w/{i}"), i);
+    }
+    let (mut m, handle) = manager(&ca, Arc::new(clock.clone()));
+    m.tick().await.unwrap();
+    let first = serials(&handle.snapshot());
+    let first_gen = handle.snapshot().generation;
+
+    // TTL 1000 s, notBefore back-dated 10 s: life 1010 s, so rotation is
+    // due between 404 s and 606 s after notBefore, i.e. 394..596 s from now.
+    let mut rotated_at: BTreeMap<String, u64> = BTreeMap::new();
+    for step in (0..=700).step_by(10) {
+        clock.set(t0() + Duration::from_secs(step));
+        m.tick().await.unwrap();
+        let now = serials(&handle.snapshot());
+        for (id, serial) in &now {
+            if first[id] != *serial {
+                rotated_at.entry(id.clone()).or_insert(step);
+            }
+        }
+    }
+    assert_eq!(
+        rotated_at.len(),
+        30,
+        "every SVID rotated once: {rotated_at:?}"
+    );
+    for (id, at) in &rotated_at {
+        assert!((390..=600).contains(at), "{id} rotated at {at}s");
+    }
+    let distinct: std::collections::BTreeSet<_> = rotated_at.values().collect();
+    assert!(
+        distinct.len() > 1,
+        "rotation times are jittered: {rotated_at:?}"
+    );
+    assert!(handle.snapshot().generation > first_gen);
+}
+
+#[tokio::test]
+async fn unchanged_state_publishes_nothing_and_removed_entry_disappears() {
+    let clock = ManualClock::new(t0());
+    let ca = FakeCa::new(Arc::new(clock.clone()));
+    ca.pretend_attested();
+    for i in 0..3 {
+        ca.add_entry(&format!("e{i}"), &format!("/w/{i}"), i);
+    }
+    let (mut m, handle) = manager(&ca, Arc::new(clock.clone()));
+    m.tick().await.unwrap();
+    let gen1 = handle.snapshot().generation;
+    m.tick().await.unwrap();
+    assert_eq!(
+        handle.snapshot().generation,
+        gen1,
+        "no change, no new snapshot"
+    );
+    assert_eq!(ca.lock().batches, vec![3], "nothing re-issued");
+
+    ca.lock().entries.retain(|e| e.id != "e1");
+    m.tick().await.unwrap();
+    let snap = handle.snapshot();
+    assert_eq!(snap.generation, gen1 + 1);
+    let ids: Vec<_> = snap.svids.iter().map(|s| s.entry.id.as_str()).collect();
+    assert_eq!(ids, vec!["e0", "e2"]);
+}
+
+#[tokio::test]
+async fn changed_entry_is_reissued_with_new_selectors() {
+    let clock = ManualClock::new(t0());
+    let ca = FakeCa::new(Arc::new(clock.clone()));
+    ca.pretend_attested();
+    ca.add_entry("e0", "/w/0", 10);
+    let (mut m, handle) = manager(&ca, Arc::new(clock.clone()));
+    m.tick().await.unwrap();
+    {
+        let mut st = ca.lock();
+        st.entries[0].selectors[0].value = "uid:11".into();
+        st.entries[0].revision = 2;
+    }
+    m.tick().await.unwrap();
+    let snap = handle.snapshot();
+    assert_eq!(ca.lock().batches, vec![1, 1]);
+    assert_eq!(snap.svids[0].entry.revision, 2);
+    let now = clock.now_for_test();
+    assert!(
+        snap.svids_for(&[Selector::parse("unix:uid:10").unwrap()], now)
+            .is_empty()
+    );
+    assert_eq!(
+        snap.svids_for(&[Selector::parse("unix:uid:11").unwrap()], now)
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn ca_down_keeps_serving_cached_svids_until_expiry_then_recovers() {
+    let clock = ManualClock::new(t0());
+    let ca = FakeCa::new(Arc::new(clock.clone()));
+    ca.pretend_attested();
+    ca.add_entry("e0", "/w/0", 1);
+    ca.add_entry("e1", "/w/1", 2);
+    let (mut m, handle) = manager(&ca, Arc::new(clock.clone()));
+    m.tick().await.unwrap();
+    let before = serials(&handle.snapshot());
+
+    ca.lock().down = true;
+    clock.set(t0() + Duration::from_secs(700)); // past rotation, before expiry
+    assert!(m.tick().await.unwrap_err().is_transient());
+    assert_eq!(
+        serials(&handle.snapshot()),
+        before,
+        "cached SVIDs still served"
+    );
+
+    clock.set(t0() + Duration::from_secs(1001)); // past notAfter
+    m.tick().await.unwrap_err();
+    let snap = handle.snapshot();
+    assert!(snap.svids.is_empty(), "no SVID is served past its expiry");
+    assert!(
+        snap.svids_for(
+            &[Selector::parse("unix:uid:1").unwrap()],
+            clock.now_for_test()
+        )
+        .is_empty()
+    );
+
+    ca.lock().down = false;
+    m.tick().await.unwrap();
+    let snap = handle.snapshot();
+    assert_eq!(snap.svids.len(), 2);
+    assert!(
+        snap.svids
+            .iter()
+            .all(|s| s.not_after > clock.now_for_test())
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_back_off_exponentially_while_ca_is_down_and_recovery_publishes() {
+    let clock = Arc::new(TokioClock::new(t0()));
+    let ca = FakeCa::new(clock.clone());
+    ca.pretend_attested();
+    ca.add_entry("e0", "/w/0", 1);
+    ca.lock().down = true;
+    let (m, handle) = manager(&ca, clock.clone());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(m.run(stop_rx));
+
+    tokio::time::sleep(Duration::from_secs(180)).await;
+    let attempts = ca.lock().sync_attempts.clone();
+    let gaps: Vec<Duration> = attempts.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        (6..=12).contains(&attempts.len()),
+        "about log2(180) attempts in 180 s, got {}: {gaps:?}",
+        attempts.len()
+    );
+    for w in gaps.windows(2) {
+        // Each step draws from the upper half of a doubling window, so the
+        // delays never shrink until the 60 s cap is reached.
+        assert!(
+            w[1] >= w[0] || w[0] >= Duration::from_secs(30),
+            "backoff grows: {gaps:?}"
+        );
+    }
+    assert!(gaps[0] <= Duration::from_secs(1), "{gaps:?}");
+    assert!(*gaps.last().unwrap() >= Duration::from_secs(16), "{gaps:?}");
+    assert!(handle.snapshot().svids.is_empty());
+
+    ca.lock().down = false;
+    let mut rx = handle.subscribe();
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        rx.wait_for(|s| s.svids.len() == 1),
+    )
+    .await
+    .expect("recovers within one max backoff")
+    .unwrap();
+    stop_tx.send(true).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn running_manager_rotates_on_its_own_before_expiry() {
+    let clock = Arc::new(TokioClock::new(t0()));
+    let ca = FakeCa::new(clock.clone());
+    ca.pretend_attested();
+    ca.add_entry("e0", "/w/0", 1);
+    ca.lock().svid_ttl = Duration::from_secs(100_000); // longer than the sync interval matters
+    let mut config = ManagerConfig::new(ca.td.clone());
+    config.sync_interval = Duration::from_secs(3600);
+    let (m, handle) = SvidManager::new(config, ca.clone(), clock.clone(), AgentMetrics::default());
+    let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(m.run(stop_rx));
+    let mut rx = handle.subscribe();
+    rx.wait_for(|s| s.svids.len() == 1).await.unwrap();
+    let first = rx.borrow().svids[0].serial.clone();
+    rx.wait_for(|s| s.svids.first().is_some_and(|x| x.serial != first))
+        .await
+        .unwrap();
+    let elapsed = meshid_agent::clock::Clock::now(clock.as_ref())
+        .duration_since(t0())
+        .unwrap();
+    assert!(
+        elapsed >= Duration::from_secs(39_000) && elapsed <= Duration::from_secs(61_000),
+        "rotated after {elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn jwt_svids_are_cached_per_audience_until_half_life() {
+    let clock = ManualClock::new(t0());
+    let ca = FakeCa::new(Arc::new(clock.clone()));
+    ca.pretend_attested();
+    ca.add_entry("e0", "/w/0", 1);
+    let (mut m, handle) = manager(&ca, Arc::new(clock.clone()));
+    m.tick().await.unwrap();
+    let entry = handle.snapshot().svids[0].entry.clone();
+    let aud = vec!["svc-a".to_string()];
+
+    let a = handle.mint_jwt_svid(&entry, &aud).await.unwrap();
+    assert_eq!(a.spiffe_id, entry.spiffe_id);
+    assert!(!format!("{a:?}").contains(&a.token), "token not in Debug");
+    let b = handle.mint_jwt_svid(&entry, &aud).await.unwrap();
+    assert_eq!(a, b);
+    assert_eq!(ca.lock().jwt_mints, 1);
+
+    handle
+        .mint_jwt_svid(&entry, &["svc-b".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(ca.lock().jwt_mints, 2, "another audience is another token");
+
+    clock.set(t0() + Duration::from_secs(151)); // JWT TTL 300 s
+    let c = handle.mint_jwt_svid(&entry, &aud).await.unwrap();
+    assert_ne!(c.token, a.token);
+    assert_eq!(ca.lock().jwt_mints, 3);
+
+    assert!(handle.mint_jwt_svid(&entry, &[]).await.is_err());
+}

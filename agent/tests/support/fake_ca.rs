@@ -1,0 +1,320 @@
+//! An in-memory CA node API that really signs, for agent tests.
+#![allow(clippy::unwrap_used)]
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use meshid_agent::clock::SharedClock;
+use meshid_agent::node_client::{AgentCredentials, CaClient, CaError};
+use meshid_identity::x509::{CaTemplate, SvidTemplate, self_signed_ca, sign_svid};
+use meshid_identity::{BundleSet, PrivateKey, TrustDomain, verify_csr};
+use meshid_proto::ca::*;
+use rustls_pki_types::CertificateDer;
+
+pub const TD: &str = "example.org";
+
+#[derive(Debug, Default)]
+pub struct FakeState {
+    pub entries: Vec<Entry>,
+    pub down: bool,
+    pub agent_known: bool,
+    pub banned: bool,
+    pub tokens: BTreeSet<String>,
+    pub svid_ttl: Duration,
+    pub agent_ttl: Duration,
+    pub jwt_ttl: Duration,
+    pub page_size: usize,
+    /// Size of every SignX509Svids call.
+    pub batches: Vec<usize>,
+    /// Tokio time of every Sync call (first page only).
+    pub sync_attempts: Vec<tokio::time::Instant>,
+    pub attests: usize,
+    pub renewals: usize,
+    pub jwt_mints: usize,
+    pub creds: Option<AgentCredentials>,
+}
+
+#[derive(Debug)]
+pub struct FakeCa {
+    pub td: TrustDomain,
+    root_key: PrivateKey,
+    pub root: CertificateDer<'static>,
+    clock: SharedClock,
+    pub state: Mutex<FakeState>,
+}
+
+impl FakeCa {
+    pub fn new(clock: SharedClock) -> Arc<Self> {
+        let td = TrustDomain::new(TD).unwrap();
+        let root_key = PrivateKey::generate_p256().unwrap();
+        let now = clock.now();
+        let root = self_signed_ca(
+            &CaTemplate {
+                trust_domain: td.clone(),
+                common_name: "fake root".into(),
+                not_before: now,
+                not_after: now + Duration::from_secs(365 * 86400),
+                path_len: None,
+            },
+            &root_key.key_pair().unwrap(),
+        )
+        .unwrap();
+        Arc::new(Self {
+            td,
+            root_key,
+            root,
+            clock,
+            state: Mutex::new(FakeState {
+                svid_ttl: Duration::from_secs(1000),
+                agent_ttl: Duration::from_secs(3600),
+                jwt_ttl: Duration::from_secs(300),
+                page_size: 2,
+                ..Default::default()
+            }),
+        })
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, FakeState> {
+        self.state.lock().unwrap()
+    }
+
+    pub fn add_entry(&self, id: &str, path: &str, uid: u32) {
+        self.lock().entries.push(Entry {
+            id: id.into(),
+            spiffe_id: format!("spiffe://{TD}{path}"),
+            selectors: vec![Selector {
+                r#type: "unix".into(),
+                value: format!("uid:{uid}"),
+            }],
+            revision: 1,
+            ..Default::default()
+        });
+    }
+
+    pub fn bundle(&self) -> Bundle {
+        Bundle {
+            trust_domain: TD.into(),
+            x509_authorities: vec![self.root.to_vec()],
+            sequence: 1,
+            ..Default::default()
+        }
+    }
+
+    pub fn trust_bundle(&self) -> meshid_identity::TrustBundle {
+        let mut b = meshid_identity::TrustBundle::new(self.td.clone());
+        b.x509_authorities.push(self.root.clone());
+        b
+    }
+
+    fn sign(
+        &self,
+        csr: &[u8],
+        path: &str,
+        ttl: Duration,
+        entry_id: &str,
+    ) -> Result<X509Svid, String> {
+        let csr = verify_csr(csr).map_err(|e| e.to_string())?;
+        let now = self.clock.now();
+        let spiffe_id = meshid_identity::SpiffeId::parse(path).map_err(|e| e.to_string())?;
+        let cert = sign_svid(
+            &SvidTemplate {
+                spiffe_id: spiffe_id.clone(),
+                dns_names: vec![],
+                not_before: now,
+                not_after: now + ttl,
+            },
+            &csr.public_key_der,
+            &self.root,
+            &self.root_key.key_pair().unwrap(),
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(X509Svid {
+            spiffe_id: spiffe_id.as_str().into(),
+            cert_chain: vec![cert.to_vec()],
+            expires_at: (now + ttl)
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64,
+            entry_id: entry_id.into(),
+        })
+    }
+
+    fn check_agent(&self) -> Result<(), CaError> {
+        let st = self.lock();
+        if st.down {
+            return Err(tonic::Status::unavailable("connection refused").into());
+        }
+        if st.banned {
+            return Err(tonic::Status::permission_denied("agent is banned").into());
+        }
+        if !st.agent_known {
+            return Err(tonic::Status::unauthenticated("unknown agent").into());
+        }
+        if st.creds.is_none() {
+            return Err(CaError::NoCredentials);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl CaClient for FakeCa {
+    async fn attest(&self, req: AttestRequest) -> Result<AttestResponse, CaError> {
+        let token = String::from_utf8(req.payload).unwrap();
+        {
+            let mut st = self.lock();
+            if st.down {
+                return Err(tonic::Status::unavailable("down").into());
+            }
+            if st.banned {
+                return Err(tonic::Status::permission_denied("agent is banned").into());
+            }
+            if req.attestation_type != "join_token" || !st.tokens.contains(&token) {
+                return Err(tonic::Status::invalid_argument("bad join token").into());
+            }
+            st.attests += 1;
+            st.agent_known = true;
+        }
+        let ttl = self.lock().agent_ttl;
+        let svid = self
+            .sign(
+                &req.csr,
+                &format!("spiffe://{TD}/agent/join_token/{token}"),
+                ttl,
+                "",
+            )
+            .map_err(CaError::BadResponse)?;
+        Ok(AttestResponse {
+            svid: Some(svid),
+            bundle: Some(self.bundle()),
+        })
+    }
+
+    async fn renew_agent(&self, req: RenewAgentRequest) -> Result<RenewAgentResponse, CaError> {
+        self.check_agent()?;
+        self.lock().renewals += 1;
+        let ttl = self.lock().agent_ttl;
+        let svid = self
+            .sign(&req.csr, &format!("spiffe://{TD}/agent/renewed"), ttl, "")
+            .map_err(CaError::BadResponse)?;
+        Ok(RenewAgentResponse { svid: Some(svid) })
+    }
+
+    async fn sync(&self, req: SyncRequest) -> Result<SyncResponse, CaError> {
+        if req.page_token.is_empty() {
+            self.lock().sync_attempts.push(tokio::time::Instant::now());
+        }
+        self.check_agent()?;
+        let st = self.lock();
+        let start: usize = if req.page_token.is_empty() {
+            0
+        } else {
+            req.page_token.parse().unwrap()
+        };
+        let end = (start + st.page_size).min(st.entries.len());
+        let next = if end < st.entries.len() {
+            end.to_string()
+        } else {
+            String::new()
+        };
+        Ok(SyncResponse {
+            entries: st.entries[start..end].to_vec(),
+            next_page_token: next,
+            bundle: Some(self.bundle()),
+            federated_bundles: vec![],
+        })
+    }
+
+    async fn sign_x509_svids(
+        &self,
+        req: SignX509SvidsRequest,
+    ) -> Result<SignX509SvidsResponse, CaError> {
+        self.check_agent()?;
+        let (entries, ttl) = {
+            let mut st = self.lock();
+            st.batches.push(req.requests.len());
+            (st.entries.clone(), st.svid_ttl)
+        };
+        let results = req
+            .requests
+            .iter()
+            .map(|r| {
+                let result = match entries.iter().find(|e| e.id == r.entry_id) {
+                    None => svid_result::Result::Error(ItemError {
+                        code: 5,
+                        message: "no such entry".into(),
+                    }),
+                    Some(e) => match self.sign(&r.csr, &e.spiffe_id, ttl, &e.id) {
+                        Ok(s) => svid_result::Result::Svid(s),
+                        Err(m) => svid_result::Result::Error(ItemError {
+                            code: 3,
+                            message: m,
+                        }),
+                    },
+                };
+                SvidResult {
+                    result: Some(result),
+                }
+            })
+            .collect();
+        Ok(SignX509SvidsResponse { results })
+    }
+
+    async fn mint_jwt_svids(
+        &self,
+        req: MintJwtSvidsRequest,
+    ) -> Result<MintJwtSvidsResponse, CaError> {
+        self.check_agent()?;
+        let mut st = self.lock();
+        let now = self.clock.now();
+        let exp = (now + st.jwt_ttl)
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let mut results = Vec::new();
+        for r in req.requests {
+            st.jwt_mints += 1;
+            let e = st.entries.iter().find(|e| e.id == r.entry_id).cloned();
+            let result = match e {
+                Some(e) => jwt_svid_result::Result::Svid(JwtSvid {
+                    spiffe_id: e.spiffe_id,
+                    token: format!("jwt-{}-{}", r.entry_id, st.jwt_mints),
+                    expires_at: exp,
+                }),
+                None => jwt_svid_result::Result::Error(ItemError {
+                    code: 5,
+                    message: "no such entry".into(),
+                }),
+            };
+            results.push(JwtSvidResult {
+                result: Some(result),
+            });
+        }
+        Ok(MintJwtSvidsResponse { results })
+    }
+
+    fn set_credentials(&self, creds: Option<AgentCredentials>) {
+        self.lock().creds = creds;
+    }
+
+    fn set_bundles(&self, _bundles: Arc<BundleSet>) {}
+}
+
+impl FakeCa {
+    /// Marks the agent as attested without going through `attest`.
+    pub fn pretend_attested(&self) {
+        let mut st = self.lock();
+        st.agent_known = true;
+        st.creds = Some(AgentCredentials {
+            chain: vec![],
+            key: PrivateKey::generate_p256().unwrap(),
+        });
+    }
+}
+
+/// A fixed, certificate-friendly start time (2027-01-15).
+pub fn t0() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+}
