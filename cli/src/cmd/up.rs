@@ -93,7 +93,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         })?;
 
     let demo = demo::DemoServices::start().await?;
-    let plan = Plan::new(&layout, trust_domain, isolation, &demo)?;
+    let plan = Plan::new(&layout, trust_domain, isolation, [demo.a, demo.b])?;
     let mut children = Children::new(layout.logs.clone());
 
     let outcome = tokio::select! {
@@ -113,7 +113,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     children.shutdown().await;
     demo.stop().await;
-    if let Err(e) = &outcome {
+    if outcome.is_err() {
         eprintln!("{}", children.log_tails(20));
         if !keep {
             eprintln!("(rerun with --data-dir DIR to keep the configuration and logs)");

@@ -9,7 +9,6 @@ use anyhow::Context as _;
 use meshid_identity::TrustDomain;
 
 use super::Isolation;
-use super::demo::DemoServices;
 
 /// Uids the proxies run as in [`Isolation::Uid`] mode.
 const DEMO_UIDS: [u32; 2] = [10001, 10002];
@@ -176,7 +175,7 @@ impl Plan {
         layout: &Layout,
         trust_domain: TrustDomain,
         isolation: Isolation,
-        demo: &DemoServices,
+        apps: [SocketAddr; 2],
     ) -> anyhow::Result<Self> {
         let ports = Ports {
             ca_node: free_port()?,
@@ -185,7 +184,6 @@ impl Plan {
             a_outbound: free_port()?,
         };
         let our_uid = nix::unistd::getuid().as_raw();
-        let apps = [demo.a, demo.b];
         let names = ["service-a", "service-b"];
         let mut services = Vec::with_capacity(2);
         for i in 0..2 {
@@ -403,3 +401,7 @@ impl Service {
         format!("proxy-{}", self.name.trim_start_matches("service-"))
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
