@@ -1,0 +1,344 @@
+//! The proxy's configuration file (YAML or TOML), validated at start-up.
+//!
+//! ```yaml
+//! identity:
+//!   files: { cert: svid.pem, key: svid.key, bundle: bundle.pem }
+//!   # or: workload_api: { socket: /run/meshid/agent.sock }
+//! inbound:
+//!   - { listen: "0.0.0.0:15006", forward_to: "127.0.0.1:8080", protocol: http }
+//! outbound:
+//!   - { listen: "127.0.0.1:15001", upstream: "10.0.0.7:15006",
+//!       server_id: "spiffe://example.org/backend", protocol: http }
+//! policy: policy.yaml
+//! mode: enforce
+//! ops_listen: "127.0.0.1:15020"
+//! access_log: stdout
+//! ```
+
+use meshid_identity::{SpiffeId, TrustDomain};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Largest configuration file accepted, in bytes.
+pub const MAX_CONFIG_SIZE: u64 = 1024 * 1024;
+
+/// Everything `meshid proxy run` needs.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Where the proxy's own SVID and trust bundle come from.
+    #[serde(with = "serde_yaml_ng::with::singleton_map")]
+    pub identity: IdentityConfig,
+    /// Listeners that terminate mTLS and forward to the local application.
+    #[serde(default)]
+    pub inbound: Vec<InboundConfig>,
+    /// Listeners that accept plaintext from the local application and
+    /// originate mTLS to a peer proxy.
+    #[serde(default)]
+    pub outbound: Vec<OutboundConfig>,
+    /// Authorization policy file (Istio-style); absent: allow everything.
+    #[serde(default)]
+    pub policy: Option<PathBuf>,
+    /// Enforce policy decisions, or only log what would be denied.
+    #[serde(default)]
+    pub mode: Mode,
+    /// Address of `/healthz`, `/readyz` and `/metrics`; absent: no ops server.
+    #[serde(default)]
+    pub ops_listen: Option<SocketAddr>,
+    /// Where access log lines go.
+    #[serde(default)]
+    pub access_log: AccessLogTarget,
+    /// TLS settings shared by every listener.
+    #[serde(default)]
+    pub tls: TlsSettings,
+    /// How long to let open connections finish after shutdown is requested, in seconds.
+    #[serde(default = "default_drain_secs")]
+    pub drain_timeout_secs: u64,
+}
+
+/// Where the proxy's identity comes from.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum IdentityConfig {
+    /// The SPIFFE Workload API of the local agent.
+    WorkloadApi {
+        /// Path of the agent's Unix socket.
+        socket: PathBuf,
+    },
+    /// PEM files, polled for changes.
+    Files {
+        /// SVID chain: leaf first, then intermediates.
+        cert: PathBuf,
+        /// PKCS#8 or SEC1 private key of the leaf.
+        key: PathBuf,
+        /// Trust bundle: root certificates of the proxy's trust domain.
+        bundle: PathBuf,
+        /// How often to check the files, in milliseconds.
+        #[serde(default = "default_poll_ms")]
+        poll_ms: u64,
+    },
+}
+
+/// Which application protocol a listener carries.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Protocol {
+    /// Opaque TCP: authorized per connection.
+    Tcp,
+    /// HTTP/1.1 or HTTP/2: authorized per request.
+    #[default]
+    Http,
+}
+
+/// One inbound (mTLS-terminating) listener.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundConfig {
+    /// Address to accept mTLS connections on.
+    pub listen: SocketAddr,
+    /// The local application.
+    pub forward_to: SocketAddr,
+    /// What the connections carry.
+    #[serde(default)]
+    pub protocol: Protocol,
+}
+
+/// One outbound (mTLS-originating) listener.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// Address the local application connects to (plaintext).
+    pub listen: SocketAddr,
+    /// The peer's inbound listener.
+    pub upstream: SocketAddr,
+    /// Accept only this exact server SPIFFE ID.
+    #[serde(default)]
+    pub server_id: Option<String>,
+    /// Accept any server of this trust domain.
+    #[serde(default)]
+    pub trust_domain: Option<String>,
+    /// What the connections carry.
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// Reuse upstream connections (default). `false` opens one mTLS
+    /// connection per request with session resumption off (benchmarks).
+    #[serde(default = "default_true")]
+    pub pool: bool,
+}
+
+/// Policy enforcement mode.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Mode {
+    /// Denied traffic is refused.
+    #[default]
+    Enforce,
+    /// Denied traffic passes and is logged as `deny(audit)`.
+    Audit,
+}
+
+/// Where access log lines go.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AccessLogTarget {
+    /// Standard output.
+    #[default]
+    Stdout,
+    /// Appended to a file.
+    File(PathBuf),
+    /// No access log.
+    Off,
+}
+
+/// TLS knobs.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// Also allow TLS 1.2 (off: TLS 1.3 only).
+    #[serde(default)]
+    pub allow_tls12: bool,
+}
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read proxy config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is larger than [`MAX_CONFIG_SIZE`].
+    #[error("proxy config {0} is larger than 1 MiB; is this the right file?")]
+    TooLarge(PathBuf),
+    /// The file is not valid YAML/TOML for this schema.
+    #[error("proxy config {path} is invalid: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said (includes the line).
+        message: String,
+    },
+    /// The values are inconsistent.
+    #[error("proxy config is invalid: {0}")]
+    Invalid(String),
+}
+
+// === impl ProxyConfig ===
+
+impl ProxyConfig {
+    /// Reads `path`: TOML if it ends in `.toml`, YAML otherwise; then validates.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let read = |source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let len = std::fs::metadata(path).map_err(read)?.len();
+        if len > MAX_CONFIG_SIZE {
+            return Err(ConfigError::TooLarge(path.to_owned()));
+        }
+        let text = std::fs::read_to_string(path).map_err(read)?;
+        let parse = |message: String| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        };
+        let cfg = if path.extension().is_some_and(|e| e == "toml") {
+            Self::from_toml(&text).map_err(|e| match e {
+                ConfigError::Parse { message, .. } => parse(message),
+                other => other,
+            })?
+        } else {
+            Self::from_yaml(&text).map_err(|e| match e {
+                ConfigError::Parse { message, .. } => parse(message),
+                other => other,
+            })?
+        };
+        Ok(cfg)
+    }
+
+    /// Parses and validates YAML text.
+    pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
+        let cfg: Self = serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<yaml>"),
+            message: e.to_string(),
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Parses and validates TOML text.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let cfg: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<toml>"),
+            message: e.to_string(),
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks what serde cannot: at least one listener, unique addresses,
+    /// one valid peer constraint per outbound.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.inbound.is_empty() && self.outbound.is_empty() {
+            return Err(ConfigError::Invalid(
+                "no listeners: add at least one `inbound` or `outbound` entry".into(),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        let listens = self
+            .inbound
+            .iter()
+            .map(|l| l.listen)
+            .chain(self.outbound.iter().map(|l| l.listen))
+            .chain(self.ops_listen);
+        for addr in listens {
+            if addr.port() != 0 && !seen.insert(addr) {
+                return Err(ConfigError::Invalid(format!(
+                    "address {addr} is used by two listeners; give each its own port"
+                )));
+            }
+        }
+        for o in &self.outbound {
+            o.peer_match()?;
+        }
+        Ok(())
+    }
+
+    /// The drain timeout as a duration.
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_secs(self.drain_timeout_secs)
+    }
+}
+
+// === impl OutboundConfig ===
+
+impl OutboundConfig {
+    /// Which upstream servers this listener accepts.
+    pub fn peer_match(&self) -> Result<meshid_identity::tls::PeerMatch, ConfigError> {
+        use meshid_identity::tls::PeerMatch;
+        match (&self.server_id, &self.trust_domain) {
+            (Some(id), None) => SpiffeId::parse(id)
+                .map(|id| PeerMatch::OneOf(vec![id]))
+                .map_err(|e| {
+                    ConfigError::Invalid(format!(
+                        "outbound {}: server_id {id:?} is not a SPIFFE ID: {e}",
+                        self.listen
+                    ))
+                }),
+            (None, Some(td)) => TrustDomain::new(td)
+                .map(PeerMatch::TrustDomain)
+                .map_err(|e| {
+                    ConfigError::Invalid(format!(
+                        "outbound {}: trust_domain {td:?} is invalid: {e}",
+                        self.listen
+                    ))
+                }),
+            _ => Err(ConfigError::Invalid(format!(
+                "outbound {}: set exactly one of `server_id` (an exact SPIFFE ID) or `trust_domain`",
+                self.listen
+            ))),
+        }
+    }
+}
+
+// === impl AccessLogTarget ===
+
+impl<'de> Deserialize<'de> for AccessLogTarget {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(match s.as_str() {
+            "stdout" => Self::Stdout,
+            "off" => Self::Off,
+            "" => {
+                return Err(serde::de::Error::custom(
+                    "access_log must be `stdout`, `off` or a file path",
+                ));
+            }
+            _ => Self::File(PathBuf::from(s)),
+        })
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_poll_ms() -> u64 {
+    1000
+}
+
+fn default_drain_secs() -> u64 {
+    10
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;

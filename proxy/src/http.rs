@@ -1,0 +1,14 @@
+//! HTTP/1.1 and HTTP/2 proxying (hyper 1).
+//!
+//! A request's path: server connection (auto-detects h1/h2) → [`forward`]:
+//! authorize (inbound) → trace context → hop-by-hop cleanup → pooled
+//! upstream client ([`connect::Upstream`]) → response → access log + metrics.
+
+pub mod connect;
+pub mod forward;
+
+pub use connect::Upstream;
+pub use forward::{Forward, serve_connection};
+
+/// Response header that says why a request was denied.
+pub const DENIED_HEADER: &str = "x-meshid-denied";

@@ -1,0 +1,198 @@
+//! Upstream connector for the pooled hyper client: always dials one fixed
+//! address, in plaintext (inbound → app) or mTLS (outbound → peer proxy).
+
+use crate::metrics::{Metrics, OUTBOUND};
+use crate::tls::{TlsStore, build::ALPN_H2, handshake_error_reason};
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+/// Connect + handshake timeout.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How to reach the upstream.
+#[derive(Clone, Debug)]
+pub enum Upstream {
+    /// Plain TCP to the local application.
+    Plain(SocketAddr),
+    /// mTLS to a peer proxy with client config `index` of the [`TlsStore`].
+    Tls {
+        /// The peer's address.
+        addr: SocketAddr,
+        /// Which client config (outbound listener index).
+        index: usize,
+        /// Current TLS configs.
+        tls: TlsStore,
+        /// Handshake counters.
+        metrics: Metrics,
+    },
+}
+
+/// A connected upstream stream.
+#[derive(Debug)]
+pub enum UpstreamIo {
+    /// Plain TCP.
+    Plain(TokioIo<TcpStream>),
+    /// mTLS; `h2` is true if ALPN chose HTTP/2.
+    Tls(Box<TokioIo<TlsStream<TcpStream>>>, bool),
+}
+
+// === impl Upstream ===
+
+impl Upstream {
+    /// Dials the upstream: TCP (no delay), then mTLS if configured.
+    pub async fn connect(&self) -> io::Result<UpstreamIo> {
+        match self {
+            Self::Plain(addr) => Ok(UpstreamIo::Plain(TokioIo::new(dial(*addr).await?))),
+            Self::Tls {
+                addr,
+                index,
+                tls,
+                metrics,
+            } => {
+                let tls_stream = connect_tls(*addr, *index, tls, metrics).await?;
+                let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(ALPN_H2);
+                Ok(UpstreamIo::Tls(Box::new(TokioIo::new(tls_stream)), h2))
+            }
+        }
+    }
+}
+
+/// TCP connect with `TCP_NODELAY` and a timeout.
+pub async fn dial(addr: SocketAddr) -> io::Result<TcpStream> {
+    let s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("connect to {addr} timed out"),
+            )
+        })??;
+    s.set_nodelay(true)?;
+    Ok(s)
+}
+
+/// TCP connect + mTLS handshake with the latest client config `index`.
+pub async fn connect_tls(
+    addr: SocketAddr,
+    index: usize,
+    tls: &TlsStore,
+    metrics: &Metrics,
+) -> io::Result<TlsStream<TcpStream>> {
+    let cfg = tls
+        .current()
+        .and_then(|c| c.clients.get(index).cloned())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "no identity loaded yet"))?;
+    let tcp = dial(addr).await?;
+    let connector = tokio_rustls::TlsConnector::from(cfg);
+    let name = ServerName::IpAddress(addr.ip().into());
+    match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp)).await {
+        Ok(Ok(s)) => {
+            metrics.handshake(OUTBOUND);
+            Ok(s)
+        }
+        Ok(Err(e)) => {
+            metrics.tls_error(OUTBOUND, handshake_error_reason(&e));
+            Err(e)
+        }
+        Err(_) => {
+            metrics.tls_error(OUTBOUND, "timeout");
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "TLS handshake timed out",
+            ))
+        }
+    }
+}
+
+impl tower::Service<http::Uri> for Upstream {
+    type Response = UpstreamIo;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = io::Result<UpstreamIo>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: http::Uri) -> Self::Future {
+        let me = self.clone();
+        Box::pin(async move { me.connect().await })
+    }
+}
+
+// === impl UpstreamIo ===
+
+impl Connection for UpstreamIo {
+    fn connected(&self) -> Connected {
+        match self {
+            Self::Tls(_, true) => Connected::new().negotiated_h2(),
+            _ => Connected::new(),
+        }
+    }
+}
+
+impl hyper::rt::Read for UpstreamIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Self::Tls(s, _) => Pin::new(&mut **s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl hyper::rt::Write for UpstreamIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Self::Tls(s, _) => Pin::new(&mut **s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_flush(cx),
+            Self::Tls(s, _) => Pin::new(&mut **s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Self::Tls(s, _) => Pin::new(&mut **s).poll_shutdown(cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Self::Tls(s, _) => Pin::new(&mut **s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Self::Plain(s) => s.is_write_vectored(),
+            Self::Tls(s, _) => s.is_write_vectored(),
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! Identity from PEM files, polled for changes (cert-manager, Vault agent,
+//! or `meshid agent` writing files).
+
+use super::{Identity, IdentityError, IdentitySource, IdentityWatch};
+use meshid_identity::{BundleSet, PrivateKey, TrustBundle, x509};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
+
+/// Largest PEM file read, in bytes.
+const MAX_FILE: u64 = 512 * 1024;
+
+/// Reads SVID, key and bundle PEM files and re-reads them when they change.
+///
+/// A half-written set of files (key not matching the cert yet) is skipped
+/// and retried on the next poll, so writers need not be atomic.
+#[derive(Clone, Debug)]
+pub struct FileSource {
+    cert: PathBuf,
+    key: PathBuf,
+    bundle: PathBuf,
+    interval: Duration,
+}
+
+// === impl FileSource ===
+
+impl FileSource {
+    /// Watches the three files every `interval`.
+    pub fn new(cert: PathBuf, key: PathBuf, bundle: PathBuf, interval: Duration) -> Self {
+        Self {
+            cert,
+            key,
+            bundle,
+            interval: interval.max(Duration::from_millis(10)),
+        }
+    }
+
+    /// Reads the files once and checks them at `now`.
+    pub fn load(&self, now: SystemTime) -> Result<Identity, IdentityError> {
+        let (c, k, b) = self.read_all()?;
+        build(&c, &k, &b, now)
+    }
+
+    fn read_all(&self) -> Result<(String, String, String), IdentityError> {
+        Ok((read(&self.cert)?, read(&self.key)?, read(&self.bundle)?))
+    }
+
+    async fn run(self, tx: watch::Sender<Option<Arc<Identity>>>) {
+        let mut seen = [0u8; 32];
+        let mut last_error = String::new();
+        let mut ticker = tokio::time::interval(self.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while !tx.is_closed() {
+            ticker.tick().await;
+            let me = self.clone();
+            let read = tokio::task::spawn_blocking(move || me.read_all()).await;
+            let (c, k, b) = match read {
+                Ok(Ok(files)) => files,
+                Ok(Err(e)) => {
+                    report(&mut last_error, &e);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!("identity file reader failed: {e}");
+                    continue;
+                }
+            };
+            let mut h = Sha256::new();
+            for part in [&c, &k, &b] {
+                h.update(part.len().to_le_bytes());
+                h.update(part.as_bytes());
+            }
+            let digest: [u8; 32] = h.finalize().into();
+            if digest == seen {
+                continue;
+            }
+            match build(&c, &k, &b, SystemTime::now()) {
+                Ok(id) => {
+                    seen = digest;
+                    last_error.clear();
+                    tracing::info!(id = %id.spiffe_id.as_str(), serial = %id.serial, "identity loaded from files");
+                    tx.send_replace(Some(Arc::new(id)));
+                }
+                Err(e) => report(&mut last_error, &e),
+            }
+        }
+    }
+}
+
+impl IdentitySource for FileSource {
+    fn start(self: Box<Self>) -> IdentityWatch {
+        let (tx, rx) = watch::channel(None);
+        if let Ok(id) = self.load(SystemTime::now()) {
+            tx.send_replace(Some(Arc::new(id)));
+        }
+        tokio::spawn(self.run(tx));
+        rx
+    }
+}
+
+/// Logs an error once until it changes.
+fn report(last: &mut String, e: &IdentityError) {
+    let msg = e.to_string();
+    if *last != msg {
+        tracing::warn!("identity files not usable yet, keeping the previous identity: {msg}");
+        *last = msg;
+    }
+}
+
+fn read(path: &Path) -> Result<String, IdentityError> {
+    let err = |source| IdentityError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let len = std::fs::metadata(path).map_err(err)?.len();
+    if len > MAX_FILE {
+        return Err(err(std::io::Error::other("file is larger than 512 KiB")));
+    }
+    std::fs::read_to_string(path).map_err(err)
+}
+
+fn build(cert: &str, key: &str, bundle: &str, now: SystemTime) -> Result<Identity, IdentityError> {
+    let chain = x509::pem_certs(cert).map_err(|e| IdentityError::Svid(e.to_string()))?;
+    let leaf = chain
+        .first()
+        .ok_or_else(|| IdentityError::Svid("no CERTIFICATE block in the cert file".into()))?;
+    let td = x509::spiffe_id_of(leaf)
+        .map_err(|e| IdentityError::Svid(e.to_string()))?
+        .trust_domain();
+    let key = PrivateKey::from_pem(key).map_err(|e| IdentityError::Key(e.to_string()))?;
+    let bundle =
+        TrustBundle::from_pem(td, bundle).map_err(|e| IdentityError::Bundle(e.to_string()))?;
+    let bundles: BundleSet = std::iter::once(bundle).collect();
+    Identity::new(chain, key, bundles, now)
+}

@@ -1,0 +1,114 @@
+//! Inbound listeners: terminate mTLS (client SVID required), identify the
+//! peer, authorize, forward to the local application.
+
+use crate::config::{InboundConfig, Protocol};
+use crate::http::{Forward, Upstream, forward::Peer, serve_connection};
+use crate::metrics::{ConnLabels, INBOUND};
+use crate::run::shared::Shared;
+use crate::tls::handshake_error_reason;
+use meshid_identity::tls::peer_spiffe_id;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+
+/// Longest a client may take to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts on `listener` until draining starts.
+pub async fn serve(listener: TcpListener, cfg: InboundConfig, shared: Arc<Shared>) {
+    let destination: Arc<str> = Arc::from(cfg.forward_to.to_string());
+    let fwd = Arc::new(Forward::new(
+        INBOUND,
+        destination.clone(),
+        cfg.forward_to.port(),
+        Upstream::Plain(cfg.forward_to),
+        true,
+        shared.clone(),
+    ));
+    let drain = shared.drain.clone();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = drain.signaled() => break,
+        };
+        let (tcp, client) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(listen = %cfg.listen, "accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let (shared, fwd, destination, cfg) = (
+            shared.clone(),
+            fwd.clone(),
+            destination.clone(),
+            cfg.clone(),
+        );
+        tokio::spawn(async move {
+            let _guard = shared.drain.guard();
+            connection(tcp, &cfg, shared.clone(), fwd, destination)
+                .await
+                .unwrap_or_else(
+                    |reason| tracing::debug!(%client, reason, "inbound connection refused"),
+                );
+        });
+    }
+}
+
+async fn connection(
+    tcp: TcpStream,
+    cfg: &InboundConfig,
+    shared: Arc<Shared>,
+    fwd: Arc<Forward>,
+    destination: Arc<str>,
+) -> Result<(), &'static str> {
+    let _ = tcp.set_nodelay(true);
+    let tls = shared.tls.current().ok_or("no identity loaded yet")?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server.clone());
+    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            let reason = handshake_error_reason(&e);
+            shared.metrics.tls_error(INBOUND, reason);
+            return Err(reason);
+        }
+        Err(_) => {
+            shared.metrics.tls_error(INBOUND, "timeout");
+            return Err("timeout");
+        }
+    };
+    shared.metrics.handshake(INBOUND);
+    let peer = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(peer_spiffe_id);
+    let label: Arc<str> = peer
+        .as_ref()
+        .map_or_else(|| Arc::from("-"), |p| Arc::from(p.as_str()));
+    match cfg.protocol {
+        Protocol::Tcp => {
+            crate::tcp::inbound(
+                stream,
+                peer,
+                label,
+                cfg.forward_to.port(),
+                cfg.forward_to,
+                destination,
+                shared,
+            )
+            .await;
+        }
+        _ => {
+            shared.metrics.connection(&ConnLabels {
+                direction: INBOUND,
+                source: label.clone(),
+                destination,
+                decision: "-",
+            });
+            serve_connection(stream, Peer { id: peer, label }, fwd).await;
+        }
+    }
+    Ok(())
+}

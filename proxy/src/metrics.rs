@@ -1,0 +1,183 @@
+//! Prometheus metrics of the proxy (prometheus-client).
+//!
+//! Label values are `&'static str` or shared `Arc<str>`, so recording a
+//! request does not allocate once its label set exists.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Traffic direction label.
+pub type Direction = &'static str;
+/// Inbound (mTLS-terminating) traffic.
+pub const INBOUND: Direction = "inbound";
+/// Outbound (mTLS-originating) traffic.
+pub const OUTBOUND: Direction = "outbound";
+
+/// Labels of a request counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// `inbound` or `outbound`.
+    pub direction: Direction,
+    /// Verified source SPIFFE ID (inbound) or `local` (outbound).
+    pub source: Arc<str>,
+    /// Destination address or SPIFFE ID.
+    pub destination: Arc<str>,
+    /// `allow`, `deny`, `deny(audit)`.
+    pub decision: &'static str,
+    /// `2xx`, `4xx`, ... or `error`.
+    pub status_class: &'static str,
+}
+
+/// Labels of a connection counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnLabels {
+    /// `inbound` or `outbound`.
+    pub direction: Direction,
+    /// Verified source SPIFFE ID (inbound) or `local` (outbound).
+    pub source: Arc<str>,
+    /// Destination address or SPIFFE ID.
+    pub destination: Arc<str>,
+    /// `allow`, `deny`, `deny(audit)`, or `-` for HTTP connections.
+    pub decision: &'static str,
+}
+
+/// Labels of the latency histogram.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LatencyLabels {
+    /// `inbound` or `outbound`.
+    pub direction: Direction,
+    /// `2xx`, `4xx`, ... or `error`.
+    pub status_class: &'static str,
+}
+
+/// Labels of TLS handshake failures.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TlsErrorLabels {
+    /// `inbound` or `outbound`.
+    pub direction: Direction,
+    /// See [`crate::tls::handshake_error_reason`].
+    pub reason: &'static str,
+}
+
+/// Every metric the proxy records.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    requests: Family<RequestLabels, Counter>,
+    connections: Family<ConnLabels, Counter>,
+    latency: Family<LatencyLabels, Histogram>,
+    tls_errors: Family<TlsErrorLabels, Counter>,
+    handshakes: Family<LatencyLabels, Counter>,
+    cert_expiry: Gauge<i64>,
+}
+
+// === impl Metrics ===
+
+impl Metrics {
+    /// Creates the metrics and registers them under `meshid_proxy_` in `reg`.
+    pub fn register(reg: &mut Registry) -> Self {
+        let m = Self {
+            requests: Family::default(),
+            connections: Family::default(),
+            latency: Family::new_with_constructor(|| {
+                Histogram::new([
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0,
+                ])
+            }),
+            tls_errors: Family::default(),
+            handshakes: Family::default(),
+            cert_expiry: Gauge::default(),
+        };
+        let r = reg.sub_registry_with_prefix("meshid_proxy");
+        r.register(
+            "requests",
+            "HTTP requests by source, destination, decision and status class",
+            m.requests.clone(),
+        );
+        r.register(
+            "connections",
+            "Connections by source, destination and decision",
+            m.connections.clone(),
+        );
+        r.register(
+            "request_duration_seconds",
+            "HTTP request latency through the proxy",
+            m.latency.clone(),
+        );
+        r.register(
+            "tls_handshake_errors",
+            "Failed TLS handshakes by reason",
+            m.tls_errors.clone(),
+        );
+        r.register(
+            "tls_handshakes",
+            "Completed TLS handshakes (status_class is always ok)",
+            m.handshakes.clone(),
+        );
+        r.register(
+            "cert_expiry_timestamp_seconds",
+            "Unix time when the proxy's current SVID expires",
+            m.cert_expiry.clone(),
+        );
+        m
+    }
+
+    /// Counts one finished HTTP request.
+    pub fn request(&self, labels: &RequestLabels, elapsed: Duration) {
+        self.requests.get_or_create(labels).inc();
+        let l = LatencyLabels {
+            direction: labels.direction,
+            status_class: labels.status_class,
+        };
+        self.latency
+            .get_or_create(&l)
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts one accepted connection.
+    pub fn connection(&self, labels: &ConnLabels) {
+        self.connections.get_or_create(labels).inc();
+    }
+
+    /// Counts one completed handshake.
+    pub fn handshake(&self, direction: Direction) {
+        self.handshakes
+            .get_or_create(&LatencyLabels {
+                direction,
+                status_class: "ok",
+            })
+            .inc();
+    }
+
+    /// Counts one failed handshake.
+    pub fn tls_error(&self, direction: Direction, reason: &'static str) {
+        self.tls_errors
+            .get_or_create(&TlsErrorLabels { direction, reason })
+            .inc();
+    }
+
+    /// Records when the current SVID expires.
+    pub fn set_cert_expiry(&self, not_after: SystemTime) {
+        let secs = not_after
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        self.cert_expiry.set(secs);
+    }
+}
+
+/// The Prometheus status class of an HTTP status.
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}

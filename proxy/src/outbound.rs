@@ -1,0 +1,85 @@
+//! Outbound listeners: accept plaintext from the local application and
+//! originate mTLS to a peer proxy whose SPIFFE ID must match.
+
+use crate::config::{OutboundConfig, Protocol};
+use crate::http::{Forward, Upstream, forward::Peer, serve_connection};
+use crate::metrics::{ConnLabels, OUTBOUND};
+use crate::run::shared::Shared;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Accepts on `listener` until draining starts. `index` selects this
+/// listener's client TLS config.
+pub async fn serve(listener: TcpListener, cfg: OutboundConfig, index: usize, shared: Arc<Shared>) {
+    let destination: Arc<str> = Arc::from(
+        cfg.server_id
+            .clone()
+            .or_else(|| cfg.trust_domain.clone())
+            .unwrap_or_else(|| cfg.upstream.to_string()),
+    );
+    let upstream = Upstream::Tls {
+        addr: cfg.upstream,
+        index,
+        tls: shared.tls.clone(),
+        metrics: shared.metrics.clone(),
+    };
+    let fwd = Arc::new(Forward::new(
+        OUTBOUND,
+        destination.clone(),
+        cfg.upstream.port(),
+        upstream,
+        cfg.pool,
+        shared.clone(),
+    ));
+    let local: Arc<str> = Arc::from("local");
+    let drain = shared.drain.clone();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = drain.signaled() => break,
+        };
+        let tcp = match accepted {
+            Ok((tcp, _)) => tcp,
+            Err(e) => {
+                tracing::warn!(listen = %cfg.listen, "accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let (shared, fwd, destination, local) = (
+            shared.clone(),
+            fwd.clone(),
+            destination.clone(),
+            local.clone(),
+        );
+        let (protocol, upstream_addr) = (cfg.protocol, cfg.upstream);
+        tokio::spawn(async move {
+            let _guard = shared.drain.guard();
+            match protocol {
+                Protocol::Tcp => {
+                    crate::tcp::outbound(tcp, upstream_addr, index, destination, shared.clone())
+                        .await
+                }
+                _ => {
+                    shared.metrics.connection(&ConnLabels {
+                        direction: OUTBOUND,
+                        source: local.clone(),
+                        destination,
+                        decision: "-",
+                    });
+                    serve_connection(
+                        tcp,
+                        Peer {
+                            id: None,
+                            label: local,
+                        },
+                        fwd,
+                    )
+                    .await;
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,222 @@
+//! Wiring: config → identity source → TLS store → listeners; graceful drain.
+
+pub(crate) mod listen;
+pub mod shared;
+
+use crate::access_log::AccessLog;
+use crate::config::{IdentityConfig, Protocol, ProxyConfig};
+use crate::identity::{FileSource, IdentitySource, WorkloadApiSource};
+use crate::metrics::Metrics;
+use crate::policy::{PolicySet, PolicyWatcher};
+use crate::tls::{
+    ClientSettings, TlsStore,
+    build::{ALPN_H2, ALPN_HTTP11},
+};
+use arc_swap::ArcSwap;
+use prometheus_client::registry::Registry;
+use shared::{Drain, Shared};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the policy file is checked for changes.
+const POLICY_POLL: Duration = Duration::from_secs(2);
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// A listener address could not be bound.
+    #[error("cannot listen on {addr}: {source}; is another process using the port?")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The policy file is invalid.
+    #[error("policy: {0}")]
+    Policy(#[from] crate::policy::PolicyError),
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The access log could not be opened.
+    #[error("cannot open the access log: {0}")]
+    AccessLog(std::io::Error),
+}
+
+/// The addresses actually bound (useful with port 0).
+#[derive(Clone, Debug)]
+pub struct Bound {
+    /// Inbound listeners, in config order.
+    pub inbound: Vec<SocketAddr>,
+    /// Outbound listeners, in config order.
+    pub outbound: Vec<SocketAddr>,
+    /// The ops server, if configured.
+    pub ops: Option<SocketAddr>,
+}
+
+/// Runs the proxy until `shutdown` resolves, then stops accepting, lets open
+/// connections finish (up to the drain timeout) and returns.
+pub async fn run(config: ProxyConfig, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+    let started = start(config).await?;
+    shutdown.await;
+    started.stop().await;
+    Ok(())
+}
+
+/// A running proxy (see [`start`]).
+#[derive(Debug)]
+pub struct Running {
+    /// Bound addresses.
+    pub bound: Bound,
+    /// Shared state (TLS store, metrics...).
+    pub shared: Arc<Shared>,
+    drain: shared::DrainHandle,
+    drain_timeout: Duration,
+    _policy: Option<PolicyWatcher>,
+}
+
+/// Binds every listener and starts serving; returns once listening.
+pub async fn start(config: ProxyConfig) -> Result<Running, RunError> {
+    config.validate()?;
+    let source: Box<dyn IdentitySource> = match &config.identity {
+        IdentityConfig::WorkloadApi { socket } => Box::new(WorkloadApiSource::new(socket.clone())),
+        IdentityConfig::Files {
+            cert,
+            key,
+            bundle,
+            poll_ms,
+        } => Box::new(FileSource::new(
+            cert.clone(),
+            key.clone(),
+            bundle.clone(),
+            Duration::from_millis(*poll_ms),
+        )),
+    };
+    let identity = source.start();
+    let clients = config
+        .outbound
+        .iter()
+        .map(|o| {
+            let alpn = match (o.protocol, o.pool) {
+                (Protocol::Tcp, _) => vec![],
+                (_, true) => vec![ALPN_H2.to_vec(), ALPN_HTTP11.to_vec()],
+                (_, false) => vec![ALPN_HTTP11.to_vec()],
+            };
+            Ok(ClientSettings {
+                peer: o.peer_match()?,
+                alpn,
+                resumption: o.pool,
+            })
+        })
+        .collect::<Result<Vec<_>, crate::config::ConfigError>>()?;
+    let tls = TlsStore::spawn(identity, config.tls.allow_tls12, clients);
+
+    let (policy, watcher) = match &config.policy {
+        Some(p) => {
+            let w = PolicyWatcher::start(p, POLICY_POLL)?;
+            (w.shared(), Some(w))
+        }
+        None => (Arc::new(ArcSwap::from_pointee(PolicySet::default())), None),
+    };
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    spawn_expiry_gauge(&tls, metrics.clone());
+    let access_log = AccessLog::start(&config.access_log).map_err(RunError::AccessLog)?;
+    let (drain, handle) = Drain::new();
+    let shared = Arc::new(Shared {
+        tls: tls.clone(),
+        policy,
+        mode: config.mode,
+        metrics,
+        access_log,
+        drain: drain.clone(),
+    });
+
+    let mut bound = Bound {
+        inbound: vec![],
+        outbound: vec![],
+        ops: None,
+    };
+    let bind = |addr| listen::bind(addr).map_err(|source| RunError::Bind { addr, source });
+    let mut inbound = Vec::new();
+    for cfg in &config.inbound {
+        let l = bind(cfg.listen)?;
+        bound.inbound.push(l.local_addr().unwrap_or(cfg.listen));
+        inbound.push((l, cfg.clone()));
+    }
+    let mut outbound = Vec::new();
+    for cfg in &config.outbound {
+        let l = bind(cfg.listen)?;
+        bound.outbound.push(l.local_addr().unwrap_or(cfg.listen));
+        outbound.push((l, cfg.clone()));
+    }
+    if let Some(addr) = config.ops_listen {
+        let l = bind(addr)?;
+        bound.ops = Some(l.local_addr().unwrap_or(addr));
+        let d = drain.clone();
+        tokio::spawn(crate::ops::serve(
+            l,
+            Arc::new(registry),
+            tls.clone(),
+            async move { d.signaled().await },
+        ));
+    }
+    for (l, cfg) in inbound {
+        tokio::spawn(crate::inbound::serve(l, cfg, shared.clone()));
+    }
+    for (i, (l, cfg)) in outbound.into_iter().enumerate() {
+        tokio::spawn(crate::outbound::serve(l, cfg, i, shared.clone()));
+    }
+    tracing::info!(?bound, "proxy listening");
+    Ok(Running {
+        bound,
+        shared,
+        drain: handle,
+        drain_timeout: config.drain_timeout(),
+        _policy: watcher,
+    })
+}
+
+// === impl Running ===
+
+impl Running {
+    /// Stops accepting and waits (bounded) for open connections to finish.
+    pub async fn stop(self) {
+        let Self {
+            shared,
+            drain,
+            drain_timeout,
+            ..
+        } = self;
+        let keep = shared.drain.clone();
+        drop(shared);
+        if tokio::time::timeout(drain_timeout, drain.drain(keep))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                ?drain_timeout,
+                "drain timeout: closing remaining connections"
+            );
+        } else {
+            tracing::info!("drained");
+        }
+    }
+}
+
+fn spawn_expiry_gauge(tls: &TlsStore, metrics: Metrics) {
+    let mut rx = tls.subscribe();
+    tokio::spawn(async move {
+        loop {
+            if let Some(c) = rx.borrow_and_update().as_ref() {
+                metrics.set_cert_expiry(c.identity.not_after);
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+}

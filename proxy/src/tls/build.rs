@@ -1,0 +1,94 @@
+//! Building rustls server and client configs from one identity.
+
+use crate::identity::Identity;
+use meshid_identity::tls::{PeerMatch, SpiffeClientVerifier, SpiffeServerVerifier};
+use rustls::client::Resumption;
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::{ClientConfig, ServerConfig, SupportedProtocolVersion};
+use std::fmt;
+use std::sync::Arc;
+
+/// ALPN protocol id of HTTP/2.
+pub const ALPN_H2: &[u8] = b"h2";
+/// ALPN protocol id of HTTP/1.1.
+pub const ALPN_HTTP11: &[u8] = b"http/1.1";
+
+/// How one outbound listener talks TLS to its upstream.
+#[derive(Clone, Debug)]
+pub struct ClientSettings {
+    /// Which server SPIFFE IDs are accepted.
+    pub peer: PeerMatch,
+    /// ALPN protocols offered, most preferred first.
+    pub alpn: Vec<Vec<u8>>,
+    /// Allow TLS session resumption.
+    pub resumption: bool,
+}
+
+/// Server config for inbound listeners and one client config per outbound
+/// listener, all built from the same identity.
+pub struct TlsConfigs {
+    /// The identity these configs present.
+    pub identity: Arc<Identity>,
+    /// For inbound listeners: requires and verifies client SVIDs.
+    pub server: Arc<ServerConfig>,
+    /// For outbound listener `i`: verifies the server against its [`PeerMatch`].
+    pub clients: Box<[Arc<ClientConfig>]>,
+}
+
+// === impl TlsConfigs ===
+
+impl TlsConfigs {
+    /// Builds every config for `id`. TLS 1.3 only unless `allow_tls12`.
+    pub fn build(
+        id: &Identity,
+        allow_tls12: bool,
+        clients: &[ClientSettings],
+    ) -> Result<Self, rustls::Error> {
+        let versions: &[&'static SupportedProtocolVersion] = if allow_tls12 {
+            &[&rustls::version::TLS13, &rustls::version::TLS12]
+        } else {
+            &[&rustls::version::TLS13]
+        };
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = SpiffeClientVerifier::new(id.bundles.clone(), PeerMatch::Any);
+        let mut server = ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(versions)?
+            .with_client_cert_verifier(Arc::new(verifier))
+            .with_single_cert(id.chain.clone(), key_der(id))?;
+        server.alpn_protocols = vec![ALPN_H2.to_vec(), ALPN_HTTP11.to_vec()];
+        let clients = clients
+            .iter()
+            .map(|c| {
+                let verifier = SpiffeServerVerifier::new(id.bundles.clone(), c.peer.clone());
+                let mut cfg = ClientConfig::builder_with_provider(provider.clone())
+                    .with_protocol_versions(versions)?
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(verifier))
+                    .with_client_auth_cert(id.chain.clone(), key_der(id))?;
+                cfg.alpn_protocols = c.alpn.clone();
+                if !c.resumption {
+                    cfg.resumption = Resumption::disabled();
+                }
+                Ok(Arc::new(cfg))
+            })
+            .collect::<Result<_, rustls::Error>>()?;
+        Ok(Self {
+            identity: Arc::new(id.clone()),
+            server: Arc::new(server),
+            clients,
+        })
+    }
+}
+
+fn key_der(id: &Identity) -> PrivateKeyDer<'static> {
+    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(id.key.pkcs8_der().to_vec()))
+}
+
+impl fmt::Debug for TlsConfigs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsConfigs")
+            .field("identity", &self.identity)
+            .field("clients", &self.clients.len())
+            .finish_non_exhaustive()
+    }
+}
