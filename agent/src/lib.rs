@@ -14,3 +14,4 @@ pub mod metrics;
 pub mod node_client;
 pub mod sds;
 pub mod workload_api;
+pub mod run;

@@ -25,8 +25,9 @@ use crate::cache::{CachedSvid, EntryInfo, Snapshot};
 use crate::clock::SharedClock;
 use crate::metrics::AgentMetrics;
 use crate::node_client::{CaClient, CaError};
+use crate::workload_api::MintError;
 
-pub use jwt::{JwtError, JwtMinter, JwtSvid, MAX_AUDIENCE_LEN, MAX_AUDIENCES};
+pub use jwt::{JwtCache, JwtError, JwtSvid, MAX_AUDIENCE_LEN, MAX_AUDIENCES};
 pub use sync::MAX_ENTRIES;
 
 /// Settings of the SVID manager.
@@ -75,7 +76,7 @@ pub struct SvidManager {
 #[derive(Debug, Clone)]
 pub struct ManagerHandle {
     rx: watch::Receiver<Arc<Snapshot>>,
-    jwt: JwtMinter,
+    jwt: JwtCache,
 }
 
 // === impl ManagerConfig ===
@@ -120,6 +121,26 @@ impl ManagerHandle {
     }
 }
 
+#[async_trait::async_trait]
+impl crate::workload_api::JwtMinter for ManagerHandle {
+    async fn mint(&self, entry_id: &str, audience: &[String]) -> Result<String, MintError> {
+        let entry = self
+            .snapshot()
+            .svids
+            .iter()
+            .find(|s| s.entry.id == entry_id)
+            .map(|s| s.entry.clone())
+            .ok_or_else(|| {
+                MintError::Refused(format!("entry {entry_id} is not served by this agent"))
+            })?;
+        match self.jwt.mint(&entry, audience).await {
+            Ok(svid) => Ok(svid.token),
+            Err(JwtError::Ca(e)) if e.is_transient() => Err(MintError::Unavailable(e.to_string())),
+            Err(e) => Err(MintError::Refused(e.to_string())),
+        }
+    }
+}
+
 // === impl SvidManager ===
 
 impl SvidManager {
@@ -131,7 +152,7 @@ impl SvidManager {
         metrics: AgentMetrics,
     ) -> (Self, ManagerHandle) {
         let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
-        let jwt = JwtMinter::new(client.clone(), clock.clone());
+        let jwt = JwtCache::new(client.clone(), clock.clone());
         let backoff = Backoff::new(config.backoff_base, config.backoff_max);
         let m = Self {
             config,

@@ -65,15 +65,15 @@ type Key = (String, Vec<String>);
 
 /// Mints JWT-SVIDs through the CA with a small cache.
 #[derive(Debug, Clone)]
-pub struct JwtMinter {
+pub struct JwtCache {
     client: Arc<dyn CaClient>,
     clock: SharedClock,
     cache: Arc<Mutex<HashMap<Key, (JwtSvid, SystemTime)>>>,
 }
 
-// === impl JwtMinter ===
+// === impl JwtCache ===
 
-impl JwtMinter {
+impl JwtCache {
     /// A minter over `client`.
     pub fn new(client: Arc<dyn CaClient>, clock: SharedClock) -> Self {
         Self {

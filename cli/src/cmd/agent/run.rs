@@ -1,10 +1,86 @@
 //! `meshid agent run`.
 
-/// Arguments of `meshid agent run`.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use meshid_agent::config::{AgentConfig, JoinToken};
+
+/// Arguments of `meshid agent run`. Flags override the config file.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// TOML config file.
+    #[arg(long, env = "MESHID_AGENT_CONFIG", value_name = "FILE")]
+    config: PathBuf,
+    /// CA node API address (host:port).
+    #[arg(long, value_name = "HOST:PORT")]
+    ca_address: Option<String>,
+    /// PEM file with the CA roots to trust on first attestation.
+    #[arg(long, value_name = "FILE")]
+    trust_bundle_file: Option<PathBuf>,
+    /// Join token (also read from MESHID_JOIN_TOKEN when the config has none).
+    #[arg(long, value_name = "TOKEN", hide_env_values = true)]
+    join_token: Option<String>,
+    /// Data directory (agent key, SVID, bundle).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Workload API socket.
+    #[arg(long, value_name = "PATH")]
+    workload_api_socket: Option<PathBuf>,
+    /// SDS socket (defaults to the Workload API socket).
+    #[arg(long, value_name = "PATH")]
+    sds_socket: Option<PathBuf>,
+    /// Ops endpoint address (/healthz, /readyz, /metrics).
+    #[arg(long, value_name = "ADDR")]
+    ops_listen: Option<SocketAddr>,
+}
 
 /// Runs the agent until SIGINT/SIGTERM.
-pub async fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`meshid agent run` is not built yet")
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let mut config = AgentConfig::load(&args.config)?;
+    if let Some(v) = args.ca_address {
+        config.ca_address = v;
+    }
+    if let Some(v) = args.trust_bundle_file {
+        config.trust_bundle_file = Some(v);
+    }
+    if let Some(v) = args.join_token {
+        config.join_token = Some(JoinToken::new(v));
+    }
+    if let Some(v) = args.data_dir {
+        config.data_dir = v;
+    }
+    if let Some(v) = args.workload_api_socket {
+        config.workload_api_socket = v;
+    }
+    if let Some(v) = args.sds_socket {
+        config.sds_socket = Some(v);
+    }
+    if let Some(v) = args.ops_listen {
+        config.ops_listen = Some(v);
+    }
+    let config = config.with_env_token();
+    config
+        .validate()
+        .with_context(|| format!("in {}", args.config.display()))?;
+    meshid_agent::run::run(config, shutdown_signal()).await?;
+    tracing::info!("agent stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+    tracing::info!("signal received; stopping the agent");
 }

@@ -1,0 +1,263 @@
+//! The agent process: attestation, SVID manager, Workload API, SDS and the
+//! ops endpoint, wired together and stopped together.
+
+mod ops;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use meshid_identity::{TrustBundle, TrustDomain};
+use meshid_proto::envoy::pb::envoy::service::secret::v3::secret_discovery_service_server::SecretDiscoveryServiceServer;
+use meshid_proto::workload::spiffe_workload_api_server::SpiffeWorkloadApiServer;
+use prometheus_client::registry::Registry;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+
+use crate::attest::{AgentIdentity, AttestConfig, AttestError, Attestor};
+use crate::attestor::{UnixAttestor, UnixAttestorConfig, WorkloadAttestor};
+use crate::backoff::Backoff;
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::{AgentConfig, ConfigError};
+use crate::manager::{ManagerConfig, SvidManager};
+use crate::metrics::AgentMetrics;
+use crate::node_client::{CaError, GrpcCaClient};
+use crate::workload_api::{self, BindError, JwtMinter, ShutdownSignal};
+
+pub use ops::serve_ops;
+
+/// Why the agent stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The trust bundle file could not be used.
+    #[error("trust_bundle_file {path}: {reason}")]
+    Bundle {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The CA client could not be set up.
+    #[error(transparent)]
+    Ca(#[from] CaError),
+    /// The agent could not get or keep its identity.
+    #[error(transparent)]
+    Attest(#[from] AttestError),
+    /// A Unix socket could not be bound.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    /// The ops listener could not be bound or failed.
+    #[error("ops endpoint: {0}")]
+    Ops(std::io::Error),
+    /// A gRPC server failed.
+    #[error("server failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+    /// A task panicked.
+    #[error("internal task failed: {0}")]
+    Task(String),
+}
+
+/// Runs the agent until `shutdown` completes or a fatal error (banned,
+/// evicted without token, a server failing).
+pub async fn run(
+    config: AgentConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    config.validate()?;
+    let td = config.trust_domain()?;
+    let clock: SharedClock = Arc::new(SystemClock);
+    let bootstrap = match &config.trust_bundle_file {
+        Some(path) => Some(read_bundle(path, &td)?),
+        None => None,
+    };
+    let client = Arc::new(GrpcCaClient::new(&config.ca_address, td.clone())?);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    {
+        let stop_tx = stop_tx.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+    }
+
+    let attestor = Attestor::new(
+        AttestConfig {
+            trust_domain: td.clone(),
+            data_dir: config.data_dir.clone(),
+            join_token: config.join_token.clone(),
+            bootstrap_bundle: bootstrap,
+            renew_fraction: config.rotation_fraction,
+        },
+        client.clone(),
+        clock.clone(),
+    );
+    let Some(identity) = start_identity(&attestor, stop_rx.clone()).await? else {
+        return Ok(());
+    };
+    tracing::info!(spiffe_id = %identity.spiffe_id, not_after = ?identity.not_after, "agent identity ready");
+
+    let mut registry = Registry::default();
+    let metrics = AgentMetrics::register(&mut registry);
+    let mut mcfg = ManagerConfig::new(td);
+    mcfg.sync_interval = config.sync_interval;
+    mcfg.rotation_fraction = config.rotation_fraction;
+    mcfg.rotation_jitter = config.rotation_jitter;
+    mcfg.batch_size = config.batch_size;
+    let (mut manager, handle) = SvidManager::new(mcfg, client, clock.clone(), metrics);
+    let kick = Arc::new(Notify::new());
+    manager.on_agent_refused(kick.clone());
+
+    let mut tasks: JoinSet<Result<(), RunError>> = JoinSet::new();
+    {
+        let stop = stop_rx.clone();
+        let (id_tx, _id_rx) = watch::channel(identity.clone());
+        tasks.spawn(async move {
+            attestor
+                .maintain(identity, id_tx, kick, stop)
+                .await
+                .map_err(RunError::from)
+        });
+    }
+    tasks.spawn(manager_task(manager, stop_rx.clone()));
+
+    let attestor: Arc<dyn WorkloadAttestor> =
+        Arc::new(UnixAttestor::new(&UnixAttestorConfig::default()));
+    let jwt: Arc<dyn JwtMinter> = Arc::new(handle.clone());
+    let wl_listener = workload_api::bind_socket(&config.workload_api_socket)?;
+    if config.sds_socket() == config.workload_api_socket.as_path() {
+        let (signal, stop) = ShutdownSignal::new(stopped(stop_rx.clone()));
+        let api = workload_api::WorkloadApi::new(
+            handle.subscribe(),
+            attestor.clone(),
+            jwt,
+            clock.clone(),
+            stop.clone(),
+        );
+        let sds = crate::sds::SecretDiscovery::new(handle.subscribe(), attestor, clock, stop);
+        let server = tonic::transport::Server::builder()
+            .add_service(
+                SpiffeWorkloadApiServer::new(api)
+                    .max_decoding_message_size(workload_api::MAX_REQUEST_SIZE)
+                    .max_encoding_message_size(meshid_proto::MAX_MESSAGE_SIZE),
+            )
+            .add_service(
+                SecretDiscoveryServiceServer::new(sds)
+                    .max_decoding_message_size(crate::sds::MAX_REQUEST_SIZE)
+                    .max_encoding_message_size(meshid_proto::MAX_MESSAGE_SIZE),
+            )
+            .serve_with_incoming_shutdown(crate::attestor::incoming(wl_listener), signal);
+        tasks.spawn(async move { server.await.map_err(RunError::from) });
+        tracing::info!(socket = %config.workload_api_socket.display(), "Workload API and SDS listening");
+    } else {
+        let sds_listener = workload_api::bind_socket(config.sds_socket())?;
+        tasks.spawn(workload_api_task(
+            wl_listener,
+            handle.subscribe(),
+            attestor.clone(),
+            jwt,
+            clock.clone(),
+            stop_rx.clone(),
+        ));
+        let (snaps, stop) = (handle.subscribe(), stop_rx.clone());
+        tasks.spawn(async move {
+            crate::sds::serve(sds_listener, snaps, attestor, clock, stopped(stop))
+                .await
+                .map_err(RunError::from)
+        });
+        tracing::info!(
+            workload_api = %config.workload_api_socket.display(),
+            sds = %config.sds_socket().display(),
+            "Workload API and SDS listening"
+        );
+    }
+
+    if let Some(addr) = config.ops_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(RunError::Ops)?;
+        tracing::info!(%addr, "ops endpoint listening");
+        let (snaps, stop) = (handle.subscribe(), stop_rx.clone());
+        let registry = Arc::new(registry);
+        tasks.spawn(async move {
+            serve_ops(listener, registry, snaps, stopped(stop))
+                .await
+                .map_err(RunError::Ops)
+        });
+    }
+
+    let mut first_error = None;
+    while let Some(done) = tasks.join_next().await {
+        let result = done.unwrap_or_else(|e| Err(RunError::Task(e.to_string())));
+        if let Err(e) = result {
+            tracing::error!(error = %e, "agent stopping");
+            let _ = stop_tx.send(true);
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+async fn manager_task(manager: SvidManager, stop: watch::Receiver<bool>) -> Result<(), RunError> {
+    manager.run(stop).await;
+    Ok(())
+}
+
+async fn workload_api_task(
+    listener: tokio::net::UnixListener,
+    snaps: watch::Receiver<Arc<crate::cache::Snapshot>>,
+    attestor: Arc<dyn WorkloadAttestor>,
+    jwt: Arc<dyn JwtMinter>,
+    clock: SharedClock,
+    stop: watch::Receiver<bool>,
+) -> Result<(), RunError> {
+    workload_api::serve(listener, snaps, attestor, jwt, clock, stopped(stop))
+        .await
+        .map_err(RunError::from)
+}
+
+/// Completes once `stop` is raised (or its sender is gone).
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// The stored or a fresh identity; retries while the CA is unreachable.
+/// `None` when shut down first.
+async fn start_identity(
+    attestor: &Attestor,
+    mut stop: watch::Receiver<bool>,
+) -> Result<Option<AgentIdentity>, RunError> {
+    let mut backoff = Backoff::default();
+    loop {
+        match attestor.start().await {
+            Ok(id) => return Ok(Some(id)),
+            Err(AttestError::Ca(e)) if e.is_transient() => {
+                let d = backoff.next_delay();
+                tracing::warn!(error = %e, retry_in = ?d, "cannot reach the CA to attest");
+                tokio::select! {
+                    _ = tokio::time::sleep(d) => {}
+                    _ = stop.wait_for(|s| *s) => return Ok(None),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn read_bundle(path: &std::path::Path, td: &TrustDomain) -> Result<TrustBundle, RunError> {
+    let err = |reason: String| RunError::Bundle {
+        path: path.to_owned(),
+        reason,
+    };
+    let len = std::fs::metadata(path)
+        .map_err(|e| err(e.to_string()))?
+        .len();
+    if len > meshid_identity::x509::MAX_PEM_LEN as u64 {
+        return Err(err(format!("{len} bytes is too large for a CA bundle")));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    TrustBundle::from_pem(td.clone(), &text).map_err(|e| err(e.to_string()))
+}
