@@ -121,17 +121,21 @@ impl Agent {
     }
 }
 
-/// Our generated client over the Unix socket (no header added).
-pub async fn client(socket: &Path) -> SpiffeWorkloadApiClient<Channel> {
+/// A gRPC channel over the Unix socket at `socket`.
+pub async fn uds_channel(socket: &Path) -> Channel {
     let path = socket.to_owned();
-    let channel = Endpoint::from_static("http://localhost")
+    Endpoint::from_static("http://localhost")
         .connect_with_connector(tower::service_fn(move |_| {
             let path = path.clone();
             async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
         }))
         .await
-        .unwrap();
-    SpiffeWorkloadApiClient::new(channel)
+        .unwrap()
+}
+
+/// Our generated client over the Unix socket (no header added).
+pub async fn client(socket: &Path) -> SpiffeWorkloadApiClient<Channel> {
+    SpiffeWorkloadApiClient::new(uds_channel(socket).await)
 }
 
 /// The Python interpreter with grpcio: `$MESHID_TEST_PYTHON`, else the
