@@ -71,6 +71,10 @@ impl Children {
             .with_context(|| format!("cannot create {}", log.display()))?;
         let err = out.try_clone()?;
         let mut cmd = tokio::process::Command::new(&program.program);
+        if let Some(root) = self.logs.parent() {
+            // Readable by the demo uids, unlike e.g. root's home directory.
+            cmd.current_dir(root);
+        }
         cmd.args(&program.prefix)
             .args(args)
             .stdin(Stdio::null())
