@@ -75,6 +75,16 @@ impl Children {
             // Readable by the demo uids, unlike e.g. root's home directory.
             cmd.current_dir(root);
         }
+        // The children take their settings from the files `up` wrote, not
+        // from flags the caller's environment might set.
+        for (key, _) in std::env::vars_os() {
+            let k = key.to_string_lossy();
+            if (k.starts_with("MESHID_") && k != "MESHID_LOG_FORMAT")
+                || k == "SPIFFE_ENDPOINT_SOCKET"
+            {
+                cmd.env_remove(&key);
+            }
+        }
         cmd.args(&program.prefix)
             .args(args)
             .stdin(Stdio::null())
