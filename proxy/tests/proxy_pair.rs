@@ -1,0 +1,115 @@
+//! Sidecar to sidecar: app → outbound proxy → mTLS → inbound proxy → app,
+//! for HTTP/1.1, HTTP/2 (prior knowledge) and opaque TCP.
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/net.rs"]
+mod net;
+#[path = "support/pki.rs"]
+mod pki;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http1_and_http2_cross_the_mtls_pair() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki::Ca::new("example.org");
+    let server = ca.write_svid(dir.path(), "server", "spiffe://example.org/backend");
+    let client = ca.write_svid(dir.path(), "client", "spiffe://example.org/frontend");
+    let backend = net::http_backend().await;
+    let inbound = net::proxy(&net::inbound_yaml(&server, backend, "http", "")).await;
+    let outbound = net::proxy(&net::outbound_yaml(
+        &client,
+        inbound.bound.inbound[0],
+        "spiffe://example.org/backend",
+        "http",
+    ))
+    .await;
+    net::ready(&inbound).await;
+    net::ready(&outbound).await;
+    let out = outbound.bound.outbound[0];
+
+    let (status, headers, body) = net::get_h1(out, "GET", "/hello").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, "backend GET /hello");
+    assert_eq!(
+        headers["x-seen-host"], "svc.test",
+        "Host is preserved end to end"
+    );
+    let tp = headers["x-seen-traceparent"].to_str().unwrap().to_owned();
+    assert_eq!(tp.len(), 55, "a traceparent was created: {tp}");
+
+    let (status, headers, body) = net::get_h2(out, "/two").await;
+    assert_eq!(status, 200);
+    assert_eq!(body, "backend GET /two");
+    assert_eq!(
+        headers["x-seen-host"], "svc.test",
+        "h2 :authority becomes Host"
+    );
+
+    // Many requests multiplex over the pooled upstream connection.
+    for i in 0..20 {
+        let (status, _, body) = net::get_h1(out, "GET", &format!("/n/{i}")).await;
+        assert_eq!((status, body), (200, format!("backend GET /n/{i}")));
+    }
+    outbound.stop().await;
+    inbound.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opaque_tcp_crosses_the_mtls_pair() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki::Ca::new("example.org");
+    let server = ca.write_svid(dir.path(), "server", "spiffe://example.org/db");
+    let client = ca.write_svid(dir.path(), "client", "spiffe://example.org/app");
+    let echo = net::echo_backend().await;
+    let inbound = net::proxy(&net::inbound_yaml(&server, echo, "tcp", "")).await;
+    let outbound = net::proxy(&net::outbound_yaml(
+        &client,
+        inbound.bound.inbound[0],
+        "spiffe://example.org/db",
+        "tcp",
+    ))
+    .await;
+    net::ready(&inbound).await;
+    net::ready(&outbound).await;
+    let msg = b"ping over opaque mTLS TCP";
+    assert_eq!(
+        net::tcp_roundtrip(outbound.bound.outbound[0], msg).await,
+        msg
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_refuses_an_unexpected_server_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki::Ca::new("example.org");
+    let server = ca.write_svid(dir.path(), "server", "spiffe://example.org/impostor");
+    let client = ca.write_svid(dir.path(), "client", "spiffe://example.org/app");
+    let backend = net::http_backend().await;
+    let echo = net::echo_backend().await;
+    let http_in = net::proxy(&net::inbound_yaml(&server, backend, "http", "")).await;
+    let tcp_in = net::proxy(&net::inbound_yaml(&server, echo, "tcp", "")).await;
+    let http_out = net::proxy(&net::outbound_yaml(
+        &client,
+        http_in.bound.inbound[0],
+        "spiffe://example.org/backend",
+        "http",
+    ))
+    .await;
+    let tcp_out = net::proxy(&net::outbound_yaml(
+        &client,
+        tcp_in.bound.inbound[0],
+        "spiffe://example.org/backend",
+        "tcp",
+    ))
+    .await;
+    for p in [&http_in, &tcp_in, &http_out, &tcp_out] {
+        net::ready(p).await;
+    }
+    let (status, _, body) = net::get_h1(http_out.bound.outbound[0], "GET", "/hello").await;
+    assert_eq!(status, 502, "the impostor must not be reached: {body}");
+    assert!(!body.contains("backend"));
+    assert!(
+        net::tcp_roundtrip(tcp_out.bound.outbound[0], b"secret")
+            .await
+            .is_empty()
+    );
+}

@@ -1,0 +1,146 @@
+//! Rotation under continuous traffic: both sidecars get new SVIDs while
+//! requests flow over keep-alive and fresh connections; nothing fails and
+//! new handshakes present the new certificate.
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/net.rs"]
+mod net;
+#[path = "support/pki.rs"]
+mod pki;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_util::rt::TokioIo;
+use meshid_identity::tls::PeerMatch;
+use meshid_proxy::identity::FileSource;
+use meshid_proxy::tls::{ClientSettings, TlsConfigs};
+use rustls::pki_types::ServerName;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+fn serial(der: &[u8]) -> String {
+    X509Certificate::from_der(der)
+        .unwrap()
+        .1
+        .raw_serial_as_string()
+}
+
+/// Handshakes directly with the inbound listener and returns the serial of
+/// the certificate it presents.
+async fn served_serial(addr: SocketAddr, client: &pki::SvidFiles) -> String {
+    let src = FileSource::new(
+        client.cert.clone(),
+        client.key.clone(),
+        client.bundle.clone(),
+        Duration::from_secs(1),
+    );
+    let id = src.load(SystemTime::now()).unwrap();
+    let settings = ClientSettings {
+        peer: PeerMatch::Any,
+        alpn: vec![b"http/1.1".to_vec()],
+        resumption: false,
+    };
+    let cfgs = TlsConfigs::build(&id, false, &[settings]).unwrap();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(cfgs.clients[0].clone())
+        .connect(ServerName::IpAddress(addr.ip().into()), tcp)
+        .await
+        .unwrap();
+    serial(&tls.get_ref().1.peer_certificates().unwrap()[0])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_under_traffic_drops_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki::Ca::new("example.org");
+    let server = ca.write_svid(dir.path(), "server", "spiffe://example.org/backend");
+    let client = ca.write_svid(dir.path(), "client", "spiffe://example.org/frontend");
+    let backend = net::http_backend().await;
+    let inbound = net::proxy(&net::inbound_yaml(&server, backend, "http", "")).await;
+    let outbound = net::proxy(&net::outbound_yaml(
+        &client,
+        inbound.bound.inbound[0],
+        "spiffe://example.org/backend",
+        "http",
+    ))
+    .await;
+    net::ready(&inbound).await;
+    net::ready(&outbound).await;
+    let in_addr = inbound.bound.inbound[0];
+    let out = outbound.bound.outbound[0];
+    let old = served_serial(in_addr, &client).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let traffic = {
+        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+        tokio::spawn(async move {
+            let tcp = tokio::net::TcpStream::connect(out).await.unwrap();
+            let (mut ka, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            // Bounded: at most 5000 rounds even if the main task never stops us.
+            for i in 0..5000 {
+                if stop.load(Ordering::Acquire) {
+                    break;
+                }
+                let req = http::Request::builder()
+                    .uri(format!("/ka/{i}"))
+                    .header("host", "svc.test")
+                    .body(Full::new(Bytes::new()))
+                    .unwrap();
+                let r1 = match ka.send_request(req).await {
+                    Ok(resp) => net::split(resp).await.0,
+                    Err(_) => 0,
+                };
+                let (r2, _, _) = net::get_h1(out, "GET", &format!("/fresh/{i}")).await;
+                for r in [r1, r2] {
+                    if r == 200 { &ok } else { &failed }.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+
+    // Let traffic start, then rotate both sidecars' SVIDs.
+    for _ in 0..2000 {
+        if ok.load(Ordering::Relaxed) >= 20 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (cert, key) = ca.issue("spiffe://example.org/backend");
+    pki::write_pair(&server, &cert, &key);
+    let (ccert, ckey) = ca.issue("spiffe://example.org/frontend");
+    pki::write_pair(&client, &ccert, &ckey);
+    let new = serial(&cert);
+    assert_ne!(old, new);
+
+    let mut seen = String::new();
+    for _ in 0..500 {
+        seen = served_serial(in_addr, &client).await;
+        if seen == new {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(seen, new, "new handshakes must present the rotated SVID");
+    let after = ok.load(Ordering::Relaxed);
+    for _ in 0..2000 {
+        if ok.load(Ordering::Relaxed) >= after + 40 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stop.store(true, Ordering::Release);
+    traffic.await.unwrap();
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "requests failed during rotation"
+    );
+    assert!(ok.load(Ordering::Relaxed) >= after + 40);
+}
