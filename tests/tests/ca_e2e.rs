@@ -133,6 +133,26 @@ fn csr(key: &PrivateKey) -> Vec<u8> {
         .to_vec()
 }
 
+/// A self-signed root of another trust domain, as its bundle.
+fn foreign_bundle(td: &TrustDomain) -> TrustBundle {
+    let key = PrivateKey::generate_p256().unwrap().key_pair().unwrap();
+    let now = std::time::SystemTime::now();
+    let root = meshid_identity::x509::self_signed_ca(
+        &meshid_identity::CaTemplate {
+            trust_domain: td.clone(),
+            common_name: "partner root".into(),
+            not_before: now,
+            not_after: now + Duration::from_secs(86400),
+            path_len: None,
+        },
+        &key,
+    )
+    .unwrap();
+    let mut b = TrustBundle::new(td.clone());
+    b.x509_authorities.push(root);
+    b
+}
+
 fn ders(chain: &[Vec<u8>]) -> Vec<CertificateDer<'static>> {
     chain
         .iter()
@@ -349,6 +369,23 @@ async fn ca_issues_verifiable_svids_and_keeps_state_across_restart() {
     // The agent's own SVID verifies the same way.
     openssl_verify(&sock, &svids_dir, "agent", &agent_svid.cert_chain);
 
+    // A federated trust domain's bundle, set from a SPIFFE bundle JSON file.
+    let partner = TrustDomain::new("partner.org").unwrap();
+    let partner_json = tmp.path().join("partner.json");
+    std::fs::write(&partner_json, foreign_bundle(&partner).to_spiffe_json()).unwrap();
+    let set = meshid_json(
+        &sock,
+        &[
+            "bundle",
+            "set",
+            "--trust-domain",
+            "partner.org",
+            "--file",
+            partner_json.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(set["x509_authorities"], 1);
+
     let agents = meshid_json(&sock, &["agent", "list"]);
     assert_eq!(agents["agents"][0]["spiffe_id"], agent_id.as_str());
     assert_eq!(agents["agents"][0]["attestation_type"], "join_token");
@@ -382,6 +419,25 @@ async fn ca_issues_verifiable_svids_and_keeps_state_across_restart() {
         .collect();
     after.sort();
     assert_eq!(after, entry_ids);
+    let partner_after = meshid(
+        &ca2.socket,
+        &[
+            "bundle",
+            "show",
+            "--trust-domain",
+            "partner.org",
+            "--format",
+            "spiffe",
+        ],
+    );
+    assert_eq!(
+        TrustBundle::from_spiffe_json(partner.clone(), partner_after.as_bytes())
+            .unwrap()
+            .x509_authorities,
+        TrustBundle::from_spiffe_json(partner, &std::fs::read(&partner_json).unwrap())
+            .unwrap()
+            .x509_authorities
+    );
     let agents_text = meshid(&ca2.socket, &["agent", "list"]);
     assert!(agents_text.contains(&agent_id), "{agents_text}");
 
