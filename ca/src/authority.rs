@@ -175,10 +175,10 @@ impl Authority {
         let existing = store.get_bundle(td).await?;
         let previous = existing.as_ref().map_or(0, |b| b.sequence);
         self.bundle.sequence = u64::try_from(previous).unwrap_or(0);
-        if let Some(old) = &existing {
-            if old.spiffe_json == self.bundle.to_spiffe_json().into_bytes() {
-                return Ok(());
-            }
+        if let Some(old) = &existing
+            && old.spiffe_json == self.bundle.to_spiffe_json().into_bytes()
+        {
+            return Ok(());
         }
         self.bundle.sequence += 1;
         let stored = StoredBundle {

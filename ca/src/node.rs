@@ -184,17 +184,15 @@ impl Node for NodeService {
                 AttestError::Unavailable(_) => Status::unavailable(e.to_string()),
             })?;
         let store = &self.inner.store;
-        if let Some(old) = store
+        let existing = store
             .get_agent(&node.agent_id)
             .await
-            .map_err(convert::store_status)?
-        {
-            if old.banned {
-                return Err(Status::permission_denied(format!(
-                    "agent {} is banned",
-                    old.spiffe_id
-                )));
-            }
+            .map_err(convert::store_status)?;
+        if existing.is_some_and(|a| a.banned) {
+            return Err(Status::permission_denied(format!(
+                "agent {} is banned; an operator must unban it",
+                node.agent_id
+            )));
         }
         let issued = self.issue_agent_svid(&node.agent_id, &req.csr, now)?;
         store
@@ -293,10 +291,10 @@ impl Node for NodeService {
             .iter()
             .filter(|td| *td != self.inner.authority.trust_domain())
         {
-            if let Some(b) = store.get_bundle(td).await.map_err(convert::store_status)? {
-                if let Some(b) = convert::stored_bundle(&b) {
-                    federated_bundles.push(b);
-                }
+            if let Some(b) = store.get_bundle(td).await.map_err(convert::store_status)?
+                && let Some(b) = convert::stored_bundle(&b)
+            {
+                federated_bundles.push(b);
             }
         }
         Ok(Response::new(SyncResponse {

@@ -46,10 +46,10 @@ async fn authorized_entries<'a>(
         if id.is_empty() || id.len() > 64 || !seen.insert(id.to_owned()) {
             continue;
         }
-        if let Some(e) = store.get_entry(id).await.map_err(convert::store_status)? {
-            if parents.contains(&e.parent_id) {
-                out.insert(id.to_owned(), e);
-            }
+        if let Some(e) = store.get_entry(id).await.map_err(convert::store_status)?
+            && parents.contains(&e.parent_id)
+        {
+            out.insert(id.to_owned(), e);
         }
     }
     Ok(out)

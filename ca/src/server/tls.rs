@@ -119,10 +119,10 @@ impl ServingCert {
 
     fn refresh(&self, now: SystemTime) -> Option<Arc<CertifiedKey>> {
         let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((ck, renew_at)) = current.as_ref() {
-            if now < *renew_at {
-                return Some(Arc::clone(ck));
-            }
+        if let Some((ck, renew_at)) = current.as_ref()
+            && now < *renew_at
+        {
+            return Some(Arc::clone(ck));
         }
         let spki = self.key.public_key_der();
         let spec = X509SvidSpec {
