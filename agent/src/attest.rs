@@ -31,7 +31,7 @@ pub const JOIN_TOKEN_ATTESTATION: &str = "join_token";
 pub enum AttestError {
     /// No stored identity and no join token.
     #[error(
-        "agent has no stored identity and no join token: set join_token in the config or MESHID_JOIN_TOKEN (create one with `meshid token create`)"
+        "agent has no stored identity and no join token: set join_token in the config or MESHID_JOIN_TOKEN (create one with `meshid token generate`)"
     )]
     NoToken,
     /// The stored SVID expired and there is no token to attest again.
@@ -44,6 +44,11 @@ pub enum AttestError {
         "the CA evicted this agent ({0}) and no join token is configured: provide a new join token"
     )]
     Evicted(String),
+    /// The CA refused the join token (unknown, expired or already used).
+    #[error(
+        "the CA refused the join token ({0}): tokens are single-use and expire; create a new one with `meshid token generate`"
+    )]
+    TokenRefused(String),
     /// The CA banned this agent.
     #[error(
         "the CA banned this agent ({0}): an operator must delete it on the CA before it may attest again"
@@ -231,6 +236,7 @@ impl Attestor {
             .await
             .map_err(|e| match e {
                 CaError::Banned(m) => AttestError::Banned(m),
+                CaError::AgentUnknown(m) => AttestError::TokenRefused(m),
                 e => AttestError::Ca(e),
             })?;
         let bundle = resp.bundle.ok_or(AttestError::Missing("bundle"))?;

@@ -95,6 +95,20 @@ async fn no_token_and_no_state_is_a_clear_error() {
 }
 
 #[tokio::test]
+async fn refused_join_token_says_to_create_a_new_one() {
+    let clock: SharedClock = Arc::new(ManualClock::new(t0()));
+    let ca = FakeCa::new(clock.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let err = attestor(&ca, clock, dir.path(), Some("wrong"))
+        .start()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AttestError::TokenRefused(_)), "{err}");
+    assert!(err.to_string().contains("meshid token generate"));
+    assert!(!dir.path().join(store::KEY_FILE).exists(), "nothing stored");
+}
+
+#[tokio::test]
 async fn expired_stored_identity_without_token_is_refused() {
     let clock = ManualClock::new(t0());
     let ca = FakeCa::new(Arc::new(clock.clone()));

@@ -172,7 +172,7 @@ impl CaClient for FakeCa {
                 return Err(tonic::Status::permission_denied("agent is banned").into());
             }
             if req.attestation_type != "join_token" || !st.tokens.contains(&token) {
-                return Err(tonic::Status::invalid_argument("bad join token").into());
+                return Err(tonic::Status::unauthenticated("join token refused").into());
             }
             st.attests += 1;
             st.agent_known = true;
