@@ -305,3 +305,99 @@ async fn jwt_svid_fetch_validate_and_bundles() {
     assert_eq!(keys.len(), 1, "only the JWT key: {jwks}");
     assert_eq!(keys[0]["kid"], "test-kid");
 }
+
+#[tokio::test]
+async fn meshid_cli_fetch_prints_svid_summary_and_jwt() {
+    let pki = Pki::new(TD);
+    let mut e = entry("e1", "spiffe://example.org/api", &[&my_uid_selector()]);
+    e.hint = "api".into();
+    let svid = pki.fresh_svid(e);
+    let agent = Agent::start_with_jwt(
+        snapshot(&pki.td, vec![pki.bundle()], vec![svid], 1),
+        pki.jwt_key.clone(),
+    )
+    .await;
+    let bin = tokio::task::spawn_blocking(meshid_tests::meshid_bin)
+        .await
+        .unwrap();
+    let run = |args: Vec<String>| {
+        let bin = bin.clone();
+        async move {
+            let out = tokio::process::Command::new(bin)
+                .args(&args)
+                .env_remove("SPIFFE_ENDPOINT_SOCKET")
+                .output()
+                .await
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "meshid {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        }
+    };
+    let socket = format!("unix:{}", agent.socket.display());
+
+    let json: serde_json::Value = serde_json::from_str(
+        &run(vec![
+            "agent".into(),
+            "api".into(),
+            "fetch".into(),
+            "--socket".into(),
+            socket.clone(),
+            "--output".into(),
+            "json".into(),
+        ])
+        .await,
+    )
+    .unwrap();
+    assert_eq!(json["svids"][0]["spiffe_id"], "spiffe://example.org/api");
+    assert_eq!(json["svids"][0]["hint"], "api");
+    assert_eq!(json["svids"][0]["chain"].as_array().unwrap().len(), 1);
+    assert_eq!(json["svids"][0]["bundle_roots"], 1);
+    assert!(
+        json["svids"][0]["expires_at"]
+            .as_str()
+            .unwrap()
+            .starts_with("20")
+    );
+
+    let text = run(vec![
+        "agent".into(),
+        "api".into(),
+        "fetch".into(),
+        "--socket".into(),
+        socket.clone(),
+    ])
+    .await;
+    assert!(
+        text.contains("SPIFFE ID:  spiffe://example.org/api"),
+        "{text}"
+    );
+    assert!(text.contains("Chain:      1 certificate(s)"), "{text}");
+
+    let jwt = run(vec![
+        "agent".into(),
+        "api".into(),
+        "fetch".into(),
+        "--socket".into(),
+        socket,
+        "--jwt".into(),
+        "--audience".into(),
+        "payments".into(),
+        "--output".into(),
+        "json".into(),
+    ])
+    .await;
+    let jwt: serde_json::Value = serde_json::from_str(&jwt).unwrap();
+    let token = jwt["svids"][0]["token"].as_str().unwrap();
+    let claims = meshid_identity::jwt::validate(
+        token,
+        "payments",
+        &[pki.bundle()].into_iter().collect(),
+        SystemTime::now(),
+    )
+    .unwrap();
+    assert_eq!(claims.spiffe_id.as_str(), "spiffe://example.org/api");
+}
