@@ -1,10 +1,92 @@
-//! `meshid proxy`.
+//! `meshid proxy`: the mTLS sidecar.
+
+use anyhow::Context;
+use meshid_proxy::config::{AccessLogTarget, Mode, ProxyConfig};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 
 /// Arguments of `meshid proxy`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
 
-/// Runs `meshid proxy`.
-pub async fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`meshid proxy` is not built yet")
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Runs the proxy until SIGINT/SIGTERM, then drains open connections.
+    Run(RunArgs),
+}
+
+/// Arguments of `meshid proxy run`.
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Proxy configuration file (YAML, or TOML if it ends in .toml).
+    #[arg(long, env = "MESHID_PROXY_CONFIG")]
+    config: PathBuf,
+    /// Overrides `ops_listen` (/healthz, /readyz, /metrics).
+    #[arg(long)]
+    ops_listen: Option<SocketAddr>,
+    /// Overrides `mode`: enforce or audit.
+    #[arg(long, value_parser = ["enforce", "audit"])]
+    mode: Option<String>,
+    /// Overrides `access_log`: stdout, off, or a file path.
+    #[arg(long)]
+    access_log: Option<String>,
+    /// Overrides `policy`.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+}
+
+/// Runs `meshid proxy …`.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    match args.command {
+        Command::Run(a) => run_proxy(a).await,
+    }
+}
+
+async fn run_proxy(a: RunArgs) -> anyhow::Result<()> {
+    let mut cfg = ProxyConfig::from_file(&a.config)?;
+    if let Some(addr) = a.ops_listen {
+        cfg.ops_listen = Some(addr);
+    }
+    match a.mode.as_deref() {
+        Some("audit") => cfg.mode = Mode::Audit,
+        Some("enforce") => cfg.mode = Mode::Enforce,
+        _ => {}
+    }
+    if let Some(l) = a.access_log {
+        cfg.access_log = match l.as_str() {
+            "stdout" => AccessLogTarget::Stdout,
+            "off" => AccessLogTarget::Off,
+            path => AccessLogTarget::File(path.into()),
+        };
+    }
+    if let Some(p) = a.policy {
+        cfg.policy = Some(p);
+    }
+    cfg.validate()?;
+    meshid_proxy::run(cfg, shutdown_signal())
+        .await
+        .context("proxy failed")
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+    tracing::info!("shutdown requested; draining");
 }
