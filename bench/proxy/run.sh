@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# bench/proxy/run.sh -- sidecar-to-sidecar benchmark of meshid against Envoy (and others on request):
+#   wrk -> outbound proxy -> (mTLS, TLS 1.3) -> inbound proxy -> nginx, on loopback.
+# Modes: keep-alive (pooled upstream) and one full handshake per request (wrk "Connection: close",
+# meshid outbound `pool: false` = new upstream connection per request, no session resumption).
+# Build the proxy once first:  cargo build --release -p meshid
+# Knobs are those of mtls-baseline.sh (DUR WARM REPS CONNS THREADS PAIRS PIN_* SKIP_LIMITS ...).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+export MESHID=${MESHID:-$ROOT/target/release/meshid}
+[ -x "$MESHID" ] || { echo "meshid not built: run 'cargo build --release -p meshid' first" >&2; exit 1; }
+export DUR=${DUR:-5} WARM=${WARM:-1} REPS=${REPS:-1} SKIP_LIMITS=${SKIP_LIMITS:-1}
+export PAIRS=${PAIRS:-"meshid envoy1"}
+exec "$ROOT/bench/proxy/mtls-baseline.sh"
