@@ -2,6 +2,8 @@
 //! `spiffe` crate's client calls a minimal server built from `proto/` over a
 //! Unix socket, and gets what the server sent.
 
+#![allow(clippy::unwrap_used)]
+
 use std::pin::Pin;
 
 use meshid_proto::workload::spiffe_workload_api_server::{
