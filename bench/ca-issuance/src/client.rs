@@ -1,0 +1,53 @@
+//! A node API client over rustls with the SPIFFE server verifier.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper_util::rt::TokioIo;
+use meshid_identity::tls::{PeerMatch, SpiffeServerVerifier};
+use meshid_identity::{BundleSet, PrivateKey, TrustBundle};
+use meshid_proto::ca::node_client::NodeClient;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use tonic::transport::{Channel, Endpoint};
+
+/// Connects to the CA at `addr`, trusting `bundle`, optionally with a
+/// client SVID (chain + key).
+pub async fn connect(
+    addr: SocketAddr,
+    bundle: TrustBundle,
+    client: Option<(Vec<CertificateDer<'static>>, &PrivateKey)>,
+) -> anyhow::Result<NodeClient<Channel>> {
+    let bundles: BundleSet = [bundle].into_iter().collect();
+    let verifier = SpiffeServerVerifier::new(Arc::new(bundles), PeerMatch::Any);
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])?
+    .dangerous()
+    .with_custom_certificate_verifier(Arc::new(verifier));
+    let mut cfg = match client {
+        Some((chain, key)) => builder.with_client_auth_cert(
+            chain,
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.pkcs8_der().to_vec())),
+        )?,
+        None => builder.with_no_client_auth(),
+    };
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let channel = Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_with_connector(tower::service_fn(move |_| {
+            let connector = connector.clone();
+            async move {
+                let tcp = tokio::net::TcpStream::connect(addr).await?;
+                tcp.set_nodelay(true)?;
+                let name = ServerName::try_from("meshid-ca").map_err(io::Error::other)?;
+                let tls = connector.connect(name, tcp).await?;
+                Ok::<_, io::Error>(TokioIo::new(tls))
+            }
+        }))
+        .await?;
+    Ok(NodeClient::new(channel)
+        .max_decoding_message_size(meshid_proto::MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(meshid_proto::MAX_MESSAGE_SIZE))
+}
