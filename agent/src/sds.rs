@@ -42,7 +42,7 @@ use tokio::sync::watch;
 use crate::attestor::{self, WorkloadAttestor};
 use crate::cache::Snapshot;
 use crate::clock::SharedClock;
-use crate::workload_api::ShutdownSignal;
+use crate::workload_api::{MAX_STREAMS_PER_CONNECTION, ShutdownSignal};
 
 /// Largest DiscoveryRequest accepted (Envoy's node metadata included).
 pub const MAX_REQUEST_SIZE: usize = 1024 * 1024;
@@ -65,6 +65,7 @@ pub async fn serve(
         .max_decoding_message_size(MAX_REQUEST_SIZE)
         .max_encoding_message_size(meshid_proto::MAX_MESSAGE_SIZE);
     tonic::transport::Server::builder()
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
         .add_service(service)
         .serve_with_incoming_shutdown(attestor::incoming(listener), signal)
         .await

@@ -23,6 +23,12 @@
 //! The socket is created world-connectable (mode 0777, like SPIRE's): any
 //! local process may *ask*, attestation decides what it *gets*. See
 //! [`bind_socket`].
+//!
+//! Interop note: gRPC C-core clients (Python `grpcio`, C++, Ruby) dialing
+//! `unix:/path` send the socket path as the HTTP/2 `:authority`, which the
+//! HTTP/2 server refuses (`RST_STREAM` PROTOCOL_ERROR). Such clients must
+//! set the channel option `grpc.default_authority` to `localhost` (as our
+//! Python test client does). The `spiffe` Rust crate is unaffected.
 
 mod caller;
 mod jwt;
@@ -53,6 +59,10 @@ use crate::clock::SharedClock;
 /// validate is the largest at 8 KiB).
 pub const MAX_REQUEST_SIZE: usize = 64 * 1024;
 
+/// Most concurrent RPCs (HTTP/2 streams) one connection may hold open,
+/// so a single caller cannot pin unbounded server tasks.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 64;
+
 /// Serves the Workload API on `listener` until `shutdown` completes. Open
 /// streams end when `shutdown` completes, so it returns promptly.
 pub async fn serve(
@@ -69,6 +79,7 @@ pub async fn serve(
         .max_decoding_message_size(MAX_REQUEST_SIZE)
         .max_encoding_message_size(meshid_proto::MAX_MESSAGE_SIZE);
     tonic::transport::Server::builder()
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
         .add_service(service)
         .serve_with_incoming_shutdown(attestor::incoming(listener), signal)
         .await
