@@ -12,6 +12,6 @@ pub mod config;
 pub mod manager;
 pub mod metrics;
 pub mod node_client;
+pub mod run;
 pub mod sds;
 pub mod workload_api;
-pub mod run;

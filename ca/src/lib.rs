@@ -9,11 +9,11 @@ pub mod store;
 
 pub use store::{Store, StoreError};
 pub mod authority;
+pub mod config;
 pub mod keymanager;
-pub mod node_attestor;
-pub mod upstream;
 pub mod metrics;
 pub mod node;
-pub mod config;
+pub mod node_attestor;
 pub mod ops_http;
 pub mod server;
+pub mod upstream;

@@ -10,8 +10,8 @@ pub mod jwt;
 pub mod selector;
 
 pub use bundle::{BundleError, BundleSet, JwtAuthority, TrustBundle};
-pub use jwt::{JwtError, JwtSigningKey, JwtSvidClaims};
 pub use id::{IdError, SpiffeId, TrustDomain};
+pub use jwt::{JwtError, JwtSigningKey, JwtSvidClaims};
 pub use selector::{Selector, SelectorError};
 
 pub mod key;

@@ -22,7 +22,9 @@ struct Fixed {
 fn require_header<T>(req: &Request<T>) -> Result<(), Status> {
     match req.metadata().get(meshid_proto::WORKLOAD_HEADER) {
         Some(v) if v == "true" => Ok(()),
-        _ => Err(Status::invalid_argument("missing workload.spiffe.io header")),
+        _ => Err(Status::invalid_argument(
+            "missing workload.spiffe.io header",
+        )),
     }
 }
 
@@ -132,7 +134,10 @@ async fn spiffe_crate_client_talks_to_our_service() {
         .await
         .unwrap();
     let svid = client.fetch_x509_svid().await.unwrap();
-    assert_eq!(svid.spiffe_id().to_string(), "spiffe://example.org/workload");
+    assert_eq!(
+        svid.spiffe_id().to_string(),
+        "spiffe://example.org/workload"
+    );
     assert_eq!(svid.hint(), Some("internal"));
     let bundles = client.fetch_x509_bundles().await.unwrap();
     let td = spiffe::TrustDomain::new("example.org").unwrap();

@@ -27,6 +27,8 @@ pub fn wait_for_port(port: u16, timeout: Duration) {
 /// Waits until a Unix socket at `path` accepts connections.
 pub fn wait_for_socket(path: &Path, timeout: Duration) {
     eventually(&format!("socket {}", path.display()), timeout, || {
-        std::os::unix::net::UnixStream::connect(path).ok().map(|_| ())
+        std::os::unix::net::UnixStream::connect(path)
+            .ok()
+            .map(|_| ())
     });
 }

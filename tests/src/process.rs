@@ -153,7 +153,11 @@ impl Child {
             }
             if std::time::Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("{} did not stop within {timeout:?}:\n{}", self.name, self.log());
+                panic!(
+                    "{} did not stop within {timeout:?}:\n{}",
+                    self.name,
+                    self.log()
+                );
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
