@@ -130,6 +130,10 @@ pub fn from_response(msg: X509svidResponse, now: SystemTime) -> Result<Identity,
             tracing::warn!("ignoring federated bundle with invalid trust domain {td:?}");
             continue;
         };
+        if td == id.trust_domain() {
+            tracing::warn!("ignoring a federated bundle for the workload's own trust domain");
+            continue;
+        }
         let mut b = TrustBundle::new(td);
         b.x509_authorities = split_certs(&der).map_err(IdentityError::Bundle)?;
         bundles.insert(b);
