@@ -1,0 +1,112 @@
+//! `entries`: registration entries for one agent, created in batches.
+//!
+//! Entry 0 selects the benchmark client's uid, so each Workload API stream
+//! the benchmark opens gets exactly one SVID; entries 1.. select uids no
+//! process has (`20000 + i`): the agent issues and rotates them, but serves
+//! them to nobody.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use hyper_util::rt::TokioIo;
+use meshid_proto::ca::admin_client::AdminClient;
+use meshid_proto::ca::{CreateEntriesRequest, Entry, Selector, entry_result};
+use tokio::net::UnixStream;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+/// Flags of `entries`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The CA's admin Unix socket.
+    #[arg(long)]
+    admin_socket: PathBuf,
+    /// Trust domain of the entries' SPIFFE IDs.
+    #[arg(long)]
+    trust_domain: String,
+    /// Parent ID: the agent's SPIFFE ID (from `meshid token generate`).
+    #[arg(long)]
+    parent_id: String,
+    /// Number of entries.
+    #[arg(long, default_value_t = 10_000)]
+    count: u32,
+    /// Entries per CreateEntries call (the CA accepts up to 1000).
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// uid entry 0 selects (the benchmark client's).
+    #[arg(long)]
+    bench_uid: u32,
+    /// X.509-SVID lifetime in seconds (the CA accepts 60 and up).
+    #[arg(long, default_value_t = 300)]
+    ttl: u32,
+}
+
+/// Creates the entries and prints how long it took.
+pub async fn run(a: Args) -> anyhow::Result<()> {
+    anyhow::ensure!(a.count > 0, "--count must be at least 1");
+    anyhow::ensure!(
+        (1..=1000).contains(&a.batch),
+        "--batch must be between 1 and 1000"
+    );
+    let mut client = connect(a.admin_socket.clone()).await?;
+    let all: Vec<Entry> = (0..a.count).map(|i| entry(&a, i)).collect();
+    let start = Instant::now();
+    let mut created = 0usize;
+    for chunk in all.chunks(a.batch) {
+        let resp = client
+            .create_entries(CreateEntriesRequest {
+                entries: chunk.to_vec(),
+            })
+            .await
+            .map_err(|s| {
+                anyhow::anyhow!("CreateEntries refused: {} ({:?})", s.message(), s.code())
+            })?
+            .into_inner();
+        for r in resp.results {
+            match r.result {
+                Some(entry_result::Result::Entry(_)) => created += 1,
+                Some(entry_result::Result::Error(e)) => {
+                    anyhow::bail!("the CA refused an entry: code {}: {}", e.code, e.message)
+                }
+                None => anyhow::bail!("the CA answered an entry with an empty result"),
+            }
+        }
+    }
+    let took = start.elapsed();
+    println!(
+        "created {created} entries in {:.2}s ({:.0} entries/s, {} per call)",
+        took.as_secs_f64(),
+        created as f64 / took.as_secs_f64().max(1e-9),
+        a.batch
+    );
+    Ok(())
+}
+
+fn entry(a: &Args, i: u32) -> Entry {
+    let uid = if i == 0 { a.bench_uid } else { 20_000 + i };
+    Entry {
+        spiffe_id: format!("spiffe://{}/bench/w{i}", a.trust_domain),
+        parent_id: a.parent_id.clone(),
+        selectors: vec![Selector {
+            r#type: "unix".into(),
+            value: format!("uid:{uid}"),
+        }],
+        x509_svid_ttl_seconds: a.ttl,
+        ..Entry::default()
+    }
+}
+
+async fn connect(path: PathBuf) -> anyhow::Result<AdminClient<Channel>> {
+    let shown = path.display().to_string();
+    let channel = Endpoint::from_static("http://meshid-admin.invalid")
+        .connect_timeout(Duration::from_secs(5))
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let path = path.clone();
+            async move { UnixStream::connect(path).await.map(TokioIo::new) }
+        }))
+        .await
+        .with_context(|| format!("cannot reach the CA admin socket {shown}"))?;
+    Ok(AdminClient::new(channel)
+        .max_decoding_message_size(meshid_proto::MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(meshid_proto::MAX_MESSAGE_SIZE))
+}
