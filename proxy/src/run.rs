@@ -12,6 +12,7 @@ use crate::tls::{
     ClientSettings, TlsStore,
     build::{ALPN_H2, ALPN_HTTP11},
 };
+use crate::trace::SpanExporter;
 use arc_swap::ArcSwap;
 use prometheus_client::registry::Registry;
 use shared::{Drain, Shared};
@@ -124,6 +125,11 @@ pub async fn start(config: ProxyConfig) -> Result<Running, RunError> {
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
     spawn_expiry_gauge(&tls, metrics.clone());
+    let spans = config
+        .tracing
+        .as_ref()
+        .map(|t| SpanExporter::start(t, &mut registry))
+        .transpose()?;
     let access_log = AccessLog::start(&config.access_log).map_err(RunError::AccessLog)?;
     let (drain, handle) = Drain::new();
     let shared = Arc::new(Shared {
@@ -133,6 +139,7 @@ pub async fn start(config: ProxyConfig) -> Result<Running, RunError> {
         metrics,
         access_log,
         drain: drain.clone(),
+        spans,
     });
 
     let mut bound = Bound {

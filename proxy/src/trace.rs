@@ -1,11 +1,28 @@
 //! W3C Trace Context (`traceparent`): continue an incoming trace with a new
 //! span id for the proxy hop, or start a new trace when none (or a malformed
-//! one) arrives.
+//! one) arrives. [`span`] records one span per proxied request and
+//! [`otlp`] exports sampled spans to an OTLP/HTTP collector.
+
+pub mod otlp;
+pub mod span;
+
+pub use otlp::SpanExporter;
+pub use span::{PendingSpan, SpanKind, SpanRecord};
 
 use http::{HeaderMap, HeaderValue};
 
 /// The `traceparent` header name.
 pub const TRACEPARENT: &str = "traceparent";
+
+/// This proxy's hop of a trace plus the span it continues, if any.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hop {
+    /// The context sent upstream (new span id).
+    pub ctx: TraceContext,
+    /// The caller's span id from the incoming `traceparent`; `None` for a
+    /// trace started here.
+    pub parent_span_id: Option<[u8; 8]>,
+}
 
 /// One hop of a trace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +74,12 @@ impl TraceContext {
 
     /// A fresh, sampled trace.
     pub fn new_root() -> Self {
+        Self::new_root_sampled(1.0)
+    }
+
+    /// A fresh trace, sampled with probability `ratio` (decided from the
+    /// trace id, so every hop that sees the same id decides the same way).
+    pub fn new_root_sampled(ratio: f64) -> Self {
         let mut trace_id: [u8; 16] = rand::random();
         if trace_id == [0; 16] {
             trace_id[15] = 1;
@@ -64,8 +87,13 @@ impl TraceContext {
         Self {
             trace_id,
             span_id: new_span_id(),
-            flags: 0x01,
+            flags: u8::from(ratio_samples(&trace_id, ratio)),
         }
+    }
+
+    /// Whether the sampled flag (bit 0) is set.
+    pub fn sampled(&self) -> bool {
+        self.flags & 0x01 == 0x01
     }
 
     /// The same trace with a new span id (this proxy's hop).
@@ -79,14 +107,9 @@ impl TraceContext {
     /// Reads `traceparent` from `headers`, continues or starts a trace, and
     /// writes the new hop back so the upstream sees it.
     pub fn propagate(headers: &mut HeaderMap) -> Self {
-        let ctx = headers
-            .get(TRACEPARENT)
-            .and_then(|v| Self::parse(v.as_bytes()))
-            .map_or_else(Self::new_root, Self::child);
-        if let Ok(v) = HeaderValue::from_bytes(&ctx.encode()) {
-            headers.insert(TRACEPARENT, v);
-        }
-        ctx
+        let hop = Hop::from_headers(headers, 1.0);
+        hop.write(headers);
+        hop.ctx
     }
 
     /// The `traceparent` value.
@@ -102,10 +125,66 @@ impl TraceContext {
 
     /// The trace id as 32 lower-case hex digits (for logs).
     pub fn trace_id_hex(&self) -> String {
-        let mut out = [0u8; 32];
-        write_hex(&self.trace_id, &mut out);
-        out.iter().map(|&b| b as char).collect()
+        hex(&self.trace_id)
     }
+}
+
+// === impl Hop ===
+
+impl Hop {
+    /// Continues the trace of `headers`' `traceparent` (keeping its sampled
+    /// flag), or starts one sampled with probability `sample_ratio`.
+    /// Does not change `headers`; see [`Hop::write`].
+    pub fn from_headers(headers: &HeaderMap, sample_ratio: f64) -> Self {
+        match headers
+            .get(TRACEPARENT)
+            .and_then(|v| TraceContext::parse(v.as_bytes()))
+        {
+            Some(parent) => Self {
+                ctx: parent.child(),
+                parent_span_id: Some(parent.span_id),
+            },
+            None => Self {
+                ctx: TraceContext::new_root_sampled(sample_ratio),
+                parent_span_id: None,
+            },
+        }
+    }
+
+    /// Replaces `traceparent` in `headers` with this hop.
+    pub fn write(&self, headers: &mut HeaderMap) {
+        if let Ok(v) = HeaderValue::from_bytes(&self.ctx.encode()) {
+            headers.insert(TRACEPARENT, v);
+        }
+    }
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut out = vec![0u8; bytes.len() * 2];
+    write_hex(bytes, &mut out);
+    out.into_iter().map(char::from).collect()
+}
+
+/// Trace-id-ratio sampling: the low 8 bytes of the id, read as an integer,
+/// fall below `ratio` of the range.
+fn ratio_samples(trace_id: &[u8; 16], ratio: f64) -> bool {
+    if ratio >= 1.0 {
+        return true;
+    }
+    if ratio.is_nan() || ratio <= 0.0 {
+        return false;
+    }
+    let mut low = [0u8; 8];
+    low.copy_from_slice(&trace_id[8..]);
+    // The cast saturates; precision loss only moves the threshold by 2^-53.
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    let threshold = (ratio * u64::MAX as f64) as u64;
+    u64::from_be_bytes(low) < threshold
 }
 
 fn new_span_id() -> [u8; 8] {
@@ -134,6 +213,7 @@ fn write_hex(bytes: &[u8], out: &mut [u8]) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -171,5 +251,42 @@ mod tests {
         let ctx = TraceContext::propagate(&mut h);
         assert_eq!(ctx.flags, 1);
         assert!(h.get(TRACEPARENT).is_some());
+    }
+
+    #[test]
+    fn hop_keeps_parent_and_sampled_flag() {
+        let mut h = HeaderMap::new();
+        let unsampled = SAMPLE.replace("-01", "-00");
+        h.insert(TRACEPARENT, HeaderValue::from_str(&unsampled).unwrap());
+        let hop = Hop::from_headers(&h, 1.0);
+        assert!(!hop.ctx.sampled());
+        assert_eq!(
+            hop.parent_span_id.map(|p| hex(&p)).as_deref(),
+            Some("00f067aa0ba902b7")
+        );
+        assert_eq!(
+            h.get(TRACEPARENT).unwrap().to_str().unwrap(),
+            unsampled,
+            "read-only"
+        );
+        hop.write(&mut h);
+        assert_eq!(
+            TraceContext::parse(h.get(TRACEPARENT).unwrap().as_bytes()),
+            Some(hop.ctx)
+        );
+    }
+
+    #[test]
+    fn root_sampling_follows_the_ratio() {
+        let h = HeaderMap::new();
+        for _ in 0..32 {
+            let all = Hop::from_headers(&h, 1.0);
+            assert!(all.ctx.sampled() && all.parent_span_id.is_none());
+            assert!(!Hop::from_headers(&h, 0.0).ctx.sampled());
+        }
+        let mut id = [0u8; 16];
+        id[8] = 0x40; // a quarter of the range
+        assert!(ratio_samples(&id, 0.5));
+        assert!(!ratio_samples(&id, 0.2));
     }
 }

@@ -6,7 +6,7 @@ use crate::access_log::{self, Entry};
 use crate::metrics::{Direction, INBOUND, RequestLabels, status_class};
 use crate::policy::Request as AuthzRequest;
 use crate::run::shared::{Shared, Verdict, rule_label};
-use crate::trace::TraceContext;
+use crate::trace::{Hop, PendingSpan, SpanKind, TraceContext};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
@@ -86,6 +86,11 @@ impl Forward {
         mut req: Request<Incoming>,
     ) -> Result<Response<ProxyBody>, Infallible> {
         let start = Instant::now();
+        let hop = Hop::from_headers(
+            req.headers(),
+            self.shared.spans.as_ref().map_or(1.0, |s| s.sample_ratio()),
+        );
+        let span = self.start_span(hop, &req);
         let mut verdict = Verdict::Allow;
         let mut rule = None;
         if self.authorize {
@@ -118,10 +123,12 @@ impl Forward {
                         .insert(HeaderName::from_static(DENIED_HEADER), v);
                 }
                 self.finish(peer, &req, resp.status(), verdict, rule, None, 0, start);
+                self.end_span(span, peer, resp.status(), verdict);
                 return Ok(resp);
             }
         }
-        let trace = TraceContext::propagate(req.headers_mut());
+        hop.write(req.headers_mut());
+        let trace = hop.ctx;
         let method_path = self
             .shared
             .access_log
@@ -140,6 +147,7 @@ impl Forward {
                 (bytes_in, 0),
                 start,
             );
+            self.end_span(span, peer, resp.status(), verdict);
             return Ok(resp);
         }
         let resp = match self.client.request(req).await {
@@ -163,7 +171,45 @@ impl Forward {
             (bytes_in, bytes_out),
             start,
         );
+        self.end_span(span, peer, resp.status(), verdict);
         Ok(resp)
+    }
+
+    /// A span for this request if spans are exported and the trace is sampled.
+    fn start_span<B>(&self, hop: Hop, req: &Request<B>) -> Option<PendingSpan> {
+        self.shared.spans.as_ref()?;
+        if !hop.ctx.sampled() {
+            return None;
+        }
+        let kind = if self.direction == INBOUND {
+            SpanKind::Server
+        } else {
+            SpanKind::Client
+        };
+        Some(PendingSpan::start(
+            hop,
+            kind,
+            req.method(),
+            req.uri(),
+            SystemTime::now(),
+        ))
+    }
+
+    fn end_span(
+        &self,
+        span: Option<PendingSpan>,
+        peer: &Peer,
+        status: StatusCode,
+        verdict: Verdict,
+    ) {
+        if let (Some(span), Some(exporter)) = (span, &self.shared.spans) {
+            exporter.record(span.finish(
+                status.as_u16(),
+                peer.label.clone(),
+                verdict.as_str(),
+                SystemTime::now(),
+            ));
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -24,6 +24,8 @@ pub struct Shared {
     pub access_log: AccessLog,
     /// Drain signal and connection tracking.
     pub drain: Drain,
+    /// Span export; `None` when no OTLP endpoint is configured.
+    pub spans: Option<crate::trace::SpanExporter>,
 }
 
 /// The outcome of authorization after applying the mode.
