@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use meshid_identity::TrustDomain;
+use meshid_identity::{SpiffeId, TrustDomain};
 use serde::Deserialize;
 
 /// A configuration problem, naming the setting and the fix.
@@ -100,6 +100,11 @@ pub struct CaConfig {
     /// Use an intermediate issued by an enterprise root instead of a
     /// self-signed root.
     pub upstream: Option<UpstreamConfig>,
+    /// SPIFFE IDs allowed to call the admin API over mTLS on the node API
+    /// port (with an SVID as client certificate). Empty: admin API on the
+    /// Unix socket only.
+    #[serde(default)]
+    pub admin_ids: Vec<SpiffeId>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -134,6 +139,7 @@ impl Default for CaConfig {
             agent_ttl: hour(),
             ca_ttl: year(),
             upstream: None,
+            admin_ids: Vec::new(),
         }
     }
 }

@@ -132,12 +132,14 @@ impl CaServer {
         let server = meshid_proto::ca::node_server::NodeServer::new(node)
             .max_decoding_message_size(meshid_proto::MAX_MESSAGE_SIZE)
             .max_encoding_message_size(meshid_proto::MAX_MESSAGE_SIZE);
+        let admin_tls = admin_over_mtls(&cfg, &store, &authority);
         let signal = wait_for(rx.clone());
         tasks.push((
             "node API",
             tokio::spawn(async move {
                 tonic::transport::Server::builder()
                     .add_service(server)
+                    .add_optional_service(admin_tls)
                     .serve_with_incoming_shutdown(incoming, signal)
                     .await
                     .map_err(|e| e.to_string())
@@ -257,4 +259,43 @@ fn local_addr(what: &'static str, l: &TcpListener) -> Result<SocketAddr, ServerE
         addr: "?".into(),
         source,
     })
+}
+
+/// The admin API served beside the node API over mTLS, for the configured
+/// admin SPIFFE IDs only (`admin_ids`); `None` when none are configured.
+fn admin_over_mtls(
+    cfg: &ValidConfig,
+    store: &Arc<dyn Store>,
+    authority: &Arc<Authority>,
+) -> Option<
+    tonic::service::interceptor::InterceptedService<
+        meshid_proto::ca::admin_server::AdminServer<AdminService>,
+        impl tonic::service::Interceptor + Clone + use<>,
+    >,
+> {
+    if cfg.raw.admin_ids.is_empty() {
+        return None;
+    }
+    let defaults = AdminDefaults {
+        x509_ttl: cfg.raw.default_x509_ttl,
+        jwt_ttl: cfg.raw.default_jwt_ttl,
+        ..AdminDefaults::default()
+    };
+    let admin = AdminService::new(Arc::clone(store), cfg.trust_domain.clone(), defaults)
+        .with_authority_kind(authority.kind());
+    let allowed = Arc::new(cfg.raw.admin_ids.clone());
+    let check = move |req: tonic::Request<()>| {
+        let caller = crate::node::caller_id(&req)?;
+        if allowed.contains(&caller) {
+            Ok(req)
+        } else {
+            Err(tonic::Status::permission_denied(format!(
+                "{caller} may not call the admin API; add it to the CA's admin_ids"
+            )))
+        }
+    };
+    Some(tonic::service::interceptor::InterceptedService::new(
+        admin.into_server(),
+        check,
+    ))
 }

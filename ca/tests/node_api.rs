@@ -608,3 +608,75 @@ async fn http_get(addr: SocketAddr, path: &str) -> String {
     s.read_to_string(&mut out).await.unwrap();
     out
 }
+
+/// The admin API over mTLS on the node port: only the configured admin IDs
+/// get in; other SVIDs get PermissionDenied, no certificate Unauthenticated.
+#[tokio::test]
+async fn admin_api_over_mtls_admits_only_admin_ids() {
+    use meshid_proto::ca::ListEntriesRequest;
+    use meshid_proto::ca::admin_client::AdminClient;
+
+    let dir = tempfile::tempdir().unwrap();
+    let admin_id: SpiffeId = format!("spiffe://{TD}/ops/admin-tool").parse().unwrap();
+    let cfg = CaConfig {
+        trust_domain: Some(TD.parse().unwrap()),
+        data_dir: Some(dir.path().to_path_buf()),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ops_listen: "127.0.0.1:0".parse().unwrap(),
+        admin_ids: vec![admin_id.clone()],
+        ..CaConfig::default()
+    };
+    let server = CaServer::start(cfg.validate().unwrap()).await.unwrap();
+    let ca = Ca { server, dir };
+
+    let (token, _) = new_token(&ca, None).await;
+    let agent = attest(&ca, &token).await.unwrap();
+    let tool_entry = entry(&ca, "ops/admin-tool", &agent.id, &[]).await;
+    let tool_key = PrivateKey::generate_p256().unwrap();
+    let resp = agent_client(&ca, &agent)
+        .await
+        .sign_x509_svids(SignX509SvidsRequest {
+            requests: vec![item(&tool_entry, csr(&tool_key))],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let svid = match resp.results[0].result.as_ref().unwrap() {
+        svid_result::Result::Svid(s) => s.clone(),
+        svid_result::Result::Error(e) => panic!("signing failed: {e:?}"),
+    };
+    let tool_chain: Vec<CertificateDer<'static>> = svid
+        .cert_chain
+        .into_iter()
+        .map(CertificateDer::from)
+        .collect();
+
+    let addr = ca.server.node_addr;
+    let mut admin =
+        AdminClient::new(channel(addr, bundle(&ca), Some((tool_chain, &tool_key))).await);
+    let list = admin
+        .list_entries(ListEntriesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        list.entries
+            .iter()
+            .any(|e| e.spiffe_id == admin_id.as_str())
+    );
+
+    let mut as_agent =
+        AdminClient::new(channel(addr, bundle(&ca), Some((agent.chain.clone(), &agent.key))).await);
+    let err = as_agent
+        .list_entries(ListEntriesRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+
+    let mut anonymous = AdminClient::new(channel(addr, bundle(&ca), None).await);
+    let err = anonymous
+        .list_entries(ListEntriesRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+}
