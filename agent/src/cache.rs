@@ -5,7 +5,8 @@
 //! `tokio::sync::watch::Receiver<Arc<Snapshot>>` and re-read on change, so a
 //! rotation reaches every open stream without locks on the read path.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use meshid_identity::{BundleSet, PrivateKey, Selector, SpiffeId, TrustDomain};
@@ -58,17 +59,54 @@ pub struct Snapshot {
     pub svids: Vec<Arc<CachedSvid>>,
     /// Bumped on every published change.
     pub generation: u64,
+    /// SVID positions by the first selector of their entry, built once per
+    /// snapshot on first use: a caller must hold every selector of an entry,
+    /// so its candidates are found under its own selectors without a scan.
+    index: OnceLock<HashMap<Selector, Vec<usize>>>,
 }
 
 // === impl Snapshot ===
 
 impl Snapshot {
+    /// A snapshot of these bundles and SVIDs.
+    pub fn new(
+        bundles: Arc<BundleSet>,
+        trust_domain: Option<TrustDomain>,
+        svids: Vec<Arc<CachedSvid>>,
+        generation: u64,
+    ) -> Self {
+        Self {
+            bundles,
+            trust_domain,
+            svids,
+            generation,
+            index: OnceLock::new(),
+        }
+    }
+
     /// The SVIDs whose entry selectors are all among `selectors` and which
     /// have not expired at `now`, in a stable order (by SPIFFE ID, entry ID).
     pub fn svids_for(&self, selectors: &[Selector], now: SystemTime) -> Vec<Arc<CachedSvid>> {
-        let mut v: Vec<_> = self
-            .svids
+        let index = self.index.get_or_init(|| {
+            let mut map: HashMap<Selector, Vec<usize>> = HashMap::new();
+            for (i, s) in self.svids.iter().enumerate() {
+                if let Some(first) = s.entry.selectors.first() {
+                    map.entry(first.clone()).or_default().push(i);
+                }
+            }
+            map
+        });
+        let mut positions: Vec<usize> = selectors
             .iter()
+            .filter_map(|sel| index.get(sel))
+            .flatten()
+            .copied()
+            .collect();
+        positions.sort_unstable();
+        positions.dedup();
+        let mut v: Vec<_> = positions
+            .into_iter()
+            .filter_map(|i| self.svids.get(i))
             .filter(|s| s.not_after > now)
             .filter(|s| meshid_identity::selector::all_match(&s.entry.selectors, selectors))
             .cloned()

@@ -343,12 +343,7 @@ impl SvidManager {
             if same {
                 return false;
             }
-            *cur = Arc::new(Snapshot {
-                bundles,
-                trust_domain: Some(td),
-                generation: cur.generation + 1,
-                svids,
-            });
+            *cur = Arc::new(Snapshot::new(bundles, Some(td), svids, cur.generation + 1));
             true
         });
     }

@@ -318,3 +318,54 @@ async fn jwt_svids_are_cached_per_audience_until_half_life() {
 
     assert!(handle.mint_jwt_svid(&entry, &[]).await.is_err());
 }
+
+/// The snapshot's selector index gives exactly what a scan of every SVID
+/// would: entries with several selectors, callers with several selectors.
+#[tokio::test]
+async fn svids_for_matches_a_full_scan() {
+    let clock = ManualClock::new(t0());
+    let ca = FakeCa::new(Arc::new(clock.clone()));
+    ca.pretend_attested();
+    for i in 0..40u32 {
+        ca.add_entry(&format!("e{i}"), &format!("/w/{i}"), i % 5);
+    }
+    {
+        let mut st = ca.lock();
+        for e in st.entries.iter_mut().step_by(2) {
+            e.selectors.insert(
+                0,
+                meshid_proto::ca::Selector {
+                    r#type: "unix".into(),
+                    value: "gid:7".into(),
+                },
+            );
+        }
+    }
+    let (mut m, handle) = manager(&ca, Arc::new(clock.clone()));
+    m.tick().await.unwrap();
+    let snap = handle.snapshot();
+    assert_eq!(snap.svids.len(), 40);
+    let now = clock.now_for_test();
+    for uid in 0..6 {
+        for with_gid in [false, true] {
+            let mut caller = vec![Selector::parse(&format!("unix:uid:{uid}")).unwrap()];
+            if with_gid {
+                caller.push(Selector::parse("unix:gid:7").unwrap());
+            }
+            let mut want: Vec<String> = snap
+                .svids
+                .iter()
+                .filter(|s| s.entry.selectors.iter().all(|r| caller.contains(r)))
+                .map(|s| s.entry.id.clone())
+                .collect();
+            want.sort();
+            let mut got: Vec<String> = snap
+                .svids_for(&caller, now)
+                .iter()
+                .map(|s| s.entry.id.clone())
+                .collect();
+            got.sort();
+            assert_eq!(got, want, "caller {caller:?}");
+        }
+    }
+}

@@ -126,12 +126,12 @@ pub fn snapshot(
     generation: u64,
 ) -> Arc<Snapshot> {
     let set: BundleSet = bundles.into_iter().collect();
-    Arc::new(Snapshot {
-        bundles: Arc::new(set),
-        trust_domain: Some(td.clone()),
+    Arc::new(Snapshot::new(
+        Arc::new(set),
+        Some(td.clone()),
         svids,
         generation,
-    })
+    ))
 }
 
 /// `uid:<our uid>`, the selector of this test process.
