@@ -31,8 +31,8 @@ use meshid_identity::{SpiffeId, TrustDomain};
 pub use error::StoreError;
 pub use model::{
     Agent, CaKeyRecord, EntryFilter, EntryUpdate, IssuanceRecord, JoinToken, MAX_DNS_NAMES,
-    MAX_FEDERATES_WITH, MAX_PAGE_LIMIT, MAX_SELECTORS, MAX_SYNC_PARENTS, NewEntry, Page,
-    RegistrationEntry, StoredBundle,
+    MAX_FEDERATES_WITH, MAX_GET_ENTRIES, MAX_PAGE_LIMIT, MAX_SELECTORS, MAX_SYNC_PARENTS, NewEntry,
+    Page, RegistrationEntry, StoredBundle,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -59,6 +59,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn delete_entry(&self, id: &str) -> Result<RegistrationEntry, StoreError>;
     /// One entry by ID.
     async fn get_entry(&self, id: &str) -> Result<Option<RegistrationEntry>, StoreError>;
+    /// The entries with the given IDs, in one database round trip, in ID
+    /// order, each once. IDs that name no entry are left out; repeated IDs
+    /// count once. More than [`MAX_GET_ENTRIES`] IDs (repeats included) →
+    /// [`StoreError::Invalid`].
+    async fn get_entries(&self, ids: &[String]) -> Result<Vec<RegistrationEntry>, StoreError>;
     /// Entries matching `filter`, in ID order, one page at a time.
     async fn list_entries(
         &self,

@@ -404,6 +404,8 @@ async fn bad_batch_items_fail_alone_with_precise_codes() {
                 item(&mine, tampered),
                 item(&not_mine, good.clone()),
                 item("00000000000000000000000000000000", good.clone()),
+                item("", good.clone()),
+                item(&"a".repeat(65), good.clone()),
                 item(&mine, good.clone()),
             ],
         })
@@ -417,6 +419,8 @@ async fn bad_batch_items_fail_alone_with_precise_codes() {
             Some(Code::InvalidArgument),
             Some(Code::InvalidArgument),
             Some(Code::InvalidArgument),
+            Some(Code::PermissionDenied),
+            Some(Code::PermissionDenied),
             Some(Code::PermissionDenied),
             Some(Code::PermissionDenied),
             None,

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use meshid_ca::store::{
-    self, Agent, CaKeyRecord, EntryFilter, EntryUpdate, IssuanceRecord, JoinToken, NewEntry,
-    OpenOptions, Page, Store, StoreError, StoredBundle,
+    self, Agent, CaKeyRecord, EntryFilter, EntryUpdate, IssuanceRecord, JoinToken, MAX_GET_ENTRIES,
+    NewEntry, OpenOptions, Page, Store, StoreError, StoredBundle,
 };
 use meshid_identity::{Selector, SpiffeId, TrustDomain};
 use sha2::{Digest, Sha256};
@@ -132,6 +132,7 @@ macro_rules! conformance {
 
 conformance!(
     entry_crud_and_revision_conflict,
+    get_entries_returns_found_entries_once_each,
     concurrent_updates_of_one_revision_have_one_winner,
     duplicate_entry_is_rejected,
     paging_visits_every_entry_once,
@@ -234,6 +235,75 @@ async fn entry_crud_and_revision_conflict(s: Arc<dyn Store>) {
         .update_entry(&created.id, EntryUpdate::default(), None)
         .await;
     assert!(matches!(missing, Err(StoreError::NotFound { .. })));
+}
+
+async fn get_entries_returns_found_entries_once_each(s: Arc<dyn Store>) {
+    let mut multi = entry("/api", "/node/a", &["unix:uid:1", "k8s:ns:a", "k8s:sa:api"]);
+    multi.dns_names = vec!["api.example.org".into()];
+    let a = s.create_entry(multi).await.unwrap();
+    let b = s
+        .create_entry(entry("/db", "/node/b", &["unix:uid:2"]))
+        .await
+        .unwrap();
+    let c = s
+        .create_entry(entry("/web", "/node/a", &["unix:uid:3", "unix:gid:3"]))
+        .await
+        .unwrap();
+    let mut by_id = vec![a.clone(), b.clone(), c.clone()];
+    by_id.sort_by(|x, y| x.id.cmp(&y.id));
+
+    // Found: every entry reads back exactly as get_entry returns it
+    // (selectors included), in ID order, whatever order they were asked in.
+    let asked = vec![c.id.clone(), a.id.clone(), b.id.clone()];
+    let got = s.get_entries(&asked).await.unwrap();
+    assert_eq!(got, by_id);
+    for e in &got {
+        assert_eq!(&s.get_entry(&e.id).await.unwrap().unwrap(), e);
+    }
+    assert_eq!(
+        got.iter().find(|e| e.id == a.id).unwrap().selectors.len(),
+        3
+    );
+
+    // Missing IDs are left out; the found ones still come back.
+    let missing = "0".repeat(32);
+    let got = s
+        .get_entries(&[missing.clone(), b.id.clone(), "not-an-id".into()])
+        .await
+        .unwrap();
+    assert_eq!(got, vec![b.clone()]);
+    assert!(s.get_entries(&[missing]).await.unwrap().is_empty());
+
+    // Repeats count once.
+    let got = s
+        .get_entries(&[a.id.clone(), a.id.clone(), c.id.clone(), a.id.clone()])
+        .await
+        .unwrap();
+    let mut want = vec![a.clone(), c.clone()];
+    want.sort_by(|x, y| x.id.cmp(&y.id));
+    assert_eq!(got, want);
+
+    // An empty list is an empty answer.
+    assert!(s.get_entries(&[]).await.unwrap().is_empty());
+
+    // A full batch of the limit is served; one more is refused.
+    let mut full: Vec<String> = (0..MAX_GET_ENTRIES - 1)
+        .map(|i| format!("{i:032x}"))
+        .collect();
+    full.push(c.id.clone());
+    assert_eq!(s.get_entries(&full).await.unwrap(), vec![c.clone()]);
+    full.push(a.id.clone());
+    let over = s.get_entries(&full).await;
+    assert!(matches!(over, Err(StoreError::Invalid(_))), "{over:?}");
+
+    // A deleted entry is no longer found.
+    s.delete_entry(&b.id).await.unwrap();
+    assert!(
+        s.get_entries(std::slice::from_ref(&b.id))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn concurrent_updates_of_one_revision_have_one_winner(s: Arc<dyn Store>) {

@@ -15,11 +15,14 @@ use tonic::{Code, Status};
 use super::{agent_parents, convert, secs};
 use crate::authority::{Authority, X509SvidSpec};
 use crate::metrics::CaMetrics;
-use crate::store::{Agent, IssuanceRecord, RegistrationEntry, Store};
+use crate::store::{Agent, IssuanceRecord, MAX_GET_ENTRIES, RegistrationEntry, Store};
 
 /// Most audiences on one JWT-SVID, and the longest one.
 const MAX_AUDIENCES: usize = 32;
 const MAX_AUDIENCE_LEN: usize = 512;
+
+// A full batch must fit one entry lookup.
+const _: () = assert!(super::MAX_BATCH <= MAX_GET_ENTRIES);
 
 pub(super) fn parents(agent: &Agent) -> Vec<SpiffeId> {
     agent_parents(agent)
@@ -32,27 +35,32 @@ fn item_error(code: Code, message: impl Into<String>) -> ItemError {
     }
 }
 
-/// Loads the entries the batch names (each once) and keeps those the agent
-/// may serve.
+/// Loads the entries the batch names (each once, in one store query) and
+/// keeps those the agent may serve.
 async fn authorized_entries<'a>(
     store: &Arc<dyn Store>,
     agent: &Agent,
     ids: impl Iterator<Item = &'a str>,
 ) -> Result<HashMap<String, RegistrationEntry>, Status> {
-    let parents = parents(agent);
-    let mut out = HashMap::new();
-    let mut seen = std::collections::HashSet::new();
-    for id in ids {
-        if id.is_empty() || id.len() > 64 || !seen.insert(id.to_owned()) {
-            continue;
-        }
-        if let Some(e) = store.get_entry(id).await.map_err(convert::store_status)?
-            && parents.contains(&e.parent_id)
-        {
-            out.insert(id.to_owned(), e);
-        }
+    // IDs no entry can have are left out; the rest of the batch still runs.
+    let mut wanted: Vec<String> = ids
+        .filter(|id| !id.is_empty() && id.len() <= 64)
+        .map(str::to_owned)
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    if wanted.is_empty() {
+        return Ok(HashMap::new());
     }
-    Ok(out)
+    let parents = parents(agent);
+    Ok(store
+        .get_entries(&wanted)
+        .await
+        .map_err(convert::store_status)?
+        .into_iter()
+        .filter(|e| parents.contains(&e.parent_id))
+        .map(|e| (e.id.clone(), e))
+        .collect())
 }
 
 fn denied(entry_id: &str) -> ItemError {

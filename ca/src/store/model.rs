@@ -14,6 +14,8 @@ pub const MAX_DNS_NAMES: usize = 64;
 pub const MAX_FEDERATES_WITH: usize = 64;
 /// Most parent IDs one sync query may ask about.
 pub const MAX_SYNC_PARENTS: usize = 1000;
+/// Most entry IDs one [`Store::get_entries`](super::Store::get_entries) call may name.
+pub const MAX_GET_ENTRIES: usize = 1000;
 /// Largest page a list call returns.
 pub const MAX_PAGE_LIMIT: u32 = 1000;
 

@@ -434,6 +434,51 @@ macro_rules! impl_sql_store {
                 entry_by_id(&mut conn, id).await
             }
 
+            async fn get_entries(&self, ids: &[String]) -> Result<Vec<RegistrationEntry>, StoreError> {
+                if ids.len() > MAX_GET_ENTRIES {
+                    return Err(StoreError::Invalid(format!(
+                        "{} entry IDs given in one lookup; the limit is {MAX_GET_ENTRIES}, split the batch",
+                        ids.len()
+                    )));
+                }
+                let mut unique: Vec<&str> = ids.iter().map(String::as_str).collect();
+                unique.sort_unstable();
+                unique.dedup();
+                if unique.is_empty() {
+                    return Ok(Vec::new());
+                }
+                // One query: each entry's row repeats once per selector.
+                let mut qb = new_query(concat!(
+                    "SELECT ",
+                    entry_cols!(),
+                    ", s.type AS selector_type, s.value AS selector_value \
+                     FROM registration_entries e \
+                     LEFT JOIN entry_selectors s ON s.entry_id = e.id WHERE e.id IN ("
+                ));
+                let mut list = qb.separated(", ");
+                for id in unique {
+                    list.push_bind(id.to_owned());
+                }
+                qb.push(") ORDER BY e.id, s.type, s.value");
+                let rows = qb.build().fetch_all(&self.pool).await?;
+                let mut out: Vec<RegistrationEntry> = Vec::new();
+                for row in &rows {
+                    let id: String = row.try_get("id")?;
+                    if out.last().is_none_or(|e| e.id != id) {
+                        out.push(entry_from_row(row)?);
+                    }
+                    let kind: Option<String> = row.try_get("selector_type")?;
+                    let value: Option<String> = row.try_get("selector_value")?;
+                    if let (Some(kind), Some(value), Some(e)) = (kind, value, out.last_mut()) {
+                        e.selectors.push(codec::selector(&kind, &value, "entry_selectors", &id)?);
+                    }
+                }
+                if let Some(e) = out.iter().find(|e| e.selectors.is_empty()) {
+                    return Err(codec::corrupt(ENTRIES, &e.id, "entry has no selectors"));
+                }
+                Ok(out)
+            }
+
             async fn list_entries(
                 &self,
                 filter: &EntryFilter,
