@@ -21,6 +21,7 @@ use meshid_identity::{SpiffeId, TrustBundle, TrustDomain};
 use meshid_proto::ca::{self as pb, admin_server::Admin, admin_server::AdminServer};
 use tonic::{Request, Response, Status};
 
+use crate::node::FederatedBundles;
 use crate::store::{EntryFilter, Page, Store, StoredBundle};
 use convert::{agent_to_proto, bundle_to_proto, entry_to_proto, unix_seconds};
 use validate::InvalidInput;
@@ -65,6 +66,7 @@ pub struct AdminService {
     defaults: AdminDefaults,
     authority_kind: String,
     clock: Clock,
+    federated: Option<FederatedBundles>,
 }
 
 // === impl AdminService ===
@@ -79,6 +81,7 @@ impl AdminService {
             defaults,
             authority_kind: String::new(),
             clock: Arc::new(SystemTime::now),
+            federated: None,
         }
     }
 
@@ -92,6 +95,13 @@ impl AdminService {
     /// (`self-signed`, `disk`, `upstream`, `pkcs11`).
     pub fn with_authority_kind(mut self, kind: impl Into<String>) -> Self {
         self.authority_kind = kind.into();
+        self
+    }
+
+    /// Invalidates `cache` (the node API's federated-bundle cache) after
+    /// every bundle this service writes, so agents see it on their next sync.
+    pub fn with_federated_bundles(mut self, cache: FederatedBundles) -> Self {
+        self.federated = Some(cache);
         self
     }
 
@@ -477,6 +487,9 @@ impl Admin for AdminService {
             .put_bundle(&stored, Some(previous))
             .await
             .map_err(|e| status::store(&e))?;
+        if let Some(cache) = &self.federated {
+            cache.invalidate();
+        }
         tracing::info!(trust_domain = %td, sequence = stored.sequence, "federated bundle set");
         Ok(Response::new(bundle_to_proto(&bundle, stored.sequence)))
     }

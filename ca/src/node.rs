@@ -7,6 +7,7 @@
 
 mod auth;
 mod convert;
+mod federated;
 mod sign;
 
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use crate::node_attestor::{self, AttestError, NodeAttestor};
 use crate::store::{Agent, IssuanceRecord, MAX_PAGE_LIMIT, Page, Store};
 
 pub use auth::{PeerCertificates, TlsConnection, caller_id};
+pub use federated::{BundleMap, FederatedBundles};
 
 /// Most CSRs (or JWT requests) one batch call may carry.
 pub const MAX_BATCH: usize = 1000;
@@ -45,6 +47,7 @@ struct Inner {
     attestors: Vec<Arc<dyn NodeAttestor>>,
     metrics: CaMetrics,
     clock: Clock,
+    federated: FederatedBundles,
 }
 
 // === impl NodeService ===
@@ -75,6 +78,7 @@ impl NodeService {
         metrics: CaMetrics,
         clock: Clock,
     ) -> Self {
+        let federated = FederatedBundles::new(Arc::clone(&store), authority.trust_domain().clone());
         Self {
             inner: Arc::new(Inner {
                 authority,
@@ -82,8 +86,16 @@ impl NodeService {
                 attestors,
                 metrics,
                 clock,
+                federated,
             }),
         }
+    }
+
+    /// The federated-bundle cache `Sync` serves from. Whoever writes a
+    /// bundle (the admin API) must call [`FederatedBundles::invalidate`]
+    /// on it so the next `Sync` sees the change.
+    pub fn federated_bundles(&self) -> FederatedBundles {
+        self.inner.federated.clone()
     }
 
     fn now(&self) -> SystemTime {
@@ -286,17 +298,22 @@ impl Node for NodeService {
             .collect();
         federated.sort();
         federated.dedup();
-        let mut federated_bundles = Vec::new();
-        for td in federated
-            .iter()
-            .filter(|td| *td != self.inner.authority.trust_domain())
-        {
-            if let Some(b) = store.get_bundle(td).await.map_err(convert::store_status)?
-                && let Some(b) = convert::stored_bundle(&b)
-            {
-                federated_bundles.push(b);
-            }
-        }
+        // One cached read serves every page of every agent until a bundle
+        // changes; see `FederatedBundles`.
+        let federated_bundles = if federated.is_empty() {
+            Vec::new()
+        } else {
+            let cached = self
+                .inner
+                .federated
+                .get(self.now())
+                .await
+                .map_err(convert::store_status)?;
+            federated
+                .iter()
+                .filter_map(|td| cached.get(td).cloned())
+                .collect()
+        };
         Ok(Response::new(SyncResponse {
             entries: entries.iter().map(convert::entry).collect(),
             next_page_token: next.unwrap_or_default(),

@@ -27,7 +27,7 @@ use crate::authority::{Authority, AuthorityConfig, AuthorityError};
 use crate::config::ValidConfig;
 use crate::keymanager::DiskKeyManager;
 use crate::metrics::CaMetrics;
-use crate::node::NodeService;
+use crate::node::{FederatedBundles, NodeService};
 use crate::node_attestor::JoinTokenAttestor;
 use crate::ops_http::{self, OpsState};
 use crate::store::{self, Store, StoreError};
@@ -129,10 +129,11 @@ impl CaServer {
             vec![Arc::new(attestor)],
             metrics.clone(),
         );
+        let bundles = node.federated_bundles();
         let server = meshid_proto::ca::node_server::NodeServer::new(node)
             .max_decoding_message_size(meshid_proto::MAX_MESSAGE_SIZE)
             .max_encoding_message_size(meshid_proto::MAX_MESSAGE_SIZE);
-        let admin_tls = admin_over_mtls(&cfg, &store, &authority);
+        let admin_tls = admin_over_mtls(&cfg, &store, &authority, &bundles);
         let signal = wait_for(rx.clone());
         tasks.push((
             "node API",
@@ -159,7 +160,8 @@ impl CaServer {
             ..AdminDefaults::default()
         };
         let admin = AdminService::new(Arc::clone(&store), cfg.trust_domain.clone(), defaults)
-            .with_authority_kind(authority.kind());
+            .with_authority_kind(authority.kind())
+            .with_federated_bundles(bundles);
         let signal = wait_for(rx.clone());
         tasks.push((
             "admin API",
@@ -267,6 +269,7 @@ fn admin_over_mtls(
     cfg: &ValidConfig,
     store: &Arc<dyn Store>,
     authority: &Arc<Authority>,
+    bundles: &FederatedBundles,
 ) -> Option<
     tonic::service::interceptor::InterceptedService<
         meshid_proto::ca::admin_server::AdminServer<AdminService>,
@@ -282,7 +285,8 @@ fn admin_over_mtls(
         ..AdminDefaults::default()
     };
     let admin = AdminService::new(Arc::clone(store), cfg.trust_domain.clone(), defaults)
-        .with_authority_kind(authority.kind());
+        .with_authority_kind(authority.kind())
+        .with_federated_bundles(bundles.clone());
     let allowed = Arc::new(cfg.raw.admin_ids.clone());
     let check = move |req: tonic::Request<()>| {
         let caller = crate::node::caller_id(&req)?;

@@ -13,7 +13,9 @@ use meshid_ca::node_attestor::join_token;
 use meshid_ca::server::CaServer;
 use meshid_ca::store::NewEntry;
 use meshid_identity::tls::{PeerMatch, SpiffeServerVerifier};
-use meshid_identity::{BundleSet, PrivateKey, Selector, SpiffeId, TrustBundle, verify_x509_svid};
+use meshid_identity::{
+    BundleSet, PrivateKey, Selector, SpiffeId, TrustBundle, TrustDomain, verify_x509_svid,
+};
 use meshid_proto::ca::node_client::NodeClient;
 use meshid_proto::ca::{
     AttestRequest, JwtSvidRequest, MintJwtSvidsRequest, RenewAgentRequest, SignX509SvidsRequest,
@@ -683,4 +685,112 @@ async fn admin_api_over_mtls_admits_only_admin_ids() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+}
+
+/// An admin client on the CA's local admin socket.
+async fn admin_socket_client(ca: &Ca) -> meshid_proto::ca::admin_client::AdminClient<Channel> {
+    let path = ca.server.admin_socket.clone();
+    let channel =
+        Endpoint::from_static("http://admin.invalid")
+            .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+                let path = path.clone();
+                async move {
+                    Ok::<_, io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?))
+                }
+            }))
+            .await
+            .unwrap();
+    meshid_proto::ca::admin_client::AdminClient::new(channel)
+}
+
+/// A fresh root certificate for `td`, as a federated bundle's JSON.
+fn foreign_bundle(td: &TrustDomain) -> (Vec<u8>, Vec<u8>) {
+    let key = PrivateKey::generate_p256().unwrap().key_pair().unwrap();
+    let now = SystemTime::now();
+    let root = meshid_identity::x509::self_signed_ca(
+        &meshid_identity::x509::CaTemplate {
+            trust_domain: td.clone(),
+            common_name: "partner root".into(),
+            not_before: now,
+            not_after: now + Duration::from_secs(86400),
+            path_len: None,
+        },
+        &key,
+    )
+    .unwrap();
+    let mut b = TrustBundle::new(td.clone());
+    b.x509_authorities.push(root.clone());
+    (b.to_spiffe_json().into_bytes(), root.to_vec())
+}
+
+/// Syncs every page (one entry per page); for each page, the roots of the
+/// federated bundles it carried (all of partner.org).
+async fn sync_pages(c: &mut NodeClient<Channel>) -> Vec<Vec<Vec<Vec<u8>>>> {
+    let mut pages = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let resp = c
+            .sync(SyncRequest {
+                page_size: 1,
+                page_token,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let roots = resp
+            .federated_bundles
+            .iter()
+            .map(|b| {
+                assert_eq!(b.trust_domain, "partner.org");
+                b.x509_authorities.clone()
+            })
+            .collect();
+        pages.push(roots);
+        if resp.next_page_token.is_empty() {
+            return pages;
+        }
+        page_token = resp.next_page_token;
+    }
+}
+
+/// Sync serves federated bundles from a cache shared by every page and
+/// agent, yet a bundle set through the admin API is in the very next Sync.
+#[tokio::test]
+async fn sync_sees_a_federated_bundle_set_through_the_admin_api() {
+    use meshid_proto::ca::SetFederatedBundleRequest;
+
+    let ca = start().await;
+    let (token, _) = new_token(&ca, None).await;
+    let agent = attest(&ca, &token).await.unwrap();
+    let partner = TrustDomain::new("partner.org").unwrap();
+    for i in 0..3 {
+        let mut e = NewEntry::new(
+            format!("spiffe://{TD}/fed/{i}").parse().unwrap(),
+            agent.id.clone(),
+            vec![Selector::parse("unix:uid:1000").unwrap()],
+        );
+        e.federates_with = vec![partner.clone()];
+        ca.server.store.create_entry(e).await.unwrap();
+    }
+    let mut c = agent_client(&ca, &agent).await;
+    let mut admin = admin_socket_client(&ca).await;
+    // No bundle stored yet: pages carry none (and the empty set is cached).
+    assert_eq!(
+        sync_pages(&mut c).await,
+        vec![Vec::<Vec<Vec<u8>>>::new(); 3]
+    );
+
+    for _version in 1..=2 {
+        let (json, root) = foreign_bundle(&partner);
+        admin
+            .set_federated_bundle(SetFederatedBundleRequest {
+                trust_domain: "partner.org".into(),
+                spiffe_json: json,
+            })
+            .await
+            .unwrap();
+        // The very next sync, and every page of it, carries the new root.
+        assert_eq!(sync_pages(&mut c).await, vec![vec![vec![root.clone()]]; 3]);
+    }
+    ca.server.shutdown().await.unwrap();
 }
