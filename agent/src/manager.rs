@@ -335,14 +335,21 @@ impl SvidManager {
         let bundles = self.bundles.clone();
         let td = self.config.trust_domain.clone();
         self.tx.send_if_modified(|cur| {
-            let same = Arc::ptr_eq(&cur.bundles, &bundles) || *cur.bundles == *bundles;
-            let same = same
+            let same_bundles = Arc::ptr_eq(&cur.bundles, &bundles) || *cur.bundles == *bundles;
+            let same = same_bundles
                 && cur.trust_domain.as_ref() == Some(&td)
                 && cur.svids.len() == svids.len()
                 && cur.svids.iter().zip(&svids).all(|(a, b)| Arc::ptr_eq(a, b));
             if same {
                 return false;
             }
+            // Equal bundles keep their `Arc`, so streams see them unchanged
+            // by identity alone.
+            let bundles = if same_bundles {
+                Arc::clone(&cur.bundles)
+            } else {
+                bundles
+            };
             *cur = Arc::new(Snapshot::new(bundles, Some(td), svids, cur.generation + 1));
             true
         });

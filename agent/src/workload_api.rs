@@ -35,6 +35,7 @@ mod jwt;
 pub(crate) mod messages;
 mod service;
 mod socket;
+mod view;
 mod watch_stream;
 
 pub use jwt::{JwtMinter, MintError};
@@ -42,6 +43,7 @@ pub use service::WorkloadApi;
 pub use socket::{BindError, bind_socket};
 
 pub(crate) use caller::{Caller, ShutdownSignal};
+pub(crate) use view::View;
 pub(crate) use watch_stream::{Build, watch_stream};
 
 use std::future::Future;

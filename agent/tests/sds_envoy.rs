@@ -194,6 +194,61 @@ async fn stream_secrets_follows_xds_ack_nack_and_pushes_rotations() {
     assert_eq!(cert_pem(&s4[0]), pem_of(&v3.chain[0]));
 }
 
+/// A publish that leaves this Envoy's SVIDs alone (another workload's SVID
+/// rotates) pushes nothing; rotating its own SVID pushes at once.
+#[tokio::test]
+async fn stream_secrets_pushes_only_the_callers_own_rotation() {
+    let pki = Pki::new(TD);
+    let mine = entry("envoy", "spiffe://example.org/envoy", &[&my_uid_selector()]);
+    let theirs = entry("db", "spiffe://example.org/db", &["uid:4242"]);
+    let v1 = pki.fresh_svid(mine.clone());
+    let agent = SdsAgent::start(snapshot(
+        &pki.td,
+        vec![pki.bundle()],
+        vec![v1.clone(), pki.fresh_svid(theirs.clone())],
+        1,
+    ));
+    let mut c = agent.client().await;
+    let (req_tx, req_rx) = mpsc::channel(8);
+    let mut responses = c
+        .stream_secrets(ReceiverStream::new(req_rx))
+        .await
+        .unwrap()
+        .into_inner();
+    req_tx.send(request(&[], "", "")).await.unwrap();
+    let r1 = responses.message().await.unwrap().unwrap();
+    assert_eq!(cert_pem(&secrets(&r1)[0]), pem_of(&v1.chain[0]));
+    req_tx.send(request(&[], "1", &r1.nonce)).await.unwrap();
+
+    for generation in [2, 3] {
+        agent.publish(snapshot(
+            &pki.td,
+            vec![pki.bundle()],
+            vec![v1.clone(), pki.fresh_svid(theirs.clone())],
+            generation,
+        ));
+    }
+    let v2 = pki.fresh_svid(mine);
+    agent.publish(snapshot(
+        &pki.td,
+        vec![pki.bundle()],
+        vec![v2.clone(), pki.fresh_svid(theirs)],
+        4,
+    ));
+    let r2 = tokio::time::timeout(Duration::from_secs(10), responses.message())
+        .await
+        .expect("no push after our rotation")
+        .unwrap()
+        .unwrap();
+    assert_eq!(r2.version_info, "4", "the first push is our rotation");
+    let s2 = secrets(&r2);
+    assert_eq!(cert_pem(&s2[0]), pem_of(&v2.chain[0]));
+    assert!(
+        s2.iter().all(|s| s.name != "spiffe://example.org/db"),
+        "another workload's secret is never sent"
+    );
+}
+
 #[tokio::test]
 async fn fetch_secrets_all_uses_spiffe_validator_and_skips_unknown_names() {
     let pki = Pki::new(TD);

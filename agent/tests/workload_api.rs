@@ -184,6 +184,57 @@ async fn rotation_reaches_the_open_stream_and_shutdown_ends_it() {
     assert!(!matches!(end, Ok(Some(_))), "no message after shutdown");
 }
 
+/// A publish that leaves this caller's SVIDs alone (another workload's SVID
+/// rotates) sends nothing on its stream; rotating its own SVID does.
+#[tokio::test]
+async fn only_a_rotation_of_the_callers_own_svid_reaches_its_stream() {
+    let pki = Pki::new(TD);
+    let mine = entry("e1", "spiffe://example.org/api", &[&my_uid_selector()]);
+    let theirs = entry("e2", "spiffe://example.org/db", &["uid:4242"]);
+    let old = pki.fresh_svid(mine.clone());
+    let agent = Agent::start(snapshot(
+        &pki.td,
+        vec![pki.bundle()],
+        vec![old.clone(), pki.fresh_svid(theirs.clone())],
+        1,
+    ))
+    .await;
+    let mut c = client(&agent.socket).await;
+    let mut stream = c
+        .fetch_x509svid(with_header(X509svidRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = stream.message().await.unwrap().unwrap();
+    assert_eq!(serial_of(&first.svids[0].x509_svid), old.serial);
+
+    // Two rotations of the other workload's SVID, then ours: the very next
+    // message is ours, carrying only our SVID.
+    for generation in [2, 3] {
+        agent.publish(snapshot(
+            &pki.td,
+            vec![pki.bundle()],
+            vec![old.clone(), pki.fresh_svid(theirs.clone())],
+            generation,
+        ));
+    }
+    let new = pki.fresh_svid(mine);
+    agent.publish(snapshot(
+        &pki.td,
+        vec![pki.bundle()],
+        vec![new.clone(), pki.fresh_svid(theirs)],
+        4,
+    ));
+    let next = tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("no message after our rotation")
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.svids.len(), 1);
+    assert_eq!(serial_of(&next.svids[0].x509_svid), new.serial);
+    assert_eq!(next.svids[0].x509_svid_key, new.key.pkcs8_der());
+}
+
 #[tokio::test]
 async fn expired_svid_is_never_served() {
     let pki = Pki::new(TD);

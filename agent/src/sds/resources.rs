@@ -1,9 +1,6 @@
 //! Building Envoy `Secret`s for one caller from a snapshot.
 
-use std::sync::Arc;
-use std::time::SystemTime;
-
-use meshid_identity::{Selector, SpiffeId, TrustBundle};
+use meshid_identity::{SpiffeId, TrustBundle};
 use meshid_proto::envoy::pb::envoy::config::core::v3::{
     DataSource, TypedExtensionConfig, data_source::Specifier,
 };
@@ -13,7 +10,7 @@ use meshid_proto::envoy::pb::envoy::extensions::transport_sockets::tls::v3::{
 };
 use meshid_proto::envoy::pb::google::protobuf::Any;
 use prost::{Message, Name};
-use tonic::Status;
+use std::sync::Arc;
 
 use crate::cache::{CachedSvid, Snapshot};
 use crate::workload_api::messages;
@@ -27,16 +24,9 @@ pub const ALL: &str = "ALL";
 /// Envoy's name for its SPIFFE certificate validator extension.
 pub const SPIFFE_VALIDATOR: &str = "envoy.tls.cert_validator.spiffe";
 
-/// The secrets for `names` (all of them if `names` is empty) and the time
-/// they change by expiry alone. `PermissionDenied` if the caller has no
-/// SVID at all.
-pub(crate) fn build(
-    snap: &Snapshot,
-    selectors: &[Selector],
-    names: &[String],
-    now: SystemTime,
-) -> Result<(Vec<Secret>, Option<SystemTime>), Status> {
-    let svids = messages::entitled(snap, selectors, now)?;
+/// The secrets for `names` (all of them if `names` is empty) for a caller
+/// holding `svids` (its [`View`](crate::workload_api::View)).
+pub(crate) fn build(snap: &Snapshot, svids: &[Arc<CachedSvid>], names: &[String]) -> Vec<Secret> {
     let all_names;
     let names = if names.is_empty() {
         let mut v = vec![DEFAULT.to_owned()];
@@ -49,7 +39,7 @@ pub(crate) fn build(
     };
     let mut out = Vec::with_capacity(names.len());
     for name in names {
-        match one(snap, &svids, name) {
+        match one(snap, svids, name) {
             Some(s) => out.push(s),
             None => tracing::warn!(
                 resource = %name,
@@ -57,7 +47,7 @@ pub(crate) fn build(
             ),
         }
     }
-    Ok((out, messages::earliest_expiry(&svids)))
+    out
 }
 
 fn one(snap: &Snapshot, svids: &[Arc<CachedSvid>], name: &str) -> Option<Secret> {

@@ -16,7 +16,7 @@ use super::xds::{Action, XdsState};
 use crate::attestor::WorkloadAttestor;
 use crate::cache::Snapshot;
 use crate::clock::SharedClock;
-use crate::workload_api::{Caller, ShutdownSignal};
+use crate::workload_api::{Caller, ShutdownSignal, View};
 
 /// Shortest wait before re-checking expiry (see the Workload API's).
 const MIN_RECHECK: Duration = Duration::from_millis(200);
@@ -79,6 +79,7 @@ impl SecretDiscoveryService for SecretDiscovery {
             stop: self.stop.clone(),
             tx,
             state: XdsState::default(),
+            last_view: None,
         };
         tokio::spawn(task.run());
         Ok(Response::new(ReceiverStream::new(rx)))
@@ -94,12 +95,8 @@ impl SecretDiscoveryService for SecretDiscovery {
         let mut state = XdsState::default();
         state.on_request(&req)?;
         let snap = self.snapshots.borrow().clone();
-        let (secrets, _) = resources::build(
-            &snap,
-            &caller.selectors,
-            &req.resource_names,
-            self.clock.now(),
-        )?;
+        let view = View::of(&snap, &caller.selectors, self.clock.now())?;
+        let secrets = resources::build(&snap, view.svids(), &req.resource_names);
         caller.still_same()?;
         let mut resp = state.respond(snap.generation, secrets);
         resp.nonce.clear();
@@ -116,6 +113,8 @@ struct StreamTask {
     stop: ShutdownSignal,
     tx: mpsc::Sender<Result<DiscoveryResponse, Status>>,
     state: XdsState,
+    /// The caller's view when the secrets were last built.
+    last_view: Option<View>,
 }
 
 // === impl StreamTask ===
@@ -163,20 +162,29 @@ impl StreamTask {
         }
     }
 
-    /// Sends the current secrets if `force` or if they changed. Returns
-    /// the next expiry re-check time; `Err` ends the stream.
+    /// Sends the current secrets if `force` or if they changed; skips even
+    /// building them when the caller's view did not change. Returns the
+    /// next expiry re-check time; `Err` ends the stream.
     async fn push(&mut self, force: bool) -> Result<Option<std::time::SystemTime>, ()> {
         let snap = self.snapshots.borrow_and_update().clone();
-        let names = self.state.names().unwrap_or_default().to_vec();
-        let built = resources::build(&snap, &self.caller.selectors, &names, self.clock.now())
-            .and_then(|b| self.caller.still_same().map(|()| b));
-        let (secrets, wake) = match built {
-            Ok(b) => b,
+        let view = match View::of(&snap, &self.caller.selectors, self.clock.now()) {
+            Ok(view) => view,
             Err(status) => {
                 let _ = self.tx.send(Err(status)).await;
                 return Err(());
             }
         };
+        let wake = view.next_expiry();
+        if !force && self.last_view.as_ref().is_some_and(|v| v.same_as(&view)) {
+            return Ok(wake);
+        }
+        let names = self.state.names().unwrap_or_default();
+        let secrets = resources::build(&snap, view.svids(), names);
+        if let Err(status) = self.caller.still_same() {
+            let _ = self.tx.send(Err(status)).await;
+            return Err(());
+        }
+        self.last_view = Some(view);
         if force || self.state.changed(&secrets) {
             let resp = self.state.respond(snap.generation, secrets);
             tracing::debug!(version = %resp.version_info, nonce = %resp.nonce, n = resp.resources.len(), "SDS push");

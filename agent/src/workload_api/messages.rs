@@ -74,17 +74,16 @@ fn key(td: &TrustDomain) -> String {
     td.id().as_str().to_owned()
 }
 
-/// `FetchX509SVID`: the caller's SVIDs, each with its own trust domain's
-/// roots, and the federated bundles its entries ask for.
+/// `FetchX509SVID`: the caller's SVIDs (`svids`, from [`entitled`]), each
+/// with its own trust domain's roots, and the federated bundles its entries
+/// ask for.
 pub(crate) fn x509_svid_response(
     snap: &Snapshot,
-    selectors: &[Selector],
-    now: SystemTime,
-) -> Result<(X509svidResponse, Option<SystemTime>), Status> {
-    let svids = entitled(snap, selectors, now)?;
+    svids: &[Arc<CachedSvid>],
+) -> Result<X509svidResponse, Status> {
     let mut out = X509svidResponse::default();
     let mut own: BTreeSet<TrustDomain> = BTreeSet::new();
-    for s in &svids {
+    for s in svids {
         let td = s.entry.spiffe_id.trust_domain();
         let bundle = snap
             .bundles
@@ -106,41 +105,36 @@ pub(crate) fn x509_svid_response(
             hint: s.entry.hint.clone(),
         });
     }
-    out.federated_bundles = visible_bundles(snap, &svids)
+    out.federated_bundles = visible_bundles(snap, svids)
         .into_iter()
         .filter(|b| !own.contains(&b.trust_domain) && !b.x509_authorities.is_empty())
         .map(|b| (key(&b.trust_domain), concat_der(&b.x509_authorities)))
         .collect::<HashMap<_, _>>();
-    Ok((out, earliest_expiry(&svids)))
+    Ok(out)
 }
 
 /// `FetchX509Bundles`: own and federated X.509 roots.
 pub(crate) fn x509_bundles_response(
     snap: &Snapshot,
-    selectors: &[Selector],
-    now: SystemTime,
-) -> Result<(X509BundlesResponse, Option<SystemTime>), Status> {
-    let svids = entitled(snap, selectors, now)?;
-    let bundles = visible_bundles(snap, &svids)
+    svids: &[Arc<CachedSvid>],
+) -> Result<X509BundlesResponse, Status> {
+    let bundles = visible_bundles(snap, svids)
         .into_iter()
         .filter(|b| !b.x509_authorities.is_empty())
         .map(|b| (key(&b.trust_domain), concat_der(&b.x509_authorities)))
         .collect();
-    let out = X509BundlesResponse {
+    Ok(X509BundlesResponse {
         crl: Vec::new(),
         bundles,
-    };
-    Ok((out, earliest_expiry(&svids)))
+    })
 }
 
 /// `FetchJWTBundles`: own and federated JWT keys, one JWKS per domain.
 pub(crate) fn jwt_bundles_response(
     snap: &Snapshot,
-    selectors: &[Selector],
-    now: SystemTime,
-) -> Result<(JwtBundlesResponse, Option<SystemTime>), Status> {
-    let svids = entitled(snap, selectors, now)?;
-    let bundles = visible_bundles(snap, &svids)
+    svids: &[Arc<CachedSvid>],
+) -> Result<JwtBundlesResponse, Status> {
+    let bundles = visible_bundles(snap, svids)
         .into_iter()
         .map(|b| {
             let mut jwt_only = b.clone();
@@ -148,5 +142,5 @@ pub(crate) fn jwt_bundles_response(
             (key(&b.trust_domain), jwt_only.to_spiffe_json().into_bytes())
         })
         .collect();
-    Ok((JwtBundlesResponse { bundles }, earliest_expiry(&svids)))
+    Ok(JwtBundlesResponse { bundles })
 }

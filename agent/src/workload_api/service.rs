@@ -92,9 +92,7 @@ impl SpiffeWorkloadApi for WorkloadApi {
         request: Request<X509svidRequest>,
     ) -> Result<Response<Self::FetchX509SVIDStream>, Status> {
         let caller = self.caller(&request).await?;
-        let selectors = caller.selectors.clone();
-        let build =
-            Box::new(move |s: &Snapshot, now| messages::x509_svid_response(s, &selectors, now));
+        let build = Box::new(messages::x509_svid_response);
         Ok(Response::new(self.stream(caller, build)?))
     }
 
@@ -104,9 +102,7 @@ impl SpiffeWorkloadApi for WorkloadApi {
         request: Request<X509BundlesRequest>,
     ) -> Result<Response<Self::FetchX509BundlesStream>, Status> {
         let caller = self.caller(&request).await?;
-        let selectors = caller.selectors.clone();
-        let build =
-            Box::new(move |s: &Snapshot, now| messages::x509_bundles_response(s, &selectors, now));
+        let build = Box::new(messages::x509_bundles_response);
         Ok(Response::new(self.stream(caller, build)?))
     }
 
@@ -156,9 +152,7 @@ impl SpiffeWorkloadApi for WorkloadApi {
         request: Request<JwtBundlesRequest>,
     ) -> Result<Response<Self::FetchJWTBundlesStream>, Status> {
         let caller = self.caller(&request).await?;
-        let selectors = caller.selectors.clone();
-        let build =
-            Box::new(move |s: &Snapshot, now| messages::jwt_bundles_response(s, &selectors, now));
+        let build = Box::new(messages::jwt_bundles_response);
         Ok(Response::new(self.stream(caller, build)?))
     }
 
