@@ -10,13 +10,10 @@ mod fixture;
 mod harness;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use fixture::{Pki, entry, my_uid_selector, snapshot};
-use meshid_agent::attestor::{UnixAttestor, UnixAttestorConfig};
-use meshid_agent::cache::Snapshot;
-use meshid_agent::clock::SystemClock;
+use fixture::{Pki, entry, my_entry, snapshot};
+use harness::{SdsAgent, next_message};
 use meshid_agent::sds;
 use meshid_proto::envoy::pb::envoy::extensions::transport_sockets::tls::v3::{
     Secret, SpiffeCertValidatorConfig, secret,
@@ -24,55 +21,13 @@ use meshid_proto::envoy::pb::envoy::extensions::transport_sockets::tls::v3::{
 use meshid_proto::envoy::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DiscoveryRequest, DiscoveryResponse,
 };
-use meshid_proto::envoy::pb::envoy::service::secret::v3::secret_discovery_service_client::SecretDiscoveryServiceClient;
 use meshid_proto::envoy::pb::google::rpc;
 use prost::{Message, Name};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
-use tonic::transport::Channel;
 
 const TD: &str = "example.org";
-
-/// An SDS server on a socket in a temp dir.
-struct SdsAgent {
-    dir: tempfile::TempDir,
-    socket: PathBuf,
-    tx: watch::Sender<Arc<Snapshot>>,
-    _stop: oneshot::Sender<()>,
-}
-
-impl SdsAgent {
-    fn start(snap: Arc<Snapshot>) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("sds.sock");
-        let listener = meshid_agent::workload_api::bind_socket(&socket).unwrap();
-        let (tx, rx) = watch::channel(snap);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let attestor = Arc::new(UnixAttestor::new(&UnixAttestorConfig::default()));
-        tokio::spawn(async move {
-            sds::serve(listener, rx, attestor, Arc::new(SystemClock), async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        });
-        Self {
-            dir,
-            socket,
-            tx,
-            _stop: stop,
-        }
-    }
-
-    fn publish(&self, snap: Arc<Snapshot>) {
-        self.tx.send(snap).unwrap();
-    }
-
-    async fn client(&self) -> SecretDiscoveryServiceClient<Channel> {
-        SecretDiscoveryServiceClient::new(harness::uds_channel(&self.socket).await)
-    }
-}
 
 fn request(names: &[&str], version: &str, nonce: &str) -> DiscoveryRequest {
     DiscoveryRequest {
@@ -115,9 +70,9 @@ fn pem_of(der: &[u8]) -> String {
 #[tokio::test]
 async fn stream_secrets_follows_xds_ack_nack_and_pushes_rotations() {
     let pki = Pki::new(TD);
-    let e = entry("envoy", "spiffe://example.org/envoy", &[&my_uid_selector()]);
+    let e = my_entry("envoy", "spiffe://example.org/envoy");
     let v1 = pki.fresh_svid(e.clone());
-    let agent = SdsAgent::start(snapshot(&pki.td, vec![pki.bundle()], vec![v1.clone()], 1));
+    let agent = SdsAgent::start(pki.snapshot(vec![v1.clone()], 1));
     let mut c = agent.client().await;
     let (req_tx, req_rx) = mpsc::channel(8);
     let mut responses = c
@@ -130,7 +85,7 @@ async fn stream_secrets_follows_xds_ack_nack_and_pushes_rotations() {
         .send(request(&["default", "ROOTCA"], "", ""))
         .await
         .unwrap();
-    let r1 = responses.message().await.unwrap().unwrap();
+    let r1 = next_message(&mut responses).await;
     assert_eq!(r1.version_info, "1");
     assert!(!r1.nonce.is_empty());
     let s1 = secrets(&r1);
@@ -148,11 +103,11 @@ async fn stream_secrets_follows_xds_ack_nack_and_pushes_rotations() {
         .await
         .unwrap();
     // A new generation with the same secrets: nothing is sent either.
-    agent.publish(snapshot(&pki.td, vec![pki.bundle()], vec![v1.clone()], 2));
+    agent.publish(pki.snapshot(vec![v1.clone()], 2));
     // Rotation: pushed.
     let v2 = pki.fresh_svid(e.clone());
-    agent.publish(snapshot(&pki.td, vec![pki.bundle()], vec![v2.clone()], 3));
-    let r2 = responses.message().await.unwrap().unwrap();
+    agent.publish(pki.snapshot(vec![v2.clone()], 3));
+    let r2 = next_message(&mut responses).await;
     assert_eq!(
         r2.version_info, "3",
         "the first message after the ACK is the rotation"
@@ -170,12 +125,12 @@ async fn stream_secrets_follows_xds_ack_nack_and_pushes_rotations() {
         details: vec![],
     });
     req_tx.send(nack).await.unwrap();
-    agent.publish(snapshot(&pki.td, vec![pki.bundle()], vec![v2.clone()], 4));
+    agent.publish(pki.snapshot(vec![v2.clone()], 4));
     req_tx
         .send(request(&["spiffe://example.org/envoy"], "1", &r2.nonce))
         .await
         .unwrap();
-    let r3 = responses.message().await.unwrap().unwrap();
+    let r3 = next_message(&mut responses).await;
     let s3 = secrets(&r3);
     assert_eq!(s3.len(), 1);
     assert_eq!(s3[0].name, "spiffe://example.org/envoy");
@@ -187,8 +142,8 @@ async fn stream_secrets_follows_xds_ack_nack_and_pushes_rotations() {
         .await
         .unwrap();
     let v3 = pki.fresh_svid(e);
-    agent.publish(snapshot(&pki.td, vec![pki.bundle()], vec![v3.clone()], 5));
-    let r4 = responses.message().await.unwrap().unwrap();
+    agent.publish(pki.snapshot(vec![v3.clone()], 5));
+    let r4 = next_message(&mut responses).await;
     let s4 = secrets(&r4);
     assert_eq!(s4[0].name, "spiffe://example.org/envoy");
     assert_eq!(cert_pem(&s4[0]), pem_of(&v3.chain[0]));
@@ -199,15 +154,10 @@ async fn stream_secrets_follows_xds_ack_nack_and_pushes_rotations() {
 #[tokio::test]
 async fn stream_secrets_pushes_only_the_callers_own_rotation() {
     let pki = Pki::new(TD);
-    let mine = entry("envoy", "spiffe://example.org/envoy", &[&my_uid_selector()]);
+    let mine = my_entry("envoy", "spiffe://example.org/envoy");
     let theirs = entry("db", "spiffe://example.org/db", &["uid:4242"]);
     let v1 = pki.fresh_svid(mine.clone());
-    let agent = SdsAgent::start(snapshot(
-        &pki.td,
-        vec![pki.bundle()],
-        vec![v1.clone(), pki.fresh_svid(theirs.clone())],
-        1,
-    ));
+    let agent = SdsAgent::start(pki.snapshot(vec![v1.clone(), pki.fresh_svid(theirs.clone())], 1));
     let mut c = agent.client().await;
     let (req_tx, req_rx) = mpsc::channel(8);
     let mut responses = c
@@ -216,30 +166,16 @@ async fn stream_secrets_pushes_only_the_callers_own_rotation() {
         .unwrap()
         .into_inner();
     req_tx.send(request(&[], "", "")).await.unwrap();
-    let r1 = responses.message().await.unwrap().unwrap();
+    let r1 = next_message(&mut responses).await;
     assert_eq!(cert_pem(&secrets(&r1)[0]), pem_of(&v1.chain[0]));
     req_tx.send(request(&[], "1", &r1.nonce)).await.unwrap();
 
     for generation in [2, 3] {
-        agent.publish(snapshot(
-            &pki.td,
-            vec![pki.bundle()],
-            vec![v1.clone(), pki.fresh_svid(theirs.clone())],
-            generation,
-        ));
+        agent.publish(pki.snapshot(vec![v1.clone(), pki.fresh_svid(theirs.clone())], generation));
     }
     let v2 = pki.fresh_svid(mine);
-    agent.publish(snapshot(
-        &pki.td,
-        vec![pki.bundle()],
-        vec![v2.clone(), pki.fresh_svid(theirs)],
-        4,
-    ));
-    let r2 = tokio::time::timeout(Duration::from_secs(10), responses.message())
-        .await
-        .expect("no push after our rotation")
-        .unwrap()
-        .unwrap();
+    agent.publish(pki.snapshot(vec![v2.clone(), pki.fresh_svid(theirs)], 4));
+    let r2 = next_message(&mut responses).await;
     assert_eq!(r2.version_info, "4", "the first push is our rotation");
     let s2 = secrets(&r2);
     assert_eq!(cert_pem(&s2[0]), pem_of(&v2.chain[0]));
@@ -253,7 +189,7 @@ async fn stream_secrets_pushes_only_the_callers_own_rotation() {
 async fn fetch_secrets_all_uses_spiffe_validator_and_skips_unknown_names() {
     let pki = Pki::new(TD);
     let partner = Pki::new("partner.test");
-    let mut e = entry("envoy", "spiffe://example.org/envoy", &[&my_uid_selector()]);
+    let mut e = my_entry("envoy", "spiffe://example.org/envoy");
     e.federates_with = vec![partner.td.clone()];
     let mine = pki.fresh_svid(e);
     let not_mine = pki.fresh_svid(entry("db", "spiffe://example.org/db", &["uid:4242"]));
@@ -305,7 +241,7 @@ async fn fetch_secrets_all_uses_spiffe_validator_and_skips_unknown_names() {
 async fn caller_without_entry_is_denied() {
     let pki = Pki::new(TD);
     let other = pki.fresh_svid(entry("db", "spiffe://example.org/db", &["uid:4242"]));
-    let agent = SdsAgent::start(snapshot(&pki.td, vec![pki.bundle()], vec![other], 1));
+    let agent = SdsAgent::start(pki.snapshot(vec![other], 1));
     let mut c = agent.client().await;
     let err = c
         .fetch_secrets(request(&["default"], "", ""))
@@ -436,7 +372,7 @@ fn normalize_serial(s: &str) -> String {
 async fn envoy_serves_mtls_with_sds_secrets_and_rotates_without_restart() {
     let Some(envoy) = envoy_bin() else { return };
     let pki = Pki::new(TD);
-    let mut envoy_entry = entry("envoy", "spiffe://example.org/envoy", &[&my_uid_selector()]);
+    let mut envoy_entry = my_entry("envoy", "spiffe://example.org/envoy");
     envoy_entry.dns_names = vec!["envoy.example.org".into()];
     let v1 = pki.fresh_svid(envoy_entry.clone());
     // The client's identity: an entry no local process matches; the test
@@ -446,12 +382,7 @@ async fn envoy_serves_mtls_with_sds_secrets_and_rotates_without_restart() {
         "spiffe://example.org/client",
         &["uid:4242"],
     ));
-    let agent = SdsAgent::start(snapshot(
-        &pki.td,
-        vec![pki.bundle()],
-        vec![v1.clone(), client.clone()],
-        1,
-    ));
+    let agent = SdsAgent::start(pki.snapshot(vec![v1.clone(), client.clone()], 1));
     let dir = agent.dir.path().to_owned();
     std::fs::write(
         dir.join("client.pem"),
@@ -515,12 +446,7 @@ async fn envoy_serves_mtls_with_sds_secrets_and_rotates_without_restart() {
     let mut results = vec![];
     for i in 0..40 {
         if i == 10 {
-            agent.publish(snapshot(
-                &pki.td,
-                vec![pki.bundle()],
-                vec![v2.clone(), client.clone()],
-                2,
-            ));
+            agent.publish(pki.snapshot(vec![v2.clone(), client.clone()], 2));
         }
         results.push(curl(&dir, listen_port).await.0);
     }

@@ -12,8 +12,8 @@ mod harness;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use fixture::{Pki, entry, my_uid_selector, serial_of, snapshot};
-use harness::{Agent, client, python_fetch};
+use fixture::{Pki, entry, my_entry, serial_of, snapshot};
+use harness::{Agent, client, next_message, python_fetch, with_header, x509_stream};
 use meshid_proto::workload::{
     JwtBundlesRequest, JwtsvidRequest, ValidateJwtsvidRequest, X509svidRequest,
 };
@@ -21,18 +21,11 @@ use tonic::Code;
 
 const TD: &str = "example.org";
 
-fn with_header<T>(msg: T) -> tonic::Request<T> {
-    let mut r = tonic::Request::new(msg);
-    r.metadata_mut()
-        .insert(meshid_proto::WORKLOAD_HEADER, "true".parse().unwrap());
-    r
-}
-
 #[tokio::test]
 async fn spiffe_client_fetches_svid_and_federated_bundles() {
     let pki = Pki::new(TD);
     let other = Pki::new("partner.test");
-    let mut e = entry("e1", "spiffe://example.org/api", &[&my_uid_selector()]);
+    let mut e = my_entry("e1", "spiffe://example.org/api");
     e.federates_with = vec![other.td.clone()];
     e.hint = "api".into();
     let svid = pki.fresh_svid(e);
@@ -69,12 +62,8 @@ async fn spiffe_client_fetches_svid_and_federated_bundles() {
 #[tokio::test]
 async fn missing_security_header_is_invalid_argument() {
     let pki = Pki::new(TD);
-    let svid = pki.fresh_svid(entry(
-        "e1",
-        "spiffe://example.org/api",
-        &[&my_uid_selector()],
-    ));
-    let agent = Agent::start(snapshot(&pki.td, vec![pki.bundle()], vec![svid], 1)).await;
+    let svid = pki.fresh_svid(my_entry("e1", "spiffe://example.org/api"));
+    let agent = Agent::start(pki.snapshot(vec![svid], 1)).await;
     let mut c = client(&agent.socket).await;
 
     let err = c
@@ -93,12 +82,8 @@ async fn missing_security_header_is_invalid_argument() {
     assert_eq!(err.code(), Code::InvalidArgument);
 
     // The same call with the header succeeds.
-    let mut stream = c
-        .fetch_x509svid(with_header(X509svidRequest::default()))
-        .await
-        .unwrap()
-        .into_inner();
-    let first = stream.message().await.unwrap().unwrap();
+    let mut stream = x509_stream(&mut c).await;
+    let first = next_message(&mut stream).await;
     assert_eq!(first.svids.len(), 1);
 }
 
@@ -110,12 +95,8 @@ async fn caller_matching_no_entry_is_denied_while_ours_is_served() {
         "this test switches uid with setpriv and must run as root"
     );
     let pki = Pki::new(TD);
-    let svid = pki.fresh_svid(entry(
-        "e1",
-        "spiffe://example.org/api",
-        &[&my_uid_selector()],
-    ));
-    let agent = Agent::start(snapshot(&pki.td, vec![pki.bundle()], vec![svid], 1)).await;
+    let svid = pki.fresh_svid(my_entry("e1", "spiffe://example.org/api"));
+    let agent = Agent::start(pki.snapshot(vec![svid], 1)).await;
 
     let ours = python_fetch(&agent.socket, &[]).await;
     assert!(ours.starts_with("OK "), "our uid must get its SVID: {ours}");
@@ -138,44 +119,32 @@ async fn caller_matching_no_entry_is_denied_while_ours_is_served() {
 #[tokio::test]
 async fn rotation_reaches_the_open_stream_and_shutdown_ends_it() {
     let pki = Pki::new(TD);
-    let e = entry("e1", "spiffe://example.org/api", &[&my_uid_selector()]);
+    let e = my_entry("e1", "spiffe://example.org/api");
     let old = pki.fresh_svid(e.clone());
-    let mut agent = Agent::start(snapshot(&pki.td, vec![pki.bundle()], vec![old.clone()], 1)).await;
+    let mut agent = Agent::start(pki.snapshot(vec![old.clone()], 1)).await;
     let mut c = client(&agent.socket).await;
-    let mut stream = c
-        .fetch_x509svid(with_header(X509svidRequest::default()))
-        .await
-        .unwrap()
-        .into_inner();
-    let first = stream.message().await.unwrap().unwrap();
+    let mut stream = x509_stream(&mut c).await;
+    let first = next_message(&mut stream).await;
     assert_eq!(serial_of(&first.svids[0].x509_svid), old.serial);
     assert_eq!(first.svids[0].x509_svid_key, old.key.pkcs8_der());
 
     // An unrelated change (new generation, same SVIDs) sends nothing; the
     // rotation right after is the next message.
-    agent.publish(snapshot(&pki.td, vec![pki.bundle()], vec![old.clone()], 2));
+    agent.publish(pki.snapshot(vec![old.clone()], 2));
     let new = pki.fresh_svid(e);
     assert_ne!(new.serial, old.serial);
-    agent.publish(snapshot(&pki.td, vec![pki.bundle()], vec![new.clone()], 3));
-    let next = tokio::time::timeout(Duration::from_secs(10), stream.message())
-        .await
-        .expect("no message after rotation")
-        .unwrap()
-        .unwrap();
+    agent.publish(pki.snapshot(vec![new.clone()], 3));
+    let next = next_message(&mut stream).await;
     assert_eq!(serial_of(&next.svids[0].x509_svid), new.serial);
 
     // Removing the caller's entry ends the stream with PermissionDenied.
-    agent.publish(snapshot(&pki.td, vec![pki.bundle()], vec![], 4));
+    agent.publish(pki.snapshot(vec![], 4));
     let err = stream.message().await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
 
     // Shutdown ends open streams and the server returns.
-    agent.publish(snapshot(&pki.td, vec![pki.bundle()], vec![new], 5));
-    let mut again = c
-        .fetch_x509svid(with_header(X509svidRequest::default()))
-        .await
-        .unwrap()
-        .into_inner();
+    agent.publish(pki.snapshot(vec![new], 5));
+    let mut again = x509_stream(&mut c).await;
     assert!(again.message().await.unwrap().is_some());
     agent.stop().await;
     let end = tokio::time::timeout(Duration::from_secs(10), again.message())
@@ -189,47 +158,27 @@ async fn rotation_reaches_the_open_stream_and_shutdown_ends_it() {
 #[tokio::test]
 async fn only_a_rotation_of_the_callers_own_svid_reaches_its_stream() {
     let pki = Pki::new(TD);
-    let mine = entry("e1", "spiffe://example.org/api", &[&my_uid_selector()]);
+    let mine = my_entry("e1", "spiffe://example.org/api");
     let theirs = entry("e2", "spiffe://example.org/db", &["uid:4242"]);
     let old = pki.fresh_svid(mine.clone());
-    let agent = Agent::start(snapshot(
-        &pki.td,
-        vec![pki.bundle()],
-        vec![old.clone(), pki.fresh_svid(theirs.clone())],
-        1,
-    ))
-    .await;
+    let agent =
+        Agent::start(pki.snapshot(vec![old.clone(), pki.fresh_svid(theirs.clone())], 1)).await;
     let mut c = client(&agent.socket).await;
-    let mut stream = c
-        .fetch_x509svid(with_header(X509svidRequest::default()))
-        .await
-        .unwrap()
-        .into_inner();
-    let first = stream.message().await.unwrap().unwrap();
+    let mut stream = x509_stream(&mut c).await;
+    let first = next_message(&mut stream).await;
     assert_eq!(serial_of(&first.svids[0].x509_svid), old.serial);
 
     // Two rotations of the other workload's SVID, then ours: the very next
     // message is ours, carrying only our SVID.
     for generation in [2, 3] {
-        agent.publish(snapshot(
-            &pki.td,
-            vec![pki.bundle()],
+        agent.publish(pki.snapshot(
             vec![old.clone(), pki.fresh_svid(theirs.clone())],
             generation,
         ));
     }
     let new = pki.fresh_svid(mine);
-    agent.publish(snapshot(
-        &pki.td,
-        vec![pki.bundle()],
-        vec![new.clone(), pki.fresh_svid(theirs)],
-        4,
-    ));
-    let next = tokio::time::timeout(Duration::from_secs(10), stream.message())
-        .await
-        .expect("no message after our rotation")
-        .unwrap()
-        .unwrap();
+    agent.publish(pki.snapshot(vec![new.clone(), pki.fresh_svid(theirs)], 4));
+    let next = next_message(&mut stream).await;
     assert_eq!(next.svids.len(), 1);
     assert_eq!(serial_of(&next.svids[0].x509_svid), new.serial);
     assert_eq!(next.svids[0].x509_svid_key, new.key.pkcs8_der());
@@ -240,17 +189,11 @@ async fn expired_svid_is_never_served() {
     let pki = Pki::new(TD);
     let now = SystemTime::now();
     let expired = Arc::new(pki.svid(
-        entry("old", "spiffe://example.org/old", &[&my_uid_selector()]),
+        my_entry("old", "spiffe://example.org/old"),
         now - Duration::from_secs(7200),
         now - Duration::from_secs(60),
     ));
-    let agent = Agent::start(snapshot(
-        &pki.td,
-        vec![pki.bundle()],
-        vec![expired.clone()],
-        1,
-    ))
-    .await;
+    let agent = Agent::start(pki.snapshot(vec![expired.clone()], 1)).await;
     let mut c = client(&agent.socket).await;
     let err = c
         .fetch_x509svid(with_header(X509svidRequest::default()))
@@ -258,23 +201,10 @@ async fn expired_svid_is_never_served() {
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "{err}");
 
-    let valid = pki.fresh_svid(entry(
-        "new",
-        "spiffe://example.org/new",
-        &[&my_uid_selector()],
-    ));
-    agent.publish(snapshot(
-        &pki.td,
-        vec![pki.bundle()],
-        vec![expired, valid],
-        2,
-    ));
-    let mut stream = c
-        .fetch_x509svid(with_header(X509svidRequest::default()))
-        .await
-        .unwrap()
-        .into_inner();
-    let msg = stream.message().await.unwrap().unwrap();
+    let valid = pki.fresh_svid(my_entry("new", "spiffe://example.org/new"));
+    agent.publish(pki.snapshot(vec![expired, valid], 2));
+    let mut stream = x509_stream(&mut c).await;
+    let msg = next_message(&mut stream).await;
     let ids: Vec<_> = msg.svids.iter().map(|s| s.spiffe_id.as_str()).collect();
     assert_eq!(ids, ["spiffe://example.org/new"]);
 }
@@ -282,16 +212,8 @@ async fn expired_svid_is_never_served() {
 #[tokio::test]
 async fn jwt_svid_fetch_validate_and_bundles() {
     let pki = Pki::new(TD);
-    let svid = pki.fresh_svid(entry(
-        "e1",
-        "spiffe://example.org/api",
-        &[&my_uid_selector()],
-    ));
-    let agent = Agent::start_with_jwt(
-        snapshot(&pki.td, vec![pki.bundle()], vec![svid], 1),
-        pki.jwt_key.clone(),
-    )
-    .await;
+    let svid = pki.fresh_svid(my_entry("e1", "spiffe://example.org/api"));
+    let agent = Agent::start_with_jwt(pki.snapshot(vec![svid], 1), pki.jwt_key.clone()).await;
     let mut c = client(&agent.socket).await;
 
     let err = c
@@ -349,7 +271,7 @@ async fn jwt_svid_fetch_validate_and_bundles() {
         .await
         .unwrap()
         .into_inner();
-    let b = bundles.message().await.unwrap().unwrap();
+    let b = next_message(&mut bundles).await;
     let jwks: serde_json::Value =
         serde_json::from_slice(&b.bundles["spiffe://example.org"]).unwrap();
     let keys = jwks["keys"].as_array().unwrap();
@@ -360,14 +282,10 @@ async fn jwt_svid_fetch_validate_and_bundles() {
 #[tokio::test]
 async fn meshid_cli_fetch_prints_svid_summary_and_jwt() {
     let pki = Pki::new(TD);
-    let mut e = entry("e1", "spiffe://example.org/api", &[&my_uid_selector()]);
+    let mut e = my_entry("e1", "spiffe://example.org/api");
     e.hint = "api".into();
     let svid = pki.fresh_svid(e);
-    let agent = Agent::start_with_jwt(
-        snapshot(&pki.td, vec![pki.bundle()], vec![svid], 1),
-        pki.jwt_key.clone(),
-    )
-    .await;
+    let agent = Agent::start_with_jwt(pki.snapshot(vec![svid], 1), pki.jwt_key.clone()).await;
     let bin = tokio::task::spawn_blocking(meshid_tests::meshid_bin)
         .await
         .unwrap();

@@ -84,6 +84,11 @@ impl Pki {
         }
     }
 
+    /// A snapshot of `svids` carrying only this trust domain's bundle.
+    pub fn snapshot(&self, svids: Vec<Arc<CachedSvid>>, generation: u64) -> Arc<Snapshot> {
+        snapshot(&self.td, vec![self.bundle()], svids, generation)
+    }
+
     /// An SVID valid for the next hour.
     pub fn fresh_svid(&self, entry: EntryInfo) -> Arc<CachedSvid> {
         let now = SystemTime::now();
@@ -116,6 +121,11 @@ pub fn entry(entry_id: &str, id: &str, selectors: &[&str]) -> EntryInfo {
         revision: 1,
         dns_names: vec![],
     }
+}
+
+/// An entry granting `id` to this test process (its uid).
+pub fn my_entry(entry_id: &str, id: &str) -> EntryInfo {
+    entry(entry_id, id, &[&my_uid_selector()])
 }
 
 /// A snapshot of `svids` with `bundles`.

@@ -10,12 +10,19 @@ use hyper_util::rt::TokioIo;
 use meshid_agent::attestor::{UnixAttestor, UnixAttestorConfig};
 use meshid_agent::cache::Snapshot;
 use meshid_agent::clock::SystemClock;
+use meshid_agent::sds;
 use meshid_agent::workload_api::{self, JwtMinter, MintError};
 use meshid_identity::JwtSigningKey;
+use meshid_proto::envoy::pb::envoy::service::secret::v3::secret_discovery_service_client::SecretDiscoveryServiceClient;
 use meshid_proto::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
+use meshid_proto::workload::{X509svidRequest, X509svidResponse};
 use tokio::net::UnixStream;
 use tokio::sync::{oneshot, watch};
+use tonic::Streaming;
 use tonic::transport::{Channel, Endpoint};
+
+/// How long a test waits for a message it expects.
+pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Mints JWT-SVIDs locally with a test key (the real agent asks the CA).
 #[derive(Debug)]
@@ -119,6 +126,72 @@ impl Agent {
                 .unwrap();
         }
     }
+}
+
+/// An SDS server on a socket in a temp dir.
+pub struct SdsAgent {
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    tx: watch::Sender<Arc<Snapshot>>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl SdsAgent {
+    pub fn start(snap: Arc<Snapshot>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("sds.sock");
+        let listener = workload_api::bind_socket(&socket).unwrap();
+        let (tx, rx) = watch::channel(snap);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let attestor = Arc::new(UnixAttestor::new(&UnixAttestorConfig::default()));
+        tokio::spawn(async move {
+            sds::serve(listener, rx, attestor, Arc::new(SystemClock), async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        Self {
+            dir,
+            socket,
+            tx,
+            _stop: stop,
+        }
+    }
+
+    pub fn publish(&self, snap: Arc<Snapshot>) {
+        self.tx.send(snap).unwrap();
+    }
+
+    pub async fn client(&self) -> SecretDiscoveryServiceClient<Channel> {
+        SecretDiscoveryServiceClient::new(uds_channel(&self.socket).await)
+    }
+}
+
+/// `msg` with the Workload API security header set.
+pub fn with_header<T>(msg: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    r.metadata_mut()
+        .insert(meshid_proto::WORKLOAD_HEADER, "true".parse().unwrap());
+    r
+}
+
+/// Opens a FetchX509SVID stream (with the header) on `c`.
+pub async fn x509_stream(c: &mut SpiffeWorkloadApiClient<Channel>) -> Streaming<X509svidResponse> {
+    c.fetch_x509svid(with_header(X509svidRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// The next message on `stream`; fails the test if none comes within
+/// [`MESSAGE_TIMEOUT`] or the stream ends or errs.
+pub async fn next_message<T>(stream: &mut Streaming<T>) -> T {
+    tokio::time::timeout(MESSAGE_TIMEOUT, stream.message())
+        .await
+        .expect("no message within the timeout")
+        .unwrap()
+        .expect("the stream ended")
 }
 
 /// A gRPC channel over the Unix socket at `socket`.
