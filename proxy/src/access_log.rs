@@ -27,6 +27,9 @@ pub struct Entry<'a> {
     pub source: &'a str,
     /// Where the traffic went (address or expected SPIFFE ID).
     pub destination: &'a str,
+    /// HTTP version the client used (`HTTP/1.1`, `HTTP/2`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_version: Option<&'a str>,
     /// HTTP method.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<&'a str>,

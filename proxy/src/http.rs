@@ -1,11 +1,13 @@
 //! HTTP/1.1 and HTTP/2 proxying (hyper 1).
 //!
 //! A request's path: server connection (auto-detects h1/h2) → [`forward`]:
-//! authorize (inbound) → trace context → hop-by-hop cleanup → pooled
-//! upstream client ([`connect::Upstream`]) → response → access log + metrics.
+//! authorize (inbound) → trace context → hop-by-hop cleanup → upstream
+//! connection ([`pool`], same HTTP version as the request) → response →
+//! access log + metrics.
 
 pub mod connect;
 pub mod forward;
+pub mod pool;
 
 pub use connect::Upstream;
 pub use forward::{Forward, serve_connection};

@@ -9,7 +9,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 /// Traffic direction label.
@@ -140,6 +140,24 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
+    /// A recorder for the requests of one connection: it looks each label
+    /// set up once and then only increments, so a request costs no label
+    /// hashing or map lock.
+    pub fn recorder(
+        &self,
+        direction: Direction,
+        source: Arc<str>,
+        destination: Arc<str>,
+    ) -> RequestRecorder {
+        RequestRecorder {
+            metrics: self.clone(),
+            direction,
+            source,
+            destination,
+            slots: Default::default(),
+        }
+    }
+
     /// Counts one accepted connection.
     pub fn connection(&self, labels: &ConnLabels) {
         self.connections.get_or_create(labels).inc();
@@ -171,13 +189,64 @@ impl Metrics {
     }
 }
 
+/// Decision labels, in slot order.
+const DECISIONS: [&str; 3] = ["allow", "deny", "deny(audit)"];
+/// Status classes, in slot order.
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// Records the requests of one connection (see [`Metrics::recorder`]).
+#[derive(Debug)]
+pub struct RequestRecorder {
+    metrics: Metrics,
+    direction: Direction,
+    source: Arc<str>,
+    destination: Arc<str>,
+    slots: [[OnceLock<(Counter, Histogram)>; CLASSES.len()]; DECISIONS.len()],
+}
+
+impl RequestRecorder {
+    /// Counts one finished request.
+    pub fn record(&self, decision: &'static str, status: u16, elapsed: Duration) {
+        let d = DECISIONS.iter().position(|x| *x == decision);
+        let c = class_index(status);
+        let Some(slot) = d.and_then(|d| self.slots.get(d)).and_then(|s| s.get(c)) else {
+            return;
+        };
+        let (count, latency) = slot.get_or_init(|| {
+            let labels = RequestLabels {
+                direction: self.direction,
+                source: self.source.clone(),
+                destination: self.destination.clone(),
+                decision,
+                status_class: CLASSES[c],
+            };
+            let count = self.metrics.requests.get_or_create(&labels).clone();
+            let latency = self
+                .metrics
+                .latency
+                .get_or_create(&LatencyLabels {
+                    direction: self.direction,
+                    status_class: CLASSES[c],
+                })
+                .clone();
+            (count, latency)
+        });
+        count.inc();
+        latency.observe(elapsed.as_secs_f64());
+    }
+}
+
+fn class_index(status: u16) -> usize {
+    match status {
+        100..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        _ => 4,
+    }
+}
+
 /// The Prometheus status class of an HTTP status.
 pub fn status_class(status: u16) -> &'static str {
-    match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    }
+    CLASSES[class_index(status)]
 }

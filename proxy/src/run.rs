@@ -8,10 +8,7 @@ use crate::config::{IdentityConfig, Protocol, ProxyConfig};
 use crate::identity::{FileSource, IdentitySource, WorkloadApiSource};
 use crate::metrics::Metrics;
 use crate::policy::{PolicySet, PolicyWatcher};
-use crate::tls::{
-    ClientSettings, TlsStore,
-    build::{ALPN_H2, ALPN_HTTP11},
-};
+use crate::tls::{ClientSettings, TlsStore, build::ALPN_HTTP11};
 use crate::trace::SpanExporter;
 use arc_swap::ArcSwap;
 use prometheus_client::registry::Registry;
@@ -101,14 +98,19 @@ pub async fn start(config: ProxyConfig) -> Result<Running, RunError> {
         .outbound
         .iter()
         .map(|o| {
-            let alpn = match (o.protocol, o.pool) {
-                (Protocol::Tcp, _) => vec![],
-                (_, true) => vec![ALPN_H2.to_vec(), ALPN_HTTP11.to_vec()],
-                (_, false) => vec![ALPN_HTTP11.to_vec()],
+            // HTTP keeps its version between sidecars (as Istio does by
+            // default): HTTP/1.1 requests use `http/1.1` connections, HTTP/2
+            // requests (gRPC) connections that offer `h2` first.
+            let http = o.protocol != Protocol::Tcp;
+            let alpn = if http {
+                vec![ALPN_HTTP11.to_vec()]
+            } else {
+                vec![]
             };
             Ok(ClientSettings {
                 peer: o.peer_match()?,
                 alpn,
+                h2: http,
                 resumption: o.pool,
             })
         })

@@ -64,7 +64,7 @@ pub async fn outbound<IO>(
 {
     let start = Instant::now();
     let local: Arc<str> = Arc::from("local");
-    let bytes = match connect_tls(upstream, index, &shared.tls, &shared.metrics).await {
+    let bytes = match connect_tls(upstream, index, false, &shared.tls, &shared.metrics).await {
         Ok(mut up) => match copy_bidirectional(&mut io, &mut up).await {
             Ok(b) => b,
             Err(e) => {
@@ -126,6 +126,7 @@ fn finish(
         protocol: "tcp",
         source,
         destination,
+        http_version: None,
         method: None,
         path: None,
         status: None,

@@ -9,21 +9,8 @@ mod pki;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
-use std::path::Path;
 
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-
-async fn wait_for_line(path: &Path, needle: &str) -> String {
-    for _ in 0..500 {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && let Some(l) = text.lines().find(|l| l.contains(needle))
-        {
-            return l.to_owned();
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("no access log line containing {needle}");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_log_and_metrics_describe_the_traffic() {
@@ -86,13 +73,14 @@ async fn access_log_and_metrics_describe_the_traffic() {
         );
     }
 
-    let line = wait_for_line(&log, "/traced").await;
+    let line = net::wait_for_line(&log, "/traced").await;
     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(v["direction"], "inbound");
     assert_eq!(v["protocol"], "http");
     assert_eq!(v["source"], "spiffe://example.org/frontend");
     assert_eq!(v["destination"], backend.to_string());
     assert_eq!(v["method"], "GET");
+    assert_eq!(v["http_version"], "HTTP/1.1");
     assert_eq!(v["path"], "/traced?x=1");
     assert_eq!(v["status"], 200);
     assert_eq!(v["decision"], "allow");

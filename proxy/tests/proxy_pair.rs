@@ -14,7 +14,12 @@ async fn http1_and_http2_cross_the_mtls_pair() {
     let server = ca.write_svid(dir.path(), "server", "spiffe://example.org/backend");
     let client = ca.write_svid(dir.path(), "client", "spiffe://example.org/frontend");
     let backend = net::http_backend().await;
-    let inbound = net::proxy(&net::inbound_yaml(&server, backend, "http", "")).await;
+    let log = dir.path().join("inbound-access.log");
+    let inbound = net::proxy(
+        &net::inbound_yaml(&server, backend, "http", "")
+            .replace("access_log: \"off\"", &format!("access_log: {:?}", log)),
+    )
+    .await;
     let outbound = net::proxy(&net::outbound_yaml(
         &client,
         inbound.bound.inbound[0],
@@ -43,6 +48,13 @@ async fn http1_and_http2_cross_the_mtls_pair() {
         headers["x-seen-host"], "svc.test",
         "h2 :authority becomes Host"
     );
+
+    // Between the sidecars each request keeps the version the app used
+    // (the inbound access log records what reached it over mTLS).
+    let line = net::wait_for_line(&log, "\"/hello\"").await;
+    assert!(line.contains("\"http_version\":\"HTTP/1.1\""), "{line}");
+    let line = net::wait_for_line(&log, "\"/two\"").await;
+    assert!(line.contains("\"http_version\":\"HTTP/2\""), "{line}");
 
     // Many requests multiplex over the pooled upstream connection.
     for i in 0..20 {

@@ -41,6 +41,7 @@ async fn served_serial(addr: SocketAddr, client: &pki::SvidFiles) -> String {
     let settings = ClientSettings {
         peer: PeerMatch::Any,
         alpn: vec![b"http/1.1".to_vec()],
+        h2: false,
         resumption: false,
     };
     let cfgs = TlsConfigs::build(&id, false, &[settings]).unwrap();

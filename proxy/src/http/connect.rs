@@ -1,12 +1,10 @@
-//! Upstream connector for the pooled hyper client: always dials one fixed
-//! address, in plaintext (inbound → app) or mTLS (outbound → peer proxy).
+//! Upstream connector: always dials one fixed address, in plaintext
+//! (inbound → app) or mTLS (outbound → peer proxy).
 
 use crate::metrics::{Metrics, OUTBOUND};
 use crate::tls::{TlsStore, build::ALPN_H2, handshake_error_reason};
-use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -48,8 +46,9 @@ pub enum UpstreamIo {
 // === impl Upstream ===
 
 impl Upstream {
-    /// Dials the upstream: TCP (no delay), then mTLS if configured.
-    pub async fn connect(&self) -> io::Result<UpstreamIo> {
+    /// Dials the upstream: TCP (no delay), then mTLS if configured,
+    /// offering ALPN `h2` first when `h2` is set (else `http/1.1` only).
+    pub async fn connect(&self, h2: bool) -> io::Result<UpstreamIo> {
         match self {
             Self::Plain(addr) => Ok(UpstreamIo::Plain(TokioIo::new(dial(*addr).await?))),
             Self::Tls {
@@ -58,7 +57,7 @@ impl Upstream {
                 tls,
                 metrics,
             } => {
-                let tls_stream = connect_tls(*addr, *index, tls, metrics).await?;
+                let tls_stream = connect_tls(*addr, *index, h2, tls, metrics).await?;
                 let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(ALPN_H2);
                 Ok(UpstreamIo::Tls(Box::new(TokioIo::new(tls_stream)), h2))
             }
@@ -80,16 +79,18 @@ pub async fn dial(addr: SocketAddr) -> io::Result<TcpStream> {
     Ok(s)
 }
 
-/// TCP connect + mTLS handshake with the latest client config `index`.
+/// TCP connect + mTLS handshake with the latest client config `index`
+/// (its HTTP/2-first variant when `h2`).
 pub async fn connect_tls(
     addr: SocketAddr,
     index: usize,
+    h2: bool,
     tls: &TlsStore,
     metrics: &Metrics,
 ) -> io::Result<TlsStream<TcpStream>> {
     let cfg = tls
         .current()
-        .and_then(|c| c.clients.get(index).cloned())
+        .and_then(|c| c.client(index, h2))
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "no identity loaded yet"))?;
     let tcp = dial(addr).await?;
     let connector = tokio_rustls::TlsConnector::from(cfg);
@@ -113,29 +114,12 @@ pub async fn connect_tls(
     }
 }
 
-impl tower::Service<http::Uri> for Upstream {
-    type Response = UpstreamIo;
-    type Error = io::Error;
-    type Future = Pin<Box<dyn Future<Output = io::Result<UpstreamIo>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: http::Uri) -> Self::Future {
-        let me = self.clone();
-        Box::pin(async move { me.connect().await })
-    }
-}
-
 // === impl UpstreamIo ===
 
-impl Connection for UpstreamIo {
-    fn connected(&self) -> Connected {
-        match self {
-            Self::Tls(_, true) => Connected::new().negotiated_h2(),
-            _ => Connected::new(),
-        }
+impl UpstreamIo {
+    /// True if ALPN chose HTTP/2 (never for plaintext).
+    pub fn is_h2(&self) -> bool {
+        matches!(self, Self::Tls(_, true))
     }
 }
 

@@ -2,8 +2,9 @@
 
 use super::DENIED_HEADER;
 use super::connect::Upstream;
+use super::pool::{Lease, Pool, UpstreamBody};
 use crate::access_log::{self, Entry};
-use crate::metrics::{Direction, INBOUND, RequestLabels, status_class};
+use crate::metrics::{Direction, INBOUND, RequestRecorder};
 use crate::policy::Request as AuthzRequest;
 use crate::run::shared::{Shared, Verdict, rule_label};
 use crate::trace::{Hop, PendingSpan, SpanKind, TraceContext};
@@ -12,7 +13,6 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
 use hyper::body::{Body, Incoming};
-use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use meshid_identity::SpiffeId;
 use std::convert::Infallible;
@@ -21,10 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// The body of responses the proxy sends back.
-pub type ProxyBody = Either<Incoming, Full<Bytes>>;
-
-/// How long an idle pooled upstream connection is kept.
-const POOL_IDLE: Duration = Duration::from_secs(90);
+pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
 
 /// Forwards requests of one listener to its upstream.
 #[derive(Debug)]
@@ -36,7 +33,7 @@ pub struct Forward {
     port: u16,
     /// Authorize requests (inbound) or not (outbound).
     authorize: bool,
-    client: Client<Upstream, Incoming>,
+    pool: Arc<Pool>,
     shared: Arc<Shared>,
 }
 
@@ -47,6 +44,24 @@ pub struct Peer {
     pub id: Option<SpiffeId>,
     /// Label for logs and metrics.
     pub label: Arc<str>,
+}
+
+/// State of one downstream connection, shared by its requests.
+#[derive(Debug)]
+struct Downstream {
+    peer: Peer,
+    metrics: RequestRecorder,
+}
+
+/// Why a request could not be forwarded.
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    /// No upstream connection.
+    #[error("cannot connect: {0}")]
+    Connect(std::io::Error),
+    /// The upstream connection failed.
+    #[error("upstream connection failed: {0}")]
+    Http(hyper::Error),
 }
 
 // === impl Forward ===
@@ -61,31 +76,24 @@ impl Forward {
         pool: bool,
         shared: Arc<Shared>,
     ) -> Self {
-        let mut b = Client::builder(TokioExecutor::new());
-        b.timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(POOL_IDLE)
-            .set_host(false);
-        if !pool {
-            b.pool_max_idle_per_host(0);
-        }
         Self {
             direction,
             destination,
             port,
             authorize: direction == INBOUND,
-            client: b.build(upstream),
+            pool: Arc::new(Pool::new(upstream, pool)),
             shared,
         }
     }
 
     /// Handles one request; never fails (errors become 502/403 responses).
-    pub async fn handle(
+    async fn handle(
         &self,
-        peer: &Peer,
+        conn: &Downstream,
         mut req: Request<Incoming>,
     ) -> Result<Response<ProxyBody>, Infallible> {
         let start = Instant::now();
+        let peer = &conn.peer;
         let hop = Hop::from_headers(
             req.headers(),
             self.shared.spans.as_ref().map_or(1.0, |s| s.sample_ratio()),
@@ -95,7 +103,6 @@ impl Forward {
         let mut rule = None;
         if self.authorize {
             let policy = self.shared.policy.load();
-            let host = authority(&req);
             let mut areq = AuthzRequest::http(
                 peer.id.as_ref(),
                 self.port,
@@ -103,12 +110,14 @@ impl Forward {
                 path(req.uri()),
             )
             .with_headers(req.headers());
-            if let Some(h) = host.as_deref() {
+            if let Some(h) = authority(&req) {
                 areq = areq.with_host(h);
             }
             let d = policy.evaluate(&areq);
             verdict = self.shared.verdict(&d);
-            rule = rule_label(&d);
+            if verdict != Verdict::Allow || self.shared.access_log.enabled() {
+                rule = rule_label(&d);
+            }
             if verdict == Verdict::Deny {
                 let reason = match &d.policy {
                     Some(p) => format!("{}: {p}", d.reason),
@@ -122,23 +131,22 @@ impl Forward {
                     resp.headers_mut()
                         .insert(HeaderName::from_static(DENIED_HEADER), v);
                 }
-                self.finish(peer, &req, resp.status(), verdict, rule, None, 0, start);
+                let mp = self.method_path(&req);
+                self.finish(conn, mp, resp.status(), verdict, rule, None, (0, 0), start);
                 self.end_span(span, peer, resp.status(), verdict);
                 return Ok(resp);
             }
         }
         hop.write(req.headers_mut());
         let trace = hop.ctx;
-        let method_path = self
-            .shared
-            .access_log
-            .enabled()
-            .then(|| (req.method().clone(), req.uri().clone()));
+        let method_path = self.method_path(&req);
         let bytes_in = req.body().size_hint().exact().unwrap_or(0);
-        if let Err(status) = rewrite(&mut req) {
+        // HTTP/2 stays HTTP/2 between sidecars; the local app gets HTTP/1.1.
+        let h2 = !self.authorize && req.version() == Version::HTTP_2;
+        if let Err(status) = prepare(&mut req, h2) {
             let resp = simple(status);
-            self.finish_parts(
-                peer,
+            self.finish(
+                conn,
                 method_path,
                 resp.status(),
                 verdict,
@@ -150,9 +158,9 @@ impl Forward {
             self.end_span(span, peer, resp.status(), verdict);
             return Ok(resp);
         }
-        let resp = match self.client.request(req).await {
+        let resp = match self.send(req, h2).await {
             Ok(mut resp) => {
-                strip_hop_by_hop(resp.headers_mut());
+                strip_hop_by_hop(resp.headers_mut(), false);
                 resp.map(Either::Left)
             }
             Err(e) => {
@@ -161,8 +169,8 @@ impl Forward {
             }
         };
         let bytes_out = resp.body().size_hint().exact().unwrap_or(0);
-        self.finish_parts(
-            peer,
+        self.finish(
+            conn,
             method_path,
             resp.status(),
             verdict,
@@ -173,6 +181,60 @@ impl Forward {
         );
         self.end_span(span, peer, resp.status(), verdict);
         Ok(resp)
+    }
+
+    /// Sends `req` upstream keeping its HTTP version (HTTP/2 falls back to
+    /// HTTP/1.1 if the peer has no HTTP/2).
+    async fn send(
+        &self,
+        mut req: Request<Incoming>,
+        h2: bool,
+    ) -> Result<Response<UpstreamBody>, SendError> {
+        if h2 {
+            match self.pool.h2().await.map_err(SendError::Connect)? {
+                Lease::H2(mut tx) => {
+                    let resp = tx.send_request(req).await.map_err(SendError::Http)?;
+                    return Ok(resp.map(|b| UpstreamBody::new(b, None)));
+                }
+                Lease::H1(tx) => {
+                    self.pool.give_back(tx);
+                    prepare(&mut req, false).map_err(|_| {
+                        SendError::Connect(std::io::Error::other("request has no authority"))
+                    })?;
+                }
+            }
+        }
+        self.send_h1(req).await
+    }
+
+    /// Sends on an idle HTTP/1.1 connection or a new one; the connection
+    /// returns to the pool when the response body ends. A request the
+    /// connection refused before writing it is retried once on a new one.
+    async fn send_h1(&self, req: Request<Incoming>) -> Result<Response<UpstreamBody>, SendError> {
+        let mut tx = self.pool.h1().await.map_err(SendError::Connect)?;
+        if tx.ready().await.is_err() {
+            tx = self.pool.dial_h1().await.map_err(SendError::Connect)?;
+        }
+        let resp = match tx.try_send_request(req).await {
+            Ok(resp) => resp,
+            Err(mut e) => {
+                let Some(req) = e.take_message() else {
+                    return Err(SendError::Http(e.into_error()));
+                };
+                tx = self.pool.dial_h1().await.map_err(SendError::Connect)?;
+                tx.send_request(req).await.map_err(SendError::Http)?
+            }
+        };
+        let pool = self.pool.clone();
+        Ok(resp.map(|b| UpstreamBody::new(b, Some((tx, pool)))))
+    }
+
+    /// What the access log needs from the request, if it is on.
+    fn method_path<B>(&self, req: &Request<B>) -> Option<(http::Method, Uri, Version)> {
+        self.shared
+            .access_log
+            .enabled()
+            .then(|| (req.method().clone(), req.uri().clone(), req.version()))
     }
 
     /// A span for this request if spans are exported and the trace is sampled.
@@ -215,28 +277,8 @@ impl Forward {
     #[allow(clippy::too_many_arguments)]
     fn finish(
         &self,
-        peer: &Peer,
-        req: &Request<Incoming>,
-        status: StatusCode,
-        verdict: Verdict,
-        rule: Option<String>,
-        trace: Option<TraceContext>,
-        bytes_in: u64,
-        start: Instant,
-    ) {
-        let mp = self
-            .shared
-            .access_log
-            .enabled()
-            .then(|| (req.method().clone(), req.uri().clone()));
-        self.finish_parts(peer, mp, status, verdict, rule, trace, (bytes_in, 0), start);
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn finish_parts(
-        &self,
-        peer: &Peer,
-        method_path: Option<(http::Method, Uri)>,
+        conn: &Downstream,
+        method_path: Option<(http::Method, Uri, Version)>,
         status: StatusCode,
         verdict: Verdict,
         rule: Option<String>,
@@ -245,24 +287,20 @@ impl Forward {
         start: Instant,
     ) {
         let elapsed = start.elapsed();
-        let labels = RequestLabels {
-            direction: self.direction,
-            source: peer.label.clone(),
-            destination: self.destination.clone(),
-            decision: verdict.as_str(),
-            status_class: status_class(status.as_u16()),
-        };
-        self.shared.metrics.request(&labels, elapsed);
+        let peer = &conn.peer;
+        conn.metrics
+            .record(verdict.as_str(), status.as_u16(), elapsed);
         if verdict == Verdict::DenyAudit {
             tracing::info!(source = %peer.label, rule = ?rule, "audit: request would be denied");
         }
-        if let Some((method, uri)) = method_path {
+        if let Some((method, uri, version)) = method_path {
             self.shared.access_log.log(&Entry {
                 time: access_log::timestamp(SystemTime::now()),
                 direction: self.direction,
                 protocol: "http",
                 source: &peer.label,
                 destination: &self.destination,
+                http_version: Some(version_label(version)),
                 method: Some(method.as_str()),
                 path: Some(path(&uri)),
                 status: Some(status.as_u16()),
@@ -285,11 +323,18 @@ where
 {
     let drain = fwd.shared.drain.clone();
     let _guard = drain.guard();
-    let peer = Arc::new(peer);
+    let conn = Arc::new(Downstream {
+        metrics: fwd.shared.metrics.recorder(
+            fwd.direction,
+            peer.label.clone(),
+            fwd.destination.clone(),
+        ),
+        peer,
+    });
     let svc = hyper::service::service_fn(move |req| {
         let fwd = fwd.clone();
-        let peer = peer.clone();
-        async move { fwd.handle(&peer, req).await }
+        let conn = conn.clone();
+        async move { fwd.handle(&conn, req).await }
     });
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
@@ -314,49 +359,83 @@ where
     }
 }
 
+/// How the access log names an HTTP version.
+fn version_label(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
+    }
+}
+
 /// The request path (with query) or `/`.
 fn path(uri: &Uri) -> &str {
     uri.path_and_query().map_or("/", |p| p.as_str())
 }
 
 /// The request's authority: URI authority (h2, absolute-form) or Host header.
-fn authority<B>(req: &Request<B>) -> Option<String> {
-    req.uri()
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| {
-            req.headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_owned)
-        })
+fn authority<B>(req: &Request<B>) -> Option<&str> {
+    req.uri().authority().map(|a| a.as_str()).or_else(|| {
+        req.headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+    })
 }
 
-/// Prepares the request for the upstream: absolute URI keeping the
-/// original authority (the connector dials the fixed upstream anyway), a
-/// Host header for HTTP/1.1, no hop-by-hop headers.
-fn rewrite<B>(req: &mut Request<B>) -> Result<(), StatusCode> {
+/// Prepares the request for the upstream connection. HTTP/1.1: origin-form
+/// URI and a Host header (from the URI authority if it had one). HTTP/2:
+/// absolute URI (`:scheme`, `:authority`). Both: no hop-by-hop headers.
+fn prepare<B>(req: &mut Request<B>, h2: bool) -> Result<(), StatusCode> {
     let auth = authority(req).ok_or(StatusCode::BAD_REQUEST)?;
-    let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let uri = Uri::builder()
-        .scheme("http")
-        .authority(auth.as_str())
-        .path_and_query(pq)
-        .build()
-        .map_err(|_| StatusCode::BAD_REQUEST)?;
-    *req.uri_mut() = uri;
-    if !req.headers().contains_key(header::HOST)
-        && let Ok(v) = HeaderValue::from_str(&auth)
-    {
-        req.headers_mut().insert(header::HOST, v);
+    if h2 {
+        if req.uri().scheme().is_none() || req.uri().authority().is_none() {
+            let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            let uri = Uri::builder()
+                .scheme("http")
+                .authority(auth)
+                .path_and_query(pq)
+                .build()
+                .map_err(|_| StatusCode::BAD_REQUEST)?;
+            *req.uri_mut() = uri;
+        }
+        *req.version_mut() = Version::HTTP_2;
+    } else {
+        if req.uri().authority().is_some() {
+            let host = HeaderValue::from_str(auth).map_err(|_| StatusCode::BAD_REQUEST)?;
+            let pq = req
+                .uri()
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+            req.headers_mut().entry(header::HOST).or_insert(host);
+            *req.uri_mut() = Uri::from(pq);
+        }
+        *req.version_mut() = Version::HTTP_11;
     }
-    *req.version_mut() = Version::HTTP_11;
-    strip_hop_by_hop(req.headers_mut());
+    strip_hop_by_hop(req.headers_mut(), h2);
     Ok(())
 }
 
-/// Removes connection-specific headers (RFC 9110 §7.6.1).
-fn strip_hop_by_hop(h: &mut HeaderMap) {
+/// True for headers that only concern one connection (RFC 9110 §7.6.1).
+fn is_hop_by_hop(n: &HeaderName) -> bool {
+    n == header::CONNECTION
+        || n == header::PROXY_AUTHORIZATION
+        || n == header::TE
+        || n == header::TRAILER
+        || n == header::TRANSFER_ENCODING
+        || n == header::UPGRADE
+        || n.as_str() == "keep-alive"
+        || n.as_str() == "proxy-connection"
+}
+
+/// Removes connection-specific headers (RFC 9110 §7.6.1) and those the
+/// `Connection` header names. `TE: trailers` is kept for HTTP/2 (gRPC).
+fn strip_hop_by_hop(h: &mut HeaderMap, h2: bool) {
+    if !h.keys().any(is_hop_by_hop) {
+        return;
+    }
     if let Some(conn) = h.get(header::CONNECTION).cloned()
         && let Ok(list) = conn.to_str()
     {
@@ -370,6 +449,9 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
             }
         }
     }
+    let te_trailers = h2
+        && h.get(header::TE)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
     for n in [
         header::CONNECTION,
         header::PROXY_AUTHORIZATION,
@@ -382,6 +464,9 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
     h.remove("keep-alive");
     h.remove("proxy-connection");
+    if te_trailers {
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
 }
 
 fn simple(status: StatusCode) -> Response<ProxyBody> {

@@ -20,6 +20,9 @@ pub struct ClientSettings {
     pub peer: PeerMatch,
     /// ALPN protocols offered, most preferred first.
     pub alpn: Vec<Vec<u8>>,
+    /// Also build a variant offering `h2` first, used for HTTP/2 requests
+    /// (so a request keeps its HTTP version from sidecar to sidecar).
+    pub h2: bool,
     /// Allow TLS session resumption.
     pub resumption: bool,
 }
@@ -33,6 +36,8 @@ pub struct TlsConfigs {
     pub server: Arc<ServerConfig>,
     /// For outbound listener `i`: verifies the server against its [`PeerMatch`].
     pub clients: Box<[Arc<ClientConfig>]>,
+    /// Same as `clients` but offering ALPN `h2` first (where asked).
+    pub clients_h2: Box<[Option<Arc<ClientConfig>>]>,
 }
 
 // === impl TlsConfigs ===
@@ -56,27 +61,45 @@ impl TlsConfigs {
             .with_client_cert_verifier(Arc::new(verifier))
             .with_single_cert(id.chain.clone(), key_der(id))?;
         server.alpn_protocols = vec![ALPN_H2.to_vec(), ALPN_HTTP11.to_vec()];
-        let clients = clients
+        let client = |c: &ClientSettings, alpn: Vec<Vec<u8>>| {
+            let verifier = SpiffeServerVerifier::new(id.bundles.clone(), c.peer.clone());
+            let mut cfg = ClientConfig::builder_with_provider(provider.clone())
+                .with_protocol_versions(versions)?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(verifier))
+                .with_client_auth_cert(id.chain.clone(), key_der(id))?;
+            cfg.alpn_protocols = alpn;
+            if !c.resumption {
+                cfg.resumption = Resumption::disabled();
+            }
+            Ok::<_, rustls::Error>(Arc::new(cfg))
+        };
+        let h1 = clients
+            .iter()
+            .map(|c| client(c, c.alpn.clone()))
+            .collect::<Result<_, _>>()?;
+        let h2 = clients
             .iter()
             .map(|c| {
-                let verifier = SpiffeServerVerifier::new(id.bundles.clone(), c.peer.clone());
-                let mut cfg = ClientConfig::builder_with_provider(provider.clone())
-                    .with_protocol_versions(versions)?
-                    .dangerous()
-                    .with_custom_certificate_verifier(Arc::new(verifier))
-                    .with_client_auth_cert(id.chain.clone(), key_der(id))?;
-                cfg.alpn_protocols = c.alpn.clone();
-                if !c.resumption {
-                    cfg.resumption = Resumption::disabled();
-                }
-                Ok(Arc::new(cfg))
+                c.h2.then(|| client(c, vec![ALPN_H2.to_vec(), ALPN_HTTP11.to_vec()]))
+                    .transpose()
             })
-            .collect::<Result<_, rustls::Error>>()?;
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             identity: Arc::new(id.clone()),
             server: Arc::new(server),
-            clients,
+            clients: h1,
+            clients_h2: h2,
         })
+    }
+
+    /// The client config of outbound listener `index`: its HTTP/2-first
+    /// variant if `h2` and one was built, else the default one.
+    pub fn client(&self, index: usize, h2: bool) -> Option<Arc<ClientConfig>> {
+        if h2 && let Some(Some(c)) = self.clients_h2.get(index) {
+            return Some(c.clone());
+        }
+        self.clients.get(index).cloned()
     }
 }
 

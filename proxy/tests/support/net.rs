@@ -179,3 +179,16 @@ access_log: "off"
         files.bundle.display()
     )
 }
+
+/// The first line of the file at `path` containing `needle`, waiting up to 5 s.
+pub async fn wait_for_line(path: &std::path::Path, needle: &str) -> String {
+    for _ in 0..500 {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && let Some(l) = text.lines().find(|l| l.contains(needle))
+        {
+            return l.to_owned();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("no line containing {needle} in {}", path.display());
+}
