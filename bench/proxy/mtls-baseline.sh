@@ -535,6 +535,7 @@ inbound:
 policy: "$CONF/meshid-policy.yaml"
 ops_listen: "127.0.0.1:9457"
 access_log: "off"
+workers: ${MESHID_WORKERS:-1}
 EOF
   cat > "$CONF/meshid-out.yaml" <<EOF
 identity:
@@ -544,6 +545,7 @@ outbound:
   - { listen: "127.0.0.1:10015", upstream: "127.0.0.1:9447", server_id: "spiffe://example.org/ns/default/sa/server", protocol: http, pool: false }
 ops_listen: "127.0.0.1:9458"
 access_log: "off"
+workers: ${MESHID_WORKERS:-1}
 EOF
   [ -x "$MESHID" ] || die "meshid binary not found at $MESHID (cargo build --release -p meshid)"
 }
@@ -732,7 +734,7 @@ stime() {
 # ---------------------------------------------------------------- report
 report() {
   python3 - "$TSV" "$LIM" "$RES/rss_idle.tsv" "$REPS" <<'PY'
-import sys, collections
+import os, sys, collections
 tsv, lim, idle, reps = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 cols = "pair mode rep rps reqs p50 p99 errs cpu_out cpu_in cpu_back cpu_wrk busy us_out us_in newconn_s resumed rss_out rss_in rss_back sirq other pre_busy".split()
 rows = collections.OrderedDict()
@@ -755,7 +757,7 @@ def avg1(rs, k):
     return "%.1f" % (sum(v) / len(v)) if v else "NA"
 def mb(kb): return "%.1f" % (int(kb) / 1024) if kb not in ("", "NA", "0") else "-"
 name = {"direct": "direct wrk->backend (ceiling)", "envoy1": "envoy->envoy  --concurrency 1", "envoy2": "envoy->envoy  --concurrency 2",
-        "nginx": "nginx->nginx  (2 workers)", "haproxy": "haproxy->haproxy (2 thr)", "stunnel": "stunnel->stunnel (L4)", "meshid": "meshid->meshid (tokio, 2 thr)"}
+        "nginx": "nginx->nginx  (2 workers)", "haproxy": "haproxy->haproxy (2 thr)", "stunnel": "stunnel->stunnel (L4)", "meshid": "meshid->meshid (workers=" + os.environ.get("MESHID_WORKERS", "1") + ")"}
 for mode, title in (("ka", "KEEP-ALIVE (wrk -c32 -t2, HTTP/1.1 keep-alive; mTLS conns reused)"),
                     ("close", "HANDSHAKE-HEAVY (wrk -H 'Connection: close'; 1 full mTLS TLS1.3 handshake per request)")):
     print("\n== %s ==" % title)

@@ -14,6 +14,7 @@
 //! ops_listen: "127.0.0.1:15020"
 //! access_log: stdout
 //! tracing: { otlp_endpoint: "http://127.0.0.1:4318", sample_ratio: 1.0 }
+//! workers: 1
 //! ```
 
 use meshid_identity::{SpiffeId, TrustDomain};
@@ -60,7 +61,16 @@ pub struct ProxyConfig {
     /// Span export over OTLP/HTTP; absent: spans are not exported.
     #[serde(default)]
     pub tracing: Option<TracingConfig>,
+    /// Data-plane threads, each with its own single-threaded event loop
+    /// accepting from every listener (like Envoy's `--concurrency`). One,
+    /// as linkerd2-proxy, unless set: give it the cores the sidecar may
+    /// use. 1–64.
+    #[serde(default = "default_workers")]
+    pub workers: usize,
 }
+
+/// Most data-plane threads accepted in `workers`.
+pub const MAX_WORKERS: usize = 64;
 
 /// Where and how much to export spans (OTLP/HTTP, JSON encoding).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -295,6 +305,12 @@ impl ProxyConfig {
         if let Some(t) = &self.tracing {
             t.traces_uri()?;
         }
+        if !(1..=MAX_WORKERS).contains(&self.workers) {
+            return Err(ConfigError::Invalid(format!(
+                "workers is {}; use 1 to {MAX_WORKERS} data-plane threads",
+                self.workers
+            )));
+        }
         Ok(())
     }
 
@@ -424,6 +440,10 @@ fn default_batch_max() -> usize {
 
 fn default_drain_secs() -> u64 {
     10
+}
+
+fn default_workers() -> usize {
+    1
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 pub(crate) mod listen;
 pub mod shared;
+pub mod workers;
 
 use crate::access_log::AccessLog;
 use crate::config::{IdentityConfig, Protocol, ProxyConfig};
@@ -17,6 +18,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use workers::{Listeners, Workers};
 
 /// How often the policy file is checked for changes.
 const POLICY_POLL: Duration = Duration::from_secs(2);
@@ -42,6 +44,9 @@ pub enum RunError {
     /// The access log could not be opened.
     #[error("cannot open the access log: {0}")]
     AccessLog(std::io::Error),
+    /// The data-plane threads could not be started.
+    #[error("cannot start the proxy worker threads: {0}")]
+    Workers(std::io::Error),
 }
 
 /// The addresses actually bound (useful with port 0).
@@ -73,6 +78,7 @@ pub struct Running {
     pub shared: Arc<Shared>,
     drain: shared::DrainHandle,
     drain_timeout: Duration,
+    workers: Workers,
     _policy: Option<PolicyWatcher>,
 }
 
@@ -150,21 +156,22 @@ pub async fn start(config: ProxyConfig) -> Result<Running, RunError> {
         ops: None,
     };
     let bind = |addr| listen::bind(addr).map_err(|source| RunError::Bind { addr, source });
-    let mut inbound = Vec::new();
+    let mut listeners = Listeners::default();
     for cfg in &config.inbound {
         let l = bind(cfg.listen)?;
         bound.inbound.push(l.local_addr().unwrap_or(cfg.listen));
-        inbound.push((l, cfg.clone()));
+        listeners.inbound.push((l, cfg.clone()));
     }
-    let mut outbound = Vec::new();
     for cfg in &config.outbound {
         let l = bind(cfg.listen)?;
         bound.outbound.push(l.local_addr().unwrap_or(cfg.listen));
-        outbound.push((l, cfg.clone()));
+        listeners.outbound.push((l, cfg.clone()));
     }
     if let Some(addr) = config.ops_listen {
         let l = bind(addr)?;
         bound.ops = Some(l.local_addr().unwrap_or(addr));
+        let l = tokio::net::TcpListener::from_std(l)
+            .map_err(|source| RunError::Bind { addr, source })?;
         let d = drain.clone();
         tokio::spawn(crate::ops::serve(
             l,
@@ -173,18 +180,14 @@ pub async fn start(config: ProxyConfig) -> Result<Running, RunError> {
             async move { d.signaled().await },
         ));
     }
-    for (l, cfg) in inbound {
-        tokio::spawn(crate::inbound::serve(l, cfg, shared.clone()));
-    }
-    for (i, (l, cfg)) in outbound.into_iter().enumerate() {
-        tokio::spawn(crate::outbound::serve(l, cfg, i, shared.clone()));
-    }
-    tracing::info!(?bound, "proxy listening");
+    let workers = Workers::start(config.workers, &listeners, &shared).map_err(RunError::Workers)?;
+    tracing::info!(?bound, workers = config.workers, "proxy listening");
     Ok(Running {
         bound,
         shared,
         drain: handle,
         drain_timeout: config.drain_timeout(),
+        workers,
         _policy: watcher,
     })
 }
@@ -198,6 +201,7 @@ impl Running {
             shared,
             drain,
             drain_timeout,
+            workers,
             ..
         } = self;
         let keep = shared.drain.clone();
@@ -213,6 +217,7 @@ impl Running {
         } else {
             tracing::info!("drained");
         }
+        workers.join().await;
     }
 }
 

@@ -26,11 +26,15 @@ async fn access_log_and_metrics_describe_the_traffic() {
             log.display()
         );
     let inbound = net::proxy(&yaml).await;
-    let outbound = net::proxy(&net::outbound_yaml(
-        &client,
-        inbound.bound.inbound[0],
-        "spiffe://example.org/backend",
-        "http",
+    // One worker thread, so one upstream pool: reuse is exact to count.
+    let outbound = net::proxy(&format!(
+        "{}workers: 1\n",
+        net::outbound_yaml(
+            &client,
+            inbound.bound.inbound[0],
+            "spiffe://example.org/backend",
+            "http",
+        )
     ))
     .await;
     net::ready(&inbound).await;

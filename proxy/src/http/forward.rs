@@ -433,37 +433,27 @@ fn is_hop_by_hop(n: &HeaderName) -> bool {
 /// Removes connection-specific headers (RFC 9110 §7.6.1) and those the
 /// `Connection` header names. `TE: trailers` is kept for HTTP/2 (gRPC).
 fn strip_hop_by_hop(h: &mut HeaderMap, h2: bool) {
-    if !h.keys().any(is_hop_by_hop) {
+    let mut names: Vec<HeaderName> = h.keys().filter(|n| is_hop_by_hop(n)).cloned().collect();
+    if names.is_empty() {
         return;
     }
-    if let Some(conn) = h.get(header::CONNECTION).cloned()
-        && let Ok(list) = conn.to_str()
-    {
-        for name in list.split(',') {
+    for v in h.get_all(header::CONNECTION) {
+        for name in v.to_str().unwrap_or("").split(',') {
             let name = name.trim();
             if !name.eq_ignore_ascii_case("close")
                 && !name.eq_ignore_ascii_case("keep-alive")
                 && let Ok(n) = HeaderName::from_bytes(name.as_bytes())
             {
-                h.remove(n);
+                names.push(n);
             }
         }
     }
     let te_trailers = h2
         && h.get(header::TE)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-    for n in [
-        header::CONNECTION,
-        header::PROXY_AUTHORIZATION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ] {
+    for n in names {
         h.remove(n);
     }
-    h.remove("keep-alive");
-    h.remove("proxy-connection");
     if te_trailers {
         h.insert(header::TE, HeaderValue::from_static("trailers"));
     }

@@ -3,17 +3,18 @@
 use socket2::{Domain, Socket, Type};
 use std::io;
 use std::net::SocketAddr;
-use tokio::net::TcpListener;
+use std::net::TcpListener;
 
 /// Accept backlog.
 const BACKLOG: i32 = 1024;
 
-/// Binds `addr` with `SO_REUSEADDR` so a restarted proxy can rebind at once.
+/// Binds `addr` (non-blocking) with `SO_REUSEADDR` so a restarted proxy
+/// can rebind at once.
 pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     s.set_reuse_address(true)?;
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
     s.listen(BACKLOG)?;
-    TcpListener::from_std(s.into())
+    Ok(s.into())
 }
