@@ -7,6 +7,7 @@
 
 pub mod connect;
 pub mod forward;
+pub mod headers;
 pub mod pool;
 
 pub use connect::Upstream;

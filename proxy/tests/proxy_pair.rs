@@ -125,3 +125,36 @@ async fn outbound_refuses_an_unexpected_server_id() {
             .is_empty()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_lets_in_flight_requests_finish_then_closes_the_listeners() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki::Ca::new("example.org");
+    let server = ca.write_svid(dir.path(), "server", "spiffe://example.org/backend");
+    let client = ca.write_svid(dir.path(), "client", "spiffe://example.org/frontend");
+    let backend = net::http_backend().await;
+    let inbound = net::proxy(&net::inbound_yaml(&server, backend, "http", "")).await;
+    let outbound = net::proxy(&net::outbound_yaml(
+        &client,
+        inbound.bound.inbound[0],
+        "spiffe://example.org/backend",
+        "http",
+    ))
+    .await;
+    net::ready(&inbound).await;
+    net::ready(&outbound).await;
+    let (out, inb) = (outbound.bound.outbound[0], inbound.bound.inbound[0]);
+
+    // The backend holds /slow for 800 ms; stop the inbound proxy meanwhile.
+    let in_flight = tokio::spawn(async move { net::get_h1(out, "GET", "/slow/1").await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let stopping = tokio::spawn(inbound.stop());
+    let (status, _, body) = in_flight.await.unwrap();
+    assert_eq!((status, body.as_str()), (200, "backend GET /slow/1"));
+    stopping.await.unwrap();
+
+    // Drained: the inbound port no longer accepts, so the outbound answers 502.
+    assert!(tokio::net::TcpStream::connect(inb).await.is_err());
+    assert_eq!(net::get_h1(out, "GET", "/after").await.0, 502);
+    outbound.stop().await;
+}

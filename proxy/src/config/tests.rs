@@ -19,6 +19,7 @@ fn parses_yaml_with_defaults() {
     assert!(!c.outbound[0].pool);
     assert_eq!(c.mode, Mode::Audit);
     assert_eq!(c.access_log, AccessLogTarget::Off);
+    assert_eq!(c.workers, 1);
     assert!(matches!(
         c.identity,
         IdentityConfig::Files { poll_ms: 1000, .. }
@@ -79,4 +80,18 @@ fn no_listener_is_refused() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("no listeners"), "{e}");
+}
+
+#[test]
+fn workers_must_be_between_1_and_64() {
+    for (n, ok) in [(0, false), (1, true), (64, true), (65, false)] {
+        let c = ProxyConfig::from_yaml(&format!("{YAML}workers: {n}\n"));
+        match c {
+            Ok(c) => assert!(ok, "workers {n} accepted: {c:?}"),
+            Err(e) => {
+                assert!(!ok, "workers {n} refused: {e}");
+                assert!(e.to_string().contains("workers"), "{e}");
+            }
+        }
+    }
 }

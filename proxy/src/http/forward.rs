@@ -2,6 +2,7 @@
 
 use super::DENIED_HEADER;
 use super::connect::Upstream;
+use super::headers::{authority, path, prepare, strip_hop_by_hop, version_label};
 use super::pool::{Lease, Pool, UpstreamBody};
 use crate::access_log::{self, Entry};
 use crate::metrics::{Direction, INBOUND, RequestRecorder};
@@ -9,7 +10,7 @@ use crate::policy::Request as AuthzRequest;
 use crate::run::shared::{Shared, Verdict, rule_label};
 use crate::trace::{Hop, PendingSpan, SpanKind, TraceContext};
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
 use hyper::body::{Body, Incoming};
@@ -345,6 +346,7 @@ where
     let conn = builder.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);
     tokio::select! {
+        biased;
         r = conn.as_mut() => {
             if let Err(e) = r {
                 tracing::debug!("HTTP connection ended: {e}");
@@ -356,106 +358,6 @@ where
     conn.as_mut().graceful_shutdown();
     if let Err(e) = conn.await {
         tracing::debug!("HTTP connection ended while draining: {e}");
-    }
-}
-
-/// How the access log names an HTTP version.
-fn version_label(v: Version) -> &'static str {
-    match v {
-        Version::HTTP_09 => "HTTP/0.9",
-        Version::HTTP_10 => "HTTP/1.0",
-        Version::HTTP_2 => "HTTP/2",
-        Version::HTTP_3 => "HTTP/3",
-        _ => "HTTP/1.1",
-    }
-}
-
-/// The request path (with query) or `/`.
-fn path(uri: &Uri) -> &str {
-    uri.path_and_query().map_or("/", |p| p.as_str())
-}
-
-/// The request's authority: URI authority (h2, absolute-form) or Host header.
-fn authority<B>(req: &Request<B>) -> Option<&str> {
-    req.uri().authority().map(|a| a.as_str()).or_else(|| {
-        req.headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-    })
-}
-
-/// Prepares the request for the upstream connection. HTTP/1.1: origin-form
-/// URI and a Host header (from the URI authority if it had one). HTTP/2:
-/// absolute URI (`:scheme`, `:authority`). Both: no hop-by-hop headers.
-fn prepare<B>(req: &mut Request<B>, h2: bool) -> Result<(), StatusCode> {
-    let auth = authority(req).ok_or(StatusCode::BAD_REQUEST)?;
-    if h2 {
-        if req.uri().scheme().is_none() || req.uri().authority().is_none() {
-            let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
-            let uri = Uri::builder()
-                .scheme("http")
-                .authority(auth)
-                .path_and_query(pq)
-                .build()
-                .map_err(|_| StatusCode::BAD_REQUEST)?;
-            *req.uri_mut() = uri;
-        }
-        *req.version_mut() = Version::HTTP_2;
-    } else {
-        if req.uri().authority().is_some() {
-            let host = HeaderValue::from_str(auth).map_err(|_| StatusCode::BAD_REQUEST)?;
-            let pq = req
-                .uri()
-                .path_and_query()
-                .cloned()
-                .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
-            req.headers_mut().entry(header::HOST).or_insert(host);
-            *req.uri_mut() = Uri::from(pq);
-        }
-        *req.version_mut() = Version::HTTP_11;
-    }
-    strip_hop_by_hop(req.headers_mut(), h2);
-    Ok(())
-}
-
-/// True for headers that only concern one connection (RFC 9110 §7.6.1).
-fn is_hop_by_hop(n: &HeaderName) -> bool {
-    n == header::CONNECTION
-        || n == header::PROXY_AUTHORIZATION
-        || n == header::TE
-        || n == header::TRAILER
-        || n == header::TRANSFER_ENCODING
-        || n == header::UPGRADE
-        || n.as_str() == "keep-alive"
-        || n.as_str() == "proxy-connection"
-}
-
-/// Removes connection-specific headers (RFC 9110 §7.6.1) and those the
-/// `Connection` header names. `TE: trailers` is kept for HTTP/2 (gRPC).
-fn strip_hop_by_hop(h: &mut HeaderMap, h2: bool) {
-    let mut names: Vec<HeaderName> = h.keys().filter(|n| is_hop_by_hop(n)).cloned().collect();
-    if names.is_empty() {
-        return;
-    }
-    for v in h.get_all(header::CONNECTION) {
-        for name in v.to_str().unwrap_or("").split(',') {
-            let name = name.trim();
-            if !name.eq_ignore_ascii_case("close")
-                && !name.eq_ignore_ascii_case("keep-alive")
-                && let Ok(n) = HeaderName::from_bytes(name.as_bytes())
-            {
-                names.push(n);
-            }
-        }
-    }
-    let te_trailers = h2
-        && h.get(header::TE)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-    for n in names {
-        h.remove(n);
-    }
-    if te_trailers {
-        h.insert(header::TE, HeaderValue::from_static("trailers"));
     }
 }
 

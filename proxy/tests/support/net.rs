@@ -13,7 +13,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// An HTTP/1.1 + HTTP/2 backend answering `backend <METHOD> <path>` and
-/// echoing what it saw in `x-seen-*` headers.
+/// echoing what it saw in `x-seen-*` headers; paths under `/slow` answer
+/// after 800 ms.
 pub async fn http_backend() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
@@ -27,6 +28,9 @@ pub async fn http_backend() -> SocketAddr {
                     hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
                         let tp = req.headers().get("traceparent").cloned();
                         let host = req.headers().get("host").cloned();
+                        if req.uri().path().starts_with("/slow") {
+                            tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+                        }
                         let body = format!("backend {} {}", req.method(), req.uri().path());
                         let mut r = Response::new(Full::new(Bytes::from(body)));
                         if let Some(tp) = tp {
