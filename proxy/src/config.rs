@@ -122,9 +122,14 @@ pub enum IdentityConfig {
 pub enum Protocol {
     /// Opaque TCP: authorized per connection.
     Tcp,
-    /// HTTP/1.1 or HTTP/2: authorized per request.
+    /// HTTP/1.1 or HTTP/2: authorized per request. Inbound, the
+    /// application gets HTTP/1.1; outbound, each request keeps its version
+    /// to the peer proxy.
     #[default]
     Http,
+    /// As `http`, but inbound the application gets HTTP/2 without TLS
+    /// (prior knowledge), trailers included: for gRPC servers.
+    Http2,
 }
 
 /// One inbound (mTLS-terminating) listener.

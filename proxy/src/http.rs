@@ -11,7 +11,7 @@ pub mod headers;
 pub mod pool;
 
 pub use connect::Upstream;
-pub use forward::{Forward, serve_connection};
+pub use forward::{Forward, UpstreamVersion, serve_connection};
 
 /// Response header that says why a request was denied.
 pub const DENIED_HEADER: &str = "x-meshid-denied";

@@ -2,7 +2,7 @@
 //! peer, authorize, forward to the local application.
 
 use crate::config::{InboundConfig, Protocol};
-use crate::http::{Forward, Upstream, forward::Peer, serve_connection};
+use crate::http::{Forward, Upstream, UpstreamVersion, forward::Peer, serve_connection};
 use crate::metrics::{ConnLabels, INBOUND};
 use crate::run::shared::Shared;
 use crate::tls::handshake_error_reason;
@@ -21,7 +21,13 @@ pub async fn serve(listener: TcpListener, cfg: InboundConfig, shared: Arc<Shared
         INBOUND,
         destination.clone(),
         cfg.forward_to.port(),
-        Upstream::Plain(cfg.forward_to),
+        (
+            Upstream::Plain(cfg.forward_to),
+            match cfg.protocol {
+                Protocol::Http2 => UpstreamVersion::Http2,
+                _ => UpstreamVersion::Http1,
+            },
+        ),
         true,
         shared.clone(),
     ));

@@ -2,7 +2,7 @@
 //! originate mTLS to a peer proxy whose SPIFFE ID must match.
 
 use crate::config::{OutboundConfig, Protocol};
-use crate::http::{Forward, Upstream, forward::Peer, serve_connection};
+use crate::http::{Forward, Upstream, UpstreamVersion, forward::Peer, serve_connection};
 use crate::metrics::{ConnLabels, OUTBOUND};
 use crate::run::shared::Shared;
 use std::sync::Arc;
@@ -28,7 +28,7 @@ pub async fn serve(listener: TcpListener, cfg: OutboundConfig, index: usize, sha
         OUTBOUND,
         destination.clone(),
         cfg.upstream.port(),
-        upstream,
+        (upstream, UpstreamVersion::Same),
         cfg.pool,
         shared.clone(),
     ));

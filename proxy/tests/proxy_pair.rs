@@ -158,3 +158,61 @@ async fn stop_lets_in_flight_requests_finish_then_closes_the_listeners() {
     assert_eq!(net::get_h1(out, "GET", "/after").await.0, 502);
     outbound.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_inbound_port_speaks_h2c_to_the_app_with_trailers() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki::Ca::new("example.org");
+    let server = ca.write_svid(dir.path(), "server", "spiffe://example.org/grpc");
+    let client = ca.write_svid(dir.path(), "client", "spiffe://example.org/frontend");
+    let backend = net::http_backend().await;
+    let inbound = net::proxy(&net::inbound_yaml(&server, backend, "http2", "")).await;
+    let outbound = net::proxy(&net::outbound_yaml(
+        &client,
+        inbound.bound.inbound[0],
+        "spiffe://example.org/grpc",
+        "http",
+    ))
+    .await;
+    net::ready(&inbound).await;
+    net::ready(&outbound).await;
+    let out = outbound.bound.outbound[0];
+
+    // An HTTP/2 client (a gRPC stub) gets the app's trailer end to end.
+    let tcp = tokio::net::TcpStream::connect(out).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::builder()
+        .method("POST")
+        .uri("http://svc.test/pkg.Greeter/SayHello")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(
+            b"\0\0\0\0\0",
+        )))
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-seen-version"], "HTTP/2.0");
+    let collected = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap();
+    let trailers = collected.trailers().cloned().expect("trailers arrive");
+    assert_eq!(trailers["grpc-status"], "0");
+    assert_eq!(
+        collected.to_bytes(),
+        "backend POST /pkg.Greeter/SayHello".as_bytes()
+    );
+
+    // An HTTP/1.1 client reaches the same app over HTTP/2 too.
+    let (status, headers, body) = net::get_h1(out, "GET", "/plain").await;
+    assert_eq!((status, body.as_str()), (200, "backend GET /plain"));
+    assert_eq!(headers["x-seen-version"], "HTTP/2.0");
+    outbound.stop().await;
+    inbound.stop().await;
+}

@@ -24,6 +24,17 @@ use tokio::io::{AsyncRead, AsyncWrite};
 /// The body of responses the proxy sends back.
 pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
 
+/// Which HTTP version requests are sent upstream with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpstreamVersion {
+    /// The version the request came with (sidecar to sidecar).
+    Same,
+    /// Always HTTP/1.1 (an HTTP/1.1 application).
+    Http1,
+    /// Always HTTP/2 (an h2c application, e.g. gRPC).
+    Http2,
+}
+
 /// Forwards requests of one listener to its upstream.
 #[derive(Debug)]
 pub struct Forward {
@@ -34,6 +45,7 @@ pub struct Forward {
     port: u16,
     /// Authorize requests (inbound) or not (outbound).
     authorize: bool,
+    version: UpstreamVersion,
     pool: Arc<Pool>,
     shared: Arc<Shared>,
 }
@@ -73,15 +85,17 @@ impl Forward {
         direction: Direction,
         destination: Arc<str>,
         port: u16,
-        upstream: Upstream,
+        upstream: (Upstream, UpstreamVersion),
         pool: bool,
         shared: Arc<Shared>,
     ) -> Self {
+        let (upstream, version) = upstream;
         Self {
             direction,
             destination,
             port,
             authorize: direction == INBOUND,
+            version,
             pool: Arc::new(Pool::new(upstream, pool)),
             shared,
         }
@@ -142,8 +156,11 @@ impl Forward {
         let trace = hop.ctx;
         let method_path = self.method_path(&req);
         let bytes_in = req.body().size_hint().exact().unwrap_or(0);
-        // HTTP/2 stays HTTP/2 between sidecars; the local app gets HTTP/1.1.
-        let h2 = !self.authorize && req.version() == Version::HTTP_2;
+        let h2 = match self.version {
+            UpstreamVersion::Same => req.version() == Version::HTTP_2,
+            UpstreamVersion::Http1 => false,
+            UpstreamVersion::Http2 => true,
+        };
         if let Err(status) = prepare(&mut req, h2) {
             let resp = simple(status);
             self.finish(

@@ -14,7 +14,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// An HTTP/1.1 + HTTP/2 backend answering `backend <METHOD> <path>` and
 /// echoing what it saw in `x-seen-*` headers; paths under `/slow` answer
-/// after 800 ms.
+/// after 800 ms. It says which HTTP version it got (`x-seen-version`) and
+/// ends HTTP/2 answers with a `grpc-status: 0` trailer.
 pub async fn http_backend() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
@@ -32,7 +33,19 @@ pub async fn http_backend() -> SocketAddr {
                             tokio::time::sleep(std::time::Duration::from_millis(800)).await;
                         }
                         let body = format!("backend {} {}", req.method(), req.uri().path());
-                        let mut r = Response::new(Full::new(Bytes::from(body)));
+                        // gRPC-style: HTTP/2 answers end with a `grpc-status` trailer.
+                        let trailers = (req.version() == http::Version::HTTP_2).then(|| {
+                            let mut t = http::HeaderMap::new();
+                            t.insert("grpc-status", http::HeaderValue::from_static("0"));
+                            t
+                        });
+                        let body = Full::new(Bytes::from(body))
+                            .with_trailers(async move { trailers.map(Ok) });
+                        let mut r = Response::new(body);
+                        r.headers_mut().insert(
+                            "x-seen-version",
+                            http::HeaderValue::from_str(&format!("{:?}", req.version())).unwrap(),
+                        );
                         if let Some(tp) = tp {
                             r.headers_mut().insert("x-seen-traceparent", tp);
                         }
