@@ -43,7 +43,8 @@ async fn access_log_and_metrics_describe_the_traffic() {
     assert_eq!(net::get_h1(ops, "GET", "/healthz").await.0, 200);
     assert_eq!(net::get_h1(ops, "GET", "/readyz").await.0, 200);
 
-    // A request carrying a trace context: the trace id is kept, the span is new.
+    // A request carrying a trace context: it reaches the app unchanged and
+    // the access log shows its trace id.
     let tcp = tokio::net::TcpStream::connect(outbound.bound.outbound[0])
         .await
         .unwrap();
@@ -59,14 +60,9 @@ async fn access_log_and_metrics_describe_the_traffic() {
         .unwrap();
     let (status, headers, _) = net::split(send.send_request(req).await.unwrap()).await;
     assert_eq!(status, 200);
-    let seen = headers["x-seen-traceparent"].to_str().unwrap();
-    assert!(
-        seen.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
-        "{seen}"
-    );
-    assert!(
-        !seen.contains("00f067aa0ba902b7"),
-        "each hop gets a new span id: {seen}"
+    assert_eq!(
+        headers["x-seen-traceparent"], TRACEPARENT,
+        "without span export the trace context passes both proxies untouched"
     );
     for i in 0..5 {
         assert_eq!(

@@ -38,8 +38,10 @@ async fn http1_and_http2_cross_the_mtls_pair() {
         headers["x-seen-host"], "svc.test",
         "Host is preserved end to end"
     );
-    let tp = headers["x-seen-traceparent"].to_str().unwrap().to_owned();
-    assert_eq!(tp.len(), 55, "a traceparent was created: {tp}");
+    assert!(
+        !headers.contains_key("x-seen-traceparent"),
+        "without span export the proxies invent no trace context"
+    );
 
     let (status, headers, body) = net::get_h2(out, "/two").await;
     assert_eq!(status, 200);

@@ -8,7 +8,7 @@ use crate::access_log::{self, Entry};
 use crate::metrics::{Direction, INBOUND, RequestRecorder};
 use crate::policy::Request as AuthzRequest;
 use crate::run::shared::{Shared, Verdict, rule_label};
-use crate::trace::{Hop, PendingSpan, SpanKind, TraceContext};
+use crate::trace::{Hop, PendingSpan, SpanKind, TRACEPARENT, TraceContext};
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
@@ -109,11 +109,15 @@ impl Forward {
     ) -> Result<Response<ProxyBody>, Infallible> {
         let start = Instant::now();
         let peer = &conn.peer;
-        let hop = Hop::from_headers(
-            req.headers(),
-            self.shared.spans.as_ref().map_or(1.0, |s| s.sample_ratio()),
-        );
-        let span = self.start_span(hop, &req);
+        // Only a proxy that exports spans joins the trace (new span id, or
+        // a new trace); otherwise `traceparent` passes through untouched, so
+        // the application's spans never point at a parent nobody recorded.
+        let hop = self
+            .shared
+            .spans
+            .as_ref()
+            .map(|s| Hop::from_headers(req.headers(), s.sample_ratio()));
+        let span = hop.and_then(|hop| self.start_span(hop, &req));
         let mut verdict = Verdict::Allow;
         let mut rule = None;
         if self.authorize {
@@ -152,8 +156,17 @@ impl Forward {
                 return Ok(resp);
             }
         }
-        hop.write(req.headers_mut());
-        let trace = hop.ctx;
+        let trace = match hop {
+            Some(hop) => {
+                hop.write(req.headers_mut());
+                Some(hop.ctx)
+            }
+            None if self.shared.access_log.enabled() => req
+                .headers()
+                .get(TRACEPARENT)
+                .and_then(|v| TraceContext::parse(v.as_bytes())),
+            None => None,
+        };
         let method_path = self.method_path(&req);
         let bytes_in = req.body().size_hint().exact().unwrap_or(0);
         let h2 = match self.version {
@@ -169,7 +182,7 @@ impl Forward {
                 resp.status(),
                 verdict,
                 rule,
-                Some(trace),
+                trace,
                 (bytes_in, 0),
                 start,
             );
@@ -193,7 +206,7 @@ impl Forward {
             resp.status(),
             verdict,
             rule,
-            Some(trace),
+            trace,
             (bytes_in, bytes_out),
             start,
         );
