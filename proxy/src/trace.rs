@@ -1,7 +1,6 @@
 //! W3C Trace Context (`traceparent`), used when spans are exported: continue
-//! an incoming trace with a new
-//! span id for the proxy hop, or start a new trace when none (or a malformed
-//! one) arrives. [`span`] records one span per proxied request and
+//! an incoming trace with a new span id for the proxy hop, or start a new
+//! trace when none (or a malformed one) arrives. [`span`] records one span per proxied request and
 //! [`otlp`] exports sampled spans to an OTLP/HTTP collector.
 
 pub mod otlp;
