@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-/// Idle HTTP/1.1 connections kept per listener.
+/// Idle HTTP/1.1 connections kept per listener and worker thread.
 const MAX_IDLE: usize = 256;
 /// Idle connections older than this are closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -152,11 +152,6 @@ impl Pool {
     fn shared_h2(&self) -> Option<H2> {
         let g = self.h2.lock().ok()?;
         g.as_ref().filter(|tx| !tx.is_closed()).cloned()
-    }
-
-    /// Whether connections are kept between requests.
-    pub fn reuses(&self) -> bool {
-        self.reuse
     }
 }
 

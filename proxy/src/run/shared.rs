@@ -76,7 +76,7 @@ pub fn rule_label(d: &Decision) -> Option<String> {
 
 /// Shutdown signal plus a count of live connections.
 ///
-/// Each connection holds a [`DrainGuard`]; [`DrainHandle::drained`] resolves
+/// Each connection holds a [`DrainGuard`]; [`DrainHandle::drain`] returns
 /// when every guard is dropped.
 #[derive(Clone, Debug)]
 pub struct Drain {
