@@ -36,6 +36,9 @@ struct RunArgs {
     /// Overrides `policy`.
     #[arg(long)]
     policy: Option<PathBuf>,
+    /// Overrides `workers`: data-plane threads (1-64), like Envoy's --concurrency.
+    #[arg(long)]
+    workers: Option<usize>,
 }
 
 /// Runs `meshid proxy …`.
@@ -64,6 +67,9 @@ async fn run_proxy(a: RunArgs) -> anyhow::Result<()> {
     }
     if let Some(p) = a.policy {
         cfg.policy = Some(p);
+    }
+    if let Some(n) = a.workers {
+        cfg.workers = n;
     }
     cfg.validate()?;
     meshid_proxy::run(cfg, shutdown_signal())
