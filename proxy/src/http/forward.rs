@@ -3,7 +3,7 @@
 use super::DENIED_HEADER;
 use super::connect::Upstream;
 use super::headers::{authority, path, prepare, strip_hop_by_hop, version_label};
-use super::pool::{Lease, Pool, UpstreamBody};
+use super::pool::{H1, Lease, Pool, UpstreamBody};
 use crate::access_log::{self, Entry};
 use crate::metrics::{Direction, INBOUND, RequestRecorder};
 use crate::policy::Request as AuthzRequest;
@@ -221,28 +221,36 @@ impl Forward {
         mut req: Request<Incoming>,
         h2: bool,
     ) -> Result<Response<UpstreamBody>, SendError> {
-        if h2 {
-            match self.pool.h2().await.map_err(SendError::Connect)? {
-                Lease::H2(mut tx) => {
-                    let resp = tx.send_request(req).await.map_err(SendError::Http)?;
-                    return Ok(resp.map(|b| UpstreamBody::new(b, None)));
-                }
-                Lease::H1(tx) => {
-                    self.pool.give_back(tx);
-                    prepare(&mut req, false).map_err(|_| {
-                        SendError::Connect(std::io::Error::other("request has no authority"))
-                    })?;
-                }
+        if !h2 {
+            return self.send_h1(req, None).await;
+        }
+        match self.pool.h2().await.map_err(SendError::Connect)? {
+            Lease::H2(mut tx) => {
+                let resp = tx.send_request(req).await.map_err(SendError::Http)?;
+                Ok(resp.map(|b| UpstreamBody::new(b, None)))
+            }
+            Lease::H1(tx) => {
+                prepare(&mut req, false).map_err(|_| {
+                    SendError::Connect(std::io::Error::other("request has no authority"))
+                })?;
+                self.send_h1(req, Some(tx)).await
             }
         }
-        self.send_h1(req).await
     }
 
-    /// Sends on an idle HTTP/1.1 connection or a new one; the connection
-    /// returns to the pool when the response body ends. A request the
-    /// connection refused before writing it is retried once on a new one.
-    async fn send_h1(&self, req: Request<Incoming>) -> Result<Response<UpstreamBody>, SendError> {
-        let mut tx = self.pool.h1().await.map_err(SendError::Connect)?;
+    /// Sends on `tx`, else an idle HTTP/1.1 connection, else a new one; the
+    /// connection returns to the pool when the response body ends. A
+    /// request the connection refused before writing it is retried once on
+    /// a new one.
+    async fn send_h1(
+        &self,
+        req: Request<Incoming>,
+        tx: Option<H1>,
+    ) -> Result<Response<UpstreamBody>, SendError> {
+        let mut tx = match tx {
+            Some(tx) => tx,
+            None => self.pool.h1().await.map_err(SendError::Connect)?,
+        };
         if tx.ready().await.is_err() {
             tx = self.pool.dial_h1().await.map_err(SendError::Connect)?;
         }
