@@ -3,7 +3,7 @@
 #   wrk -> outbound proxy -> (mTLS, TLS 1.3) -> inbound proxy -> nginx, on loopback.
 # Modes: keep-alive (pooled upstream) and one full handshake per request (wrk "Connection: close",
 # meshid outbound `pool: false` = new upstream connection per request, no session resumption).
-# Build the proxy once first:  cargo build --release -p meshid
+# Build the proxy once first:  cargo build --release -p meshid. Profiling: bench/proxy/profile.sh.
 # Knobs are those of mtls-baseline.sh (DUR WARM REPS CONNS THREADS PAIRS PIN_* SKIP_LIMITS ...).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)

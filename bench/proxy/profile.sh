@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# bench/proxy/profile.sh -- profile one meshid proxy of the sidecar pair under wrk keep-alive load.
+#   TOOL=callgrind (default): instructions per request (valgrind counts instructions, so the number
+#                             repeats whatever else the machine does); prints the top inclusive costs.
+#   TOOL=perf:                perf record -e cpu-clock -g on both proxies; prints user/kernel split
+#                             and the top symbols of ROLE.
+# ROLE=in|out (default in) picks the proxy. Uses the PKI and configs that bench/proxy/run.sh wrote
+# under $BENCH_DIR (default /tmp/mtls-baseline): run that once first. Needs a release build.
+# Every process started here is stopped on exit; load is bounded by wrk -d.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+MESHID=${MESHID:-$ROOT/target/release/meshid}
+B=${BENCH_DIR:-/tmp/mtls-baseline}; C=$B/conf
+TOOL=${TOOL:-callgrind}; ROLE=${ROLE:-in}; DUR=${DUR:-4}
+OUT=${OUT:-$B/profile}; mkdir -p "$OUT"
+[ -x "$MESHID" ] || { echo "build first: cargo build --release -p meshid" >&2; exit 1; }
+[ -f "$C/meshid-in.yaml" ] || { echo "run bench/proxy/run.sh once first (it writes $C)" >&2; exit 1; }
+case $ROLE in in|out) ;; *) echo "ROLE is in or out" >&2; exit 1;; esac
+
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+nginx -c "$C/backend-nginx.conf" -e "$OUT/backend.err" & PIDS+=($!)
+wrap_in=(); wrap_out=()
+if [ "$TOOL" = callgrind ]; then
+  rm -f "$OUT"/callgrind.out.*
+  w=(valgrind --tool=callgrind "--callgrind-out-file=$OUT/callgrind.out.%p")
+  if [ "$ROLE" = in ]; then wrap_in=("${w[@]}"); else wrap_out=("${w[@]}"); fi
+fi
+"${wrap_in[@]}" "$MESHID" proxy run --config "$C/meshid-in.yaml" >"$OUT/in.log" 2>&1 & PIDS+=($!); IN=$!
+"${wrap_out[@]}" "$MESHID" proxy run --config "$C/meshid-out.yaml" >"$OUT/out.log" 2>&1 & PIDS+=($!); OUTP=$!
+for _ in $(seq 1 120); do
+  [ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:10005/ || true)" = 200 ] && break
+  sleep 0.5
+done
+wrk -t1 -c8 -d2 http://127.0.0.1:10005/ >/dev/null   # warm up
+
+if [ "$TOOL" = callgrind ]; then
+  callgrind_control -z >/dev/null
+  wrk -t1 -c8 -d"$DUR" http://127.0.0.1:10005/ >"$OUT/wrk.txt"
+  callgrind_control -d >/dev/null; sleep 1
+  n=$(awk '/requests in/{print $1}' "$OUT/wrk.txt")
+  f=$(ls -t "$OUT"/callgrind.out.*.1 | head -1)
+  total=$(callgrind_annotate "$f" | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1; exit}')
+  echo "$ROLE proxy: $n requests, $total instructions, $((total / n)) instructions/request ($f)"
+  callgrind_annotate --inclusive=yes "$f" | grep -E 'meshid_proxy|hyper|rustls|malloc|memcpy' | head -40 | cut -c1-180
+else
+  for r in in out; do
+    pid=$IN; [ $r = out ] && pid=$OUTP
+    perf record -e cpu-clock -F 2000 -g -p "$pid" -o "$OUT/perf-$r.data" -- sleep "$DUR" >/dev/null 2>&1 &
+  done
+  sleep 0.2
+  wrk -t2 -c32 -d"$DUR" http://127.0.0.1:10005/ >"$OUT/wrk.txt"
+  sleep 1.5
+  grep -E 'Requests/sec' "$OUT/wrk.txt"
+  perf report -i "$OUT/perf-$ROLE.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep '%' | head -5
+  perf report -i "$OUT/perf-$ROLE.data" --no-children --sort symbol --stdio -g none 2>/dev/null | grep '%' | head -30 | cut -c1-140
+fi
