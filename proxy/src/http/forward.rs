@@ -80,7 +80,8 @@ enum SendError {
 // === impl Forward ===
 
 impl Forward {
-    /// A forwarder to `upstream`. `pool: false` opens a connection per request.
+    /// A forwarder to `upstream`. `pool: false` opens a connection per
+    /// request. Call from within the runtime that will serve it.
     pub fn new(
         direction: Direction,
         destination: Arc<str>,
@@ -96,7 +97,11 @@ impl Forward {
             port,
             authorize: direction == INBOUND,
             version,
-            pool: Arc::new(Pool::new(upstream, pool)),
+            pool: {
+                let p = Arc::new(Pool::new(upstream, pool));
+                p.spawn_sweeper();
+                p
+            },
             shared,
         }
     }

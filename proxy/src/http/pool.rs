@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 const MAX_IDLE: usize = 256;
 /// Idle connections older than this are closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// How often idle connections are checked for age and closure.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 /// Sends HTTP/1.1 requests on one upstream connection.
 pub type H1 = http1::SendRequest<Incoming>;
@@ -72,6 +74,31 @@ impl Pool {
             h2: Mutex::new(None),
             h2_dial: tokio::sync::Mutex::new(()),
             no_h2: AtomicBool::new(false),
+        }
+    }
+
+    /// Closes idle connections past their age every 30 s while the pool
+    /// lives. Call from within the runtime that serves the pool.
+    pub fn spawn_sweeper(self: &Arc<Self>) {
+        let pool = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SWEEP_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(pool) = pool.upgrade() else {
+                    return;
+                };
+                pool.sweep(Instant::now());
+            }
+        });
+    }
+
+    /// Drops idle connections that are closed or older than the idle timeout.
+    fn sweep(&self, now: Instant) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.retain(|(t, since)| !t.is_closed() && now.duration_since(*since) < IDLE_TIMEOUT);
         }
     }
 
@@ -128,11 +155,11 @@ impl Pool {
             return;
         }
         let now = Instant::now();
-        if let Ok(mut idle) = self.idle.lock() {
-            idle.retain(|(t, since)| !t.is_closed() && now.duration_since(*since) < IDLE_TIMEOUT);
-            if idle.len() < MAX_IDLE {
-                idle.push((tx, now));
-            }
+        self.sweep(now);
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < MAX_IDLE
+        {
+            idle.push((tx, now));
         }
     }
 
@@ -218,5 +245,56 @@ impl Drop for UpstreamBody {
         if self.inner.is_end_stream() {
             self.release();
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn idle_len(p: &Pool) -> usize {
+        p.idle.lock().unwrap().len()
+    }
+
+    #[tokio::test]
+    async fn idle_connections_are_reused_then_swept_by_age() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let held = tokio::spawn(async move {
+            let mut conns = Vec::new();
+            while let Ok((c, _)) = l.accept().await {
+                conns.push(c);
+            }
+        });
+        let pool = Pool::new(Upstream::Plain(addr), true);
+        let tx = pool.h1().await.unwrap();
+        pool.give_back(tx);
+        assert_eq!(idle_len(&pool), 1);
+        let tx = pool.h1().await.unwrap();
+        assert_eq!(idle_len(&pool), 0, "the idle connection was taken");
+        pool.give_back(tx);
+        pool.sweep(Instant::now() + IDLE_TIMEOUT / 2);
+        assert_eq!(idle_len(&pool), 1, "young connections stay");
+        pool.sweep(Instant::now() + IDLE_TIMEOUT);
+        assert_eq!(idle_len(&pool), 0, "old connections are closed");
+        held.abort();
+    }
+
+    #[tokio::test]
+    async fn without_reuse_nothing_is_kept() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let held = tokio::spawn(async move {
+            let mut conns = Vec::new();
+            while let Ok((c, _)) = l.accept().await {
+                conns.push(c);
+            }
+        });
+        let pool = Pool::new(Upstream::Plain(addr), false);
+        let tx = pool.h1().await.unwrap();
+        pool.give_back(tx);
+        assert_eq!(idle_len(&pool), 0);
+        held.abort();
     }
 }
