@@ -12,20 +12,19 @@ mod pki;
 async fn an_http2_inbound_port_speaks_h2c_to_the_app_with_trailers() {
     let dir = tempfile::tempdir().unwrap();
     let ca = pki::Ca::new("example.org");
-    let server = ca.write_svid(dir.path(), "server", "spiffe://example.org/grpc");
-    let client = ca.write_svid(dir.path(), "client", "spiffe://example.org/frontend");
     let backend = net::http_backend().await;
-    let inbound = net::proxy(&net::inbound_yaml(&server, backend, "http2", "")).await;
-    let outbound = net::proxy(&net::outbound_yaml(
-        &client,
-        inbound.bound.inbound[0],
-        "spiffe://example.org/grpc",
-        "http",
-    ))
+    let net::Pair {
+        inbound,
+        outbound,
+        out,
+    } = net::pair(
+        dir.path(),
+        &ca,
+        ("spiffe://example.org/grpc", "spiffe://example.org/frontend"),
+        backend,
+        ("http2", "http"),
+    )
     .await;
-    net::ready(&inbound).await;
-    net::ready(&outbound).await;
-    let out = outbound.bound.outbound[0];
 
     // An HTTP/2 client (a gRPC stub) gets the app's trailer end to end.
     let tcp = tokio::net::TcpStream::connect(out).await.unwrap();

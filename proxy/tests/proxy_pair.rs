@@ -71,24 +71,17 @@ async fn http1_and_http2_cross_the_mtls_pair() {
 async fn opaque_tcp_crosses_the_mtls_pair() {
     let dir = tempfile::tempdir().unwrap();
     let ca = pki::Ca::new("example.org");
-    let server = ca.write_svid(dir.path(), "server", "spiffe://example.org/db");
-    let client = ca.write_svid(dir.path(), "client", "spiffe://example.org/app");
     let echo = net::echo_backend().await;
-    let inbound = net::proxy(&net::inbound_yaml(&server, echo, "tcp", "")).await;
-    let outbound = net::proxy(&net::outbound_yaml(
-        &client,
-        inbound.bound.inbound[0],
-        "spiffe://example.org/db",
-        "tcp",
-    ))
+    let pair = net::pair(
+        dir.path(),
+        &ca,
+        ("spiffe://example.org/db", "spiffe://example.org/app"),
+        echo,
+        ("tcp", "tcp"),
+    )
     .await;
-    net::ready(&inbound).await;
-    net::ready(&outbound).await;
     let msg = b"ping over opaque mTLS TCP";
-    assert_eq!(
-        net::tcp_roundtrip(outbound.bound.outbound[0], msg).await,
-        msg
-    );
+    assert_eq!(net::tcp_roundtrip(pair.out, msg).await, msg);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,20 +125,23 @@ async fn outbound_refuses_an_unexpected_server_id() {
 async fn stop_lets_in_flight_requests_finish_then_closes_the_listeners() {
     let dir = tempfile::tempdir().unwrap();
     let ca = pki::Ca::new("example.org");
-    let server = ca.write_svid(dir.path(), "server", "spiffe://example.org/backend");
-    let client = ca.write_svid(dir.path(), "client", "spiffe://example.org/frontend");
     let backend = net::http_backend().await;
-    let inbound = net::proxy(&net::inbound_yaml(&server, backend, "http", "")).await;
-    let outbound = net::proxy(&net::outbound_yaml(
-        &client,
-        inbound.bound.inbound[0],
-        "spiffe://example.org/backend",
-        "http",
-    ))
+    let net::Pair {
+        inbound,
+        outbound,
+        out,
+    } = net::pair(
+        dir.path(),
+        &ca,
+        (
+            "spiffe://example.org/backend",
+            "spiffe://example.org/frontend",
+        ),
+        backend,
+        ("http", "http"),
+    )
     .await;
-    net::ready(&inbound).await;
-    net::ready(&outbound).await;
-    let (out, inb) = (outbound.bound.outbound[0], inbound.bound.inbound[0]);
+    let inb = inbound.bound.inbound[0];
 
     // The backend holds /slow for 800 ms; stop the inbound proxy meanwhile.
     let in_flight = tokio::spawn(async move { net::get_h1(out, "GET", "/slow/1").await });

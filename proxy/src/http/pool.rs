@@ -257,16 +257,22 @@ mod tests {
         p.idle.lock().unwrap().len()
     }
 
-    #[tokio::test]
-    async fn idle_connections_are_reused_then_swept_by_age() {
+    /// A TCP server that accepts and holds connections, and its address.
+    async fn holding_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
-        let held = tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let mut conns = Vec::new();
             while let Ok((c, _)) = l.accept().await {
                 conns.push(c);
             }
         });
+        (addr, task)
+    }
+
+    #[tokio::test]
+    async fn idle_connections_are_reused_then_swept_by_age() {
+        let (addr, held) = holding_server().await;
         let pool = Pool::new(Upstream::Plain(addr), true);
         let tx = pool.h1().await.unwrap();
         pool.give_back(tx);
@@ -283,14 +289,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_reuse_nothing_is_kept() {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        let held = tokio::spawn(async move {
-            let mut conns = Vec::new();
-            while let Ok((c, _)) = l.accept().await {
-                conns.push(c);
-            }
-        });
+        let (addr, held) = holding_server().await;
         let pool = Pool::new(Upstream::Plain(addr), false);
         let tx = pool.h1().await.unwrap();
         pool.give_back(tx);

@@ -209,3 +209,41 @@ pub async fn wait_for_line(path: &std::path::Path, needle: &str) -> String {
     }
     panic!("no line containing {needle} in {}", path.display());
 }
+
+/// A running sidecar pair: outbound → mTLS → inbound → app.
+pub struct Pair {
+    pub inbound: Running,
+    pub outbound: Running,
+    /// The outbound listener the local app talks to.
+    pub out: SocketAddr,
+}
+
+/// Starts a pair and waits until both proxies have their identity. The
+/// inbound presents `ids.0` and forwards to `app` as `protocols.0`; the
+/// outbound presents `ids.1`, expects `ids.0` and carries `protocols.1`.
+pub async fn pair(
+    dir: &std::path::Path,
+    ca: &super::pki::Ca,
+    ids: (&str, &str),
+    app: SocketAddr,
+    protocols: (&str, &str),
+) -> Pair {
+    let server = ca.write_svid(dir, "server", ids.0);
+    let client = ca.write_svid(dir, "client", ids.1);
+    let inbound = proxy(&inbound_yaml(&server, app, protocols.0, "")).await;
+    let outbound = proxy(&outbound_yaml(
+        &client,
+        inbound.bound.inbound[0],
+        ids.0,
+        protocols.1,
+    ))
+    .await;
+    ready(&inbound).await;
+    ready(&outbound).await;
+    let out = outbound.bound.outbound[0];
+    Pair {
+        inbound,
+        outbound,
+        out,
+    }
+}
