@@ -128,18 +128,6 @@ impl Metrics {
         m
     }
 
-    /// Counts one finished HTTP request.
-    pub fn request(&self, labels: &RequestLabels, elapsed: Duration) {
-        self.requests.get_or_create(labels).inc();
-        let l = LatencyLabels {
-            direction: labels.direction,
-            status_class: labels.status_class,
-        };
-        self.latency
-            .get_or_create(&l)
-            .observe(elapsed.as_secs_f64());
-    }
-
     /// A recorder for the requests of one connection: it looks each label
     /// set up once and then only increments, so a request costs no label
     /// hashing or map lock.
@@ -244,9 +232,4 @@ fn class_index(status: u16) -> usize {
         400..=499 => 3,
         _ => 4,
     }
-}
-
-/// The Prometheus status class of an HTTP status.
-pub fn status_class(status: u16) -> &'static str {
-    CLASSES[class_index(status)]
 }

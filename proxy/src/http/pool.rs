@@ -78,8 +78,12 @@ impl Pool {
     }
 
     /// Closes idle connections past their age every 30 s while the pool
-    /// lives. Call from within the runtime that serves the pool.
+    /// lives (nothing to do without reuse). Call from within the runtime
+    /// that serves the pool.
     pub fn spawn_sweeper(self: &Arc<Self>) {
+        if !self.reuse {
+            return;
+        }
         let pool = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(SWEEP_EVERY);
@@ -98,7 +102,7 @@ impl Pool {
     /// Drops idle connections that are closed or older than the idle timeout.
     fn sweep(&self, now: Instant) {
         if let Ok(mut idle) = self.idle.lock() {
-            idle.retain(|(t, since)| !t.is_closed() && now.duration_since(*since) < IDLE_TIMEOUT);
+            retain_fresh(&mut idle, now);
         }
     }
 
@@ -155,10 +159,15 @@ impl Pool {
             return;
         }
         let now = Instant::now();
-        self.sweep(now);
-        if let Ok(mut idle) = self.idle.lock()
-            && idle.len() < MAX_IDLE
-        {
+        let Ok(mut idle) = self.idle.lock() else {
+            return;
+        };
+        // Stale entries are left to the sweeper and to `take_idle`; only a
+        // full stack is cleaned here, so a return stays a push.
+        if idle.len() >= MAX_IDLE {
+            retain_fresh(&mut idle, now);
+        }
+        if idle.len() < MAX_IDLE {
             idle.push((tx, now));
         }
     }
@@ -180,6 +189,10 @@ impl Pool {
         let g = self.h2.lock().ok()?;
         g.as_ref().filter(|tx| !tx.is_closed()).cloned()
     }
+}
+
+fn retain_fresh(idle: &mut Vec<(H1, Instant)>, now: Instant) {
+    idle.retain(|(t, since)| !t.is_closed() && now.duration_since(*since) < IDLE_TIMEOUT);
 }
 
 async fn handshake_h1(io: UpstreamIo) -> io::Result<H1> {
