@@ -47,10 +47,6 @@ pub struct ManagerConfig {
     pub backoff_base: Duration,
     /// Longest retry delay.
     pub backoff_max: Duration,
-    /// Where to keep the own trust domain's bundle (`bundle.json`) up to
-    /// date after each sync that changes it, so a restart while the CA is
-    /// down starts from the newest roots; `None`: not persisted.
-    pub bundle_dir: Option<std::path::PathBuf>,
 }
 
 /// A cached SVID plus when to rotate it.
@@ -97,7 +93,6 @@ impl ManagerConfig {
             batch_size: crate::config::MAX_BATCH_SIZE,
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
-            bundle_dir: None,
         }
     }
 }
@@ -219,7 +214,6 @@ impl SvidManager {
                 &self.config.trust_domain,
             )));
             self.bundles = synced.bundles;
-            self.persist_bundle();
         }
         self.entries = synced
             .entries
@@ -317,20 +311,6 @@ impl SvidManager {
         };
         let f = (self.config.rotation_fraction + spread).clamp(0.01, 0.99);
         svid.not_before + life.mul_f64(f)
-    }
-
-    /// Writes the own trust domain's bundle to `bundle_dir` (atomically);
-    /// a failure is logged and retried at the next change.
-    fn persist_bundle(&self) {
-        let (Some(dir), Some(own)) = (
-            &self.config.bundle_dir,
-            self.bundles.get(&self.config.trust_domain),
-        ) else {
-            return;
-        };
-        if let Err(e) = crate::attest::store::save_bundle(dir, own) {
-            tracing::warn!(error = %e, "cannot persist the updated trust bundle");
-        }
     }
 
     /// Publishes the unexpired SVIDs if they or the bundles changed.

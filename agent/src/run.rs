@@ -107,7 +107,6 @@ pub async fn run(
     mcfg.rotation_fraction = config.rotation_fraction;
     mcfg.rotation_jitter = config.rotation_jitter;
     mcfg.batch_size = config.batch_size;
-    mcfg.bundle_dir = Some(config.data_dir.clone());
     let (mut manager, handle) = SvidManager::new(mcfg, client, clock.clone(), metrics);
     let kick = Arc::new(Notify::new());
     manager.on_agent_refused(kick.clone());

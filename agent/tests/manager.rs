@@ -369,35 +369,3 @@ async fn svids_for_matches_a_full_scan() {
         }
     }
 }
-
-#[tokio::test]
-async fn a_synced_bundle_is_written_to_the_data_dir_for_restarts() {
-    use std::os::unix::fs::PermissionsExt;
-    let clock = ManualClock::new(t0());
-    let ca = FakeCa::new(Arc::new(clock.clone()));
-    ca.pretend_attested();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join(meshid_agent::attest::store::BUNDLE_FILE);
-    let mut config = ManagerConfig::new(ca.td.clone());
-    config.bundle_dir = Some(dir.path().to_owned());
-    let (mut m, _handle) = SvidManager::new(
-        config,
-        ca.clone(),
-        Arc::new(clock.clone()),
-        AgentMetrics::default(),
-    );
-    assert!(!file.exists());
-    m.tick().await.unwrap();
-    let stored = meshid_identity::TrustBundle::from_spiffe_json(
-        ca.td.clone(),
-        &std::fs::read(&file).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(
-        stored.x509_authorities,
-        ca.trust_bundle().x509_authorities,
-        "the CA's roots are on disk"
-    );
-    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
-    assert_eq!(mode & 0o777, 0o600);
-}
