@@ -6,6 +6,7 @@
 mod admin_client;
 mod cmd;
 mod logging;
+mod signal;
 
 use clap::Parser;
 

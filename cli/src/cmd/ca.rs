@@ -109,26 +109,10 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         server.authority.kind(),
         admin_client::format_time(unix(server.authority.not_after()))
     );
-    shutdown_signal().await;
+    crate::signal::shutdown().await;
     tracing::info!("signal received; finishing in-flight requests");
     server.shutdown().await?;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let term = async {
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
 }
 
 fn unix(t: std::time::SystemTime) -> i64 {

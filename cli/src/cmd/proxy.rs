@@ -72,27 +72,10 @@ async fn run_proxy(a: RunArgs) -> anyhow::Result<()> {
         cfg.workers = n;
     }
     cfg.validate()?;
-    meshid_proxy::run(cfg, shutdown_signal())
-        .await
-        .context("proxy failed")
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!("cannot listen for SIGTERM: {e}");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
-    tracing::info!("shutdown requested; draining");
+    meshid_proxy::run(cfg, async {
+        crate::signal::shutdown().await;
+        tracing::info!("shutdown requested; draining");
+    })
+    .await
+    .context("proxy failed")
 }

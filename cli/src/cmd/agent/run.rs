@@ -63,24 +63,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     config
         .validate()
         .with_context(|| format!("in {}", args.config.display()))?;
-    meshid_agent::run::run(config, shutdown_signal()).await?;
+    meshid_agent::run::run(config, async {
+        crate::signal::shutdown().await;
+        tracing::info!("signal received; stopping the agent");
+    })
+    .await?;
     tracing::info!("agent stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let term = async {
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
-    tracing::info!("signal received; stopping the agent");
 }
