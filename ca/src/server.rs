@@ -27,7 +27,7 @@ use crate::authority::{Authority, AuthorityConfig, AuthorityError};
 use crate::config::ValidConfig;
 use crate::keymanager::DiskKeyManager;
 use crate::metrics::CaMetrics;
-use crate::node::{FederatedBundles, NodeService};
+use crate::node::NodeService;
 use crate::node_attestor::JoinTokenAttestor;
 use crate::ops_http::{self, OpsState};
 use crate::store::{self, Store, StoreError};
@@ -133,7 +133,17 @@ impl CaServer {
         let server = meshid_proto::ca::node_server::NodeServer::new(node)
             .max_decoding_message_size(meshid_proto::MAX_MESSAGE_SIZE)
             .max_encoding_message_size(meshid_proto::MAX_MESSAGE_SIZE);
-        let admin_tls = admin_over_mtls(&cfg, &store, &authority, &bundles);
+        // One admin service, served on the Unix socket and (for
+        // `admin_ids`) over mTLS beside the node API.
+        let defaults = AdminDefaults {
+            x509_ttl: cfg.raw.default_x509_ttl,
+            jwt_ttl: cfg.raw.default_jwt_ttl,
+            ..AdminDefaults::default()
+        };
+        let admin = AdminService::new(Arc::clone(&store), cfg.trust_domain.clone(), defaults)
+            .with_authority_kind(authority.kind())
+            .with_federated_bundles(bundles);
+        let admin_tls = admin_over_mtls(&cfg, admin.clone());
         let signal = wait_for(rx.clone());
         tasks.push((
             "node API",
@@ -154,14 +164,6 @@ impl CaServer {
                 addr: cfg.admin_socket.display().to_string(),
                 source,
             })?;
-        let defaults = AdminDefaults {
-            x509_ttl: cfg.raw.default_x509_ttl,
-            jwt_ttl: cfg.raw.default_jwt_ttl,
-            ..AdminDefaults::default()
-        };
-        let admin = AdminService::new(Arc::clone(&store), cfg.trust_domain.clone(), defaults)
-            .with_authority_kind(authority.kind())
-            .with_federated_bundles(bundles);
         let signal = wait_for(rx.clone());
         tasks.push((
             "admin API",
@@ -267,9 +269,7 @@ fn local_addr(what: &'static str, l: &TcpListener) -> Result<SocketAddr, ServerE
 /// admin SPIFFE IDs only (`admin_ids`); `None` when none are configured.
 fn admin_over_mtls(
     cfg: &ValidConfig,
-    store: &Arc<dyn Store>,
-    authority: &Arc<Authority>,
-    bundles: &FederatedBundles,
+    admin: AdminService,
 ) -> Option<
     tonic::service::interceptor::InterceptedService<
         meshid_proto::ca::admin_server::AdminServer<AdminService>,
@@ -279,14 +279,6 @@ fn admin_over_mtls(
     if cfg.raw.admin_ids.is_empty() {
         return None;
     }
-    let defaults = AdminDefaults {
-        x509_ttl: cfg.raw.default_x509_ttl,
-        jwt_ttl: cfg.raw.default_jwt_ttl,
-        ..AdminDefaults::default()
-    };
-    let admin = AdminService::new(Arc::clone(store), cfg.trust_domain.clone(), defaults)
-        .with_authority_kind(authority.kind())
-        .with_federated_bundles(bundles.clone());
     let allowed = Arc::new(cfg.raw.admin_ids.clone());
     let check = move |req: tonic::Request<()>| {
         let caller = crate::node::caller_id(&req)?;
