@@ -137,7 +137,7 @@ async fn agent_attests_serves_svids_and_reuses_its_identity_after_restart() {
     let token: serde_json::Value =
         serde_json::from_str(&admin(&sock, &["token", "generate", "--output", "json"])).unwrap();
     let secret = token["token"].as_str().unwrap().to_owned();
-    let agent_id = token["agent_spiffe_id"].as_str().unwrap().to_owned();
+    let agent_id = token["spiffe_id"].as_str().unwrap().to_owned();
     let uid = std::fs::metadata(tmp.path()).unwrap().uid();
     admin(
         &sock,

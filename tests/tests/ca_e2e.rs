@@ -196,7 +196,7 @@ async fn ca_issues_verifiable_svids_and_keeps_state_across_restart() {
     // --- operator: a join token and two entries under the agent it yields.
     let token = meshid_json(&sock, &["token", "generate", "--ttl", "10m"]);
     let secret = token["token"].as_str().unwrap().to_owned();
-    let agent_id = token["agent_spiffe_id"].as_str().unwrap().to_owned();
+    let agent_id = token["spiffe_id"].as_str().unwrap().to_owned();
     assert!(
         agent_id.starts_with(&format!("spiffe://{TD}/")),
         "{agent_id}"

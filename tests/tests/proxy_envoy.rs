@@ -273,7 +273,7 @@ fn envoy_and_meshid_proxy_talk_mtls_both_ways_with_sds_identities() {
     ))
     .unwrap();
     let secret = token["token"].as_str().unwrap().to_owned();
-    let agent_id = token["agent_spiffe_id"].as_str().unwrap().to_owned();
+    let agent_id = token["spiffe_id"].as_str().unwrap().to_owned();
     let envoy_uid = std::fs::metadata(root).unwrap();
     let envoy_uid = std::os::unix::fs::MetadataExt::uid(&envoy_uid);
     assert_ne!(envoy_uid, PROXY_UID);

@@ -63,7 +63,7 @@ async fn generate(a: GenerateArgs) -> anyhow::Result<()> {
             "token": t.token,
             "id": t.id,
             "expires_at": t.expires_at,
-            "agent_spiffe_id": t.agent_spiffe_id,
+            "spiffe_id": t.agent_spiffe_id,
         })),
         Output::Text => {
             println!("Token      : {}", t.token);
