@@ -21,6 +21,11 @@ pub const MAX_TRUST_DOMAIN_LEN: usize = 255;
 /// Longest SPIFFE ID the spec allows (as a URI), in bytes.
 pub const MAX_SPIFFE_ID_LEN: usize = 2048;
 
+/// The path meshid reserves for its own components: the CA is
+/// `<td>/meshid/ca`, agents are `<td>/meshid/agent/...`. See
+/// [`SpiffeId::is_reserved`].
+pub const RESERVED_PATH: &str = "/meshid";
+
 const SCHEME: &str = "spiffe://";
 
 /// Why a string is not a valid SPIFFE ID or trust domain.
@@ -216,6 +221,18 @@ impl SpiffeId {
     /// True if this ID is in `td`.
     pub fn is_member_of(&self, td: &TrustDomain) -> bool {
         self.trust_domain_str() == td.as_str()
+    }
+
+    /// True if this ID is in the space meshid reserves for its own
+    /// components: the path is [`RESERVED_PATH`] or lies under it, compared
+    /// by whole segments (`/meshid/ca` and `/meshid/agent/x` are reserved,
+    /// `/meshidfoo` is not; paths are case-sensitive, so neither is
+    /// `/MeshID`). Such an ID names the CA or an agent, so it must never be
+    /// a registration entry's ID or a node alias.
+    pub fn is_reserved(&self) -> bool {
+        self.path()
+            .strip_prefix(RESERVED_PATH)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
     }
 }
 

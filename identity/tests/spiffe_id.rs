@@ -112,6 +112,30 @@ fn trust_domains() {
 }
 
 #[test]
+fn meshid_reserves_its_own_path_by_whole_segments() {
+    for reserved in [
+        "spiffe://example.org/meshid",
+        "spiffe://example.org/meshid/ca",
+        "spiffe://example.org/meshid/agent/join_token/0123456789abcdef",
+        "spiffe://other.org/meshid/anything/else",
+    ] {
+        let id: SpiffeId = reserved.parse().unwrap();
+        assert!(id.is_reserved(), "{reserved} must be reserved");
+    }
+    for free in [
+        "spiffe://example.org",
+        "spiffe://example.org/meshidfoo",
+        "spiffe://example.org/meshid-ca",
+        "spiffe://example.org/MeshID/ca",
+        "spiffe://example.org/ns/meshid/ca",
+        "spiffe://meshid/ca",
+    ] {
+        let id: SpiffeId = free.parse().unwrap();
+        assert!(!id.is_reserved(), "{free} must not be reserved");
+    }
+}
+
+#[test]
 fn serde_goes_through_the_parser() {
     let id: SpiffeId = serde_json::from_str(r#""SPIFFE://example.org/a""#).unwrap();
     assert_eq!(
