@@ -3,6 +3,7 @@
 //! ```toml
 //! trust_domain = "example.org"
 //! ca_address = "ca.example.org:8081"
+//! # ca_spiffe_id = "spiffe://example.org/meshid/ca"   (the default)
 //! trust_bundle_file = "/etc/meshid/ca-bundle.pem"
 //! data_dir = "/var/lib/meshid-agent"
 //! workload_api_socket = "/run/meshid/agent.sock"
@@ -17,7 +18,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use meshid_identity::TrustDomain;
+use meshid_identity::{SpiffeId, TrustDomain};
 use serde::Deserialize;
 
 pub use duration::parse_duration;
@@ -26,6 +27,9 @@ pub use duration::parse_duration;
 pub const JOIN_TOKEN_ENV: &str = "MESHID_JOIN_TOKEN";
 /// Largest number of CSRs the agent sends in one `SignX509Svids` call.
 pub const MAX_BATCH_SIZE: usize = 500;
+/// Path of the SPIFFE ID the meshid CA serves its node API as
+/// (`spiffe://<trust_domain>/meshid/ca`); the agent talks to no other server.
+pub const DEFAULT_CA_PATH: &str = "/meshid/ca";
 /// Largest configuration file accepted, in bytes.
 pub const MAX_CONFIG_LEN: usize = 1024 * 1024;
 
@@ -70,6 +74,10 @@ pub struct AgentConfig {
     pub trust_domain: String,
     /// The CA's node API, `host:port`.
     pub ca_address: String,
+    /// The SPIFFE ID the CA must present on every connection (default
+    /// `spiffe://<trust_domain>/meshid/ca`); must be in `trust_domain`.
+    #[serde(default)]
+    pub ca_spiffe_id: Option<String>,
     /// PEM file with the CA roots to trust on first attestation.
     #[serde(default)]
     pub trust_bundle_file: Option<PathBuf>,
@@ -181,6 +189,33 @@ impl AgentConfig {
         })
     }
 
+    /// The SPIFFE ID the CA must present: `ca_spiffe_id`, else
+    /// `spiffe://<trust_domain>/meshid/ca`. It must be in the agent's trust
+    /// domain.
+    pub fn ca_spiffe_id(&self) -> Result<SpiffeId, ConfigError> {
+        let td = self.trust_domain()?;
+        let invalid = |reason: String| ConfigError::Invalid {
+            field: "ca_spiffe_id",
+            reason,
+        };
+        let Some(text) = &self.ca_spiffe_id else {
+            return td
+                .id_with_path(DEFAULT_CA_PATH)
+                .map_err(|e| invalid(e.to_string()));
+        };
+        let id = SpiffeId::parse(text).map_err(|e| {
+            invalid(format!(
+                "{text:?} is not a SPIFFE ID ({e}); write e.g. \"spiffe://{td}{DEFAULT_CA_PATH}\""
+            ))
+        })?;
+        if !id.is_member_of(&td) {
+            return Err(invalid(format!(
+                "{id} is not in the agent's trust domain {td}; the CA of {td} has an ID in {td} (default spiffe://{td}{DEFAULT_CA_PATH})"
+            )));
+        }
+        Ok(id)
+    }
+
     /// The SDS socket (the Workload API socket when unset).
     pub fn sds_socket(&self) -> &std::path::Path {
         self.sds_socket
@@ -195,6 +230,7 @@ impl AgentConfig {
             reason: reason.to_owned(),
         };
         self.trust_domain()?;
+        self.ca_spiffe_id()?;
         if self
             .ca_address
             .rsplit_once(':')

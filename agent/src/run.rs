@@ -73,7 +73,10 @@ pub async fn run(
         Some(path) => Some(read_bundle(path, &td)?),
         None => None,
     };
-    let client = Arc::new(GrpcCaClient::new(&config.ca_address, td.clone())?);
+    let client = Arc::new(GrpcCaClient::new(
+        &config.ca_address,
+        config.ca_spiffe_id()?,
+    )?);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     {

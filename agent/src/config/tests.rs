@@ -49,3 +49,34 @@ fn durations_parse() {
     assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
     assert!(parse_duration("x").is_err());
 }
+
+#[test]
+fn ca_spiffe_id_defaults_to_the_meshid_ca_of_the_trust_domain() {
+    let c = AgentConfig::from_toml(MINIMAL).unwrap();
+    assert_eq!(
+        c.ca_spiffe_id().unwrap().as_str(),
+        "spiffe://example.org/meshid/ca"
+    );
+    let custom = format!("{MINIMAL}\nca_spiffe_id = \"spiffe://example.org/infra/ca\"\n");
+    let c = AgentConfig::from_toml(&custom).unwrap();
+    assert_eq!(
+        c.ca_spiffe_id().unwrap().as_str(),
+        "spiffe://example.org/infra/ca"
+    );
+}
+
+#[test]
+fn ca_spiffe_id_outside_the_trust_domain_or_malformed_is_refused() {
+    for bad in [
+        "spiffe://other.org/meshid/ca",
+        "https://example.org/ca",
+        "/meshid/ca",
+    ] {
+        let text = format!("{MINIMAL}\nca_spiffe_id = \"{bad}\"\n");
+        let err = AgentConfig::from_toml(&text).unwrap_err().to_string();
+        assert!(err.contains("ca_spiffe_id"), "{bad}: {err}");
+    }
+    let text = format!("{MINIMAL}\nca_spiffe_id = \"spiffe://other.org/meshid/ca\"\n");
+    let err = AgentConfig::from_toml(&text).unwrap_err().to_string();
+    assert!(err.contains("trust domain example.org"), "{err}");
+}

@@ -1,11 +1,12 @@
 //! [`CaClient`] over gRPC: `Attest` over server-authenticated TLS, every
-//! other RPC over mTLS with the current agent SVID.
+//! other RPC over mTLS with the current agent SVID. Every connection
+//! requires the server to present the CA's SPIFFE ID.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
-use meshid_identity::{BundleSet, TrustDomain};
+use meshid_identity::{BundleSet, SpiffeId};
 use meshid_proto::ca::node_client::NodeClient;
 use meshid_proto::ca::{
     AttestRequest, AttestResponse, MintJwtSvidsRequest, MintJwtSvidsResponse, RenewAgentRequest,
@@ -27,7 +28,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct GrpcCaClient {
     endpoint: Endpoint,
     server_name: ServerName<'static>,
-    trust_domain: TrustDomain,
+    ca_id: SpiffeId,
     state: Mutex<State>,
 }
 
@@ -41,10 +42,12 @@ struct State {
 // === impl GrpcCaClient ===
 
 impl GrpcCaClient {
-    /// A client of the CA at `address` (`host:port`) in `trust_domain`.
+    /// A client of the CA at `address` (`host:port`) that must present
+    /// `ca_id` (e.g. `spiffe://example.org/meshid/ca`); its trust domain is
+    /// the agent's.
     ///
     /// Nothing is contacted until the first call.
-    pub fn new(address: &str, trust_domain: TrustDomain) -> Result<Self, CaError> {
+    pub fn new(address: &str, ca_id: SpiffeId) -> Result<Self, CaError> {
         let (host, _) = address
             .rsplit_once(':')
             .ok_or_else(|| CaError::Tls(format!("CA address {address:?} is not host:port")))?;
@@ -59,7 +62,7 @@ impl GrpcCaClient {
         Ok(Self {
             endpoint,
             server_name,
-            trust_domain,
+            ca_id,
             state: Mutex::new(State::default()),
         })
     }
@@ -75,7 +78,7 @@ impl GrpcCaClient {
             return Ok(client(ch.clone()));
         }
         let creds = st.creds.as_ref().ok_or(CaError::NoCredentials)?;
-        let config = tls::client_config(&self.trust_domain, st.bundles.clone(), Some(creds))?;
+        let config = tls::client_config(&self.ca_id, st.bundles.clone(), Some(creds))?;
         let ch = self
             .endpoint
             .connect_with_connector_lazy(connector(config, self.server_name.clone()));
@@ -121,6 +124,9 @@ fn connector(
 }
 
 fn transport(e: tonic::transport::Error) -> CaError {
+    if let Some(wrong) = CaError::wrong_ca_in(&e) {
+        return wrong;
+    }
     let mut msg = e.to_string();
     let mut src = std::error::Error::source(&e);
     while let Some(s) = src {
@@ -135,7 +141,7 @@ fn transport(e: tonic::transport::Error) -> CaError {
 impl CaClient for GrpcCaClient {
     async fn attest(&self, req: AttestRequest) -> Result<AttestResponse, CaError> {
         let bundles = self.lock().bundles.clone();
-        let config = tls::client_config(&self.trust_domain, bundles, None)?;
+        let config = tls::client_config(&self.ca_id, bundles, None)?;
         let ch = self
             .endpoint
             .connect_with_connector(connector(config, self.server_name.clone()))

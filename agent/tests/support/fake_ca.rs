@@ -303,6 +303,26 @@ impl CaClient for FakeCa {
 }
 
 impl FakeCa {
+    /// A fresh key and an X.509-SVID for `spiffe_id` signed by this CA's
+    /// root (e.g. to serve TLS as the CA, or as an impostor).
+    pub fn issue(&self, spiffe_id: &str) -> (Vec<CertificateDer<'static>>, PrivateKey) {
+        let key = PrivateKey::generate_p256().unwrap();
+        let now = self.clock.now();
+        let cert = sign_svid(
+            &SvidTemplate {
+                spiffe_id: meshid_identity::SpiffeId::parse(spiffe_id).unwrap(),
+                dns_names: vec![],
+                not_before: now,
+                not_after: now + Duration::from_secs(3600),
+            },
+            &key.public_key_der(),
+            &self.root,
+            &self.root_key.key_pair().unwrap(),
+        )
+        .unwrap();
+        (vec![cert], key)
+    }
+
     /// Marks the agent as attested without going through `attest`.
     pub fn pretend_attested(&self) {
         let mut st = self.lock();

@@ -15,6 +15,9 @@ pub struct Args {
     /// CA node API address (host:port).
     #[arg(long, value_name = "HOST:PORT")]
     ca_address: Option<String>,
+    /// SPIFFE ID the CA must present (default spiffe://<trust domain>/meshid/ca).
+    #[arg(long, value_name = "SPIFFE_ID")]
+    ca_spiffe_id: Option<String>,
     /// PEM file with the CA roots to trust on first attestation.
     #[arg(long, value_name = "FILE")]
     trust_bundle_file: Option<PathBuf>,
@@ -40,6 +43,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut config = AgentConfig::load(&args.config)?;
     if let Some(v) = args.ca_address {
         config.ca_address = v;
+    }
+    if let Some(v) = args.ca_spiffe_id {
+        config.ca_spiffe_id = Some(v);
     }
     if let Some(v) = args.trust_bundle_file {
         config.trust_bundle_file = Some(v);
