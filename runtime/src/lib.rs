@@ -1,0 +1,11 @@
+//! meshid runtime: async plumbing shared by the long-running parts (CA,
+//! agent, proxy). It knows nothing of them.
+//!
+//! - [`authority`]: lets HTTP/2 servers on Unix sockets accept the
+//!   `:authority` that gRPC C-core, Java and Swift clients send there.
+//! - [`uds`]: hardened Unix-socket listeners for tonic servers: connection
+//!   caps (total and per user), handshake and idle timeouts, metrics.
+#![forbid(unsafe_code)]
+
+pub mod authority;
+pub mod uds;
