@@ -2,10 +2,12 @@
 //!
 //! [`verify_x509_svid`] applies the X.509-SVID rules to the leaf, builds a
 //! path through the presented intermediates to a root in the bundle of the
-//! leaf's own trust domain, and checks every signature and validity period
-//! at the injected time `now`.
+//! leaf's own trust domain, checks every signature and validity period at
+//! the injected time `now`, and applies the name constraints of every CA in
+//! that path (RFC 5280 §4.2.1.10).
 
 mod error;
+mod name_constraints;
 
 use std::time::SystemTime;
 
@@ -55,6 +57,8 @@ pub fn verify_x509_svid(
         .collect();
 
     let mut used = vec![false; intermediates.len()];
+    // The path so far, leaf first.
+    let mut path = vec![&leaf];
     let mut current = &leaf;
     let mut saw_bad_signature = false;
     // `depth` counts intermediates between the leaf and the next issuer.
@@ -67,6 +71,8 @@ pub fn verify_x509_svid(
             check_ca(root)?;
             check_validity(root, depth + 1, now)?;
             check_path_len(root, depth)?;
+            path.push(root);
+            name_constraints::check_path(&path)?;
             return Ok(VerifiedSvid {
                 not_after: to_system_time(leaf.validity().not_after.timestamp()),
                 spiffe_id,
@@ -87,6 +93,7 @@ pub fn verify_x509_svid(
         check_ca(inter)?;
         check_validity(inter, depth + 1, now)?;
         check_path_len(inter, depth)?;
+        path.push(inter);
         current = inter;
     }
     Err(if saw_bad_signature {

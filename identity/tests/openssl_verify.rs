@@ -21,8 +21,12 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 const OPENSSL: &str = "/usr/bin/openssl";
 const HOUR: Duration = Duration::from_secs(3600);
 
+#[path = "openssl_verify/name_constraints.rs"]
+mod name_constraints;
+
 struct Pki {
     root: CertificateDer<'static>,
+    root_key: PrivateKey,
     inter: CertificateDer<'static>,
     inter_key: PrivateKey,
     bundles: BundleSet,
@@ -58,6 +62,7 @@ fn pki(now: SystemTime) -> Pki {
     bundles.insert(bundle);
     Pki {
         root,
+        root_key,
         inter,
         inter_key,
         bundles,
@@ -163,10 +168,10 @@ fn leaf_profile_fields() {
     assert!(bc.critical && !bc.value.ca);
     let ku = cert.key_usage().unwrap().unwrap();
     assert!(ku.critical);
-    assert!(
-        ku.value.digital_signature() && ku.value.key_encipherment() && ku.value.key_agreement()
-    );
-    assert!(!ku.value.key_cert_sign() && !ku.value.crl_sign());
+    // digitalSignature only: keyEncipherment is not allowed for EC keys
+    // (RFC 5480 §3), and nothing else is needed for TLS.
+    assert!(ku.value.digital_signature());
+    assert_eq!(ku.value.flags, 1, "leaf keyUsage is digitalSignature only");
     let eku = cert.extended_key_usage().unwrap().unwrap();
     assert!(eku.value.server_auth && eku.value.client_auth);
 
@@ -195,8 +200,13 @@ fn leaf_profile_fields() {
     let (_, inter) = X509Certificate::from_der(&pki.inter).unwrap();
     let bc = inter.basic_constraints().unwrap().unwrap();
     assert!(bc.value.ca && bc.value.path_len_constraint == Some(0));
-    let ku = inter.key_usage().unwrap().unwrap();
-    assert!(ku.critical && ku.value.key_cert_sign() && ku.value.crl_sign());
+    // keyCertSign + cRLSign; digitalSignature is reserved for leaves
+    // (X.509-SVID Appendix A). The root follows the same template.
+    for ca in [&inter, &X509Certificate::from_der(&pki.root).unwrap().1] {
+        let ku = ca.key_usage().unwrap().unwrap();
+        assert!(ku.critical && ku.value.key_cert_sign() && ku.value.crl_sign());
+        assert!(!ku.value.digital_signature());
+    }
     let san = inter.subject_alternative_name().unwrap().unwrap();
     assert_eq!(
         san.value.general_names,

@@ -72,4 +72,46 @@ pub enum SvidError {
     /// A CA's pathLenConstraint is exceeded.
     #[error("a CA's pathLenConstraint is exceeded by the intermediates below it")]
     PathLenExceeded,
+    /// A name is outside the subtrees a CA's nameConstraints permit.
+    #[error(
+        "{name} in the certificate at chain position {position} is outside the names permitted \
+         by the nameConstraints of the CA at position {ca}; issue it under a CA allowed to name it"
+    )]
+    NameNotPermitted {
+        /// The certificate carrying the name (0 for the leaf).
+        position: usize,
+        /// The CA whose constraints it breaks.
+        ca: usize,
+        /// The name, readable.
+        name: String,
+    },
+    /// A name is inside a subtree a CA's nameConstraints exclude.
+    #[error(
+        "{name} in the certificate at chain position {position} is excluded by the \
+         nameConstraints of the CA at position {ca}; issue it under a CA allowed to name it"
+    )]
+    NameExcluded {
+        /// The certificate carrying the name (0 for the leaf).
+        position: usize,
+        /// The CA whose constraints it breaks.
+        ca: usize,
+        /// The name, readable.
+        name: String,
+    },
+    /// A CA's nameConstraints cannot be checked for a name, so the chain
+    /// fails closed.
+    #[error(
+        "cannot check {name} in the certificate at chain position {position} against the \
+         nameConstraints of the CA at position {ca}: {reason}"
+    )]
+    NameConstraintUnsupported {
+        /// The certificate carrying the name (0 for the leaf).
+        position: usize,
+        /// The CA whose constraints cannot be applied.
+        ca: usize,
+        /// The name, readable.
+        name: String,
+        /// Why it cannot be checked.
+        reason: &'static str,
+    },
 }

@@ -155,11 +155,11 @@ fn svid_params(t: &SvidTemplate) -> Result<CertificateParams, X509Error> {
         p.subject_alt_names.push(SanType::DnsName(dns));
     }
     p.is_ca = IsCa::ExplicitNoCa;
-    p.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-        KeyUsagePurpose::KeyAgreement,
-    ];
+    // digitalSignature only: the one usage X.509-SVID §4.3 requires, and all
+    // TLS 1.3 / ECDHE needs. keyEncipherment is wrong for EC and Ed25519 keys
+    // (RFC 5480 §3, RFC 8410 §5) and keyAgreement for RSA and Ed25519, while
+    // the CA signs EC, RSA and Ed25519 keys with this one template.
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     p.extended_key_usages = vec![
         ExtendedKeyUsagePurpose::ServerAuth,
         ExtendedKeyUsagePurpose::ClientAuth,
@@ -181,11 +181,9 @@ fn ca_params(t: &CaTemplate) -> Result<CertificateParams, X509Error> {
         Some(n) => BasicConstraints::Constrained(n),
         None => BasicConstraints::Unconstrained,
     });
-    p.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    // X.509-SVID §4.3 and Appendix A: signing certificates set keyCertSign
+    // (and may set cRLSign); digitalSignature is for leaves only.
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     Ok(p)
 }
 
