@@ -322,7 +322,9 @@ fn key_id(spki: &[u8]) -> String {
     hex::encode(&sha2::Sha256::digest(spki)[..8])
 }
 
-fn serial_hex(der: &[u8]) -> Option<String> {
+/// The serial of a certificate as the CA records it: lowercase hex of the
+/// DER integer's bytes. `None` if `der` is not a certificate.
+pub(crate) fn serial_hex(der: &[u8]) -> Option<String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     Some(hex::encode(cert.tbs_certificate.raw_serial()))
 }

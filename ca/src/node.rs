@@ -1,9 +1,14 @@
 //! The node API (`meshid.ca.v1.Node`): what agents call.
 //!
 //! `Attest` is the only call that works without a client certificate; every
-//! other call takes the caller's agent ID from the verified client
-//! certificate of the mTLS connection and refuses agents that were banned
-//! or evicted, even while their certificate is still valid.
+//! other call needs the verified client certificate of the mTLS connection
+//! to be an agent's current SVID (or, just after a renewal, the one it
+//! renewed from; see [`auth`]) and refuses agents that were banned or
+//! evicted, even while their certificate is still valid.
+//!
+//! The check is one primary-key read of the agent per call, never a cache:
+//! with CA replicas on PostgreSQL a ban or eviction on one replica must
+//! bind every replica at once.
 
 mod auth;
 mod convert;
@@ -25,9 +30,9 @@ use tonic::{Request, Response, Status};
 use crate::authority::Authority;
 use crate::metrics::CaMetrics;
 use crate::node_attestor::{self, AttestError, NodeAttestor};
-use crate::store::{Agent, IssuanceRecord, MAX_PAGE_LIMIT, Page, Store};
+use crate::store::{Agent, IssuanceRecord, MAX_PAGE_LIMIT, Page, Store, StoreError};
 
-pub use auth::{PeerCertificates, TlsConnection, caller_id};
+pub use auth::{Binding, ClientSvid, PeerCertificates, TlsConnection, caller_id, client_svid};
 pub use federated::{BundleMap, FederatedBundles};
 
 /// Most CSRs (or JWT requests) one batch call may carry.
@@ -102,26 +107,32 @@ impl NodeService {
         (self.inner.clock)()
     }
 
-    /// The attested, not banned agent behind this request's client certificate.
-    async fn agent<T>(&self, req: &Request<T>) -> Result<Agent, Status> {
-        let id = caller_id(req)?;
-        let agent = self
-            .inner
-            .store
-            .get_agent(&id)
+    /// The attested, not banned agent whose current (or previous) SVID is
+    /// this request's client certificate, and that certificate's serial.
+    /// The first call with a renewed SVID retires the previous one.
+    async fn agent<T>(&self, req: &Request<T>) -> Result<(Agent, String), Status> {
+        let svid = client_svid(req)?;
+        let id = &svid.spiffe_id;
+        let store = &self.inner.store;
+        let mut agent = store
+            .get_agent(id)
             .await
             .map_err(convert::store_status)?
-            .ok_or_else(|| {
-                Status::unauthenticated(format!(
-                    "agent {id} is not attested (it may have been evicted); attest again"
-                ))
-            })?;
+            .ok_or_else(|| not_attested(id))?;
+        let binding = auth::binding(&agent, &svid)?;
         if agent.banned {
             return Err(Status::permission_denied(format!(
                 "agent {id} is banned; an operator must unban it"
             )));
         }
-        Ok(agent)
+        if binding == Binding::Current && agent.previous_serial.is_some() {
+            store
+                .confirm_agent_serial(id, &svid.serial)
+                .await
+                .map_err(convert::store_status)?;
+            agent.previous_serial = None;
+        }
+        Ok((agent, svid.serial))
     }
 
     fn issue_agent_svid(
@@ -212,6 +223,7 @@ impl Node for NodeService {
                 spiffe_id: node.agent_id.clone(),
                 attestation_type: attestor.name().to_owned(),
                 serial: issued.serial.clone(),
+                previous_serial: None,
                 expires_at: issued.not_after,
                 banned: false,
                 selectors: node.selectors,
@@ -243,7 +255,7 @@ impl Node for NodeService {
         &self,
         req: Request<RenewAgentRequest>,
     ) -> Result<Response<RenewAgentResponse>, Status> {
-        let agent = self.agent(&req).await?;
+        let (agent, presented) = self.agent(&req).await?;
         let now = self.now();
         let issued = self.issue_agent_svid(&agent.spiffe_id, &req.get_ref().csr, now)?;
         let store = &self.inner.store;
@@ -259,9 +271,22 @@ impl Node for NodeService {
             .await
             .map_err(convert::store_status)?;
         store
-            .update_agent_serial(&agent.spiffe_id, &issued.serial, issued.not_after)
+            .renew_agent_serial(
+                &agent.spiffe_id,
+                &presented,
+                &issued.serial,
+                issued.not_after,
+            )
             .await
-            .map_err(convert::store_status)?;
+            .map_err(|e| match e {
+                StoreError::NotFound { .. } => not_attested(&agent.spiffe_id),
+                StoreError::Conflict { .. } => Status::unauthenticated(format!(
+                    "agent {} was banned, or its SVID replaced, while renewing; \
+                     call with the agent's latest SVID, or attest again",
+                    agent.spiffe_id
+                )),
+                e => convert::store_status(e),
+            })?;
         Ok(Response::new(RenewAgentResponse {
             svid: Some(convert::x509_svid(&agent.spiffe_id, &issued, "")),
         }))
@@ -269,7 +294,7 @@ impl Node for NodeService {
 
     #[tracing::instrument(skip_all)]
     async fn sync(&self, req: Request<SyncRequest>) -> Result<Response<SyncResponse>, Status> {
-        let agent = self.agent(&req).await?;
+        let (agent, _) = self.agent(&req).await?;
         let req = req.into_inner();
         let after = match req.page_token.as_str() {
             "" => None,
@@ -327,7 +352,7 @@ impl Node for NodeService {
         &self,
         req: Request<SignX509SvidsRequest>,
     ) -> Result<Response<SignX509SvidsResponse>, Status> {
-        let agent = self.agent(&req).await?;
+        let (agent, _) = self.agent(&req).await?;
         let requests = req.into_inner().requests;
         tracing::Span::current().record("batch", requests.len());
         if requests.len() > MAX_BATCH {
@@ -353,7 +378,7 @@ impl Node for NodeService {
         &self,
         req: Request<MintJwtSvidsRequest>,
     ) -> Result<Response<MintJwtSvidsResponse>, Status> {
-        let agent = self.agent(&req).await?;
+        let (agent, _) = self.agent(&req).await?;
         let requests = req.into_inner().requests;
         if requests.len() > MAX_BATCH {
             return Err(Status::invalid_argument(format!(
@@ -372,6 +397,13 @@ impl Node for NodeService {
         .await?;
         Ok(Response::new(MintJwtSvidsResponse { results }))
     }
+}
+
+fn not_attested(id: &meshid_identity::SpiffeId) -> Status {
+    Status::unauthenticated(format!(
+        "{id} is not an attested agent (it may have been evicted, or the client certificate \
+         is not an agent SVID); attest again"
+    ))
 }
 
 /// Converts a requested TTL in seconds.

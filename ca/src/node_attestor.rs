@@ -49,12 +49,15 @@ pub const ALIAS_SELECTOR_TYPE: &str = "join_token";
 /// The selector value prefix of a node alias: `join_token:alias:<spiffe id>`.
 pub const ALIAS_SELECTOR_PREFIX: &str = "alias:";
 
-/// The node alias IDs recorded in an agent's selectors.
+/// The node alias IDs recorded in an agent's selectors. A reserved ID (the
+/// CA's or another agent's, [`SpiffeId::is_reserved`]) is never an alias:
+/// it would let this agent serve that agent's entries.
 pub fn aliases(selectors: &[Selector]) -> Vec<SpiffeId> {
     selectors
         .iter()
         .filter(|s| s.kind() == ALIAS_SELECTOR_TYPE)
         .filter_map(|s| s.value().strip_prefix(ALIAS_SELECTOR_PREFIX))
         .filter_map(|v| SpiffeId::parse(v).ok())
+        .filter(|id| !id.is_reserved())
         .collect()
 }

@@ -80,8 +80,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// How many entries exist.
     async fn count_entries(&self) -> Result<u64, StoreError>;
 
-    /// Inserts or replaces an agent (its selectors too; `created_at` of an
-    /// existing agent is kept).
+    /// Inserts or replaces an agent (its selectors and serials too;
+    /// `created_at` of an existing agent is kept).
     async fn upsert_agent(&self, agent: &Agent) -> Result<(), StoreError>;
     /// One agent by SPIFFE ID.
     async fn get_agent(&self, id: &SpiffeId) -> Result<Option<Agent>, StoreError>;
@@ -91,13 +91,25 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn set_agent_banned(&self, id: &SpiffeId, banned: bool) -> Result<(), StoreError>;
     /// Evicts an agent (it must attest again); unknown → [`StoreError::NotFound`].
     async fn delete_agent(&self, id: &SpiffeId) -> Result<(), StoreError>;
-    /// Records the agent's renewed SVID.
-    async fn update_agent_serial(
+    /// Records a renewal, atomically: the agent called with its SVID of
+    /// serial `presented` and was issued `serial`. Afterwards `serial` is
+    /// current and `presented` is the previous serial (accepted until
+    /// [`Store::confirm_agent_serial`]); any other older serial is no
+    /// longer the agent's. Unknown agent → [`StoreError::NotFound`]; banned,
+    /// or `presented` is neither its current nor its previous serial (a
+    /// concurrent renewal or re-attestation replaced it) →
+    /// [`StoreError::Conflict`], nothing changed.
+    async fn renew_agent_serial(
         &self,
         id: &SpiffeId,
+        presented: &str,
         serial: &str,
         expires_at: SystemTime,
     ) -> Result<(), StoreError>;
+    /// The agent called with its current SVID `serial`, so it has the
+    /// renewed one: forget the previous serial. Does nothing if `serial` is
+    /// not current or there is no previous serial (idempotent).
+    async fn confirm_agent_serial(&self, id: &SpiffeId, serial: &str) -> Result<(), StoreError>;
     /// How many agents exist.
     async fn count_agents(&self) -> Result<u64, StoreError>;
 

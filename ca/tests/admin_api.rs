@@ -394,6 +394,7 @@ fn agent(id: &str) -> Agent {
         spiffe_id: SpiffeId::parse(id).unwrap(),
         attestation_type: "join_token".into(),
         serial: "01ab".into(),
+        previous_serial: None,
         expires_at: now() + Duration::from_secs(3600),
         banned: false,
         selectors: vec![Selector::new("join_token", "id:0123456789abcdef").unwrap()],

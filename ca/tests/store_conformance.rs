@@ -144,6 +144,8 @@ conformance!(
     issuance_batch_is_all_or_nothing,
     bundle_updates_check_the_sequence,
     agents_can_be_banned_renewed_and_evicted,
+    renewal_keeps_only_the_serial_renewed_from,
+    concurrent_renewals_leave_one_current_serial,
     ca_keys_and_health,
 );
 
@@ -700,6 +702,7 @@ fn agent(path: &str) -> Agent {
         spiffe_id: id(path),
         attestation_type: "join_token".into(),
         serial: "01ab".into(),
+        previous_serial: None,
         expires_at: at(9_000),
         banned: false,
         selectors: vec![sel("join_token:t1")],
@@ -718,16 +721,27 @@ async fn agents_can_be_banned_renewed_and_evicted(s: Arc<dyn Store>) {
     let a3 = id("/agent/3");
     assert_eq!(s.get_agent(&a3).await.unwrap().unwrap(), agent("/agent/3"));
 
-    s.set_agent_banned(&a3, true).await.unwrap();
-    assert!(s.get_agent(&a3).await.unwrap().unwrap().banned);
-    s.update_agent_serial(&a3, "02cd", at(19_000))
+    s.renew_agent_serial(&a3, "01ab", "02cd", at(19_000))
         .await
         .unwrap();
     let renewed = s.get_agent(&a3).await.unwrap().unwrap();
     assert_eq!(
-        (renewed.serial.as_str(), renewed.expires_at),
-        ("02cd", at(19_000))
+        (
+            renewed.serial.as_str(),
+            renewed.previous_serial.as_deref(),
+            renewed.expires_at
+        ),
+        ("02cd", Some("01ab"), at(19_000))
     );
+    // A banned agent cannot renew, even with its current SVID.
+    s.set_agent_banned(&a3, true).await.unwrap();
+    assert!(s.get_agent(&a3).await.unwrap().unwrap().banned);
+    let banned = s.renew_agent_serial(&a3, "02cd", "03ef", at(29_000)).await;
+    assert!(
+        matches!(banned, Err(StoreError::Conflict { .. })),
+        "{banned:?}"
+    );
+    assert_eq!(s.get_agent(&a3).await.unwrap().unwrap().serial, "02cd");
 
     // Re-attestation replaces selectors but keeps the first-seen time.
     let mut again = agent("/agent/3");
@@ -748,8 +762,10 @@ async fn agents_can_be_banned_renewed_and_evicted(s: Arc<dyn Store>) {
         s.set_agent_banned(&a3, false).await,
         Err(StoreError::NotFound { .. })
     ));
-    let renew = s.update_agent_serial(&a3, "03", at(1)).await;
+    let renew = s.renew_agent_serial(&a3, "01ab", "03", at(1)).await;
     assert!(matches!(renew, Err(StoreError::NotFound { .. })));
+    // Confirming an unknown agent is a no-op, like confirming twice.
+    s.confirm_agent_serial(&a3, "03").await.unwrap();
 
     let mut listed = Vec::new();
     let mut page = Page::first(2);
@@ -766,6 +782,104 @@ async fn agents_can_be_banned_renewed_and_evicted(s: Arc<dyn Store>) {
         .map(|i| id(&format!("/agent/{i}")))
         .collect();
     assert_eq!(listed, want);
+}
+
+/// Serials an agent may call with after attest (01), renew (02), renew (03).
+async fn renewal_keeps_only_the_serial_renewed_from(s: Arc<dyn Store>) {
+    let a = id("/agent/r");
+    s.upsert_agent(&agent("/agent/r")).await.unwrap();
+    let serials = |s: Arc<dyn Store>| {
+        let a = a.clone();
+        async move {
+            let got = s.get_agent(&a).await.unwrap().unwrap();
+            (got.serial, got.previous_serial)
+        }
+    };
+    assert_eq!(serials(s.clone()).await, ("01ab".into(), None));
+
+    // Renewing from the current SVID keeps it as the previous one.
+    s.renew_agent_serial(&a, "01ab", "02", at(10_000))
+        .await
+        .unwrap();
+    assert_eq!(serials(s.clone()).await, ("02".into(), Some("01ab".into())));
+    // Confirming the previous serial changes nothing; the current one
+    // retires the previous (and again is a no-op).
+    s.confirm_agent_serial(&a, "01ab").await.unwrap();
+    assert_eq!(serials(s.clone()).await, ("02".into(), Some("01ab".into())));
+    s.confirm_agent_serial(&a, "02").await.unwrap();
+    s.confirm_agent_serial(&a, "02").await.unwrap();
+    assert_eq!(serials(s.clone()).await, ("02".into(), None));
+    let stale = s.renew_agent_serial(&a, "01ab", "09", at(1)).await;
+    assert!(
+        matches!(stale, Err(StoreError::Conflict { .. })),
+        "{stale:?}"
+    );
+
+    // Renewing again from the previous SVID (the agent lost the reply)
+    // keeps that one and drops the never-used one in between.
+    s.renew_agent_serial(&a, "02", "03", at(20_000))
+        .await
+        .unwrap();
+    s.renew_agent_serial(&a, "02", "04", at(30_000))
+        .await
+        .unwrap();
+    assert_eq!(serials(s.clone()).await, ("04".into(), Some("02".into())));
+    let skipped = s.renew_agent_serial(&a, "03", "05", at(1)).await;
+    assert!(matches!(skipped, Err(StoreError::Conflict { .. })));
+
+    // Renewing from the newest drops the older one: after two renewals the
+    // first SVID is gone.
+    s.renew_agent_serial(&a, "04", "05", at(40_000))
+        .await
+        .unwrap();
+    assert_eq!(serials(s.clone()).await, ("05".into(), Some("04".into())));
+    assert_eq!(
+        s.get_agent(&a).await.unwrap().unwrap().expires_at,
+        at(40_000)
+    );
+
+    // Re-attestation starts over with no previous serial.
+    let mut again = agent("/agent/r");
+    again.serial = "06".into();
+    s.upsert_agent(&again).await.unwrap();
+    assert_eq!(serials(s.clone()).await, ("06".into(), None));
+    let bad = s.renew_agent_serial(&a, "", "07", at(1)).await;
+    assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
+}
+
+async fn concurrent_renewals_leave_one_current_serial(s: Arc<dyn Store>) {
+    let a = id("/agent/c");
+    s.upsert_agent(&agent("/agent/c")).await.unwrap();
+    s.renew_agent_serial(&a, "01ab", "02", at(10_000))
+        .await
+        .unwrap();
+    s.confirm_agent_serial(&a, "02").await.unwrap();
+    // Eight renewals race from serial 02. Each sees 02 as current or as
+    // previous, so each lands; the last one's serial is current and 02 the
+    // previous, never a mix of two writes.
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let s = s.clone();
+            let a = a.clone();
+            tokio::spawn(async move {
+                s.renew_agent_serial(&a, "02", &format!("1{i}"), at(20_000))
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let got = s.get_agent(&a).await.unwrap().unwrap();
+    assert!((0..8).any(|i| got.serial == format!("1{i}")), "{got:?}");
+    assert_eq!(got.previous_serial.as_deref(), Some("02"));
+    // A renewal from one of the losers' serials is refused.
+    let loser = (0..8)
+        .map(|i| format!("1{i}"))
+        .find(|x| *x != got.serial)
+        .unwrap();
+    let refused = s.renew_agent_serial(&a, &loser, "20", at(1)).await;
+    assert!(matches!(refused, Err(StoreError::Conflict { .. })));
 }
 
 // === CA keys and health ===

@@ -57,6 +57,21 @@ pub enum InvalidInput {
         /// The ID sent.
         value: SpiffeId,
     },
+    /// A workload SPIFFE ID in the space meshid reserves for the CA and
+    /// agents ([`SpiffeId::is_reserved`]).
+    #[error(
+        "{field} {value} is reserved: paths at or under {reserved} name the CA \
+         ({reserved}/ca) and agents ({reserved}/agent/...), and a workload holding such an ID \
+         could act as one; choose a path outside {reserved}, e.g. spiffe://{td}/ns/app",
+        reserved = meshid_identity::id::RESERVED_PATH,
+        td = value.trust_domain_str()
+    )]
+    ReservedId {
+        /// The request field.
+        field: &'static str,
+        /// The ID sent.
+        value: SpiffeId,
+    },
     /// A selector is malformed.
     #[error("selector {kind:?}:{value:?} is invalid: {reason}")]
     BadSelector {
@@ -165,7 +180,8 @@ pub fn any_spiffe_id(field: &'static str, value: &str) -> Result<SpiffeId, Inval
     })
 }
 
-/// A workload ID: in `td` and with a path.
+/// A workload ID (a registration entry's ID or a node alias): in `td`,
+/// with a path, and outside the reserved space of the CA and agents.
 pub fn workload_id(
     field: &'static str,
     value: &str,
@@ -174,6 +190,9 @@ pub fn workload_id(
     let id = spiffe_id_in(field, value, td)?;
     if id.path().is_empty() {
         return Err(InvalidInput::NoPath { field, value: id });
+    }
+    if id.is_reserved() {
+        return Err(InvalidInput::ReservedId { field, value: id });
     }
     Ok(id)
 }
@@ -360,6 +379,28 @@ mod tests {
             workload_id("spiffe_id", "http://example.org/a", &td),
             Err(InvalidInput::BadSpiffeId { .. })
         ));
+    }
+
+    #[test]
+    fn workload_ids_stay_out_of_the_reserved_space() {
+        let td = TrustDomain::new("example.org").unwrap();
+        for reserved in [
+            "spiffe://example.org/meshid",
+            "spiffe://example.org/meshid/ca",
+            "spiffe://example.org/meshid/agent/join_token/0123456789abcdef",
+        ] {
+            let err = workload_id("spiffe_id", reserved, &td).unwrap_err();
+            assert!(matches!(err, InvalidInput::ReservedId { .. }), "{reserved}");
+            let msg = err.to_string();
+            assert!(
+                msg.starts_with("spiffe_id spiffe://example.org/meshid"),
+                "{msg}"
+            );
+            assert!(msg.contains("reserved"), "{msg}");
+        }
+        assert!(workload_id("spiffe_id", "spiffe://example.org/meshidfoo", &td).is_ok());
+        // A parent may well be an agent.
+        assert!(spiffe_id_in("parent_id", "spiffe://example.org/meshid/agent/x", &td).is_ok());
     }
 
     #[test]

@@ -36,7 +36,9 @@ fn item_error(code: Code, message: impl Into<String>) -> ItemError {
 }
 
 /// Loads the entries the batch names (each once, in one store query) and
-/// keeps those the agent may serve.
+/// keeps those the agent may serve. An entry whose SPIFFE ID is reserved
+/// for the CA or agents (stored before the admin API refused them) is never
+/// served: its SVID would let a workload act as the CA or an agent.
 async fn authorized_entries<'a>(
     store: &Arc<dyn Store>,
     agent: &Agent,
@@ -59,6 +61,17 @@ async fn authorized_entries<'a>(
         .map_err(convert::store_status)?
         .into_iter()
         .filter(|e| parents.contains(&e.parent_id))
+        .filter(|e| {
+            let reserved = e.spiffe_id.is_reserved();
+            if reserved {
+                tracing::warn!(
+                    entry_id = %e.id,
+                    spiffe_id = %e.spiffe_id,
+                    "refusing to sign for an entry with a reserved SPIFFE ID; delete the entry"
+                );
+            }
+            !reserved
+        })
         .map(|e| (e.id.clone(), e))
         .collect())
 }

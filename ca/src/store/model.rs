@@ -169,8 +169,12 @@ pub struct Agent {
     pub spiffe_id: SpiffeId,
     /// Which node attestor vouched for it (`join_token`, `k8s_psat`, …).
     pub attestation_type: String,
-    /// Serial (hex) of the agent's current SVID.
+    /// Serial (hex) of the agent's current SVID: the one issued last (at
+    /// attestation or renewal).
     pub serial: String,
+    /// Serial of the SVID the agent renewed from, still accepted until the
+    /// agent first calls with `serial` (then cleared); `None` otherwise.
+    pub previous_serial: Option<String>,
     /// When that SVID expires.
     pub expires_at: SystemTime,
     /// A banned agent may not renew or re-attest.

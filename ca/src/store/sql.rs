@@ -16,7 +16,8 @@ macro_rules! entry_cols {
 /// Columns of `agents`.
 macro_rules! agent_cols {
     () => {
-        "spiffe_id, attestation_type, serial, expires_at_ms, banned, created_at_ms, updated_at_ms"
+        "spiffe_id, attestation_type, serial, previous_serial, expires_at_ms, banned, \
+         created_at_ms, updated_at_ms"
     };
 }
 
@@ -82,6 +83,7 @@ macro_rules! impl_sql_store {
                 spiffe_id: codec::spiffe_id(k, "agents", k)?,
                 attestation_type: row.try_get("attestation_type")?,
                 serial: row.try_get("serial")?,
+                previous_serial: row.try_get("previous_serial")?,
                 expires_at: codec::from_ms(row.try_get("expires_at_ms")?, "agents", k)?,
                 banned: row.try_get("banned")?,
                 selectors: Vec::new(),
@@ -542,6 +544,9 @@ macro_rules! impl_sql_store {
             async fn upsert_agent(&self, agent: &Agent) -> Result<(), StoreError> {
                 codec::check_key("attestation type", &agent.attestation_type)?;
                 codec::check_key("agent SVID serial", &agent.serial)?;
+                if let Some(previous) = &agent.previous_serial {
+                    codec::check_key("previous agent SVID serial", previous)?;
+                }
                 let mut selectors = agent.selectors.clone();
                 selectors.sort();
                 selectors.dedup();
@@ -556,14 +561,16 @@ macro_rules! impl_sql_store {
                 sqlx::query(concat!(
                     "INSERT INTO agents (",
                     agent_cols!(),
-                    ") VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (spiffe_id) DO UPDATE SET \
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (spiffe_id) DO UPDATE SET \
                      attestation_type = excluded.attestation_type, serial = excluded.serial, \
+                     previous_serial = excluded.previous_serial, \
                      expires_at_ms = excluded.expires_at_ms, banned = excluded.banned, \
                      updated_at_ms = excluded.updated_at_ms"
                 ))
                 .bind(id)
                 .bind(&agent.attestation_type)
                 .bind(&agent.serial)
+                .bind(agent.previous_serial.as_deref())
                 .bind(codec::to_ms(agent.expires_at)?)
                 .bind(agent.banned)
                 .bind(codec::to_ms(agent.created_at)?)
@@ -632,24 +639,61 @@ macro_rules! impl_sql_store {
                 found(done.rows_affected(), "agent", id.as_str())
             }
 
-            async fn update_agent_serial(
+            async fn renew_agent_serial(
                 &self,
                 id: &SpiffeId,
+                presented: &str,
                 serial: &str,
                 expires_at: SystemTime,
             ) -> Result<(), StoreError> {
+                codec::check_key("presented agent SVID serial", presented)?;
                 codec::check_key("agent SVID serial", serial)?;
+                // Compare-and-swap: only the holder of the current or the
+                // previous SVID of a not banned agent may move it on.
                 let done = sqlx::query(
-                    "UPDATE agents SET serial = $1, expires_at_ms = $2, updated_at_ms = $3 \
-                     WHERE spiffe_id = $4",
+                    "UPDATE agents SET serial = $1, previous_serial = $2, expires_at_ms = $3, \
+                     updated_at_ms = $4 WHERE spiffe_id = $5 AND banned = FALSE \
+                     AND (serial = $2 OR previous_serial = $2)",
                 )
                 .bind(serial)
+                .bind(presented)
                 .bind(codec::to_ms(expires_at)?)
                 .bind(codec::to_ms(SystemTime::now())?)
                 .bind(id.as_str())
                 .execute(&self.pool)
                 .await?;
-                found(done.rows_affected(), "agent", id.as_str())
+                if done.rows_affected() > 0 {
+                    return Ok(());
+                }
+                let exists = sqlx::query("SELECT 1 FROM agents WHERE spiffe_id = $1")
+                    .bind(id.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .is_some();
+                if !exists {
+                    return Err(StoreError::NotFound { kind: "agent", key: id.as_str().to_owned() });
+                }
+                Err(StoreError::Conflict {
+                    kind: "agent",
+                    key: id.as_str().to_owned(),
+                    detail: format!(
+                        "it is banned, or SVID serial {presented} is no longer its current or \
+                         previous one"
+                    ),
+                })
+            }
+
+            async fn confirm_agent_serial(&self, id: &SpiffeId, serial: &str) -> Result<(), StoreError> {
+                codec::check_key("agent SVID serial", serial)?;
+                sqlx::query(
+                    "UPDATE agents SET previous_serial = NULL \
+                     WHERE spiffe_id = $1 AND serial = $2 AND previous_serial IS NOT NULL",
+                )
+                .bind(id.as_str())
+                .bind(serial)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
             }
 
             async fn count_agents(&self) -> Result<u64, StoreError> {
