@@ -300,7 +300,7 @@ impl Attestor {
                     current = id;
                     tx.send_replace(current.clone());
                 }
-                Err(e @ AttestError::Ca(CaError::Unavailable(_))) => {
+                Err(AttestError::Ca(e)) if e.is_transient() => {
                     let d = backoff.next_delay();
                     tracing::warn!(error = %e, retry_in = ?d, "agent SVID renewal failed");
                     tokio::select! {

@@ -1,8 +1,19 @@
 //! Exponential backoff with jitter for calls to the CA.
+//!
+//! Every loop that retries the CA (attestation at start-up, agent SVID
+//! renewal, the SVID manager's sync) starts at [`CA_RETRY_BASE`], doubles up
+//! to [`CA_RETRY_MAX`] and starts over after a success, so a CA that comes
+//! back is noticed within about [`CA_RETRY_MAX`].
 
 use std::time::Duration;
 
 use rand::Rng;
+
+/// First retry delay after a failed CA call.
+pub const CA_RETRY_BASE: Duration = Duration::from_secs(1);
+/// Longest retry delay while the CA fails: bounds how long a recovered CA
+/// waits for the agent (delays are drawn from 5 s to 10 s once capped).
+pub const CA_RETRY_MAX: Duration = Duration::from_secs(10);
 
 /// Delays that double from `base` up to `max`; each is drawn uniformly from
 /// the upper half of the current step, so delays never shrink before the
@@ -49,8 +60,9 @@ impl Backoff {
 }
 
 impl Default for Backoff {
+    /// [`CA_RETRY_BASE`] doubling to [`CA_RETRY_MAX`].
     fn default() -> Self {
-        Self::new(Duration::from_secs(1), Duration::from_secs(60))
+        Self::new(CA_RETRY_BASE, CA_RETRY_MAX)
     }
 }
 
@@ -71,5 +83,19 @@ mod tests {
         assert!(delays[7] >= Duration::from_secs(8));
         b.reset();
         assert!(b.next_delay() <= Duration::from_secs(1));
+    }
+
+    #[test]
+    fn default_ca_backoff_never_exceeds_10s_and_restarts_after_a_success() {
+        let mut b = Backoff::default();
+        let delays: Vec<_> = (0..40).map(|_| b.next_delay()).collect();
+        assert!(delays.iter().all(|d| *d <= CA_RETRY_MAX), "{delays:?}");
+        assert!(
+            delays[10..].iter().all(|d| *d >= CA_RETRY_MAX / 2),
+            "{delays:?}"
+        );
+        b.reset();
+        assert_eq!(b.attempts(), 0);
+        assert!(b.next_delay() <= CA_RETRY_BASE);
     }
 }

@@ -83,7 +83,7 @@ pub struct ManagerHandle {
 
 impl ManagerConfig {
     /// Defaults for `trust_domain`: 5 s sync, 50% ± 10%, batches of 500,
-    /// backoff 1 s doubling to 60 s.
+    /// backoff 1 s doubling to 10 s ([`crate::backoff::CA_RETRY_MAX`]).
     pub fn new(trust_domain: TrustDomain) -> Self {
         Self {
             trust_domain,
@@ -91,8 +91,8 @@ impl ManagerConfig {
             rotation_fraction: 0.5,
             rotation_jitter: 0.1,
             batch_size: crate::config::MAX_BATCH_SIZE,
-            backoff_base: Duration::from_secs(1),
-            backoff_max: Duration::from_secs(60),
+            backoff_base: crate::backoff::CA_RETRY_BASE,
+            backoff_max: crate::backoff::CA_RETRY_MAX,
         }
     }
 }
@@ -380,6 +380,13 @@ impl SvidManager {
         loop {
             let delay = match self.tick().await {
                 Ok(()) => {
+                    if self.backoff.attempts() > 0 {
+                        tracing::info!(
+                            failed_attempts = self.backoff.attempts(),
+                            "sync with the CA works again"
+                        );
+                    }
+                    // The next failure starts again from the base delay.
                     self.backoff.reset();
                     self.next_wake(self.config.sync_interval, true)
                 }

@@ -221,3 +221,34 @@ async fn agent_svid_is_renewed_at_half_life_and_early_when_kicked() {
     let err = task.await.unwrap().unwrap_err();
     assert!(matches!(err, AttestError::Banned(_)));
 }
+
+#[tokio::test(start_paused = true)]
+async fn agent_svid_renewal_retries_at_most_10s_apart_while_the_ca_is_down() {
+    let clock: SharedClock = Arc::new(TokioClock::new(t0()));
+    let ca = FakeCa::new(clock.clone());
+    ca.lock().tokens.insert("tok".into());
+    let dir = tempfile::tempdir().unwrap();
+    let a = attestor(&ca, clock.clone(), dir.path(), Some("tok"));
+    let id = a.start().await.unwrap();
+    let (tx, mut rx) = tokio::sync::watch::channel(id.clone());
+    let kick = Arc::new(tokio::sync::Notify::new());
+    let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    ca.lock().down = true;
+    tokio::spawn(async move { a.maintain(id, tx, kick, stop_rx).await });
+
+    // Renewal is due ~1795 s from now; the CA stays down well past it.
+    tokio::time::sleep(Duration::from_secs(2400)).await;
+    assert_eq!(ca.lock().renewals, 0);
+    ca.lock().down = false;
+    let back = tokio::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(11), rx.changed())
+        .await
+        .expect("renewed within one capped retry of the CA's return")
+        .unwrap();
+    assert!(
+        back.elapsed() <= Duration::from_secs(10),
+        "{:?}",
+        back.elapsed()
+    );
+    assert_eq!(ca.lock().renewals, 1);
+}
