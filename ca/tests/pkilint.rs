@@ -1,0 +1,235 @@
+//! Every kind of certificate meshid issues passes pkilint's RFC 5280 linter
+//! (`lint_pkix_cert`, PyPI `pkilint`) with no finding of WARNING or worse.
+//!
+//! The certificates come from the real code paths: a CA started in-process
+//! with its self-signed root, its serving certificate as a TLS client sees
+//! it, agent and workload SVIDs from its `Authority`, and an intermediate
+//! from the identity crate's signing-certificate template.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use meshid_ca::authority::X509SvidSpec;
+use meshid_ca::config::CaConfig;
+use meshid_ca::node_attestor::join_token;
+use meshid_ca::server::CaServer;
+use meshid_identity::tls::{PeerMatch, SpiffeServerVerifier};
+use meshid_identity::x509::{self, CaTemplate, self_signed_ca, sign_ca};
+use meshid_identity::{BundleSet, PrivateKey, SpiffeId};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+const TD: &str = "example.org";
+
+/// `lint_pkix_cert` from `$MESHID_TEST_PKILINT`, else the test venv that
+/// `scripts/test` fills. Missing is a failure, never a skip.
+fn pkilint() -> PathBuf {
+    let bin = std::env::var_os("MESHID_TEST_PKILINT").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-venv/bin/lint_pkix_cert"),
+        PathBuf::from,
+    );
+    assert!(
+        bin.is_file(),
+        "pkilint not found at {}; run ./scripts/test (it installs it) or \
+         `target/test-venv/bin/pip install pkilint`, or set MESHID_TEST_PKILINT",
+        bin.display()
+    );
+    bin
+}
+
+/// Lints one certificate; returns its WARNING-or-worse findings as
+/// `code: message` lines, minus the one known false positive.
+fn lint(dir: &Path, name: &str, cert: &CertificateDer<'_>) -> Vec<String> {
+    let path = dir.join(format!("{name}.pem"));
+    std::fs::write(&path, x509::to_pem(std::slice::from_ref(cert))).unwrap();
+    let out = Command::new(pkilint())
+        .args(["lint", "-s", "WARNING", "-f", "JSON"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "pkilint gave no JSON for {name} ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let id = x509::spiffe_id_of(cert).unwrap();
+    // pkilint checks URIs with the `validators` package's URL rule, which
+    // knows only web schemes and so calls every `spiffe://` ID invalid. Drop
+    // exactly that finding, and only for this certificate's own SPIFFE ID
+    // (which parsed above under the SPIFFE-ID rules).
+    let false_positive = format!("Invalid URI syntax: \"{id}\"");
+    let mut findings = Vec::new();
+    for result in report["results"].as_array().unwrap() {
+        let node = result["node_path"].as_str().unwrap_or("");
+        for f in result["finding_descriptions"].as_array().unwrap() {
+            let code = f["code"].as_str().unwrap_or("");
+            let message = f["message"].as_str().unwrap_or("");
+            let is_spiffe_uri = code == "pkix.invalid_uri_syntax"
+                && node.ends_with("subjectAltName.0.uniformResourceIdentifier")
+                && message == false_positive;
+            if !is_spiffe_uri {
+                findings.push(format!("{} {code} at {node}: {message}", f["severity"]));
+            }
+        }
+    }
+    findings
+}
+
+/// A server verifier that records the chain after our SPIFFE verifier
+/// accepted it.
+#[derive(Debug)]
+struct Recording {
+    inner: Arc<SpiffeServerVerifier>,
+    seen: Mutex<Vec<CertificateDer<'static>>>,
+}
+
+impl ServerCertVerifier for Recording {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let ok =
+            self.inner
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)?;
+        self.seen
+            .lock()
+            .unwrap()
+            .push(end_entity.clone().into_owned());
+        Ok(ok)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// The leaf the CA's node API presents, as a TLS client receives it.
+async fn serving_cert(ca: &CaServer) -> CertificateDer<'static> {
+    let bundles: BundleSet = [ca.authority.bundle().clone()].into_iter().collect();
+    let verifier = Arc::new(Recording {
+        inner: Arc::new(SpiffeServerVerifier::new(Arc::new(bundles), PeerMatch::Any)),
+        seen: Mutex::new(Vec::new()),
+    });
+    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap()
+    .dangerous()
+    .with_custom_certificate_verifier(verifier.clone())
+    .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(ca.node_addr).await.unwrap();
+    let name = ServerName::try_from("meshid-ca").unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let seen = verifier.seen.lock().unwrap();
+    seen.first().cloned().unwrap()
+}
+
+/// An intermediate from the signing-certificate template, under a root
+/// from the same template (meshid's CA signs no intermediates itself today).
+fn intermediate(now: SystemTime) -> CertificateDer<'static> {
+    let ca = |cn: &str, path_len| CaTemplate {
+        trust_domain: TD.parse().unwrap(),
+        common_name: cn.into(),
+        not_before: now,
+        not_after: now + Duration::from_secs(86_400),
+        path_len,
+    };
+    let root_key = PrivateKey::generate_p256().unwrap().key_pair().unwrap();
+    let root = self_signed_ca(&ca("meshid root CA", Some(1)), &root_key).unwrap();
+    let key = PrivateKey::generate_p256().unwrap();
+    sign_ca(
+        &ca("meshid intermediate CA", Some(0)),
+        &key.public_key_der(),
+        &root,
+        &root_key,
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn every_certificate_kind_meshid_issues_passes_pkilint() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = CaConfig {
+        trust_domain: Some(TD.parse().unwrap()),
+        data_dir: Some(dir.path().join("ca")),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ops_listen: "127.0.0.1:0".parse().unwrap(),
+        ..CaConfig::default()
+    };
+    let ca = CaServer::start(cfg.validate().unwrap()).await.unwrap();
+    let now = SystemTime::now();
+    let authority = &ca.authority;
+    let key = PrivateKey::generate_p256().unwrap().public_key_der();
+
+    let agent_id = join_token::agent_id(authority.trust_domain(), "0123456789abcdef").unwrap();
+    let agent = authority.sign_agent_svid(&agent_id, &key, now).unwrap();
+    let workload = |dns: &[String]| {
+        let id = SpiffeId::parse("spiffe://example.org/ns/payments/sa/api").unwrap();
+        let spec = X509SvidSpec {
+            spiffe_id: &id,
+            dns_names: dns,
+            public_key_der: &key,
+            requested_ttl: Duration::ZERO,
+            entry_ttl: Duration::ZERO,
+        };
+        authority.sign_x509_svid(&spec, now).unwrap().chain[0].clone()
+    };
+    let dns = [
+        "api.payments.example.org".to_string(),
+        "api.payments.svc".to_string(),
+    ];
+    let certs = [
+        ("root", authority.bundle().x509_authorities[0].clone()),
+        ("intermediate", intermediate(now)),
+        ("ca-serving", serving_cert(&ca).await),
+        ("agent-svid", agent.chain[0].clone()),
+        ("workload-svid", workload(&[])),
+        ("workload-svid-dns", workload(&dns)),
+    ];
+
+    let mut failures = Vec::new();
+    for (name, cert) in &certs {
+        for finding in lint(dir.path(), name, cert) {
+            failures.push(format!("{name}: {finding}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "pkilint findings:\n{}",
+        failures.join("\n")
+    );
+    ca.shutdown().await.unwrap();
+}
