@@ -13,11 +13,13 @@
 #
 # Knobs: COUNT (10000) STREAMS (1000) TTL seconds (60; >= 60, rotation at ~50%) BATCH agent
 # batch_size (500) SYNC agent sync_interval (5s) JITTER agent rotation_jitter (0.1)
-# NO_ROTATION=1 skips the rotation phase; BENCH_DIR (/tmp/meshid-bench); KEEP=1 keeps the run dir.
+# ROUNDS (1) rounds of STREAMS streams opened and closed (agent RSS after each; the last round stays
+# open for rotation) SETTLE seconds after closing before RSS is read (3)
+# AGENT_WRAP (see below); NO_ROTATION=1 skips the rotation phase; BENCH_DIR (/tmp/meshid-bench); KEEP=1 keeps the run dir.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 COUNT=${COUNT:-10000} STREAMS=${STREAMS:-1000} TTL=${TTL:-60}
-BATCH=${BATCH:-500} SYNC=${SYNC:-5s} JITTER=${JITTER:-0.1}
+BATCH=${BATCH:-500} SYNC=${SYNC:-5s} JITTER=${JITTER:-0.1} ROUNDS=${ROUNDS:-1} SETTLE=${SETTLE:-3}
 BENCH_DIR=${BENCH_DIR:-/tmp/meshid-bench}
 OUT=$BENCH_DIR/results/$(date -u +%Y%m%dT%H%M%SZ)
 TD=bench.example
@@ -78,7 +80,7 @@ wait_for "CA admin socket" 60 "$CA_PID" test -S "$SOCK"
 # --- operator: join token, bundle, entries.
 TOKEN_JSON=$(timeout 30 "$MESHID" token generate --ttl 10m --admin-socket "$SOCK" --output json)
 TOKEN=$(sed -n 's/^ *"token": *"\([^"]*\)".*/\1/p' <<<"$TOKEN_JSON")
-AGENT_ID=$(sed -n 's/^ *"agent_spiffe_id": *"\([^"]*\)".*/\1/p' <<<"$TOKEN_JSON")
+AGENT_ID=$(sed -n 's/^ *"spiffe_id": *"\([^"]*\)".*/\1/p' <<<"$TOKEN_JSON")
 [ -n "$TOKEN" ] && [ -n "$AGENT_ID" ] || { echo "cannot read the join token: $TOKEN_JSON" >&2; exit 1; }
 timeout 30 "$MESHID" bundle show --format pem --admin-socket "$SOCK" >"$RUN/bundle.pem"
 timeout 300 "$BENCH" entries --admin-socket "$SOCK" --trust-domain "$TD" --parent-id "$AGENT_ID" \
@@ -97,15 +99,29 @@ batch_size = $BATCH
 rotation_jitter = $JITTER
 TOML
 START_MS=$(date +%s%3N)
-MESHID_JOIN_TOKEN=$TOKEN "$MESHID" agent run --config "$RUN/agent.toml" >"$RUN/agent.log" 2>&1 &
+# AGENT_WRAP runs the agent under a profiler (e.g. "heaptrack -o $BENCH_DIR/agent"); the agent's
+# own pid is then found by its command line, for RSS.
+read -r -a WRAP <<<"${AGENT_WRAP:-}"
+MESHID_JOIN_TOKEN=$TOKEN "${WRAP[@]}" "$MESHID" agent run --config "$RUN/agent.toml" >"$RUN/agent.log" 2>&1 &
 AGENT_PID=$!
 PIDS+=("$AGENT_PID")
+if [ "${#WRAP[@]}" -gt 0 ]; then
+  is_agent() { [ "$(readlink "/proc/$1/exe" 2>/dev/null)" = "$MESHID" ]; }
+  find_agent() {
+    local p
+    for p in $(pgrep -f -- "--config $RUN/agent.toml"); do is_agent "$p" && AGENT_PID=$p && return 0; done
+    return 1
+  }
+  wait_for "agent under ${WRAP[0]}" 60 "$AGENT_PID" find_agent
+  PIDS+=("$AGENT_PID")
+  echo "agent pid $AGENT_PID (under ${WRAP[*]})"
+fi
 
 # --- measure (bounded: issuance, streams, one rotation at ~50% of TTL, stream updates).
 ROT=(); [ "${NO_ROTATION:-0}" = 1 ] && ROT=(--no-rotation)
 mkdir -p "$OUT"
-timeout $((TTL + 480)) "$BENCH" measure --agent-ops "127.0.0.1:$AGENT_OPS" --ca-ops "127.0.0.1:$CA_OPS" \
+timeout $((TTL + 480 + ROUNDS * (60 + SETTLE))) "$BENCH" measure --agent-ops "127.0.0.1:$AGENT_OPS" --ca-ops "127.0.0.1:$CA_OPS" \
   --agent-pid "$AGENT_PID" --agent-started-ms "$START_MS" --socket "$RUN/agent.sock" \
-  --count "$COUNT" --streams "$STREAMS" --ttl "$TTL" "${ROT[@]}" --out "$OUT/agent.txt" \
+  --count "$COUNT" --streams "$STREAMS" --ttl "$TTL" --rounds "$ROUNDS" --settle "$SETTLE" "${ROT[@]}" --out "$OUT/agent.txt" \
   --label "agent: batch_size=$BATCH sync_interval=$SYNC rotation_jitter=$JITTER; CA: SQLite, $(head -n1 "$RUN/entries.txt")"
 cp "$RUN/ca.log" "$RUN/agent.log" "$OUT/" 2>/dev/null || true

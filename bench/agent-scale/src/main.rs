@@ -20,6 +20,7 @@ mod measure;
 mod metrics;
 mod procfs;
 mod report;
+mod rounds;
 mod streams;
 
 use clap::Parser;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::metrics::{sample, scrape};
 use crate::procfs::{self, Rss};
-use crate::report::{Report, mb, ms, quantile, secs};
+use crate::report::{self, Report, mb, ms, secs};
 
 /// Poll period of `/metrics` and `/proc`.
 const POLL: Duration = Duration::from_millis(100);
@@ -42,6 +42,14 @@ pub struct Args {
     /// Give up waiting for issuance after this many seconds.
     #[arg(long, default_value_t = 180)]
     issue_timeout: u64,
+    /// Rounds of opening and closing the streams, to see whether the
+    /// agent's memory returns after each (the last round's streams stay
+    /// open for the rotation phase).
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
+    /// Seconds to wait after closing a round's streams before reading RSS.
+    #[arg(long, default_value_t = 3)]
+    settle: u64,
     /// Skip the rotation phase.
     #[arg(long)]
     no_rotation: bool,
@@ -83,6 +91,10 @@ fn rss(pid: u32) -> anyhow::Result<Rss> {
     procfs::rss(pid).ok_or_else(|| {
         anyhow::anyhow!("the agent (pid {pid}) exited; see its log in the run directory")
     })
+}
+
+fn cpu(pid: u32) -> anyhow::Result<Duration> {
+    procfs::cpu_time(pid).ok_or_else(|| anyhow::anyhow!("the agent (pid {pid}) exited"))
 }
 
 /// Runs the phases and prints the table.
@@ -168,6 +180,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         mem_10k.now_kib * 1024 <= 50_000_000,
     );
     report.row("agent VmHWM (peak) at that point", mb(mem_10k.peak_kib));
+    report.row("  before any stream", report::rss(&mem_10k));
     report.row(
         "agent RSS per cached SVID",
         format!(
@@ -177,43 +190,30 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     );
     print!("{}", report.render());
 
-    // --- phase 2: N concurrent FetchX509SVID streams.
-    let mut streams = crate::streams::open(&a.socket, a.streams, Duration::from_secs(60)).await;
-    let mut lat: Vec<Duration> = streams
-        .first
-        .iter()
-        .filter_map(|r| r.as_ref().ok().map(|f| f.latency))
-        .collect();
-    lat.sort();
-    let errors: Vec<&String> = streams
-        .first
-        .iter()
-        .filter_map(|r| r.as_ref().err())
-        .collect();
-    let wrong = streams
-        .first
-        .iter()
-        .filter(|r| r.as_ref().is_ok_and(|f| f.svids != 1))
-        .count();
-    let mem_streams = rss(a.agent_pid)?;
-    report.row(
-        &format!("FetchX509SVID first message, {} streams: p50", a.streams),
-        ms(quantile(&lat, 0.50)),
-    );
-    report.row("  p99", ms(quantile(&lat, 0.99)));
-    report.row("  max", ms(quantile(&lat, 1.0)));
-    report.row("  all first messages within", ms(streams.wall));
-    report.row(
-        "  streams ok / failed / not exactly 1 SVID",
-        format!("{} / {} / {wrong}", lat.len(), errors.len()),
-    );
-    if let Some(e) = errors.first() {
-        report.row("  first failure", (*e).clone());
+    // --- phase 2: N concurrent FetchX509SVID streams, `rounds` times.
+    let settle = Duration::from_secs(a.settle);
+    let rounds = a.rounds.max(1);
+    let mut kept = None;
+    for round in 1..=rounds {
+        let cpu_before = cpu(a.agent_pid)?;
+        let streams = crate::streams::open(&a.socket, a.streams, Duration::from_secs(60)).await;
+        let used = cpu(a.agent_pid)?.saturating_sub(cpu_before);
+        let mem = rss(a.agent_pid)?;
+        let ok = crate::rounds::summarize(&mut report, round, rounds, &streams, mem, used);
+        if round < rounds {
+            streams.close();
+            tokio::time::sleep(settle).await;
+            report.row(
+                &format!("  round {round}: agent VmRSS {}s after closing", a.settle),
+                report::rss(&rss(a.agent_pid)?),
+            );
+        } else {
+            kept = Some((streams, ok));
+        }
     }
-    report.row(
-        &format!("agent VmRSS with {} streams open", a.streams),
-        mb(mem_streams.now_kib),
-    );
+    let Some((mut streams, ok)) = kept else {
+        anyhow::bail!("no stream round ran");
+    };
 
     // --- phase 3: every SVID rotates; every stream gets its new SVID.
     if !a.no_rotation {
@@ -258,7 +258,6 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
                     "  rotation failures",
                     format!("{}", s.failures - base.failures),
                 );
-                let ok = lat.len();
                 let got = streams.rotations(ok, Duration::from_secs(30)).await;
                 if let (Some(f), Some(l)) = (got.first(), got.last()) {
                     report.row(
@@ -289,7 +288,12 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         );
     }
     streams.close();
+    tokio::time::sleep(settle).await;
     let end = rss(a.agent_pid)?;
+    report.row(
+        &format!("agent VmRSS {}s after the last streams closed", a.settle),
+        report::rss(&end),
+    );
     report.row("agent VmHWM (peak) at end of run", mb(end.peak_kib));
     report.row(
         "agent VmRSS peak while issuing (sampled)",
