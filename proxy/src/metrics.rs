@@ -3,6 +3,10 @@
 //! Label values are `&'static str` or shared `Arc<str>`, so recording a
 //! request does not allocate once its label set exists.
 
+mod reload;
+
+pub use reload::{ReloadLabels, ReloadMetrics};
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

@@ -35,9 +35,14 @@ pub enum RunError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// The policy file is invalid.
-    #[error("policy: {0}")]
-    Policy(#[from] crate::policy::PolicyError),
+    /// The policy file is invalid (the proxy does not start with it).
+    #[error("policy file {path}: {source}")]
+    Policy {
+        /// The policy file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        source: crate::policy::PolicyError,
+    },
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
@@ -85,6 +90,7 @@ pub struct Running {
 /// Binds every listener and starts serving; returns once listening.
 pub async fn start(config: ProxyConfig) -> Result<Running, RunError> {
     config.validate()?;
+    let mut registry = Registry::default();
     let source: Box<dyn IdentitySource> = match &config.identity {
         IdentityConfig::WorkloadApi { socket } => Box::new(WorkloadApiSource::new(socket.clone())),
         IdentityConfig::Files {
@@ -92,12 +98,20 @@ pub async fn start(config: ProxyConfig) -> Result<Running, RunError> {
             key,
             bundle,
             poll_ms,
-        } => Box::new(FileSource::new(
-            cert.clone(),
-            key.clone(),
-            bundle.clone(),
-            Duration::from_millis(*poll_ms),
-        )),
+        } => {
+            let files = FileSource::new(
+                cert.clone(),
+                key.clone(),
+                bundle.clone(),
+                Duration::from_millis(*poll_ms),
+            );
+            files.reload_metrics().register(
+                registry.sub_registry_with_prefix("meshid_proxy"),
+                "identity_files",
+                "identity files (SVID, key, bundle)",
+            );
+            Box::new(files)
+        }
     };
     let identity = source.start();
     let clients = config
@@ -125,12 +139,19 @@ pub async fn start(config: ProxyConfig) -> Result<Running, RunError> {
 
     let (policy, watcher) = match &config.policy {
         Some(p) => {
-            let w = PolicyWatcher::start(p, POLICY_POLL)?;
+            let w = PolicyWatcher::start(p, POLICY_POLL).map_err(|source| RunError::Policy {
+                path: p.clone(),
+                source,
+            })?;
+            w.reload_metrics().register(
+                registry.sub_registry_with_prefix("meshid_proxy"),
+                "policy",
+                "policy file",
+            );
             (w.shared(), Some(w))
         }
         None => (Arc::new(ArcSwap::from_pointee(PolicySet::default())), None),
     };
-    let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
     spawn_expiry_gauge(&tls, metrics.clone());
     let spans = config

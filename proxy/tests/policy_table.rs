@@ -574,13 +574,6 @@ policies:
 fn defaults_empty_policies_and_audit() {
     let cases = [
         (
-            "no policies: allow",
-            "policies: []",
-            true,
-            Reason::NoAllowPolicies,
-        ),
-        ("empty file: allow", "", true, Reason::NoAllowPolicies),
-        (
             "only deny, not matching: allow",
             "policies: [{name: d, action: DENY, rules: [{to: [{operation: {ports: [1]}}]}]}]",
             true,
@@ -800,6 +793,45 @@ fn loader_rejects_unknown_fields_and_bad_structure() {
     assert!(e.contains("unknown field `mode`"), "{e}");
     let e = load_err("policies: [{action: ALLOW}]");
     assert!(e.contains("missing field `name`"), "{e}");
+}
+
+/// A document without policies would allow everything; it is what a
+/// truncated write leaves, so it is refused, never loaded as allow-all.
+#[test]
+fn files_without_policies_are_refused_not_allow_all() {
+    let cases = [
+        ("empty", ""),
+        ("whitespace", "  \n\t\n"),
+        ("comment only", "# policies for payments\n"),
+        (
+            "cut after a comment",
+            "# policies for payments\n# owner: team-a\n",
+        ),
+        ("empty list", "policies: []\n"),
+        ("empty map", "{}\n"),
+        ("document marker only", "---\n# nothing yet\n"),
+    ];
+    for (name, yaml) in cases {
+        let e = PolicySet::from_yaml(yaml).unwrap_err();
+        assert!(matches!(e, PolicyError::NoPolicies), "{name}: {e}");
+        let msg = e.to_string();
+        assert!(msg.contains("would allow all traffic"), "{name}: {msg}");
+        assert!(
+            msg.contains("rules: [{}]"),
+            "{name}: says how to allow all: {msg}"
+        );
+    }
+    // Cut right after `policies:`, or a bare null: refused too.
+    assert!(matches!(
+        PolicySet::from_yaml("policies:\n"),
+        Err(PolicyError::NoPolicies)
+    ));
+    assert!(PolicySet::from_yaml("~\n").is_err());
+    // Allowing everything on purpose is written out, as in Istio.
+    let (set, _) =
+        PolicySet::from_yaml("policies: [{name: allow-all, action: ALLOW, rules: [{}]}]").unwrap();
+    let d = decide(&set, tcp(None, 80));
+    assert_eq!((d.allowed, d.reason), (true, Reason::AllowedByPolicy));
 }
 
 #[test]

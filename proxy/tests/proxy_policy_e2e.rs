@@ -157,3 +157,110 @@ pub async fn wait_for_line(path: &Path, needle: &str) -> String {
         path.display()
     );
 }
+
+/// The inbound proxy's `/metrics` text.
+async fn metrics(p: &meshid_proxy::run::Running) -> String {
+    net::get_h1(p.bound.ops.unwrap(), "GET", "/metrics").await.2
+}
+
+/// Polls `/metrics` (bounded: the policy file is polled every 2 s) until it
+/// has `line`.
+async fn wait_for_metric(p: &meshid_proxy::run::Running, line: &str) {
+    for _ in 0..200 {
+        if metrics(p).await.lines().any(|l| l == line) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no metric line {line:?} in:\n{}", metrics(p).await);
+}
+
+/// A policy file rewritten in place (truncated to nothing, or cut after a
+/// comment) must not open the proxy: the previous policy stays in force
+/// and the rejection is counted; allowing everything is written out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emptied_policy_file_keeps_the_previous_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy_path = dir.path().join("policy.yaml");
+    let backend = net::http_backend().await;
+    let p = pair(
+        dir,
+        HTTP_POLICY,
+        "http",
+        backend,
+        "ops_listen: \"127.0.0.1:0\"",
+    )
+    .await;
+    let out = p.outbound.bound.outbound[0];
+    assert_eq!(net::get_h1(out, "POST", "/admin").await.0, 403);
+
+    std::fs::write(&policy_path, "").unwrap();
+    wait_for_metric(
+        &p.inbound,
+        "meshid_proxy_policy_reloads_total{result=\"rejected\"} 1",
+    )
+    .await;
+    assert!(
+        metrics(&p.inbound)
+            .await
+            .contains("meshid_proxy_policy_last_reload_success 0")
+    );
+    let (status, _, body) = net::get_h1(out, "POST", "/admin").await;
+    assert_eq!(
+        status, 403,
+        "an empty file must not allow everything: {body}"
+    );
+    assert_eq!(net::get_h1(out, "GET", "/hello").await.0, 200);
+
+    std::fs::write(
+        &policy_path,
+        "# policies for the backend\n# owner: team-a\n",
+    )
+    .unwrap();
+    wait_for_metric(
+        &p.inbound,
+        "meshid_proxy_policy_reloads_total{result=\"rejected\"} 2",
+    )
+    .await;
+    assert_eq!(net::get_h1(out, "POST", "/admin").await.0, 403);
+
+    std::fs::write(
+        &policy_path,
+        "policies: [{ name: allow-all, action: ALLOW, rules: [{}] }]\n",
+    )
+    .unwrap();
+    wait_for_metric(
+        &p.inbound,
+        "meshid_proxy_policy_reloads_total{result=\"ok\"} 1",
+    )
+    .await;
+    assert!(
+        metrics(&p.inbound)
+            .await
+            .contains("meshid_proxy_policy_last_reload_success 1")
+    );
+    let (status, _, body) = net::get_h1(out, "POST", "/admin").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "backend POST /admin"),
+        "explicit allow-all"
+    );
+    p.outbound.stop().await;
+    p.inbound.stop().await;
+}
+
+/// A proxy refuses to start with an empty policy file, naming the file.
+#[tokio::test]
+async fn proxy_refuses_to_start_with_an_empty_policy_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki::Ca::new("example.org");
+    let server = ca.write_svid(dir.path(), "server", "spiffe://example.org/backend");
+    let policy_path = dir.path().join("policy.yaml");
+    std::fs::write(&policy_path, "# nothing yet\n").unwrap();
+    let extra = format!("policy: \"{}\"", policy_path.display());
+    let yaml = net::inbound_yaml(&server, "127.0.0.1:9".parse().unwrap(), "http", &extra);
+    let cfg = meshid_proxy::ProxyConfig::from_yaml(&yaml).unwrap();
+    let e = meshid_proxy::start(cfg).await.unwrap_err().to_string();
+    assert!(e.contains(&policy_path.display().to_string()), "{e}");
+    assert!(e.contains("lists no policies"), "{e}");
+}

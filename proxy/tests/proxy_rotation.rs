@@ -145,3 +145,63 @@ async fn rotation_under_traffic_drops_nothing() {
     );
     assert!(ok.load(Ordering::Relaxed) >= after + 40);
 }
+
+/// Identity files emptied or cut short by a non-atomic writer keep the
+/// previous identity in force; each rejection is counted once, and the
+/// next complete set of files is picked up.
+#[tokio::test]
+async fn truncated_identity_files_keep_the_previous_identity() {
+    use meshid_proxy::identity::IdentitySource;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki::Ca::new("example.org");
+    let files = ca.write_svid(dir.path(), "svc", "spiffe://example.org/svc");
+    let src = FileSource::new(
+        files.cert.clone(),
+        files.key.clone(),
+        files.bundle.clone(),
+        Duration::from_millis(10),
+    );
+    let metrics = src.reload_metrics().clone();
+    let rx = Box::new(src).start();
+    let first = rx.borrow().as_ref().unwrap().serial.clone();
+    let wait_rejected = |n: u64| {
+        let metrics = metrics.clone();
+        async move {
+            for _ in 0..500 {
+                if metrics.count("rejected") >= n {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("rejection {n} never counted");
+        }
+    };
+    let pem = std::fs::read_to_string(&files.cert).unwrap();
+    let bundle = std::fs::read_to_string(&files.bundle).unwrap();
+    for (n, (path, text)) in [
+        (&files.cert, String::new()),
+        (&files.cert, pem[..pem.len() / 2].to_owned()),
+        (&files.bundle, String::new()),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        std::fs::write(path, text).unwrap();
+        wait_rejected(n as u64 + 1).await;
+        assert_eq!(rx.borrow().as_ref().unwrap().serial, first, "step {n}");
+        if path == &files.cert {
+            std::fs::write(path, &pem).unwrap();
+        }
+    }
+    std::fs::write(&files.bundle, bundle).unwrap();
+    let (cert, key) = ca.issue("spiffe://example.org/svc");
+    pki::write_pair(&files, &cert, &key);
+    for _ in 0..500 {
+        if rx.borrow().as_ref().unwrap().serial != first {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_ne!(rx.borrow().as_ref().unwrap().serial, first);
+    assert!(metrics.count("ok") >= 1);
+}

@@ -127,3 +127,41 @@ fn parse_header(s: &str) -> Result<(String, String), String> {
         .filter(|(k, _)| !k.is_empty())
         .ok_or_else(|| format!("header {s:?} must be name=value"))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn check_text(name: &str, text: &str) -> anyhow::Result<()> {
+        let file = std::env::temp_dir().join(format!(
+            "meshid-policy-check-{}-{name}.yaml",
+            std::process::id()
+        ));
+        std::fs::write(&file, text).unwrap();
+        let r = check(CheckArgs {
+            file: file.clone(),
+            tcp_ports: vec![],
+        });
+        let _ = std::fs::remove_file(&file);
+        r
+    }
+
+    #[test]
+    fn check_fails_on_files_without_policies() {
+        for (name, text) in [
+            ("empty", ""),
+            ("comments", "# cut here\n"),
+            ("list", "policies: []\n"),
+        ] {
+            let e = format!("{:#}", check_text(name, text).unwrap_err());
+            assert!(e.contains("is not a valid policy file"), "{name}: {e}");
+            assert!(e.contains("would allow all traffic"), "{name}: {e}");
+        }
+        check_text(
+            "allow-all",
+            "policies: [{ name: allow-all, action: ALLOW, rules: [{}] }]\n",
+        )
+        .unwrap();
+    }
+}

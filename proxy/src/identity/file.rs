@@ -2,6 +2,7 @@
 //! or `meshid agent` writing files).
 
 use super::{Identity, IdentityError, IdentitySource, IdentityWatch};
+use crate::metrics::ReloadMetrics;
 use meshid_identity::{BundleSet, PrivateKey, TrustBundle, x509};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -14,14 +15,17 @@ const MAX_FILE: u64 = 512 * 1024;
 
 /// Reads SVID, key and bundle PEM files and re-reads them when they change.
 ///
-/// A half-written set of files (key not matching the cert yet) is skipped
-/// and retried on the next poll, so writers need not be atomic.
+/// A half-written set of files (empty or truncated PEM, key not matching
+/// the cert yet) is logged, counted as a rejected reload and skipped; the
+/// previous identity stays in force and the files are retried on the next
+/// poll, so writers need not be atomic.
 #[derive(Clone, Debug)]
 pub struct FileSource {
     cert: PathBuf,
     key: PathBuf,
     bundle: PathBuf,
     interval: Duration,
+    metrics: ReloadMetrics,
 }
 
 // === impl FileSource ===
@@ -34,7 +38,13 @@ impl FileSource {
             key,
             bundle,
             interval: interval.max(Duration::from_millis(10)),
+            metrics: ReloadMetrics::new(),
         }
+    }
+
+    /// Reload outcomes of the files (shared with the running source).
+    pub fn reload_metrics(&self) -> &ReloadMetrics {
+        &self.metrics
     }
 
     /// Reads the files once and checks them at `now`.
@@ -48,8 +58,11 @@ impl FileSource {
     }
 
     async fn run(self, tx: watch::Sender<Option<Arc<Identity>>>) {
-        let mut seen = [0u8; 32];
-        let mut last_error = String::new();
+        // Digests of the last content published and of the last content
+        // rejected (retried each poll, as validity depends on the time,
+        // but logged and counted once).
+        let (mut good, mut bad) = ([0u8; 32], [0u8; 32]);
+        let mut read_error = String::new();
         let mut ticker = tokio::time::interval(self.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !tx.is_closed() {
@@ -59,7 +72,12 @@ impl FileSource {
             let (c, k, b) = match read {
                 Ok(Ok(files)) => files,
                 Ok(Err(e)) => {
-                    report(&mut last_error, &e);
+                    let msg = e.to_string();
+                    if msg != read_error {
+                        self.reject(&msg);
+                        read_error = msg;
+                        bad = [0; 32];
+                    }
                     continue;
                 }
                 Err(e) => {
@@ -67,25 +85,37 @@ impl FileSource {
                     continue;
                 }
             };
+            read_error.clear();
             let mut h = Sha256::new();
             for part in [&c, &k, &b] {
                 h.update(part.len().to_le_bytes());
                 h.update(part.as_bytes());
             }
             let digest: [u8; 32] = h.finalize().into();
-            if digest == seen {
+            if digest == good {
+                bad = [0; 32];
                 continue;
             }
             match build(&c, &k, &b, SystemTime::now()) {
                 Ok(id) => {
-                    seen = digest;
-                    last_error.clear();
+                    (good, bad) = (digest, [0; 32]);
                     tracing::info!(id = %id.spiffe_id.as_str(), serial = %id.serial, "identity loaded from files");
                     tx.send_replace(Some(Arc::new(id)));
+                    self.metrics.accepted();
                 }
-                Err(e) => report(&mut last_error, &e),
+                Err(e) if digest != bad => {
+                    bad = digest;
+                    self.reject(&e.to_string());
+                }
+                Err(_) => {}
             }
         }
+    }
+
+    /// Logs and counts a failed reload; the previous identity stays published.
+    fn reject(&self, msg: &str) {
+        tracing::warn!("identity files not usable, keeping the previous identity (if any): {msg}");
+        self.metrics.rejected();
     }
 }
 
@@ -97,15 +127,6 @@ impl IdentitySource for FileSource {
         }
         tokio::spawn(self.run(tx));
         rx
-    }
-}
-
-/// Logs an error once until it changes.
-fn report(last: &mut String, e: &IdentityError) {
-    let msg = e.to_string();
-    if *last != msg {
-        tracing::warn!("identity files not usable yet, keeping the previous identity: {msg}");
-        *last = msg;
     }
 }
 

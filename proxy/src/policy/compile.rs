@@ -19,8 +19,15 @@ pub const MAX_RULES: usize = 10_000;
 const MAX_NAME_LEN: usize = 253;
 
 /// Validates and compiles every policy of a file.
+///
+/// A file without policies is refused ([`PolicyError::NoPolicies`]): it
+/// would allow everything, and is what a truncated write leaves behind.
 pub(crate) fn compile(file: PolicyFile) -> Result<(Vec<Policy>, Vec<Warning>), PolicyError> {
-    let count: usize = file.policies.iter().map(|p| p.rules.len()).sum();
+    let policies = match file.policies {
+        Some(p) if !p.is_empty() => p,
+        _ => return Err(PolicyError::NoPolicies),
+    };
+    let count: usize = policies.iter().map(|p| p.rules.len()).sum();
     if count > MAX_RULES {
         return Err(PolicyError::TooManyRules {
             count,
@@ -29,8 +36,8 @@ pub(crate) fn compile(file: PolicyFile) -> Result<(Vec<Policy>, Vec<Warning>), P
     }
     let mut names = HashSet::new();
     let mut warnings = Vec::new();
-    let mut out = Vec::with_capacity(file.policies.len());
-    for (i, doc) in file.policies.into_iter().enumerate() {
+    let mut out = Vec::with_capacity(policies.len());
+    for (i, doc) in policies.into_iter().enumerate() {
         let policy = compile_policy(i, doc, &mut warnings)?;
         if !names.insert(policy.name.clone()) {
             return Err(PolicyError::DuplicateName(policy.name.to_string()));

@@ -36,6 +36,15 @@ pub enum PolicyError {
         /// What is wrong and what to do.
         problem: String,
     },
+    /// The file lists no policies: it is empty, only comments, or
+    /// `policies: []`. Refused because it would allow all traffic and is
+    /// what a truncated or half-written file looks like.
+    #[error(
+        "policy file lists no policies (it is empty, only comments, or `policies: []`), which would allow all traffic; \
+         if it was cut short, rewrite it atomically (write a temporary file, then rename it over this one); \
+         to allow all traffic on purpose, say so: `policies: [{{ name: allow-all, action: ALLOW, rules: [{{}}] }}]`"
+    )]
+    NoPolicies,
     /// Two policies have the same name.
     #[error("policy {0:?} is defined twice; policy names must be unique")]
     DuplicateName(String),

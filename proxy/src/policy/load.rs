@@ -14,6 +14,9 @@ impl PolicySet {
     /// Parses and compiles a policy file's text.
     ///
     /// Returns the set and warnings about valid but suspicious policies.
+    /// A document without policies (empty, only comments, `policies: []`)
+    /// is an error, never an allow-all set: allowing everything must be
+    /// written out (an ALLOW policy with the empty rule `{}`).
     pub fn from_yaml(text: &str) -> Result<(PolicySet, Vec<Warning>), PolicyError> {
         let size = text.len() as u64;
         if size > MAX_POLICY_FILE_SIZE {
@@ -23,7 +26,7 @@ impl PolicySet {
             });
         }
         if text.trim().is_empty() {
-            return Ok((PolicySet::default(), Vec::new()));
+            return Err(PolicyError::NoPolicies);
         }
         let file: PolicyFile =
             serde_yaml_ng::from_str(text).map_err(|e| PolicyError::Syntax(e.to_string()))?;

@@ -7,11 +7,14 @@ use serde::Deserialize;
 use std::fmt;
 
 /// The whole policy file: `policies: [...]`.
+///
+/// `None` (no `policies` key: an empty or comment-only document) is kept
+/// apart from a list so the loader can refuse both it and `[]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PolicyFile {
     #[serde(default)]
-    pub policies: Vec<PolicyDoc>,
+    pub policies: Option<Vec<PolicyDoc>>,
 }
 
 /// One policy: `{ name, action, rules }`.

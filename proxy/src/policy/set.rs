@@ -60,7 +60,9 @@ impl Policy {
 
 /// All policies of one file, compiled for fast evaluation.
 ///
-/// The empty set allows everything (no ALLOW policy exists).
+/// The empty set allows everything (no ALLOW policy exists); it is what a
+/// proxy without a `policy` file uses. A policy file never loads as the
+/// empty set (see [`PolicySet::from_yaml`]).
 #[derive(Debug, Default)]
 pub struct PolicySet {
     pub(crate) policies: Box<[Policy]>,

@@ -3,9 +3,10 @@
 use super::error::PolicyError;
 use super::load::read_bounded;
 use super::set::PolicySet;
+use crate::metrics::ReloadMetrics;
 use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -14,12 +15,15 @@ use tokio::task::JoinHandle;
 /// Watches a policy file and keeps the latest valid [`PolicySet`] published.
 ///
 /// Evaluators call [`PolicyWatcher::current`] (or hold [`PolicyWatcher::shared`])
-/// and always see a complete set. An invalid new file is logged and ignored;
+/// and always see a complete set. An invalid new file (including an empty
+/// or comment-only one, see [`PolicySet::from_yaml`]) or an unreadable one
+/// is logged, counted in [`PolicyWatcher::reload_metrics`] and ignored;
 /// the previous set stays in force. Dropping the watcher stops polling.
 #[derive(Debug)]
 pub struct PolicyWatcher {
     current: Arc<ArcSwap<PolicySet>>,
     polls: Arc<AtomicU64>,
+    metrics: ReloadMetrics,
     task: JoinHandle<()>,
 }
 
@@ -36,16 +40,19 @@ impl PolicyWatcher {
         }
         let current = Arc::new(ArcSwap::from_pointee(set));
         let polls = Arc::new(AtomicU64::new(0));
+        let metrics = ReloadMetrics::new();
         let state = Poller {
             path,
             seen: hash(&text),
             slot: current.clone(),
             polls: polls.clone(),
+            metrics: metrics.clone(),
         };
         let task = tokio::spawn(state.run(interval));
         Ok(Self {
             current,
             polls,
+            metrics,
             task,
         })
     }
@@ -63,6 +70,12 @@ impl PolicyWatcher {
     /// How many polls have completed (for tests and metrics).
     pub fn polls(&self) -> u64 {
         self.polls.load(Ordering::Acquire)
+    }
+
+    /// Reload outcomes; register them with
+    /// [`ReloadMetrics::register`] to export them.
+    pub fn reload_metrics(&self) -> &ReloadMetrics {
+        &self.metrics
     }
 }
 
@@ -83,6 +96,7 @@ struct Poller {
     seen: [u8; 32],
     slot: Arc<ArcSwap<PolicySet>>,
     polls: Arc<AtomicU64>,
+    metrics: ReloadMetrics,
 }
 
 impl Poller {
@@ -99,12 +113,15 @@ impl Poller {
                     let h = hash(&text);
                     if h != self.seen {
                         self.seen = h;
-                        reload(&self.path, &text, &self.slot);
+                        self.reload(&text);
                     }
                 }
                 Ok(Err(e)) => {
                     if !read_failing {
                         tracing::warn!(path = %self.path.display(), "keeping previous policy: {e}");
+                        self.metrics.rejected();
+                        // Whatever appears next is new, even the old content.
+                        self.seen = [0; 32];
                     }
                     read_failing = true;
                 }
@@ -113,19 +130,23 @@ impl Poller {
             self.polls.fetch_add(1, Ordering::Release);
         }
     }
-}
 
-fn reload(path: &Path, text: &str, slot: &ArcSwap<PolicySet>) {
-    match PolicySet::from_yaml(text) {
-        Ok((set, warnings)) => {
-            for w in &warnings {
-                tracing::warn!(path = %path.display(), "policy warning: {w}");
+    /// Swaps in `text` if it is a valid policy file; else keeps the old set.
+    fn reload(&self, text: &str) {
+        let path = self.path.display();
+        match PolicySet::from_yaml(text) {
+            Ok((set, warnings)) => {
+                for w in &warnings {
+                    tracing::warn!(%path, "policy warning: {w}");
+                }
+                tracing::info!(%path, policies = set.policies().len(), "policy reloaded");
+                self.slot.store(Arc::new(set));
+                self.metrics.accepted();
             }
-            tracing::info!(path = %path.display(), policies = set.policies().len(), "policy reloaded");
-            slot.store(Arc::new(set));
-        }
-        Err(e) => {
-            tracing::warn!(path = %path.display(), "invalid policy file, keeping previous policy: {e}");
+            Err(e) => {
+                tracing::error!(%path, "policy file rejected, the previous policy stays in force: {e}");
+                self.metrics.rejected();
+            }
         }
     }
 }
