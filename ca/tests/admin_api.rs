@@ -616,3 +616,65 @@ async fn bundles_own_and_federated() {
     assert!(missing.message().contains("meshid bundle set"));
     assert_eq!(h.store.list_bundles().await.unwrap().len(), 2);
 }
+
+/// The CA's own ID, agent IDs and anything else under `/meshid` cannot be
+/// given to a workload: not by creating or updating an entry (batch items
+/// fail alone), nor as a join token's node alias. Parents may be agents.
+#[tokio::test]
+async fn reserved_ids_are_refused_for_entries_and_node_aliases() {
+    let mut h = start().await;
+    let reserved = [
+        "meshid",
+        "meshid/ca",
+        "meshid/agent/join_token/0123456789abcdef",
+        "meshid/anything/else",
+    ];
+    let mut batch: Vec<pb::Entry> = reserved.iter().map(|p| entry(p, 1000)).collect();
+    batch.push(entry("meshidfoo", 1000));
+    let results = create(&mut h, batch).await;
+    for (r, path) in results.iter().zip(reserved) {
+        let e = item_error(r);
+        assert_eq!(Code::from(e.code), Code::InvalidArgument, "{path}: {e:?}");
+        assert!(
+            e.message.starts_with(&format!(
+                "spiffe_id spiffe://example.org/{path} is reserved"
+            )),
+            "{}",
+            e.message
+        );
+    }
+    // Whole segments only, and an agent parent is fine.
+    let ok = created(&results[reserved.len()]).clone();
+    assert_eq!(ok.parent_id, entry("x", 1).parent_id);
+    assert_eq!(h.store.count_entries().await.unwrap(), 1);
+
+    for path in reserved {
+        let err = h
+            .client
+            .update_entry(pb::UpdateEntryRequest {
+                entry: Some(pb::Entry {
+                    id: ok.id.clone(),
+                    ..entry(path, 1000)
+                }),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{path}: {err:?}");
+        assert!(err.message().contains("reserved"), "{}", err.message());
+    }
+    let kept = h.store.get_entry(&ok.id).await.unwrap().unwrap();
+    assert_eq!(kept.spiffe_id.as_str(), "spiffe://example.org/meshidfoo");
+
+    for path in reserved {
+        let err = h
+            .client
+            .create_join_token(pb::CreateJoinTokenRequest {
+                ttl_seconds: 0,
+                spiffe_id: format!("spiffe://example.org/{path}"),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{path}: {err:?}");
+        assert!(err.message().contains("reserved"), "{}", err.message());
+    }
+}

@@ -26,6 +26,9 @@ use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
 use x509_parser::extensions::GeneralName;
 
+#[path = "node_api/agent_binding.rs"]
+mod agent_binding;
+
 const TD: &str = "example.org";
 
 struct Ca {
