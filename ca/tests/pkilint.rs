@@ -25,13 +25,15 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 
 const TD: &str = "example.org";
 
-/// `lint_pkix_cert` from `$MESHID_TEST_PKILINT`, else the test venv that
-/// `scripts/test` fills. Missing is a failure, never a skip.
-fn pkilint() -> PathBuf {
-    let bin = std::env::var_os("MESHID_TEST_PKILINT").map_or_else(
+/// A pkilint tool: `lint_pkix_cert` is `$MESHID_TEST_PKILINT`, else the one
+/// in the test venv that `scripts/test` fills; the other tools sit beside it.
+/// Missing is a failure, never a skip.
+fn pkilint(tool: &str) -> PathBuf {
+    let cert_linter = std::env::var_os("MESHID_TEST_PKILINT").map_or_else(
         || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-venv/bin/lint_pkix_cert"),
         PathBuf::from,
     );
+    let bin = cert_linter.with_file_name(tool);
     assert!(
         bin.is_file(),
         "pkilint not found at {}; run ./scripts/test (it installs it) or \
@@ -41,28 +43,51 @@ fn pkilint() -> PathBuf {
     bin
 }
 
-/// Lints one certificate; returns its WARNING-or-worse findings as
-/// `code: message` lines, minus the one known false positive.
-fn lint(dir: &Path, name: &str, cert: &CertificateDer<'_>) -> Vec<String> {
-    let path = dir.join(format!("{name}.pem"));
-    std::fs::write(&path, x509::to_pem(std::slice::from_ref(cert))).unwrap();
-    let out = Command::new(pkilint())
+/// Lints `cert` alone and, given its issuer, the issuer/subject pair.
+/// Returns the WARNING-or-worse findings, minus the one false positive.
+fn lint(
+    dir: &Path,
+    name: &str,
+    cert: &CertificateDer<'_>,
+    issuer: Option<&CertificateDer<'_>>,
+) -> Vec<String> {
+    let write = |file: String, c: &CertificateDer<'_>| {
+        let path = dir.join(file);
+        std::fs::write(&path, x509::to_pem(std::slice::from_ref(c))).unwrap();
+        path
+    };
+    let subject = write(format!("{name}.pem"), cert);
+    let id = x509::spiffe_id_of(cert).unwrap();
+    let mut findings = run("lint_pkix_cert", std::slice::from_ref(&subject), &id);
+    if let Some(issuer) = issuer {
+        let issuer = write(format!("{name}-issuer.pem"), issuer);
+        findings.extend(run(
+            "lint_pkix_signer_signee_cert_chain",
+            &[issuer, subject],
+            &id,
+        ));
+    }
+    findings
+}
+
+/// Runs one pkilint tool on `files`; `id` is the subject's SPIFFE ID.
+fn run(tool: &str, files: &[PathBuf], id: &SpiffeId) -> Vec<String> {
+    let out = Command::new(pkilint(tool))
         .args(["lint", "-s", "WARNING", "-f", "JSON"])
-        .arg(&path)
+        .args(files)
         .output()
         .unwrap();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
-            "pkilint gave no JSON for {name} ({e}): {}\n{}",
+            "{tool} gave no JSON for {files:?} ({e}): {}\n{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         )
     });
-    let id = x509::spiffe_id_of(cert).unwrap();
     // pkilint checks URIs with the `validators` package's URL rule, which
     // knows only web schemes and so calls every `spiffe://` ID invalid. Drop
-    // exactly that finding, and only for this certificate's own SPIFFE ID
-    // (which parsed above under the SPIFFE-ID rules).
+    // exactly that finding, and only for the subject's own SPIFFE ID (which
+    // x509::spiffe_id_of parsed under the SPIFFE-ID rules).
     let false_positive = format!("Invalid URI syntax: \"{id}\"");
     let mut findings = Vec::new();
     for result in report["results"].as_array().unwrap() {
@@ -74,7 +99,8 @@ fn lint(dir: &Path, name: &str, cert: &CertificateDer<'_>) -> Vec<String> {
                 && node.ends_with("subjectAltName.0.uniformResourceIdentifier")
                 && message == false_positive;
             if !is_spiffe_uri {
-                findings.push(format!("{} {code} at {node}: {message}", f["severity"]));
+                let severity = &f["severity"];
+                findings.push(format!("{tool}: {severity} {code} at {node}: {message}"));
             }
         }
     }
@@ -159,7 +185,8 @@ async fn serving_cert(ca: &CaServer) -> CertificateDer<'static> {
 
 /// An intermediate from the signing-certificate template, under a root
 /// from the same template (meshid's CA signs no intermediates itself today).
-fn intermediate(now: SystemTime) -> CertificateDer<'static> {
+/// Returns (root, intermediate).
+fn intermediate(now: SystemTime) -> (CertificateDer<'static>, CertificateDer<'static>) {
     let ca = |cn: &str, path_len| CaTemplate {
         trust_domain: TD.parse().unwrap(),
         common_name: cn.into(),
@@ -170,13 +197,14 @@ fn intermediate(now: SystemTime) -> CertificateDer<'static> {
     let root_key = PrivateKey::generate_p256().unwrap().key_pair().unwrap();
     let root = self_signed_ca(&ca("meshid root CA", Some(1)), &root_key).unwrap();
     let key = PrivateKey::generate_p256().unwrap();
-    sign_ca(
+    let inter = sign_ca(
         &ca("meshid intermediate CA", Some(0)),
         &key.public_key_der(),
         &root,
         &root_key,
     )
-    .unwrap()
+    .unwrap();
+    (root, inter)
 }
 
 #[tokio::test]
@@ -211,18 +239,21 @@ async fn every_certificate_kind_meshid_issues_passes_pkilint() {
         "api.payments.example.org".to_string(),
         "api.payments.svc".to_string(),
     ];
+    let root = authority.bundle().x509_authorities[0].clone();
+    let (template_root, inter) = intermediate(now);
+    // (name, certificate, its issuer)
     let certs = [
-        ("root", authority.bundle().x509_authorities[0].clone()),
-        ("intermediate", intermediate(now)),
-        ("ca-serving", serving_cert(&ca).await),
-        ("agent-svid", agent.chain[0].clone()),
-        ("workload-svid", workload(&[])),
-        ("workload-svid-dns", workload(&dns)),
+        ("root", root.clone(), None),
+        ("intermediate", inter, Some(template_root)),
+        ("ca-serving", serving_cert(&ca).await, Some(root.clone())),
+        ("agent-svid", agent.chain[0].clone(), Some(root.clone())),
+        ("workload-svid", workload(&[]), Some(root.clone())),
+        ("workload-svid-dns", workload(&dns), Some(root.clone())),
     ];
 
     let mut failures = Vec::new();
-    for (name, cert) in &certs {
-        for finding in lint(dir.path(), name, cert) {
+    for (name, cert, issuer) in &certs {
+        for finding in lint(dir.path(), name, cert, issuer.as_ref()) {
             failures.push(format!("{name}: {finding}"));
         }
     }
