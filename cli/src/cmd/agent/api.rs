@@ -2,7 +2,7 @@
 //! Workload API (what a workload on this machine would get).
 //!
 //! ```text
-//! meshid agent api fetch [--socket PATH] [--output text|json]
+//! meshid agent api fetch [--socket PATH] [--output text|json] [--write DIR]
 //! meshid agent api fetch --jwt --audience payments [--spiffe-id ID]
 //! meshid agent api watch [--socket PATH]
 //! ```
@@ -12,6 +12,7 @@
 //! agent's default.
 
 mod render;
+mod write;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -66,18 +67,23 @@ struct FetchArgs {
     /// Only this SPIFFE ID (must be one this process is entitled to).
     #[arg(long, requires = "jwt")]
     spiffe_id: Option<String>,
+    /// Also write the X.509-SVIDs as files into DIR (created 0700 if
+    /// missing), named as SPIRE does: svid.N.pem (leaf + intermediates),
+    /// svid.N.key (PKCS#8, 0600), bundle.N.pem, federated_bundle.N.M.pem.
+    #[arg(long, value_name = "DIR", conflicts_with = "jwt")]
+    write: Option<PathBuf>,
 }
 
 /// Runs `meshid agent api …`.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::Fetch(a) if a.jwt => fetch_jwt(a).await,
-        Command::Fetch(a) => fetch_x509(a.common).await,
+        Command::Fetch(a) => fetch_x509(a.common, a.write.as_deref()).await,
         Command::Watch(a) => watch(a).await,
     }
 }
 
-async fn fetch_x509(c: Common) -> anyhow::Result<()> {
+async fn fetch_x509(c: Common, write_dir: Option<&std::path::Path>) -> anyhow::Result<()> {
     let mut client = connect(&c.socket).await?;
     let mut stream = client
         .fetch_x509svid(with_header(X509svidRequest::default()))
@@ -90,6 +96,12 @@ async fn fetch_x509(c: Common) -> anyhow::Result<()> {
         .map_err(status_error)?
         .context("the agent closed the stream without an X.509-SVID")?;
     println!("{}", render::x509(&first, c.output)?);
+    if let Some(dir) = write_dir {
+        // On stderr, so `--output json` stays one JSON document.
+        for path in write::x509(dir, &first)? {
+            eprintln!("wrote {}", path.display());
+        }
+    }
     Ok(())
 }
 

@@ -122,7 +122,7 @@ fn summarize(concat: &[u8]) -> anyhow::Result<Vec<CertSummary>> {
 }
 
 /// Splits concatenated DER certificates (each a SEQUENCE) apart.
-fn split_der(mut rest: &[u8]) -> anyhow::Result<Vec<&[u8]>> {
+pub(super) fn split_der(mut rest: &[u8]) -> anyhow::Result<Vec<&[u8]>> {
     let mut out = vec![];
     while !rest.is_empty() {
         anyhow::ensure!(out.len() < MAX_CERTS, "more than {MAX_CERTS} certificates");
