@@ -377,3 +377,73 @@ proptest::proptest! {
         proptest::prop_assert!(verify(&[CertificateDer::from(der)], &set).is_err());
     }
 }
+
+/// A root from rcgen with `nc` (our templates write no name constraints).
+fn constrained_root(nc: rcgen::NameConstraints) -> Ca {
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::default();
+    p.distinguished_name
+        .push(DnType::OrganizationName, "meshid");
+    p.distinguished_name
+        .push(DnType::CommonName, "constrained root");
+    p.subject_alt_names = vec![SanType::URI("spiffe://example.org".try_into().unwrap())];
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    p.not_before = (now() - DAY).into();
+    p.not_after = (now() + 30 * DAY).into();
+    p.name_constraints = Some(nc);
+    let cert = p.self_signed(&key).unwrap().der().clone();
+    Ca { cert, key }
+}
+
+#[test]
+fn root_name_constraints_bind_intermediates_and_leaves() {
+    use rcgen::{DistinguishedName, GeneralSubtree, NameConstraints};
+    let dn = |cn: &str| {
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::OrganizationName, "meshid");
+        dn.push(DnType::CommonName, cn);
+        dn
+    };
+    // The intermediate's own subject is excluded: reported at position 1.
+    let root = constrained_root(NameConstraints {
+        permitted_subtrees: vec![],
+        excluded_subtrees: vec![GeneralSubtree::DirectoryName(dn("sub"))],
+    });
+    let inter = intermediate(&root, "example.org", "sub", None);
+    let leaf = issue(&good_leaf("spiffe://example.org/a"), &inter);
+    let set = bundles(&[("example.org", &root)]);
+    let err = verify(&[leaf, inter.cert.clone()], &set).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SvidError::NameExcluded {
+                position: 1,
+                ca: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // A different intermediate passes, and a DNS SAN outside the permitted
+    // DNS subtree fails at the leaf.
+    let root = constrained_root(NameConstraints {
+        permitted_subtrees: vec![GeneralSubtree::DnsName("example.org".into())],
+        excluded_subtrees: vec![GeneralSubtree::DirectoryName(dn("sub"))],
+    });
+    let inter = intermediate(&root, "example.org", "other", None);
+    let set = bundles(&[("example.org", &root)]);
+    let mut p = good_leaf("spiffe://example.org/a");
+    p.subject_alt_names
+        .push(SanType::DnsName("api.example.org".try_into().unwrap()));
+    let leaf = issue(&p, &inter);
+    assert!(verify(&[leaf, inter.cert.clone()], &set).is_ok());
+    p.subject_alt_names
+        .push(SanType::DnsName("db.other.test".try_into().unwrap()));
+    let leaf = issue(&p, &inter);
+    let err = verify(&[leaf, inter.cert.clone()], &set).unwrap_err();
+    assert!(
+        matches!(&err, SvidError::NameNotPermitted { position: 0, ca: 2, name } if name.contains("db.other.test")),
+        "{err:?}"
+    );
+}
