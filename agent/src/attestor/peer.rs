@@ -57,10 +57,18 @@ impl PeerInfo {
     }
 
     /// The process behind this peer, pinned by its start time in the real
-    /// `/proc`. Fails if it is gone or (when the start time was recorded
-    /// at accept) if the pid now names another process.
+    /// `/proc`. With the start time recorded at accept this reads nothing
+    /// (attestation and [`ProcessIdentity::still_same`] check it against
+    /// /proc); without one it is read now, failing if the process is gone.
     pub fn process(&self) -> Result<ProcessIdentity, AttestError> {
-        ProcessIdentity::capture(Path::new("/proc"), self.pid, self.start_time)
+        match self.start_time {
+            Some(start_time) => Ok(ProcessIdentity {
+                pid: self.pid,
+                start_time,
+                proc_root: PathBuf::from("/proc"),
+            }),
+            None => ProcessIdentity::capture(Path::new("/proc"), self.pid, None),
+        }
     }
 }
 
@@ -110,5 +118,43 @@ impl ProcessIdentity {
             ProcFs::new(&self.proc_root).stat(self.pid),
             Ok(stat) if stat.start_time == self.start_time
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pid no process can have (above the kernel's PID_MAX_LIMIT).
+    const NO_SUCH_PID: i32 = i32::MAX;
+
+    #[test]
+    fn process_with_accept_time_start_reads_nothing_and_is_checked_later() {
+        let peer = PeerInfo {
+            pid: NO_SUCH_PID,
+            uid: 0,
+            gid: 0,
+            start_time: Some(42),
+        };
+        let process = peer.process().map_err(|e| e.to_string());
+        assert_eq!(process.as_ref().map(ProcessIdentity::start_time), Ok(42));
+        assert!(
+            !process.is_ok_and(|p| p.still_same()),
+            "a gone process is never the same"
+        );
+    }
+
+    #[test]
+    fn process_without_start_time_reads_proc_and_fails_closed() {
+        let peer = PeerInfo {
+            pid: NO_SUCH_PID,
+            uid: 0,
+            gid: 0,
+            start_time: None,
+        };
+        assert!(matches!(
+            peer.process(),
+            Err(AttestError::ProcessGone { pid: NO_SUCH_PID })
+        ));
     }
 }

@@ -9,6 +9,8 @@ use super::AttestError;
 
 /// Largest /proc text file we read (stat and status are a few KiB).
 const MAX_PROC_FILE: u64 = 64 * 1024;
+/// Initial read buffer: larger than a typical stat or status file.
+const READ_CAPACITY: usize = 4096;
 /// Largest number of supplementary groups we accept (Linux NGROUPS_MAX).
 const MAX_GROUPS: usize = 65536;
 /// `ESRCH`: the process does not exist (returned by some /proc reads).
@@ -103,7 +105,9 @@ pub(crate) fn io_error(path: PathBuf, pid: i32, e: io::Error) -> AttestError {
 
 fn read_bounded(path: &Path, pid: i32) -> Result<String, AttestError> {
     let file = File::open(path).map_err(|e| io_error(path.to_owned(), pid, e))?;
-    let mut buf = Vec::new();
+    // Room for a whole stat or status file, so it is read in one call
+    // (an empty buffer makes read_to_end probe with extra reads first).
+    let mut buf = Vec::with_capacity(READ_CAPACITY);
     file.take(MAX_PROC_FILE + 1)
         .read_to_end(&mut buf)
         .map_err(|e| io_error(path.to_owned(), pid, e))?;

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use meshid_identity::Selector;
+use tokio::sync::Semaphore;
 
 use super::exe_hash::{DEFAULT_MAX_HASH_BYTES, ExeHasher};
 use super::procfs::{ProcFs, io_error};
@@ -20,6 +21,13 @@ use super::{AttestError, NameResolver, PeerInfo, ProcessIdentity, WorkloadAttest
 
 /// Selector type produced by this attestor.
 const KIND: &str = "unix";
+
+/// Most attestations running at once. Each reads a few /proc files (and
+/// asks the name service) on tokio's blocking pool; unbounded, a burst of
+/// 2,000 connections made the pool start ~75 threads, each with its own
+/// allocator arena, for work that takes microseconds. Callers beyond the
+/// bound wait their turn in arrival order.
+const MAX_CONCURRENT_ATTESTATIONS: usize = 8;
 
 /// Settings of the unix attestor.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
@@ -48,6 +56,7 @@ pub struct UnixAttestor {
     names: NameResolver,
     hash_executables: bool,
     hasher: Arc<ExeHasher>,
+    permits: Arc<Semaphore>,
 }
 
 // === impl UnixAttestor ===
@@ -60,6 +69,7 @@ impl UnixAttestor {
             names: NameResolver::System,
             hash_executables: config.hash_executables,
             hasher: Arc::new(ExeHasher::new(config.max_hash_bytes)),
+            permits: Arc::new(Semaphore::new(MAX_CONCURRENT_ATTESTATIONS)),
         }
     }
 
@@ -85,7 +95,14 @@ impl UnixAttestor {
     pub fn attest_blocking(&self, peer: &PeerInfo) -> Result<Vec<Selector>, AttestError> {
         let pid = peer.pid;
         let procfs = ProcFs::new(&self.proc_root);
-        let before = ProcessIdentity::capture(&self.proc_root, pid, peer.start_time)?;
+        // The process is pinned by its start time: the one read at accept
+        // if there is one (then the check after the reads below is enough:
+        // a pid is not reused while its process lives, and a new process
+        // would have another start time), else one read now.
+        let start_time = match peer.start_time {
+            Some(t) => t,
+            None => ProcessIdentity::capture(&self.proc_root, pid, None)?.start_time(),
+        };
 
         let status = procfs.status(pid)?;
         if status.euid != peer.uid {
@@ -117,7 +134,7 @@ impl UnixAttestor {
         };
 
         // Everything above must describe the process that connected.
-        ProcessIdentity::capture(&self.proc_root, pid, Some(before.start_time()))?;
+        ProcessIdentity::capture(&self.proc_root, pid, Some(start_time))?;
 
         let mut out = Vec::new();
         push(&mut out, format!("uid:{}", peer.uid));
@@ -157,10 +174,20 @@ fn push(out: &mut Vec<Selector>, value: String) {
 #[async_trait::async_trait]
 impl WorkloadAttestor for UnixAttestor {
     async fn attest(&self, peer: &PeerInfo) -> Result<Vec<Selector>, AttestError> {
+        // The semaphore is never closed; an error would mean it was. The
+        // permit goes with the work, so a caller that gives up early does
+        // not free a slot while its /proc reads still run.
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(|e| AttestError::Task(e.to_string()))?;
         let this = self.clone();
         let peer = *peer;
-        tokio::task::spawn_blocking(move || this.attest_blocking(&peer))
-            .await
-            .map_err(|e| AttestError::Task(e.to_string()))?
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            this.attest_blocking(&peer)
+        })
+        .await
+        .map_err(|e| AttestError::Task(e.to_string()))?
     }
 }

@@ -114,6 +114,12 @@ impl Agent {
         self.tx.send(snap).unwrap();
     }
 
+    /// Live receivers of the snapshot channel: one per open stream and per
+    /// open connection, plus the server's own.
+    pub fn receivers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
     /// Signals shutdown and waits for `serve` to return.
     pub async fn stop(&mut self) {
         if let Some(s) = self.stop.take() {
