@@ -5,7 +5,10 @@
 //! entry (the caller passes them), never from a CSR; the CSR only supplies
 //! the public key. Lifetimes follow [`ttl::svid_lifetime`].
 
+mod probe;
 pub mod ttl;
+
+pub use probe::IssuanceError;
 
 use std::fmt;
 use std::time::{Duration, SystemTime};
@@ -117,6 +120,9 @@ pub struct Authority {
     chain_after_leaf: Vec<CertificateDer<'static>>,
     jwt_key: JwtSigningKey,
     bundle: TrustBundle,
+    /// The public key of [`Authority::check_issuance`]'s probe SVIDs (its
+    /// private half is dropped at once: a probe is never used).
+    probe_spki: Vec<u8>,
 }
 
 // === impl Authority ===
@@ -147,6 +153,9 @@ impl Authority {
         bundle.x509_authorities = material.roots.clone();
         bundle.jwt_authorities = vec![jwt_key.public_authority()];
         bundle.refresh_hint = Some(Duration::from_secs(300));
+        let probe_spki = meshid_identity::PrivateKey::generate_p256()
+            .map_err(|e| AuthorityError::BadCa(format!("probe key: {e}")))?
+            .public_key_der();
         Ok(Self {
             kind: upstream.kind(),
             chain_after_leaf: material.chain_after_leaf(),
@@ -156,6 +165,7 @@ impl Authority {
             ca_not_after,
             jwt_key,
             bundle,
+            probe_spki,
         })
     }
 

@@ -1,5 +1,6 @@
-//! The HTTP ops endpoint: `/healthz` (process up), `/readyz` (store
-//! answers) and `/metrics` (Prometheus text).
+//! The HTTP ops endpoint: `/healthz` (process up), `/readyz` (the store
+//! answers and the CA can issue SVIDs agents verify; the body says why
+//! not) and `/metrics` (Prometheus text).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -14,6 +15,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use meshid_identity::tls::Clock;
+
+use crate::authority::Authority;
 use crate::metrics::CaMetrics;
 use crate::store::Store;
 
@@ -21,12 +25,25 @@ use crate::store::Store;
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What the ops endpoint reports on.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OpsState {
     /// The CA's store.
     pub store: Arc<dyn Store>,
+    /// The CA's signing authority.
+    pub authority: Arc<Authority>,
     /// The CA's metrics.
     pub metrics: CaMetrics,
+    /// The time readiness is judged at.
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for OpsState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpsState")
+            .field("store", &self.store)
+            .field("authority", &self.authority)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Serves the ops endpoint on `listener` until `shutdown` turns true.
@@ -70,18 +87,9 @@ async fn handle(
     }
     Ok(match req.uri().path() {
         "/healthz" => reply(StatusCode::OK, "text/plain", "ok\n".into()),
-        "/readyz" => match tokio::time::timeout(READY_TIMEOUT, state.store.health()).await {
-            Ok(Ok(())) => reply(StatusCode::OK, "text/plain", "ready\n".into()),
-            Ok(Err(e)) => reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "text/plain",
-                format!("store: {e}\n"),
-            ),
-            Err(_) => reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "text/plain",
-                "store: no answer within 2s\n".into(),
-            ),
+        "/readyz" => match not_ready(&state).await {
+            None => reply(StatusCode::OK, "text/plain", "ready\n".into()),
+            Some(why) => reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", why),
         },
         "/metrics" => {
             if let Ok(n) = state.store.count_entries().await {
@@ -108,6 +116,20 @@ async fn handle(
             "try /healthz, /readyz or /metrics\n".into(),
         ),
     })
+}
+
+/// Every reason the CA is not ready, one line each; `None` when ready.
+async fn not_ready(state: &OpsState) -> Option<String> {
+    let mut why = String::new();
+    match tokio::time::timeout(READY_TIMEOUT, state.store.health()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => why.push_str(&format!("store: {e}\n")),
+        Err(_) => why.push_str("store: no answer within 2s\n"),
+    }
+    if let Err(e) = state.authority.check_issuance((state.clock)()) {
+        why.push_str(&format!("issuance: {e}\n"));
+    }
+    (!why.is_empty()).then_some(why)
 }
 
 fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {

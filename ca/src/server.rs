@@ -110,6 +110,11 @@ impl CaServer {
         };
         let mut authority = Authority::new(authority_cfg, upstream.as_ref(), &keys, now)?;
         authority.publish(store.as_ref(), now).await?;
+        if let Err(e) = authority.check_issuance(now) {
+            // Not fatal: a chain that is not valid yet may become so; until
+            // then /readyz says why the CA is not ready.
+            tracing::error!(error = %e, "the CA cannot issue SVIDs that agents accept");
+        }
         let authority = Arc::new(authority);
         let metrics = CaMetrics::new();
         metrics.set_ca_expiry(authority.not_after());
@@ -179,7 +184,9 @@ impl CaServer {
         let ops_addr = local_addr("ops endpoint", &ops_listener)?;
         let state = OpsState {
             store: Arc::clone(&store),
+            authority: Arc::clone(&authority),
             metrics: metrics.clone(),
+            clock: Arc::new(SystemTime::now),
         };
         let ops_rx = rx.clone();
         tasks.push((
