@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use meshid_identity::{SpiffeId, TrustDomain};
+use meshid_runtime::uds::UdsLimits;
 use serde::Deserialize;
 
 pub use duration::parse_duration;
@@ -106,6 +107,21 @@ pub struct AgentConfig {
     /// CSRs per `SignX509Svids` call (1 to 500).
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
+    /// Unix-socket listeners (Workload API, SDS): time from connect until
+    /// a client's first request headers are complete.
+    #[serde(default = "default_handshake_timeout", with = "duration::serde_str")]
+    pub listener_handshake_timeout: Duration,
+    /// Unix-socket listeners: a connection with no open stream this long
+    /// is closed (open streams are never cut).
+    #[serde(default = "default_idle_timeout", with = "duration::serde_str")]
+    pub listener_idle_timeout: Duration,
+    /// Unix-socket listeners: most connections open at once, per listener.
+    #[serde(default = "default_max_connections")]
+    pub listener_max_connections: usize,
+    /// Unix-socket listeners: most connections one Unix user may hold open,
+    /// per listener, so one user cannot starve the others.
+    #[serde(default = "default_max_connections_per_uid")]
+    pub listener_max_connections_per_uid: usize,
 }
 
 fn default_sync_interval() -> Duration {
@@ -119,6 +135,18 @@ fn default_rotation_jitter() -> f64 {
 }
 fn default_batch_size() -> usize {
     MAX_BATCH_SIZE
+}
+fn default_handshake_timeout() -> Duration {
+    UdsLimits::default().handshake_timeout
+}
+fn default_idle_timeout() -> Duration {
+    UdsLimits::default().idle_timeout
+}
+fn default_max_connections() -> usize {
+    UdsLimits::default().max_connections
+}
+fn default_max_connections_per_uid() -> usize {
+    UdsLimits::default().max_connections_per_uid
 }
 
 // === impl JoinToken ===
@@ -223,6 +251,16 @@ impl AgentConfig {
             .unwrap_or(&self.workload_api_socket)
     }
 
+    /// The limits of the Unix-socket listeners.
+    pub fn listener_limits(&self) -> UdsLimits {
+        UdsLimits {
+            handshake_timeout: self.listener_handshake_timeout,
+            idle_timeout: self.listener_idle_timeout,
+            max_connections: self.listener_max_connections,
+            max_connections_per_uid: self.listener_max_connections_per_uid,
+        }
+    }
+
     /// Checks every field; call again after overriding fields.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |field, reason: &str| ConfigError::Invalid {
@@ -269,6 +307,42 @@ impl AgentConfig {
         }
         if !(1..=MAX_BATCH_SIZE).contains(&self.batch_size) {
             return Err(invalid("batch_size", "must be between 1 and 500"));
+        }
+        self.validate_listener_limits()?;
+        Ok(())
+    }
+}
+
+impl AgentConfig {
+    fn validate_listener_limits(&self) -> Result<(), ConfigError> {
+        let invalid = |field, reason: &str| ConfigError::Invalid {
+            field,
+            reason: reason.to_owned(),
+        };
+        let secs = Duration::from_secs;
+        if !(Duration::from_millis(100)..=secs(300)).contains(&self.listener_handshake_timeout) {
+            return Err(invalid(
+                "listener_handshake_timeout",
+                "must be between 100ms and 5m (10s is usual)",
+            ));
+        }
+        if !(Duration::from_millis(100)..=secs(24 * 3600)).contains(&self.listener_idle_timeout) {
+            return Err(invalid(
+                "listener_idle_timeout",
+                "must be between 100ms and 24h (5m is usual)",
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.listener_max_connections) {
+            return Err(invalid(
+                "listener_max_connections",
+                "must be between 1 and 1000000 (8192 is usual)",
+            ));
+        }
+        if !(1..=self.listener_max_connections).contains(&self.listener_max_connections_per_uid) {
+            return Err(invalid(
+                "listener_max_connections_per_uid",
+                "must be between 1 and listener_max_connections",
+            ));
         }
         Ok(())
     }

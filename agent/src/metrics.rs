@@ -2,6 +2,7 @@
 
 use std::sync::atomic::AtomicU64;
 
+use meshid_runtime::uds::UdsMetrics;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -23,6 +24,9 @@ pub struct AgentMetrics {
     pub sync_failures: Counter,
     /// Unix time of the last successful sync.
     pub last_sync: Gauge<f64, AtomicU64>,
+    /// The Unix-socket listeners (Workload API, SDS): open, refused and
+    /// timed-out connections, rewritten authorities.
+    pub uds: UdsMetrics,
 }
 
 // === impl AgentMetrics ===
@@ -30,8 +34,11 @@ pub struct AgentMetrics {
 impl AgentMetrics {
     /// Creates the metrics and registers them under `meshid_agent_`.
     pub fn register(registry: &mut Registry) -> Self {
-        let m = Self::default();
         let r = registry.sub_registry_with_prefix("meshid_agent");
+        let m = Self {
+            uds: UdsMetrics::register(r),
+            ..Self::default()
+        };
         r.register(
             "svids_cached",
             "X.509-SVIDs currently served",

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use meshid_identity::{TrustBundle, TrustDomain};
 use meshid_proto::envoy::pb::envoy::service::secret::v3::secret_discovery_service_server::SecretDiscoveryServiceServer;
 use meshid_proto::workload::spiffe_workload_api_server::SpiffeWorkloadApiServer;
+use meshid_runtime::uds::UdsListener;
 use prometheus_client::registry::Registry;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
@@ -73,6 +74,9 @@ pub async fn run(
         Some(path) => Some(read_bundle(path, &td)?),
         None => None,
     };
+    // Refuse a socket layout workloads cannot reach before spending the token.
+    workload_api::check_socket_reachable(&config.workload_api_socket, &config.data_dir)?;
+    workload_api::check_socket_reachable(config.sds_socket(), &config.data_dir)?;
     let client = Arc::new(GrpcCaClient::new(
         &config.ca_address,
         config.ca_spiffe_id()?,
@@ -105,6 +109,8 @@ pub async fn run(
 
     let mut registry = Registry::default();
     let metrics = AgentMetrics::register(&mut registry);
+    let uds_metrics = metrics.uds.clone();
+    let limits = config.listener_limits();
     let mut mcfg = ManagerConfig::new(td);
     mcfg.sync_interval = config.sync_interval;
     mcfg.rotation_fraction = config.rotation_fraction;
@@ -130,7 +136,11 @@ pub async fn run(
     let attestor: Arc<dyn WorkloadAttestor> =
         Arc::new(UnixAttestor::new(&UnixAttestorConfig::default()));
     let jwt: Arc<dyn JwtMinter> = Arc::new(handle.clone());
-    let wl_listener = workload_api::bind_socket(&config.workload_api_socket)?;
+    let wl_listener = UdsListener::new(
+        workload_api::bind_socket(&config.workload_api_socket)?,
+        limits,
+        uds_metrics.listener("workload_api"),
+    );
     if config.sds_socket() == config.workload_api_socket.as_path() {
         let (signal, stop) = ShutdownSignal::new(stopped(stop_rx.clone()));
         let api = workload_api::WorkloadApi::new(
@@ -142,6 +152,7 @@ pub async fn run(
         );
         let sds = crate::sds::SecretDiscovery::new(handle.subscribe(), attestor, clock, stop);
         let server = tonic::transport::Server::builder()
+            .max_concurrent_streams(workload_api::MAX_STREAMS_PER_CONNECTION)
             .add_service(
                 SpiffeWorkloadApiServer::new(api)
                     .max_decoding_message_size(workload_api::MAX_REQUEST_SIZE)
@@ -156,7 +167,11 @@ pub async fn run(
         tasks.spawn(async move { server.await.map_err(RunError::from) });
         tracing::info!(socket = %config.workload_api_socket.display(), "Workload API and SDS listening");
     } else {
-        let sds_listener = workload_api::bind_socket(config.sds_socket())?;
+        let sds_listener = UdsListener::new(
+            workload_api::bind_socket(config.sds_socket())?,
+            limits,
+            uds_metrics.listener("sds"),
+        );
         tasks.spawn(workload_api_task(
             wl_listener,
             handle.subscribe(),
@@ -210,7 +225,7 @@ async fn manager_task(manager: SvidManager, stop: watch::Receiver<bool>) -> Resu
 }
 
 async fn workload_api_task(
-    listener: tokio::net::UnixListener,
+    listener: UdsListener,
     snaps: watch::Receiver<Arc<crate::cache::Snapshot>>,
     attestor: Arc<dyn WorkloadAttestor>,
     jwt: Arc<dyn JwtMinter>,

@@ -36,7 +36,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use meshid_proto::envoy::pb::envoy::service::secret::v3::secret_discovery_service_server::SecretDiscoveryServiceServer;
-use tokio::net::UnixListener;
+use meshid_runtime::uds::UdsListener;
 use tokio::sync::watch;
 
 use crate::attestor::{self, WorkloadAttestor};
@@ -50,10 +50,10 @@ pub const MAX_REQUEST_SIZE: usize = 1024 * 1024;
 /// Most resource names one request may subscribe to.
 pub const MAX_RESOURCE_NAMES: usize = 256;
 
-/// Serves SDS on `listener` until `shutdown` completes; open streams end
-/// then too.
+/// Serves SDS on `listener` (a `UnixListener` gets the default limits)
+/// until `shutdown` completes; open streams end then too.
 pub async fn serve(
-    listener: UnixListener,
+    listener: impl Into<UdsListener>,
     snapshots: watch::Receiver<Arc<Snapshot>>,
     attestor: Arc<dyn WorkloadAttestor>,
     clock: SharedClock,

@@ -24,11 +24,14 @@
 //! local process may *ask*, attestation decides what it *gets*. See
 //! [`bind_socket`].
 //!
-//! Interop note: gRPC C-core clients (Python `grpcio`, C++, Ruby) dialing
-//! `unix:/path` send the socket path as the HTTP/2 `:authority`, which the
-//! HTTP/2 server refuses (`RST_STREAM` PROTOCOL_ERROR). Such clients must
-//! set the channel option `grpc.default_authority` to `localhost` (as our
-//! Python test client does). The `spiffe` Rust crate is unaffected.
+//! Connections go through `meshid_runtime::uds`: a cap on connections in
+//! total and per Unix user, a handshake (header-read) timeout, an idle
+//! timeout for connections without an open stream (an open
+//! `FetchX509SVID` watch is never cut), and the `:authority` rewrite that
+//! lets gRPC C-core (Python `grpcio`, pyspiffe, C++, Ruby), grpc-java and
+//! grpc-swift clients in: they send the socket path, percent-encoded, as
+//! the HTTP/2 `:authority`, which the HTTP/2 server would refuse with
+//! `RST_STREAM(PROTOCOL_ERROR)` (see `meshid_runtime::authority`).
 
 mod caller;
 mod jwt;
@@ -40,7 +43,7 @@ mod watch_stream;
 
 pub use jwt::{JwtMinter, MintError};
 pub use service::WorkloadApi;
-pub use socket::{BindError, bind_socket};
+pub use socket::{BindError, bind_socket, check_socket_reachable};
 
 pub(crate) use caller::{Caller, ShutdownSignal};
 pub(crate) use view::View;
@@ -50,7 +53,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use meshid_proto::workload::spiffe_workload_api_server::SpiffeWorkloadApiServer;
-use tokio::net::UnixListener;
+use meshid_runtime::uds::UdsListener;
 use tokio::sync::watch;
 
 use crate::attestor::{self, WorkloadAttestor};
@@ -65,10 +68,11 @@ pub const MAX_REQUEST_SIZE: usize = 64 * 1024;
 /// so a single caller cannot pin unbounded server tasks.
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 64;
 
-/// Serves the Workload API on `listener` until `shutdown` completes. Open
-/// streams end when `shutdown` completes, so it returns promptly.
+/// Serves the Workload API on `listener` (a `UnixListener` gets the
+/// default limits) until `shutdown` completes. Open streams end when
+/// `shutdown` completes, so it returns promptly.
 pub async fn serve(
-    listener: UnixListener,
+    listener: impl Into<UdsListener>,
     snapshots: watch::Receiver<Arc<Snapshot>>,
     attestor: Arc<dyn WorkloadAttestor>,
     jwt: Arc<dyn JwtMinter>,

@@ -2,8 +2,8 @@
 //!
 //! A Unix socket that every local user may connect to (the SPIFFE Workload
 //! API is mode 0777) must not let one user hold the server's connections
-//! or file descriptors. [`incoming`] turns a `UnixListener` into the stream
-//! of connections tonic serves, and enforces per listener:
+//! or file descriptors. [`UdsListener::incoming`] turns a `UnixListener` into
+//! the stream of connections tonic serves, and enforces per listener:
 //!
 //! - a cap on open connections ([`UdsLimits::max_connections`]) and on open
 //!   connections of one Unix user ([`UdsLimits::max_connections_per_uid`]),
@@ -77,67 +77,111 @@ impl Default for UdsLimits {
     }
 }
 
-/// Accepts connections from `listener` forever under `limits`, passing
-/// each admitted stream through `wrap` (which may refuse it, e.g. when its
-/// peer credentials cannot be read). Refused connections are closed and
-/// counted in `metrics`; they never reach the server.
-pub fn incoming<S, F>(
+/// A bound Unix listener with the limits and metrics it is served under.
+#[derive(Debug)]
+pub struct UdsListener {
     listener: UnixListener,
     limits: UdsLimits,
     metrics: ListenerMetrics,
-    wrap: F,
-) -> impl Stream<Item = io::Result<GuardedConnection<S>>> + Send + 'static
-where
-    S: Send + 'static,
-    F: FnMut(UnixStream) -> io::Result<S> + Send + 'static,
-{
-    let admission = Arc::new(Admission::new(
-        limits.max_connections,
-        limits.max_connections_per_uid,
-    ));
-    let state = (listener, admission, wrap, metrics);
-    futures::stream::unfold(
-        state,
-        move |(listener, admission, mut wrap, metrics)| async move {
-            let item = loop {
-                let stream = match listener.accept().await {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept on the Unix socket failed");
-                        metrics.refused(Refusal::AcceptFailed);
-                        tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-                        continue;
-                    }
-                };
-                let uid = match stream.peer_cred() {
-                    Ok(cred) => cred.uid(),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "closing a connection without peer credentials");
-                        metrics.refused(Refusal::NoPeerCredentials);
-                        continue;
-                    }
-                };
-                let permit = match admission.admit(uid) {
-                    Ok(permit) => permit,
-                    Err(refusal) => {
-                        tracing::debug!(uid, reason = refusal.as_str(), "connection refused");
-                        metrics.refused(refusal);
-                        continue;
-                    }
-                };
-                match wrap(stream) {
-                    Ok(inner) => {
-                        break GuardedConnection::new(inner, permit, limits, metrics.clone());
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, uid, "closing a connection");
-                        metrics.refused(Refusal::NoPeerCredentials);
-                    }
-                }
-            };
-            Some((Ok(item), (listener, admission, wrap, metrics)))
-        },
-    )
+}
+
+// === impl UdsListener ===
+
+impl UdsListener {
+    /// `listener` served under `limits`, counted in `metrics`.
+    pub fn new(listener: UnixListener, limits: UdsLimits, metrics: ListenerMetrics) -> Self {
+        Self {
+            listener,
+            limits,
+            metrics,
+        }
+    }
+
+    /// Accepts connections forever under the limits, passing each admitted
+    /// stream through `wrap` (which may refuse it, e.g. when its peer
+    /// credentials cannot be read). Refused connections are closed and
+    /// counted; they never reach the server.
+    pub fn incoming<S, F>(
+        self,
+        wrap: F,
+    ) -> impl Stream<Item = io::Result<GuardedConnection<S>>> + Send + 'static
+    where
+        S: Send + 'static,
+        F: FnMut(UnixStream) -> io::Result<S> + Send + 'static,
+    {
+        let Self {
+            listener,
+            limits,
+            metrics,
+        } = self;
+        let admission = Arc::new(Admission::new(
+            limits.max_connections,
+            limits.max_connections_per_uid,
+        ));
+        let state = (listener, admission, wrap, metrics);
+        futures::stream::unfold(
+            state,
+            move |(listener, admission, mut wrap, metrics)| async move {
+                let conn = accept(&listener, &admission, &mut wrap, limits, &metrics).await;
+                Some((Ok(conn), (listener, admission, wrap, metrics)))
+            },
+        )
+    }
+}
+
+/// Default limits and metrics that go nowhere.
+impl From<UnixListener> for UdsListener {
+    fn from(listener: UnixListener) -> Self {
+        Self::new(
+            listener,
+            UdsLimits::default(),
+            ListenerMetrics::unregistered("unix"),
+        )
+    }
+}
+
+/// The next admitted connection; refusals are closed and counted here.
+async fn accept<S>(
+    listener: &UnixListener,
+    admission: &Arc<Admission>,
+    wrap: &mut impl FnMut(UnixStream) -> io::Result<S>,
+    limits: UdsLimits,
+    metrics: &ListenerMetrics,
+) -> GuardedConnection<S> {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept on the Unix socket failed");
+                metrics.refused(Refusal::AcceptFailed);
+                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                continue;
+            }
+        };
+        let uid = match stream.peer_cred() {
+            Ok(cred) => cred.uid(),
+            Err(e) => {
+                tracing::warn!(error = %e, "closing a connection without peer credentials");
+                metrics.refused(Refusal::NoPeerCredentials);
+                continue;
+            }
+        };
+        let permit = match admission.admit(uid) {
+            Ok(permit) => permit,
+            Err(refusal) => {
+                tracing::debug!(uid, reason = refusal.as_str(), "connection refused");
+                metrics.refused(refusal);
+                continue;
+            }
+        };
+        match wrap(stream) {
+            Ok(inner) => return GuardedConnection::new(inner, permit, limits, metrics.clone()),
+            Err(e) => {
+                tracing::warn!(error = %e, uid, "closing a connection");
+                metrics.refused(Refusal::NoPeerCredentials);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Accepted Unix-socket connections that carry their peer's credentials,
-//! so tonic servers (Workload API, SDS) can read them per request:
+//! so tonic servers (Workload API, SDS) can read them per request. The
+//! accept loop, its limits and timeouts are `meshid_runtime::uds`:
 //!
 //! ```text
 //! Server::builder().add_service(svc).serve_with_incoming(incoming(listener)).await?;
@@ -10,18 +11,14 @@
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use futures::Stream;
+use meshid_runtime::uds::{GuardedConnection, UdsListener};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::UnixStream;
 use tonic::transport::server::Connected;
 
 use super::PeerInfo;
-
-/// Pause after a failed `accept` (e.g. out of file descriptors) so the
-/// accept loop does not spin.
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
 /// A connected Unix stream and the credentials of the process on the other
 /// end, read once when it was accepted.
@@ -104,22 +101,16 @@ impl AsyncWrite for UdsConnection {
     }
 }
 
-/// Accepts connections forever, each with its peer's credentials. A
-/// connection whose credentials cannot be read is yielded as an error (tonic
-/// logs and drops it) — it is never served without them.
-pub fn incoming(listener: UnixListener) -> impl Stream<Item = io::Result<UdsConnection>> {
-    futures::stream::unfold(listener, |listener| async move {
-        let item = match listener.accept().await {
-            Ok((stream, _addr)) => UdsConnection::new(stream).map_err(|e| {
-                tracing::warn!(error = %e, "dropping connection without usable peer credentials");
-                io::Error::other(e)
-            }),
-            Err(e) => {
-                tracing::warn!(error = %e, "accept on the Unix socket failed");
-                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-                Err(e)
-            }
-        };
-        Some((item, listener))
+/// Accepts connections forever under the listener's limits, each with its
+/// peer's credentials. A connection whose credentials cannot be read is
+/// closed (and counted) — it is never served without them.
+pub fn incoming(
+    listener: impl Into<UdsListener>,
+) -> impl Stream<Item = io::Result<GuardedConnection<UdsConnection>>> {
+    listener.into().incoming(|stream| {
+        UdsConnection::new(stream).map_err(|e| {
+            tracing::warn!(error = %e, "dropping connection without usable peer credentials");
+            io::Error::other(e)
+        })
     })
 }

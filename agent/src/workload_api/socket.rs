@@ -23,6 +23,21 @@ pub enum BindError {
     /// The path exists and is not a socket; refusing to delete it.
     #[error("{0} exists and is not a socket; remove it or choose another socket path")]
     NotASocket(PathBuf),
+    /// A directory on the way to the socket does not let other users
+    /// through, so workloads running as other users could not connect.
+    #[error(
+        "socket {socket}: {reason}, so workloads of other users could not connect; \
+         put the socket in a directory of its own that others may traverse \
+         (e.g. /run/meshid/agent.sock) or `chmod o+x {dir}`"
+    )]
+    Unreachable {
+        /// The socket path.
+        socket: PathBuf,
+        /// The directory that blocks the way.
+        dir: PathBuf,
+        /// Why it blocks.
+        reason: String,
+    },
     /// bind(2) or chmod failed.
     #[error("cannot listen on {path}: {source}")]
     Bind {
@@ -32,6 +47,50 @@ pub enum BindError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Checks, before anything is bound, that workloads of other users will be
+/// able to reach `socket`: its directory, and every directory of the
+/// agent's own `data_dir` on the way, must let others through (`o+x`);
+/// `data_dir` itself is created `0700` when missing (it holds the agent's
+/// key), so a socket inside a missing `data_dir` is refused too. Other
+/// parents that are closed to others are the operator's choice (e.g. a
+/// group-only tree) and only logged.
+pub fn check_socket_reachable(socket: &Path, data_dir: &Path) -> Result<(), BindError> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    let refuse = |d: &Path, reason: String| BindError::Unreachable {
+        socket: socket.to_owned(),
+        dir: d.to_owned(),
+        reason,
+    };
+    for d in dir.ancestors().take_while(|d| !d.as_os_str().is_empty()) {
+        let ours = d == dir || d.starts_with(data_dir);
+        match std::fs::metadata(d) {
+            Ok(meta) if meta.mode() & 0o001 == 0 => {
+                let reason = format!(
+                    "directory {} is mode {:o}, closed to other users",
+                    d.display(),
+                    meta.mode() & 0o7777
+                );
+                if ours {
+                    return Err(refuse(d, reason));
+                }
+                tracing::warn!(socket = %socket.display(), "{reason}; only users allowed through it can reach the socket");
+            }
+            Err(_) if d == data_dir => {
+                let reason = format!(
+                    "it is inside data_dir {}, which the agent creates 0700 because it holds the agent's key",
+                    d.display()
+                );
+                return Err(refuse(d, reason));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Binds a Unix socket at `path` that every local user may connect to.

@@ -2,14 +2,17 @@
 //!
 //! The socket is the admin API's only authentication: its directory is made
 //! `0700` and the socket `0600`, so only the CA's user (and root) can call it.
+//! Connections go through `meshid_runtime::uds` (default limits and
+//! timeouts, and the `:authority` rewrite so gRPC C-core, Java and Swift
+//! clients, which send the socket path as `:authority`, are served).
 
 use std::future::Future;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use meshid_runtime::uds::UdsListener;
 use tokio::net::UnixListener;
-use tokio_stream::wrappers::UnixListenerStream;
 
 use super::AdminService;
 
@@ -56,14 +59,15 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
     Ok(listener)
 }
 
-/// Serves `service` on `listener` until `shutdown` completes.
+/// Serves `service` on `listener` (a `UnixListener` gets the default
+/// limits) until `shutdown` completes.
 pub async fn serve(
     service: AdminService,
-    listener: UnixListener,
+    listener: impl Into<UdsListener>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     tonic::transport::Server::builder()
         .add_service(service.into_server())
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(listener.into().incoming(Ok), shutdown)
         .await
 }

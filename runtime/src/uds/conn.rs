@@ -16,7 +16,7 @@ use crate::authority::{AuthorityRewriter, ClientEvent};
 /// Bytes read from the client per read call.
 const READ_CHUNK: usize = 16 * 1024;
 
-/// A connection admitted by [`incoming`](super::incoming); see the
+/// A connection admitted by [`UdsListener::incoming`](super::UdsListener::incoming); see the
 /// [module docs](super). Reads return an error (and the server closes the
 /// connection) when a timeout expires or the client's frames cannot be
 /// rewritten.

@@ -33,7 +33,7 @@ fn serve(limits: UdsLimits, respond: fn(u32) -> Option<Vec<u8>>) -> Server {
     let mut registry = Registry::default();
     let metrics = UdsMetrics::register(&mut registry).listener("test");
     let (tx, ended) = mpsc::unbounded_channel();
-    let mut conns = Box::pin(incoming(listener, limits, metrics, Ok));
+    let mut conns = Box::pin(UdsListener::new(listener, limits, metrics).incoming(Ok));
     tokio::spawn(async move {
         while let Some(Ok(mut conn)) = conns.next().await {
             let tx = tx.clone();
