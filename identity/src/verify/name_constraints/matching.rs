@@ -45,14 +45,11 @@ fn dns(base: &str, name: &str) -> bool {
     if base.is_empty() {
         return true;
     }
-    let Some(head) = name
-        .len()
-        .checked_sub(base.len())
-        .and_then(|split| name.get(..split))
-    else {
+    let split = name.len().checked_sub(base.len());
+    let Some((head, tail)) = split.and_then(|at| name.split_at_checked(at)) else {
         return false;
     };
-    if !name[head.len()..].eq_ignore_ascii_case(base) {
+    if !tail.eq_ignore_ascii_case(base) {
         return false;
     }
     if base.starts_with('.') {
