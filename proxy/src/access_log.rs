@@ -39,8 +39,13 @@ pub struct Entry<'a> {
     /// HTTP status sent back (0: none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
-    /// `allow`, `deny` or `deny(audit)`.
+    /// `allow`, `deny`, `deny(audit)`, or `error` when the proxy could not
+    /// forward the traffic (see `error`).
     pub decision: &'a str,
+    /// Why the traffic was not forwarded: `peer_id_mismatch`,
+    /// `connect_failed`, another TLS handshake reason, `upstream_failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'a str>,
     /// The deciding policy rule, `policy[rules[i]]`, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,

@@ -197,9 +197,24 @@ pub enum AccessLogTarget {
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct TlsSettings {
-    /// Also allow TLS 1.2 (off: TLS 1.3 only).
+    /// Lowest TLS version accepted inbound and offered outbound, as
+    /// Istio's `minProtocolVersion`. TLS 1.3 is always preferred.
     #[serde(default)]
-    pub allow_tls12: bool,
+    pub min_version: TlsVersion,
+}
+
+/// A minimum TLS protocol version.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsVersion {
+    /// TLS 1.2 (ECDHE with AES-GCM or ChaCha20-Poly1305 only) or 1.3: what
+    /// Envoy's default upstream TLS settings (at most 1.2) need.
+    #[default]
+    #[serde(rename = "1.2")]
+    Tls12,
+    /// TLS 1.3 only.
+    #[serde(rename = "1.3")]
+    Tls13,
 }
 
 /// Why a configuration cannot be used.

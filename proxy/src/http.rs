@@ -15,3 +15,6 @@ pub use forward::{Forward, UpstreamVersion, serve_connection};
 
 /// Response header that says why a request was denied.
 pub const DENIED_HEADER: &str = "x-meshid-denied";
+/// Response header of a 502 that names why the upstream failed
+/// (`peer_id_mismatch`, `connect_failed`, a TLS handshake reason...).
+pub const ERROR_HEADER: &str = "x-meshid-error";

@@ -32,7 +32,7 @@ pub struct RequestLabels {
     pub source: Arc<str>,
     /// Destination address or SPIFFE ID.
     pub destination: Arc<str>,
-    /// `allow`, `deny`, `deny(audit)`.
+    /// `allow`, `deny`, `deny(audit)`, or `error` (not forwarded).
     pub decision: &'static str,
     /// `2xx`, `4xx`, ... or `error`.
     pub status_class: &'static str,
@@ -47,7 +47,8 @@ pub struct ConnLabels {
     pub source: Arc<str>,
     /// Destination address or SPIFFE ID.
     pub destination: Arc<str>,
-    /// `allow`, `deny`, `deny(audit)`, or `-` for HTTP connections.
+    /// `allow`, `deny`, `deny(audit)`, `error` (not forwarded), or `-`
+    /// for HTTP connections.
     pub decision: &'static str,
 }
 
@@ -181,8 +182,11 @@ impl Metrics {
     }
 }
 
+/// The decision label of traffic the proxy could not forward (upstream
+/// connection or TLS failure), whatever the policy said.
+pub const ERROR_DECISION: &str = "error";
 /// Decision labels, in slot order.
-const DECISIONS: [&str; 3] = ["allow", "deny", "deny(audit)"];
+const DECISIONS: [&str; 4] = ["allow", "deny", "deny(audit)", ERROR_DECISION];
 /// Status classes, in slot order.
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 

@@ -2,8 +2,8 @@
 //! bytes copied both ways until either side closes.
 
 use crate::access_log::{self, Entry};
-use crate::http::connect::{connect_tls, dial};
-use crate::metrics::{ConnLabels, Direction, INBOUND, OUTBOUND};
+use crate::http::connect::{ConnectFailure, connect_tls, dial};
+use crate::metrics::{ConnLabels, Direction, ERROR_DECISION, INBOUND, OUTBOUND};
 use crate::policy::Request as AuthzRequest;
 use crate::run::shared::{Shared, Verdict, rule_label};
 use meshid_identity::SpiffeId;
@@ -44,8 +44,7 @@ pub async fn inbound<IO>(
         INBOUND,
         &peer_label,
         &destination,
-        verdict,
-        rule,
+        (verdict, rule, None),
         bytes,
         start,
     );
@@ -64,6 +63,7 @@ pub async fn outbound<IO>(
 {
     let start = Instant::now();
     let local: Arc<str> = Arc::from("local");
+    let mut error = None;
     let bytes = match connect_tls(upstream, index, false, &shared.tls, &shared.metrics).await {
         Ok(mut up) => match copy_bidirectional(&mut io, &mut up).await {
             Ok(b) => b,
@@ -73,7 +73,8 @@ pub async fn outbound<IO>(
             }
         },
         Err(e) => {
-            tracing::warn!(%upstream, "cannot open mTLS connection: {e}");
+            let f = ConnectFailure::new(&e, upstream, &destination);
+            error = Some(f.reason);
             (0, 0)
         }
     };
@@ -82,8 +83,7 @@ pub async fn outbound<IO>(
         OUTBOUND,
         &local,
         &destination,
-        Verdict::Allow,
-        None,
+        (Verdict::Allow, None, error),
         bytes,
         start,
     );
@@ -103,22 +103,27 @@ async fn splice<IO: AsyncRead + AsyncWrite + Unpin>(io: &mut IO, to: SocketAddr)
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Records a finished connection; `error` (not forwarded) makes the
+/// decision `error`.
 fn finish(
     shared: &Shared,
     direction: Direction,
     source: &Arc<str>,
     destination: &Arc<str>,
-    verdict: Verdict,
-    rule: Option<String>,
+    (verdict, rule, error): (Verdict, Option<String>, Option<&'static str>),
     (bytes_in, bytes_out): (u64, u64),
     start: Instant,
 ) {
+    let decision = if error.is_some() {
+        ERROR_DECISION
+    } else {
+        verdict.as_str()
+    };
     shared.metrics.connection(&ConnLabels {
         direction,
         source: source.clone(),
         destination: destination.clone(),
-        decision: verdict.as_str(),
+        decision,
     });
     shared.access_log.log(&Entry {
         time: access_log::timestamp(SystemTime::now()),
@@ -130,7 +135,8 @@ fn finish(
         method: None,
         path: None,
         status: None,
-        decision: verdict.as_str(),
+        decision,
+        error,
         rule,
         bytes_in,
         bytes_out,

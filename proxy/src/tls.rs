@@ -9,8 +9,9 @@ pub mod build;
 mod error;
 
 pub use build::{ClientSettings, TlsConfigs};
-pub use error::handshake_error_reason;
+pub use error::{handshake_error_reason, peer_not_allowed};
 
+use crate::config::TlsVersion;
 use crate::identity::{Identity, IdentityWatch};
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -29,10 +30,10 @@ impl TlsStore {
     /// `clients` lists one client profile per outbound listener, in order.
     pub fn spawn(
         mut identity: IdentityWatch,
-        allow_tls12: bool,
+        min_version: TlsVersion,
         clients: Vec<ClientSettings>,
     ) -> Self {
-        let build = move |id: &Identity| TlsConfigs::build(id, allow_tls12, &clients);
+        let build = move |id: &Identity| TlsConfigs::build(id, min_version, &clients);
         let first = identity
             .borrow_and_update()
             .as_deref()

@@ -113,3 +113,97 @@ async fn inbound_requires_a_valid_client_svid() {
 
     p.stop().await;
 }
+
+/// `openssl s_client -tls1_2` with a client SVID against `addr`; returns
+/// (exit ok, stdout + stderr).
+fn openssl_tls12(addr: SocketAddr, files: &pki::SvidFiles, extra: &[&str]) -> (bool, String) {
+    let out = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &addr.to_string(),
+            "-tls1_2",
+            "-brief",
+        ])
+        .args(extra)
+        .arg("-CAfile")
+        .arg(&files.bundle)
+        .arg("-cert")
+        .arg(&files.cert)
+        .arg("-key")
+        .arg(&files.key)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    (out.status.success(), text)
+}
+
+/// By default a TLS 1.2 peer (Envoy's default upstream maximum) gets in,
+/// with an ECDHE + AEAD suite; only CBC or static-RSA suites get nothing.
+/// With `tls.min_version: "1.3"` it is refused with a protocol_version
+/// alert, counted as `reason="tls_version"`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls12_clients_by_default_and_refused_with_min_13() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki::Ca::new("example.org");
+    let server = ca.write_svid(dir.path(), "server", "spiffe://example.org/server");
+    let client = ca.write_svid(dir.path(), "client", "spiffe://example.org/client");
+    let backend = net::http_backend().await;
+
+    let p = net::proxy(&net::inbound_yaml(&server, backend, "http", "")).await;
+    net::ready(&p).await;
+    let (addr, c) = (p.bound.inbound[0], client.clone());
+    let (ok, text) = tokio::task::spawn_blocking(move || openssl_tls12(addr, &c, &[]))
+        .await
+        .unwrap();
+    assert!(ok && text.contains("TLSv1.2"), "TLS 1.2 by default: {text}");
+    assert!(
+        text.contains("ECDHE-ECDSA-") && (text.contains("GCM") || text.contains("CHACHA20")),
+        "{text}"
+    );
+    let c = client.clone();
+    let (ok, text) = tokio::task::spawn_blocking(move || {
+        openssl_tls12(
+            addr,
+            &c,
+            &[
+                "-cipher",
+                "AES128-SHA:ECDHE-ECDSA-AES128-SHA:AES128-GCM-SHA256",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        !ok || !text.contains("TLSv1.2"),
+        "CBC / static RSA suites must be refused: {text}"
+    );
+    p.stop().await;
+
+    let extra = "tls: { min_version: \"1.3\" }\nops_listen: \"127.0.0.1:0\"";
+    let p = net::proxy(&net::inbound_yaml(&server, backend, "http", extra)).await;
+    net::ready(&p).await;
+    let addr = p.bound.inbound[0];
+    let (ok, text) = tokio::task::spawn_blocking(move || openssl_tls12(addr, &client, &[]))
+        .await
+        .unwrap();
+    assert!(!ok, "TLS 1.2 must be refused with min 1.3: {text}");
+    assert!(text.contains("protocol version"), "clear alert: {text}");
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = net::get_h1(p.bound.ops.unwrap(), "GET", "/metrics").await.2;
+        if metrics.contains("reason=\"tls_version\"") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        metrics.contains(
+            "meshid_proxy_tls_handshake_errors_total{direction=\"inbound\",reason=\"tls_version\"} 1"
+        ),
+        "{metrics}"
+    );
+    p.stop().await;
+}

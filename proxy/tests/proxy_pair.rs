@@ -94,30 +94,76 @@ async fn outbound_refuses_an_unexpected_server_id() {
     let echo = net::echo_backend().await;
     let http_in = net::proxy(&net::inbound_yaml(&server, backend, "http", "")).await;
     let tcp_in = net::proxy(&net::inbound_yaml(&server, echo, "tcp", "")).await;
-    let http_out = net::proxy(&net::outbound_yaml(
-        &client,
-        http_in.bound.inbound[0],
-        "spiffe://example.org/backend",
-        "http",
+    let (http_log, tcp_log) = (dir.path().join("http.log"), dir.path().join("tcp.log"));
+    let with_log = |yaml: String, log: &std::path::Path| {
+        yaml.replace(
+            "access_log: \"off\"",
+            &format!("access_log: {log:?}\nops_listen: \"127.0.0.1:0\""),
+        )
+    };
+    let http_out = net::proxy(&with_log(
+        net::outbound_yaml(
+            &client,
+            http_in.bound.inbound[0],
+            "spiffe://example.org/backend",
+            "http",
+        ),
+        &http_log,
     ))
     .await;
-    let tcp_out = net::proxy(&net::outbound_yaml(
-        &client,
-        tcp_in.bound.inbound[0],
-        "spiffe://example.org/backend",
-        "tcp",
+    let tcp_out = net::proxy(&with_log(
+        net::outbound_yaml(
+            &client,
+            tcp_in.bound.inbound[0],
+            "spiffe://example.org/backend",
+            "tcp",
+        ),
+        &tcp_log,
     ))
     .await;
     for p in [&http_in, &tcp_in, &http_out, &tcp_out] {
         net::ready(p).await;
     }
-    let (status, _, body) = net::get_h1(http_out.bound.outbound[0], "GET", "/hello").await;
+    let (status, headers, body) = net::get_h1(http_out.bound.outbound[0], "GET", "/hello").await;
     assert_eq!(status, 502, "the impostor must not be reached: {body}");
-    assert!(!body.contains("backend"));
+    assert!(!body.contains("backend GET"));
+    // The 502 says why, the access log does not call it allowed, and the
+    // reason is counted.
+    assert!(
+        body.contains(
+            "presented spiffe://example.org/impostor, expected spiffe://example.org/backend"
+        ),
+        "{body}"
+    );
+    assert_eq!(headers["x-meshid-error"], "peer_id_mismatch");
+    let line = net::wait_for_line(&http_log, "\"/hello\"").await;
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        (v["decision"].as_str(), v["error"].as_str()),
+        (Some("error"), Some("peer_id_mismatch")),
+        "{line}"
+    );
+    let metrics = net::get_h1(http_out.bound.ops.unwrap(), "GET", "/metrics")
+        .await
+        .2;
+    assert!(
+        metrics.contains("meshid_proxy_tls_handshake_errors_total{direction=\"outbound\",reason=\"peer_id_mismatch\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("decision=\"error\",status_class=\"5xx\"} 1"),
+        "{metrics}"
+    );
+
     assert!(
         net::tcp_roundtrip(tcp_out.bound.outbound[0], b"secret")
             .await
             .is_empty()
+    );
+    let line = net::wait_for_line(&tcp_log, "\"tcp\"").await;
+    assert!(
+        line.contains("\"decision\":\"error\",\"error\":\"peer_id_mismatch\""),
+        "{line}"
     );
 }
 

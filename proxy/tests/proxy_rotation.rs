@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 use meshid_identity::tls::PeerMatch;
+use meshid_proxy::config::TlsVersion;
 use meshid_proxy::identity::FileSource;
 use meshid_proxy::tls::{ClientSettings, TlsConfigs};
 use rustls::pki_types::ServerName;
@@ -44,7 +45,7 @@ async fn served_serial(addr: SocketAddr, client: &pki::SvidFiles) -> String {
         h2: false,
         resumption: false,
     };
-    let cfgs = TlsConfigs::build(&id, false, &[settings]).unwrap();
+    let cfgs = TlsConfigs::build(&id, TlsVersion::Tls13, &[settings]).unwrap();
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let tls = tokio_rustls::TlsConnector::from(cfgs.clients[0].clone())
         .connect(ServerName::IpAddress(addr.ip().into()), tcp)

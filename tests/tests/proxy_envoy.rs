@@ -182,9 +182,6 @@ fn envoy_outbound_cluster(upstream_port: u16) -> String {
       typed_config:
         "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
         common_tls_context:
-          tls_params:
-            tls_minimum_protocol_version: TLSv1_3
-            tls_maximum_protocol_version: TLSv1_3
           tls_certificate_sds_secret_configs:
           - name: default
             {sds}
@@ -423,6 +420,20 @@ fn envoy_and_meshid_proxy_talk_mtls_both_ways_with_sds_identities() {
     assert_eq!((code, body.as_str()), (200, "hello"));
     let (code, _) = http(envoy_out, "POST", "/admin");
     assert_eq!(code, 403, "the policy allows Envoy only GET /hello");
+    // Envoy's upstream TLS is left at its defaults (at most TLS 1.2), and
+    // the meshid inbound accepts that.
+    let (_, stats) = http(
+        envoy_admin,
+        "GET",
+        "/stats?filter=meshid_inbound.ssl.versions",
+    );
+    assert!(
+        stats.lines().any(
+            |l| l.starts_with("cluster.meshid_inbound.ssl.versions.TLSv1.2: ")
+                && !l.ends_with(": 0")
+        ),
+        "Envoy's default upstream TLS settings should negotiate TLS 1.2:\n{stats}"
+    );
     eventually(
         "the proxy's access log to name Envoy's SPIFFE ID",
         READY,

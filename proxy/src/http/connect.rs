@@ -2,7 +2,7 @@
 //! (inbound → app) or mTLS (outbound → peer proxy).
 
 use crate::metrics::{Metrics, OUTBOUND};
-use crate::tls::{TlsStore, build::ALPN_H2, handshake_error_reason};
+use crate::tls::{TlsStore, build::ALPN_H2, handshake_error_reason, peer_not_allowed};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use std::io;
@@ -46,6 +46,13 @@ pub enum UpstreamIo {
 // === impl Upstream ===
 
 impl Upstream {
+    /// The address dialed.
+    pub fn addr(&self) -> SocketAddr {
+        match self {
+            Self::Plain(a) | Self::Tls { addr: a, .. } => *a,
+        }
+    }
+
     /// Dials the upstream: TCP (no delay), then mTLS if configured,
     /// offering ALPN `h2` first when `h2` is set (else `http/1.1` only).
     pub async fn connect(&self, h2: bool) -> io::Result<UpstreamIo> {
@@ -61,6 +68,59 @@ impl Upstream {
                 let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(ALPN_H2);
                 Ok(UpstreamIo::Tls(Box::new(TokioIo::new(tls_stream)), h2))
             }
+        }
+    }
+}
+
+/// Why an upstream connection could not be opened, for the log, the
+/// access log and the 502 body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectFailure {
+    /// Stable label: `peer_id_mismatch`, another TLS handshake reason (see
+    /// [`handshake_error_reason`]), or `connect_failed`.
+    pub reason: &'static str,
+    /// One line for operators and the local application.
+    pub message: String,
+}
+
+// === impl ConnectFailure ===
+
+impl ConnectFailure {
+    /// Classifies `e` from connecting to `addr`, where `expected` names the
+    /// server identity required (SPIFFE ID or trust domain), and logs it.
+    pub fn new(e: &io::Error, addr: SocketAddr, expected: &str) -> Self {
+        if let Some(presented) = peer_not_allowed(e) {
+            tracing::warn!(
+                upstream = %addr,
+                expected,
+                presented = presented.as_str(),
+                "upstream presented the wrong SPIFFE ID; refusing the connection"
+            );
+            return Self {
+                reason: "peer_id_mismatch",
+                message: format!(
+                    "upstream {addr} presented {}, expected {expected}",
+                    presented.as_str()
+                ),
+            };
+        }
+        let is_tls = e
+            .get_ref()
+            .is_some_and(|i| i.downcast_ref::<rustls::Error>().is_some());
+        let reason = if is_tls {
+            handshake_error_reason(e)
+        } else {
+            "connect_failed"
+        };
+        tracing::warn!(upstream = %addr, expected, reason, "cannot open the upstream connection: {e}");
+        let what = if is_tls {
+            "TLS handshake failed"
+        } else {
+            "cannot connect"
+        };
+        Self {
+            reason,
+            message: format!("upstream {addr}: {what} ({reason})"),
         }
     }
 }

@@ -1,11 +1,11 @@
 //! Per-request handling: authorize, trace, rewrite, forward, log.
 
-use super::DENIED_HEADER;
-use super::connect::Upstream;
+use super::connect::{ConnectFailure, Upstream};
 use super::headers::{authority, path, prepare, strip_hop_by_hop, version_label};
 use super::pool::{H1, Lease, Pool, UpstreamBody};
+use super::{DENIED_HEADER, ERROR_HEADER};
 use crate::access_log::{self, Entry};
-use crate::metrics::{Direction, INBOUND, RequestRecorder};
+use crate::metrics::{Direction, ERROR_DECISION, INBOUND, RequestRecorder};
 use crate::policy::Request as AuthzRequest;
 use crate::run::shared::{Shared, Verdict, rule_label};
 use crate::trace::{Hop, PendingSpan, SpanKind, TRACEPARENT, TraceContext};
@@ -46,6 +46,8 @@ pub struct Forward {
     /// Authorize requests (inbound) or not (outbound).
     authorize: bool,
     version: UpstreamVersion,
+    /// The address dialed upstream (for errors).
+    upstream: std::net::SocketAddr,
     pool: Arc<Pool>,
     shared: Arc<Shared>,
 }
@@ -97,6 +99,7 @@ impl Forward {
             port,
             authorize: direction == INBOUND,
             version,
+            upstream: upstream.addr(),
             pool: {
                 let p = Arc::new(Pool::new(upstream, pool));
                 p.spawn_sweeper();
@@ -156,7 +159,8 @@ impl Forward {
                         .insert(HeaderName::from_static(DENIED_HEADER), v);
                 }
                 let mp = self.method_path(&req);
-                self.finish(conn, mp, resp.status(), verdict, rule, None, (0, 0), start);
+                let outcome = (verdict, rule, None);
+                self.finish(conn, mp, resp.status(), outcome, None, (0, 0), start);
                 self.end_span(span, peer, resp.status(), verdict);
                 return Ok(resp);
             }
@@ -185,8 +189,7 @@ impl Forward {
                 conn,
                 method_path,
                 resp.status(),
-                verdict,
-                rule,
+                (verdict, rule, None),
                 trace,
                 (bytes_in, 0),
                 start,
@@ -194,14 +197,18 @@ impl Forward {
             self.end_span(span, peer, resp.status(), verdict);
             return Ok(resp);
         }
-        let resp = match self.send(req, h2).await {
+        let (resp, error) = match self.send(req, h2).await {
             Ok(mut resp) => {
                 strip_hop_by_hop(resp.headers_mut(), false);
-                resp.map(Either::Left)
+                (resp.map(Either::Left), None)
+            }
+            Err(SendError::Connect(e)) => {
+                let f = ConnectFailure::new(&e, self.upstream, &self.destination);
+                (bad_gateway(&f), Some(f.reason))
             }
             Err(e) => {
                 tracing::debug!(destination = %self.destination, "upstream request failed: {e}");
-                simple(StatusCode::BAD_GATEWAY)
+                (bad_gateway_plain(), Some("upstream_failed"))
             }
         };
         let bytes_out = resp.body().size_hint().exact().unwrap_or(0);
@@ -209,8 +216,7 @@ impl Forward {
             conn,
             method_path,
             resp.status(),
-            verdict,
-            rule,
+            (verdict, rule, error),
             trace,
             (bytes_in, bytes_out),
             start,
@@ -318,22 +324,28 @@ impl Forward {
         }
     }
 
+    /// Records a finished request. `outcome` is the verdict, the deciding
+    /// rule, and why the proxy could not forward it (then the decision is
+    /// logged and counted as `error`, not as the verdict).
     #[allow(clippy::too_many_arguments)]
     fn finish(
         &self,
         conn: &Downstream,
         method_path: Option<(http::Method, Uri, Version)>,
         status: StatusCode,
-        verdict: Verdict,
-        rule: Option<String>,
+        (verdict, rule, error): (Verdict, Option<String>, Option<&'static str>),
         trace: Option<TraceContext>,
         (bytes_in, bytes_out): (u64, u64),
         start: Instant,
     ) {
         let elapsed = start.elapsed();
         let peer = &conn.peer;
-        conn.metrics
-            .record(verdict.as_str(), status.as_u16(), elapsed);
+        let decision = if error.is_some() {
+            ERROR_DECISION
+        } else {
+            verdict.as_str()
+        };
+        conn.metrics.record(decision, status.as_u16(), elapsed);
         if verdict == Verdict::DenyAudit {
             tracing::info!(source = %peer.label, rule = ?rule, "audit: request would be denied");
         }
@@ -348,7 +360,8 @@ impl Forward {
                 method: Some(method.as_str()),
                 path: Some(path(&uri)),
                 status: Some(status.as_u16()),
-                decision: verdict.as_str(),
+                decision,
+                error,
                 rule,
                 bytes_in,
                 bytes_out,
@@ -402,6 +415,32 @@ where
     if let Err(e) = conn.await {
         tracing::debug!("HTTP connection ended while draining: {e}");
     }
+}
+
+/// A 502 saying why the upstream connection failed (`x-meshid-error`
+/// carries the reason label).
+fn bad_gateway(f: &ConnectFailure) -> Response<ProxyBody> {
+    let body = format!("meshid: {}\n", f.message);
+    let mut r = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    *r.status_mut() = StatusCode::BAD_GATEWAY;
+    r.headers_mut().insert(
+        HeaderName::from_static(ERROR_HEADER),
+        HeaderValue::from_static(f.reason),
+    );
+    r
+}
+
+/// A 502 for an upstream connection that failed mid-request.
+fn bad_gateway_plain() -> Response<ProxyBody> {
+    let mut r = Response::new(Either::Right(Full::new(Bytes::from_static(
+        b"meshid: the upstream connection failed\n",
+    ))));
+    *r.status_mut() = StatusCode::BAD_GATEWAY;
+    r.headers_mut().insert(
+        HeaderName::from_static(ERROR_HEADER),
+        HeaderValue::from_static("upstream_failed"),
+    );
+    r
 }
 
 fn simple(status: StatusCode) -> Response<ProxyBody> {

@@ -1,5 +1,6 @@
 //! Building rustls server and client configs from one identity.
 
+use crate::config::TlsVersion;
 use crate::identity::Identity;
 use meshid_identity::tls::{PeerMatch, SpiffeClientVerifier, SpiffeServerVerifier};
 use rustls::client::Resumption;
@@ -43,16 +44,17 @@ pub struct TlsConfigs {
 // === impl TlsConfigs ===
 
 impl TlsConfigs {
-    /// Builds every config for `id`. TLS 1.3 only unless `allow_tls12`.
+    /// Builds every config for `id`, accepting TLS `min` and newer. TLS
+    /// 1.2 uses the ring provider's suites: ECDHE (ECDSA or RSA) with
+    /// AES-GCM or ChaCha20-Poly1305, nothing else.
     pub fn build(
         id: &Identity,
-        allow_tls12: bool,
+        min: TlsVersion,
         clients: &[ClientSettings],
     ) -> Result<Self, rustls::Error> {
-        let versions: &[&'static SupportedProtocolVersion] = if allow_tls12 {
-            &[&rustls::version::TLS13, &rustls::version::TLS12]
-        } else {
-            &[&rustls::version::TLS13]
+        let versions: &[&'static SupportedProtocolVersion] = match min {
+            TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+            _ => &[&rustls::version::TLS13],
         };
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let verifier = SpiffeClientVerifier::new(id.bundles.clone(), PeerMatch::Any);
@@ -113,5 +115,35 @@ impl fmt::Debug for TlsConfigs {
             .field("identity", &self.identity)
             .field("clients", &self.clients.len())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rustls::{CipherSuite, SupportedCipherSuite};
+
+    /// TLS 1.2 is only ever ECDHE with an AEAD: the ring provider's suites.
+    #[test]
+    fn tls12_suites_are_ecdhe_with_aead_only() {
+        let provider = rustls::crypto::ring::default_provider();
+        let tls12: Vec<CipherSuite> = provider
+            .cipher_suites
+            .iter()
+            .filter_map(|s| match s {
+                SupportedCipherSuite::Tls12(s) => Some(s.common.suite),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            tls12,
+            [
+                CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+                CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+                CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+                CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+                CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+                CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+            ]
+        );
     }
 }

@@ -1,11 +1,18 @@
 //! Short, bounded labels for TLS handshake failures (metrics, logs).
 
-use rustls::{AlertDescription, CertificateError, Error};
+use meshid_identity::SpiffeId;
+use meshid_identity::tls::PeerNotAllowed;
+use rustls::{AlertDescription, CertificateError, Error, PeerIncompatible};
 use std::io;
 
 /// A stable metric label for why a handshake failed.
+///
+/// `peer_id_mismatch`: the peer's SVID verified but its SPIFFE ID is not
+/// the one expected ([`peer_not_allowed`] says which it was);
+/// `tls_version`: no TLS version in common (e.g. a TLS 1.2-only client
+/// while `tls.min_version` is 1.3).
 pub fn handshake_error_reason(e: &io::Error) -> &'static str {
-    let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<Error>()) else {
+    let Some(tls) = rustls_error(e) else {
         return match e.kind() {
             io::ErrorKind::TimedOut => "timeout",
             io::ErrorKind::UnexpectedEof => "eof",
@@ -21,17 +28,41 @@ pub fn handshake_error_reason(e: &io::Error) -> &'static str {
             CertificateError::UnknownIssuer => "unknown_issuer",
             CertificateError::BadSignature => "bad_signature",
             CertificateError::BadEncoding => "bad_encoding",
+            _ if peer_not_allowed(e).is_some() => "peer_id_mismatch",
             _ => "invalid_cert",
         },
         Error::AlertReceived(AlertDescription::BadCertificate)
         | Error::AlertReceived(AlertDescription::UnknownCA)
         | Error::AlertReceived(AlertDescription::CertificateRequired) => "peer_rejected_cert",
+        Error::AlertReceived(AlertDescription::ProtocolVersion) => "tls_version",
         Error::AlertReceived(_) => "alert_received",
         Error::NoApplicationProtocol => "no_alpn",
+        Error::PeerIncompatible(
+            PeerIncompatible::Tls12NotOffered
+            | PeerIncompatible::Tls12NotOfferedOrEnabled
+            | PeerIncompatible::SupportedVersionsExtensionRequired
+            | PeerIncompatible::ServerTlsVersionIsDisabledByOurConfig
+            | PeerIncompatible::ServerDoesNotSupportTls12Or13,
+        ) => "tls_version",
         Error::PeerIncompatible(_) => "incompatible",
         Error::InvalidMessage(_)
         | Error::InappropriateMessage { .. }
         | Error::InappropriateHandshakeMessage { .. } => "protocol",
         _ => "other",
     }
+}
+
+/// The SPIFFE ID a peer presented when the handshake failed because it is
+/// not the expected one (its SVID itself verified).
+pub fn peer_not_allowed(e: &io::Error) -> Option<&SpiffeId> {
+    match rustls_error(e)? {
+        Error::InvalidCertificate(CertificateError::Other(other)) => {
+            other.0.downcast_ref::<PeerNotAllowed>().map(|p| &p.0)
+        }
+        _ => None,
+    }
+}
+
+fn rustls_error(e: &io::Error) -> Option<&Error> {
+    e.get_ref().and_then(|i| i.downcast_ref::<Error>())
 }
