@@ -313,10 +313,12 @@ impl Node for NodeService {
         };
         let parents = sign::parents(&agent);
         let store = &self.inner.store;
-        let (entries, next) = store
+        let (mut entries, next) = store
             .list_entries_by_parents(&parents, &Page { after, limit })
             .await
             .map_err(convert::store_status)?;
+        // Never signed (see `sign`), so not worth a key on the agent.
+        entries.retain(|e| !e.spiffe_id.is_reserved());
         let mut federated: Vec<_> = entries
             .iter()
             .flat_map(|e| e.federates_with.iter().cloned())

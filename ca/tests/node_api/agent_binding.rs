@@ -179,15 +179,16 @@ async fn an_entry_stored_with_a_reserved_id_is_never_signed() {
     let mine = attest(&ca, &t1).await.unwrap();
     let other = attest(&ca, &t2).await.unwrap();
     // Written straight to the store, as an older CA version allowed.
-    let mut e = NewEntry::new(
+    let e = NewEntry::new(
         other.id.clone(),
         mine.id.clone(),
         vec![Selector::parse("unix:uid:1000").unwrap()],
     );
-    e.dns_names = Vec::new();
     let stolen = ca.server.store.create_entry(e).await.unwrap().id;
-    let resp = agent_client(&ca, &mine)
-        .await
+    let mut c = agent_client(&ca, &mine).await;
+    let sync = c.sync(SyncRequest::default()).await.unwrap().into_inner();
+    assert!(sync.entries.is_empty(), "{:?}", sync.entries);
+    let resp = c
         .sign_x509_svids(SignX509SvidsRequest {
             requests: vec![item(&stolen, csr(&PrivateKey::generate_p256().unwrap()))],
         })
