@@ -94,7 +94,7 @@ fn rss(pid: u32) -> anyhow::Result<Rss> {
 }
 
 fn cpu(pid: u32) -> anyhow::Result<Duration> {
-    procfs::cpu_time(pid).ok_or_else(|| anyhow::anyhow!("the agent (pid {pid}) exited"))
+    procfs::cpu_time(pid).ok_or_else(|| anyhow::anyhow!("process {pid} exited"))
 }
 
 /// Runs the phases and prints the table.
@@ -195,9 +195,13 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     let rounds = a.rounds.max(1);
     let mut kept = None;
     for round in 1..=rounds {
-        let cpu_before = cpu(a.agent_pid)?;
+        let me = std::process::id();
+        let (agent_before, client_before) = (cpu(a.agent_pid)?, cpu(me)?);
         let streams = crate::streams::open(&a.socket, a.streams, Duration::from_secs(60)).await;
-        let used = cpu(a.agent_pid)?.saturating_sub(cpu_before);
+        let used = crate::rounds::Cpu {
+            agent: cpu(a.agent_pid)?.saturating_sub(agent_before),
+            client: cpu(me)?.saturating_sub(client_before),
+        };
         let mem = rss(a.agent_pid)?;
         let ok = crate::rounds::summarize(&mut report, round, rounds, &streams, mem, used);
         if round < rounds {

@@ -6,7 +6,17 @@ use crate::procfs::Rss;
 use crate::report::{Report, ms, quantile, rss};
 use crate::streams::Streams;
 
-/// Adds the first-message latency, failures, agent CPU time (`cpu`) and RSS
+/// CPU time used during a round, by the agent and by this benchmark's
+/// clients (both share the machine's cores).
+#[derive(Debug, Clone, Copy)]
+pub struct Cpu {
+    /// The agent process.
+    pub agent: Duration,
+    /// This process (all the streams' clients).
+    pub client: Duration,
+}
+
+/// Adds the first-message latency, failures, CPU time (`cpu`) and RSS
 /// of round `round` (of `rounds`) to `report`; returns how many streams got
 /// a first message.
 pub fn summarize(
@@ -15,7 +25,7 @@ pub fn summarize(
     rounds: usize,
     streams: &Streams,
     open: Rss,
-    cpu: Duration,
+    cpu: Cpu,
 ) -> usize {
     let n = streams.first.len();
     let mut lat: Vec<Duration> = streams
@@ -53,12 +63,15 @@ pub fn summarize(
     if let Some(e) = errors.first() {
         report.row("  first failure", (*e).clone());
     }
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / n.max(1) as f64;
     report.row(
-        "  agent CPU time until all first messages (10 ms resolution)",
+        "  CPU until then, agent / clients (10 ms resolution)",
         format!(
-            "{} ({:.0} us per stream)",
-            ms(cpu),
-            cpu.as_secs_f64() * 1e6 / n.max(1) as f64
+            "{} / {} ({:.0} / {:.0} us per stream)",
+            ms(cpu.agent),
+            ms(cpu.client),
+            per(cpu.agent),
+            per(cpu.client)
         ),
     );
     report.row(&format!("  agent VmRSS with {n} streams open"), rss(&open));
