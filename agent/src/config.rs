@@ -30,7 +30,7 @@ pub const JOIN_TOKEN_ENV: &str = "MESHID_JOIN_TOKEN";
 pub const MAX_BATCH_SIZE: usize = 500;
 /// Path of the SPIFFE ID the meshid CA serves its node API as
 /// (`spiffe://<trust_domain>/meshid/ca`); the agent talks to no other server.
-pub const DEFAULT_CA_PATH: &str = "/meshid/ca";
+pub const DEFAULT_CA_PATH: &str = meshid_identity::id::CA_PATH;
 /// Largest configuration file accepted, in bytes.
 pub const MAX_CONFIG_LEN: usize = 1024 * 1024;
 

@@ -25,6 +25,9 @@ pub const MAX_SPIFFE_ID_LEN: usize = 2048;
 /// `<td>/meshid/ca`, agents are `<td>/meshid/agent/...`. See
 /// [`SpiffeId::is_reserved`].
 pub const RESERVED_PATH: &str = "/meshid";
+/// The path of the CA's own SPIFFE ID, `spiffe://<td>/meshid/ca`: what its
+/// node API serves as and what agents pin by default.
+pub const CA_PATH: &str = "/meshid/ca";
 
 const SCHEME: &str = "spiffe://";
 

@@ -99,7 +99,7 @@ impl ServingCert {
     fn new(authority: Arc<Authority>) -> Result<Self, rustls::Error> {
         let id = authority
             .trust_domain()
-            .id_with_path("/meshid/ca")
+            .id_with_path(meshid_identity::id::CA_PATH)
             .map_err(|e| rustls::Error::General(e.to_string()))?;
         let key = PrivateKey::generate_p256().map_err(|e| rustls::Error::General(e.to_string()))?;
         let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.pkcs8_der().to_vec()));
