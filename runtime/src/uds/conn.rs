@@ -13,9 +13,6 @@ use super::streams::{ServerFrames, StreamTracker};
 use super::{ListenerMetrics, Permit, UdsLimits};
 use crate::authority::{AuthorityRewriter, ClientEvent};
 
-/// Bytes read from the client per read call.
-const READ_CHUNK: usize = 16 * 1024;
-
 /// A connection admitted by [`UdsListener::incoming`](super::UdsListener::incoming); see the
 /// [module docs](super). Reads return an error (and the server closes the
 /// connection) when a timeout expires or the client's frames cannot be
@@ -25,7 +22,6 @@ pub struct GuardedConnection<S> {
     rewriter: AuthorityRewriter,
     rewritten_seen: u64,
     pending: BytesMut,
-    scratch: Box<[u8]>,
     streams: StreamTracker,
     server_frames: ServerFrames,
     phase: Phase,
@@ -63,7 +59,6 @@ impl<S> GuardedConnection<S> {
             rewriter: AuthorityRewriter::new(),
             rewritten_seen: 0,
             pending: BytesMut::new(),
-            scratch: vec![0; READ_CHUNK].into_boxed_slice(),
             streams: StreamTracker::default(),
             server_frames: ServerFrames::default(),
             phase: Phase::Handshake,
@@ -111,15 +106,10 @@ impl<S> GuardedConnection<S> {
         }
     }
 
-    fn feed(&mut self, n: usize) -> io::Result<()> {
-        let Self {
-            rewriter,
-            scratch,
-            pending,
-            ..
-        } = self;
-        rewriter
-            .feed(&scratch[..n], pending)
+    /// Rewrites `read` (just read from the client) into `pending`.
+    fn feed(&mut self, read: &[u8]) -> io::Result<()> {
+        self.rewriter
+            .feed(read, &mut self.pending)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         let events: Vec<ClientEvent> = self.rewriter.drain_events().collect();
         for event in events {
@@ -192,14 +182,17 @@ impl<S: AsyncRead + Unpin> AsyncRead for GuardedConnection<S> {
                 this.pending.advance(n);
                 return Poll::Ready(Ok(()));
             }
-            let mut rb = ReadBuf::new(&mut this.scratch);
-            match Pin::new(&mut this.inner).poll_read(cx, &mut rb) {
+            // Read into the caller's buffer (no per-connection buffer while
+            // idle), rewrite from there into `pending`, then hand that out.
+            let before = buf.filled().len();
+            match Pin::new(&mut this.inner).poll_read(cx, buf) {
                 Poll::Ready(Ok(())) => {
-                    let n = rb.filled().len();
-                    if n == 0 {
+                    if buf.filled().len() == before {
                         return Poll::Ready(Ok(())); // end of stream
                     }
-                    this.feed(n)?;
+                    let fed = this.feed(&buf.filled()[before..]);
+                    buf.set_filled(before);
+                    fed?;
                     this.update(cx);
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
