@@ -17,6 +17,10 @@
 //! workers: 1
 //! ```
 
+mod limits;
+
+pub use limits::ConnectionLimits;
+
 use meshid_identity::{SpiffeId, TrustDomain};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -55,6 +59,9 @@ pub struct ProxyConfig {
     /// TLS settings shared by every listener.
     #[serde(default)]
     pub tls: TlsSettings,
+    /// Connection cap and idle / header-read timeouts of every listener.
+    #[serde(default)]
+    pub connections: ConnectionLimits,
     /// How long to let open connections finish after shutdown is requested, in seconds.
     #[serde(default = "default_drain_secs")]
     pub drain_timeout_secs: u64,
@@ -325,6 +332,7 @@ impl ProxyConfig {
         if let Some(t) = &self.tracing {
             t.traces_uri()?;
         }
+        self.connections.validate().map_err(ConfigError::Invalid)?;
         if !(1..=MAX_WORKERS).contains(&self.workers) {
             return Err(ConfigError::Invalid(format!(
                 "workers is {}; use 1 to {MAX_WORKERS} data-plane threads",

@@ -4,6 +4,7 @@
 use crate::config::{InboundConfig, Protocol};
 use crate::http::{Forward, Upstream, UpstreamVersion, forward::Peer, serve_connection};
 use crate::metrics::{ConnLabels, INBOUND};
+use crate::run::limit::ConnLimit;
 use crate::run::shared::Shared;
 use crate::tls::handshake_error_reason;
 use meshid_identity::tls::peer_spiffe_id;
@@ -15,7 +16,8 @@ use tokio::net::{TcpListener, TcpStream};
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Accepts on `listener` until draining starts.
-pub async fn serve(listener: TcpListener, cfg: InboundConfig, shared: Arc<Shared>) {
+/// A connection beyond `cap` is closed at once (and counted).
+pub async fn serve(listener: TcpListener, cfg: InboundConfig, cap: ConnLimit, shared: Arc<Shared>) {
     let destination: Arc<str> = Arc::from(cfg.forward_to.to_string());
     let fwd = Arc::new(Forward::new(
         INBOUND,
@@ -45,6 +47,10 @@ pub async fn serve(listener: TcpListener, cfg: InboundConfig, shared: Arc<Shared
                 continue;
             }
         };
+        let Some(slot) = cap.admit() else {
+            tracing::debug!(%client, listen = %cfg.listen, "listener full, connection refused");
+            continue;
+        };
         let (shared, fwd, destination, cfg) = (
             shared.clone(),
             fwd.clone(),
@@ -52,6 +58,7 @@ pub async fn serve(listener: TcpListener, cfg: InboundConfig, shared: Arc<Shared
             cfg.clone(),
         );
         tokio::spawn(async move {
+            let _slot = slot;
             let _guard = shared.drain.guard();
             connection(tcp, &cfg, shared.clone(), fwd, destination)
                 .await

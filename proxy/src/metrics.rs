@@ -70,9 +70,20 @@ pub struct TlsErrorLabels {
     pub reason: &'static str,
 }
 
+/// Labels of the per-listener connection metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabels {
+    /// `inbound` or `outbound`.
+    pub direction: Direction,
+    /// The configured listen address.
+    pub listen: String,
+}
+
 /// Every metric the proxy records.
 #[derive(Clone, Debug)]
 pub struct Metrics {
+    listener_open: Family<ListenerLabels, Gauge>,
+    listener_refused: Family<ListenerLabels, Counter>,
     requests: Family<RequestLabels, Counter>,
     connections: Family<ConnLabels, Counter>,
     latency: Family<LatencyLabels, Histogram>,
@@ -87,6 +98,8 @@ impl Metrics {
     /// Creates the metrics and registers them under `meshid_proxy_` in `reg`.
     pub fn register(reg: &mut Registry) -> Self {
         let m = Self {
+            listener_open: Family::default(),
+            listener_refused: Family::default(),
             requests: Family::default(),
             connections: Family::default(),
             latency: Family::new_with_constructor(|| {
@@ -126,6 +139,16 @@ impl Metrics {
             m.handshakes.clone(),
         );
         r.register(
+            "listener_connections",
+            "Open connections per listener",
+            m.listener_open.clone(),
+        );
+        r.register(
+            "listener_connections_refused",
+            "Connections closed at once because the listener was at connections.max_per_listener",
+            m.listener_refused.clone(),
+        );
+        r.register(
             "cert_expiry_timestamp_seconds",
             "Unix time when the proxy's current SVID expires",
             m.cert_expiry.clone(),
@@ -149,6 +172,24 @@ impl Metrics {
             destination,
             slots: Default::default(),
         }
+    }
+
+    /// The connection cap of one listener, recorded under its labels.
+    pub fn conn_limit(
+        &self,
+        direction: Direction,
+        listen: std::net::SocketAddr,
+        max: usize,
+    ) -> crate::run::limit::ConnLimit {
+        let labels = ListenerLabels {
+            direction,
+            listen: listen.to_string(),
+        };
+        crate::run::limit::ConnLimit::new(
+            max,
+            self.listener_open.get_or_create(&labels).clone(),
+            self.listener_refused.get_or_create(&labels).clone(),
+        )
     }
 
     /// Counts one accepted connection.

@@ -4,14 +4,21 @@
 use crate::config::{OutboundConfig, Protocol};
 use crate::http::{Forward, Upstream, UpstreamVersion, forward::Peer, serve_connection};
 use crate::metrics::{ConnLabels, OUTBOUND};
+use crate::run::limit::ConnLimit;
 use crate::run::shared::Shared;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// Accepts on `listener` until draining starts. `index` selects this
-/// listener's client TLS config.
-pub async fn serve(listener: TcpListener, cfg: OutboundConfig, index: usize, shared: Arc<Shared>) {
+/// listener's client TLS config; a connection beyond `cap` is closed at
+/// once (and counted).
+pub async fn serve(
+    listener: TcpListener,
+    cfg: OutboundConfig,
+    (index, cap): (usize, ConnLimit),
+    shared: Arc<Shared>,
+) {
     let destination: Arc<str> = Arc::from(
         cfg.server_id
             .clone()
@@ -47,6 +54,10 @@ pub async fn serve(listener: TcpListener, cfg: OutboundConfig, index: usize, sha
                 continue;
             }
         };
+        let Some(slot) = cap.admit() else {
+            tracing::debug!(listen = %cfg.listen, "listener full, connection refused");
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let (shared, fwd, destination, local) = (
             shared.clone(),
@@ -56,6 +67,7 @@ pub async fn serve(listener: TcpListener, cfg: OutboundConfig, index: usize, sha
         );
         let (protocol, upstream_addr) = (cfg.protocol, cfg.upstream);
         tokio::spawn(async move {
+            let _slot = slot;
             let _guard = shared.drain.guard();
             match protocol {
                 Protocol::Tcp => {

@@ -1,5 +1,6 @@
 //! Wiring: config → identity source → TLS store → listeners; graceful drain.
 
+pub mod limit;
 pub(crate) mod listen;
 pub mod shared;
 pub mod workers;
@@ -7,7 +8,7 @@ pub mod workers;
 use crate::access_log::AccessLog;
 use crate::config::{IdentityConfig, Protocol, ProxyConfig};
 use crate::identity::{FileSource, IdentitySource, WorkloadApiSource};
-use crate::metrics::Metrics;
+use crate::metrics::{INBOUND, Metrics, OUTBOUND};
 use crate::policy::{PolicySet, PolicyWatcher};
 use crate::tls::{ClientSettings, TlsStore, build::ALPN_HTTP11};
 use crate::trace::SpanExporter;
@@ -169,6 +170,7 @@ pub async fn start(config: ProxyConfig) -> Result<Running, RunError> {
         access_log,
         drain: drain.clone(),
         spans,
+        limits: config.connections.clone(),
     });
 
     let mut bound = Bound {
@@ -178,15 +180,20 @@ pub async fn start(config: ProxyConfig) -> Result<Running, RunError> {
     };
     let bind = |addr| listen::bind(addr).map_err(|source| RunError::Bind { addr, source });
     let mut listeners = Listeners::default();
+    let max = config.connections.max_per_listener;
     for cfg in &config.inbound {
         let l = bind(cfg.listen)?;
-        bound.inbound.push(l.local_addr().unwrap_or(cfg.listen));
-        listeners.inbound.push((l, cfg.clone()));
+        let addr = l.local_addr().unwrap_or(cfg.listen);
+        bound.inbound.push(addr);
+        let cap = shared.metrics.conn_limit(INBOUND, addr, max);
+        listeners.inbound.push((l, cfg.clone(), cap));
     }
     for cfg in &config.outbound {
         let l = bind(cfg.listen)?;
-        bound.outbound.push(l.local_addr().unwrap_or(cfg.listen));
-        listeners.outbound.push((l, cfg.clone()));
+        let addr = l.local_addr().unwrap_or(cfg.listen);
+        bound.outbound.push(addr);
+        let cap = shared.metrics.conn_limit(OUTBOUND, addr, max);
+        listeners.outbound.push((l, cfg.clone(), cap));
     }
     if let Some(addr) = config.ops_listen {
         let l = bind(addr)?;

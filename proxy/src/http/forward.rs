@@ -66,6 +66,24 @@ pub struct Peer {
 struct Downstream {
     peer: Peer,
     metrics: RequestRecorder,
+    /// Requests being handled now (the idle timer runs while it is 0).
+    active: tokio::sync::watch::Sender<usize>,
+}
+
+/// Counts one request as in flight while it lives.
+struct Active<'a>(&'a tokio::sync::watch::Sender<usize>);
+
+impl<'a> Active<'a> {
+    fn new(tx: &'a tokio::sync::watch::Sender<usize>) -> Self {
+        tx.send_modify(|n| *n += 1);
+        Self(tx)
+    }
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 /// Why a request could not be forwarded.
@@ -116,6 +134,7 @@ impl Forward {
         mut req: Request<Incoming>,
     ) -> Result<Response<ProxyBody>, Infallible> {
         let start = Instant::now();
+        let _active = Active::new(&conn.active);
         let peer = &conn.peer;
         // Only a proxy that exports spans joins the trace (new span id, or
         // a new trace); otherwise `traceparent` passes through untouched, so
@@ -372,15 +391,21 @@ impl Forward {
     }
 }
 
-/// Serves HTTP/1.1 and HTTP/2 on one accepted connection until it closes
-/// or draining starts (then finishes in-flight requests gracefully).
+/// Serves HTTP/1.1 and HTTP/2 on one accepted connection until it closes,
+/// draining starts, or it has had no request in flight for
+/// `connections.idle_timeout_secs` (then it finishes in-flight responses
+/// gracefully). HTTP/1.1 headers must arrive within
+/// `connections.header_read_timeout_secs`.
 pub async fn serve_connection<IO>(io: IO, peer: Peer, fwd: Arc<Forward>)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let drain = fwd.shared.drain.clone();
     let _guard = drain.guard();
+    let limits = fwd.shared.limits.clone();
+    let (active, idle_rx) = tokio::sync::watch::channel(0usize);
     let conn = Arc::new(Downstream {
+        active,
         metrics: fwd.shared.metrics.recorder(
             fwd.direction,
             peer.label.clone(),
@@ -397,7 +422,7 @@ where
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
+        .header_read_timeout(limits.header_read_timeout());
     builder.http2().timer(TokioTimer::new());
     let conn = builder.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);
@@ -410,10 +435,29 @@ where
             return;
         }
         () = drain.signaled() => {}
+        () = idle(idle_rx, limits.idle_timeout()) => {
+            tracing::debug!("closing an idle HTTP connection");
+        }
     }
     conn.as_mut().graceful_shutdown();
     if let Err(e) = conn.await {
         tracing::debug!("HTTP connection ended while draining: {e}");
+    }
+}
+
+/// Resolves once no request has been in flight for `timeout`.
+async fn idle(mut active: tokio::sync::watch::Receiver<usize>, timeout: Duration) {
+    loop {
+        if active.wait_for(|n| *n == 0).await.is_err() {
+            return std::future::pending().await;
+        }
+        active.mark_unchanged();
+        tokio::select! {
+            () = tokio::time::sleep(timeout) => return,
+            r = active.changed() => if r.is_err() {
+                return std::future::pending().await;
+            },
+        }
     }
 }
 

@@ -26,6 +26,8 @@ pub struct Shared {
     pub drain: Drain,
     /// Span export; `None` when no OTLP endpoint is configured.
     pub spans: Option<crate::trace::SpanExporter>,
+    /// Connection cap and timeouts.
+    pub limits: crate::config::ConnectionLimits,
 }
 
 /// The outcome of authorization after applying the mode.

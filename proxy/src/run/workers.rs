@@ -5,6 +5,7 @@
 //! ops, log writers) stays on the caller's runtime.
 
 use crate::config::{InboundConfig, OutboundConfig};
+use crate::run::limit::ConnLimit;
 use crate::run::shared::Shared;
 use std::io;
 use std::net::TcpListener as StdListener;
@@ -16,10 +17,10 @@ use tokio::sync::watch;
 /// The bound listening sockets, shared by every worker.
 #[derive(Debug, Default)]
 pub struct Listeners {
-    /// Inbound sockets with their config.
-    pub inbound: Vec<(StdListener, InboundConfig)>,
-    /// Outbound sockets with their config, in config order.
-    pub outbound: Vec<(StdListener, OutboundConfig)>,
+    /// Inbound sockets with their config and connection cap.
+    pub inbound: Vec<(StdListener, InboundConfig, ConnLimit)>,
+    /// Outbound sockets with their config and connection cap, in config order.
+    pub outbound: Vec<(StdListener, OutboundConfig, ConnLimit)>,
 }
 
 /// The running data-plane threads; they stop when told or when dropped.
@@ -40,12 +41,12 @@ impl Workers {
             let inbound = listeners
                 .inbound
                 .iter()
-                .map(|(l, c)| Ok((l.try_clone()?, c.clone())))
+                .map(|(l, c, cap)| Ok((l.try_clone()?, c.clone(), cap.clone())))
                 .collect::<io::Result<Vec<_>>>()?;
             let outbound = listeners
                 .outbound
                 .iter()
-                .map(|(l, c)| Ok((l.try_clone()?, c.clone())))
+                .map(|(l, c, cap)| Ok((l.try_clone()?, c.clone(), cap.clone())))
                 .collect::<io::Result<Vec<_>>>()?;
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -87,22 +88,27 @@ impl Drop for Workers {
 /// Spawns the accept loops on the current (worker) runtime. `shared` is
 /// dropped here so that only live listeners and connections hold it.
 fn serve(
-    inbound: Vec<(StdListener, InboundConfig)>,
-    outbound: Vec<(StdListener, OutboundConfig)>,
+    inbound: Vec<(StdListener, InboundConfig, ConnLimit)>,
+    outbound: Vec<(StdListener, OutboundConfig, ConnLimit)>,
     shared: Arc<Shared>,
 ) {
-    for (l, cfg) in inbound {
+    for (l, cfg, cap) in inbound {
         match TcpListener::from_std(l) {
-            Ok(l) => drop(tokio::spawn(crate::inbound::serve(l, cfg, shared.clone()))),
+            Ok(l) => drop(tokio::spawn(crate::inbound::serve(
+                l,
+                cfg,
+                cap,
+                shared.clone(),
+            ))),
             Err(e) => tracing::error!(listen = %cfg.listen, "cannot watch the listener: {e}"),
         }
     }
-    for (i, (l, cfg)) in outbound.into_iter().enumerate() {
+    for (i, (l, cfg, cap)) in outbound.into_iter().enumerate() {
         match TcpListener::from_std(l) {
             Ok(l) => drop(tokio::spawn(crate::outbound::serve(
                 l,
                 cfg,
-                i,
+                (i, cap),
                 shared.clone(),
             ))),
             Err(e) => tracing::error!(listen = %cfg.listen, "cannot watch the listener: {e}"),
