@@ -24,6 +24,7 @@ BENCH_DIR=${BENCH_DIR:-/tmp/meshid-bench}
 OUT=$BENCH_DIR/results/$(date -u +%Y%m%dT%H%M%SZ)
 TD=bench.example
 RUN=$(mktemp -d /tmp/meshid-agent-bench.XXXXXX)
+chmod o+x "$RUN" # the agent refuses a Workload API socket others cannot reach
 PIDS=()
 
 cleanup() {
