@@ -17,7 +17,6 @@ use meshid_proto::ca::{AttestRequest, RenewAgentRequest};
 use rustls_pki_types::CertificateDer;
 use tokio::sync::watch;
 
-use crate::backoff::Backoff;
 use crate::clock::SharedClock;
 use crate::config::JoinToken;
 use crate::node_client::{AgentCredentials, CaClient, CaError, check_x509_svid, csr_der};
@@ -284,7 +283,7 @@ impl Attestor {
         kick: Arc<tokio::sync::Notify>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), AttestError> {
-        let mut backoff = Backoff::default();
+        let mut backoff = crate::backoff::ca_retry();
         loop {
             let now = self.clock.now();
             let due = current.renew_at(self.config.renew_fraction);

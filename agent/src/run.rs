@@ -16,7 +16,6 @@ use tokio::task::JoinSet;
 
 use crate::attest::{AgentIdentity, AttestConfig, AttestError, Attestor};
 use crate::attestor::{UnixAttestor, UnixAttestorConfig, WorkloadAttestor};
-use crate::backoff::Backoff;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{AgentConfig, ConfigError};
 use crate::manager::{ManagerConfig, SvidManager};
@@ -248,7 +247,7 @@ async fn start_identity(
     attestor: &Attestor,
     mut stop: watch::Receiver<bool>,
 ) -> Result<Option<AgentIdentity>, RunError> {
-    let mut backoff = Backoff::default();
+    let mut backoff = crate::backoff::ca_retry();
     loop {
         match attestor.start().await {
             Ok(id) => return Ok(Some(id)),

@@ -3,9 +3,11 @@
 //!
 //! - [`authority`]: lets HTTP/2 servers on Unix sockets accept the
 //!   `:authority` that gRPC C-core, Java and Swift clients send there.
+//! - [`backoff`]: exponential backoff with jitter for retry loops.
 //! - [`uds`]: hardened Unix-socket listeners for tonic servers: connection
 //!   caps (total and per user), handshake and idle timeouts, metrics.
 #![forbid(unsafe_code)]
 
 pub mod authority;
+pub mod backoff;
 pub mod uds;

@@ -6,6 +6,7 @@ use hyper_util::rt::TokioIo;
 use meshid_identity::{BundleSet, PrivateKey, SpiffeId, TrustBundle, TrustDomain};
 use meshid_proto::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
 use meshid_proto::workload::{X509svidRequest, X509svidResponse};
+use meshid_runtime::backoff::Backoff;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -34,9 +35,11 @@ impl WorkloadApiSource {
     }
 
     async fn run(self, tx: watch::Sender<Option<Arc<Identity>>>) {
-        let mut delay = BACKOFF_MIN;
+        let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
         while !tx.is_closed() {
-            match self.stream(&tx, &mut delay).await {
+            let result = self.stream(&tx, &mut backoff).await;
+            let delay = backoff.next_delay();
+            match result {
                 Ok(()) => {
                     tracing::info!(socket = %self.socket.display(), "workload API stream ended; reconnecting")
                 }
@@ -44,10 +47,7 @@ impl WorkloadApiSource {
                     tracing::warn!(socket = %self.socket.display(), retry_in = ?delay, "workload API: {e}")
                 }
             }
-            let jitter =
-                Duration::from_millis(rand::random_range(0..=delay.as_millis() as u64 / 4));
-            tokio::time::sleep(delay + jitter).await;
-            delay = (delay * 2).min(BACKOFF_MAX);
+            tokio::time::sleep(delay).await;
         }
     }
 
@@ -55,7 +55,7 @@ impl WorkloadApiSource {
     async fn stream(
         &self,
         tx: &watch::Sender<Option<Arc<Identity>>>,
-        delay: &mut Duration,
+        backoff: &mut Backoff,
     ) -> Result<(), IdentityError> {
         let path = self.socket.clone();
         let connector = tower::service_fn(move |_: http::Uri| {
@@ -92,7 +92,7 @@ impl WorkloadApiSource {
             let Some(msg) = msg else { return Ok(()) };
             match from_response(msg, SystemTime::now()) {
                 Ok(id) => {
-                    *delay = BACKOFF_MIN;
+                    backoff.reset();
                     tracing::info!(id = %id.spiffe_id.as_str(), serial = %id.serial, "identity received from workload API");
                     tx.send_replace(Some(Arc::new(id)));
                 }
