@@ -16,7 +16,7 @@ use super::{AgentCredentials, CaError};
 
 /// The server's SVID is valid but names another SPIFFE ID than the CA's.
 ///
-/// Travels inside the rustls handshake error; [`CaError::from_chain`] turns
+/// Travels inside the rustls handshake error; [`CaError::wrong_ca_in`](super::CaError::wrong_ca_in) turns
 /// it into [`CaError::WrongCa`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the server presented {presented}, not the CA's ID {expected}")]
