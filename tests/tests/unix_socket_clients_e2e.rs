@@ -63,11 +63,7 @@ impl Mesh {
             &["token", "generate", "--output", "json"],
         ))
         .unwrap();
-        let agent_id = token["spiffe_id"]
-            .as_str()
-            .or(token["agent_spiffe_id"].as_str())
-            .unwrap()
-            .to_owned();
+        let agent_id = token["spiffe_id"].as_str().unwrap().to_owned();
         for (id, uid) in [("py", nix_uid()), ("other", OTHER_UID)] {
             admin(
                 &admin_socket,
