@@ -17,9 +17,9 @@ use meshid_proto::ca::{AttestRequest, RenewAgentRequest};
 use rustls_pki_types::CertificateDer;
 use tokio::sync::watch;
 
-use crate::clock::SharedClock;
 use crate::config::JoinToken;
 use crate::node_client::{AgentCredentials, CaClient, CaError, check_x509_svid, csr_der};
+use meshid_runtime::clock::SharedClock;
 
 /// The attestation type name for join tokens.
 pub const JOIN_TOKEN_ATTESTATION: &str = "join_token";

@@ -7,7 +7,6 @@ pub mod cache;
 pub use attestor::{AttestError, PeerInfo, ProcessIdentity, UnixAttestor, WorkloadAttestor};
 pub mod attest;
 pub mod backoff;
-pub mod clock;
 pub mod config;
 pub mod manager;
 pub mod metrics;

@@ -22,10 +22,10 @@ use tokio::sync::{Notify, watch};
 
 use crate::backoff::Backoff;
 use crate::cache::{CachedSvid, EntryInfo, Snapshot};
-use crate::clock::SharedClock;
 use crate::metrics::AgentMetrics;
 use crate::node_client::{CaClient, CaError};
 use crate::workload_api::MintError;
+use meshid_runtime::clock::SharedClock;
 
 pub use jwt::{JwtCache, JwtError, JwtSvid, MAX_AUDIENCE_LEN, MAX_AUDIENCES};
 pub use sync::MAX_ENTRIES;

@@ -16,12 +16,12 @@ use tokio::task::JoinSet;
 
 use crate::attest::{AgentIdentity, AttestConfig, AttestError, Attestor};
 use crate::attestor::{UnixAttestor, UnixAttestorConfig, WorkloadAttestor};
-use crate::clock::{SharedClock, SystemClock};
 use crate::config::{AgentConfig, ConfigError};
 use crate::manager::{ManagerConfig, SvidManager};
 use crate::metrics::AgentMetrics;
 use crate::node_client::{CaError, GrpcCaClient};
 use crate::workload_api::{self, BindError, JwtMinter, ShutdownSignal};
+use meshid_runtime::clock::{SharedClock, SystemClock};
 
 pub use ops::serve_ops;
 

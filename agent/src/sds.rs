@@ -41,8 +41,8 @@ use tokio::sync::watch;
 
 use crate::attestor::{self, WorkloadAttestor};
 use crate::cache::Snapshot;
-use crate::clock::SharedClock;
 use crate::workload_api::{MAX_STREAMS_PER_CONNECTION, ShutdownSignal};
+use meshid_runtime::clock::SharedClock;
 
 /// Largest DiscoveryRequest accepted (Envoy's node metadata included).
 pub const MAX_REQUEST_SIZE: usize = 1024 * 1024;

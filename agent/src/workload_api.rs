@@ -58,7 +58,7 @@ use tokio::sync::watch;
 
 use crate::attestor::{self, WorkloadAttestor};
 use crate::cache::Snapshot;
-use crate::clock::SharedClock;
+use meshid_runtime::clock::SharedClock;
 
 /// Largest request the Workload API decodes (requests are tiny; a JWT to
 /// validate is the largest at 8 KiB).

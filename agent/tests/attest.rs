@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use fake_ca::{FakeCa, t0};
 use meshid_agent::attest::{AttestConfig, AttestError, Attestor, store};
-use meshid_agent::clock::{ManualClock, SharedClock, TokioClock};
 use meshid_agent::config::JoinToken;
+use meshid_runtime::clock::{ManualClock, SharedClock, TokioClock};
 
 fn attestor(
     ca: &Arc<FakeCa>,

@@ -13,11 +13,11 @@ use std::sync::Arc;
 
 use fake_ca::FakeCa;
 use meshid_agent::attest::{AttestConfig, AttestError, Attestor};
-use meshid_agent::clock::{SharedClock, SystemClock};
 use meshid_agent::config::JoinToken;
 use meshid_agent::node_client::{AgentCredentials, CaClient, CaError, GrpcCaClient};
 use meshid_identity::SpiffeId;
 use meshid_proto::ca::SyncRequest;
+use meshid_runtime::clock::{SharedClock, SystemClock};
 use tls_peer::TlsPeer;
 
 const TOKEN: &str = "join-token-that-must-not-leak-4b1d";

@@ -10,14 +10,14 @@ use std::time::Duration;
 
 use fake_ca::{FakeCa, t0};
 use meshid_agent::cache::Snapshot;
-use meshid_agent::clock::{ManualClock, TokioClock};
 use meshid_agent::manager::{ManagerConfig, ManagerHandle, SvidManager};
 use meshid_agent::metrics::AgentMetrics;
 use meshid_identity::{Selector, verify_x509_svid};
+use meshid_runtime::clock::{ManualClock, TokioClock};
 
 fn manager(
     ca: &Arc<FakeCa>,
-    clock: meshid_agent::clock::SharedClock,
+    clock: meshid_runtime::clock::SharedClock,
 ) -> (SvidManager, ManagerHandle) {
     let mut config = ManagerConfig::new(ca.td.clone());
     config.batch_size = 500;
@@ -71,7 +71,7 @@ trait NowForTest {
 }
 impl NowForTest for ManualClock {
     fn now_for_test(&self) -> std::time::SystemTime {
-        meshid_agent::clock::Clock::now(self)
+        meshid_runtime::clock::Clock::now(self)
     }
 }
 
@@ -306,7 +306,7 @@ async fn running_manager_rotates_on_its_own_before_expiry() {
     rx.wait_for(|s| s.svids.first().is_some_and(|x| x.serial != first))
         .await
         .unwrap();
-    let elapsed = meshid_agent::clock::Clock::now(clock.as_ref())
+    let elapsed = meshid_runtime::clock::Clock::now(clock.as_ref())
         .duration_since(t0())
         .unwrap();
     assert!(

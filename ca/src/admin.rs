@@ -15,6 +15,8 @@ pub mod validate;
 
 use std::fmt;
 use std::sync::Arc;
+
+use meshid_runtime::clock::SharedClock;
 use std::time::{Duration, SystemTime};
 
 use meshid_identity::{SpiffeId, TrustBundle, TrustDomain};
@@ -32,9 +34,6 @@ pub const MAX_BATCH: usize = 1000;
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
 /// Longest page token accepted.
 const MAX_PAGE_TOKEN_LEN: usize = 2048;
-
-/// Where the service reads the time (injected so tests control expiry).
-pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
 /// Server-side defaults for lifetimes the caller leaves at 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +64,7 @@ pub struct AdminService {
     trust_domain: TrustDomain,
     defaults: AdminDefaults,
     authority_kind: String,
-    clock: Clock,
+    clock: SharedClock,
     federated: Option<FederatedBundles>,
 }
 
@@ -80,13 +79,13 @@ impl AdminService {
             trust_domain,
             defaults,
             authority_kind: String::new(),
-            clock: Arc::new(SystemTime::now),
+            clock: meshid_runtime::clock::system(),
             federated: None,
         }
     }
 
     /// Uses `clock` instead of the system clock.
-    pub fn with_clock(mut self, clock: Clock) -> Self {
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
         self
     }
@@ -113,7 +112,7 @@ impl AdminService {
     }
 
     fn now(&self) -> SystemTime {
-        (self.clock)()
+        self.clock.now()
     }
 
     async fn create_one(&self, entry: &pb::Entry) -> Result<pb::Entry, Status> {

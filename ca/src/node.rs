@@ -18,13 +18,13 @@ mod sign;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use meshid_identity::tls::Clock;
 use meshid_identity::verify_csr;
 use meshid_proto::ca::node_server::Node;
 use meshid_proto::ca::{
     AttestRequest, AttestResponse, MintJwtSvidsRequest, MintJwtSvidsResponse, RenewAgentRequest,
     RenewAgentResponse, SignX509SvidsRequest, SignX509SvidsResponse, SyncRequest, SyncResponse,
 };
+use meshid_runtime::clock::SharedClock;
 use tonic::{Request, Response, Status};
 
 use crate::authority::Authority;
@@ -51,7 +51,7 @@ struct Inner {
     store: Arc<dyn Store>,
     attestors: Vec<Arc<dyn NodeAttestor>>,
     metrics: CaMetrics,
-    clock: Clock,
+    clock: SharedClock,
     federated: FederatedBundles,
 }
 
@@ -71,7 +71,7 @@ impl NodeService {
             store,
             attestors,
             metrics,
-            Arc::new(SystemTime::now),
+            meshid_runtime::clock::system(),
         )
     }
 
@@ -81,7 +81,7 @@ impl NodeService {
         store: Arc<dyn Store>,
         attestors: Vec<Arc<dyn NodeAttestor>>,
         metrics: CaMetrics,
-        clock: Clock,
+        clock: SharedClock,
     ) -> Self {
         let federated = FederatedBundles::new(Arc::clone(&store), authority.trust_domain().clone());
         Self {
@@ -104,7 +104,7 @@ impl NodeService {
     }
 
     fn now(&self) -> SystemTime {
-        (self.inner.clock)()
+        self.inner.clock.now()
     }
 
     /// The attested, not banned agent whose current (or previous) SVID is

@@ -15,7 +15,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use meshid_identity::tls::Clock;
+use meshid_runtime::clock::SharedClock;
 
 use crate::authority::Authority;
 use crate::metrics::CaMetrics;
@@ -34,7 +34,7 @@ pub struct OpsState {
     /// The CA's metrics.
     pub metrics: CaMetrics,
     /// The time readiness is judged at.
-    pub clock: Clock,
+    pub clock: SharedClock,
 }
 
 impl std::fmt::Debug for OpsState {
@@ -126,7 +126,7 @@ async fn not_ready(state: &OpsState) -> Option<String> {
         Ok(Err(e)) => why.push_str(&format!("store: {e}\n")),
         Err(_) => why.push_str("store: no answer within 2s\n"),
     }
-    if let Err(e) = state.authority.check_issuance((state.clock)()) {
+    if let Err(e) = state.authority.check_issuance(state.clock.now()) {
         why.push_str(&format!("issuance: {e}\n"));
     }
     (!why.is_empty()).then_some(why)

@@ -186,7 +186,7 @@ impl CaServer {
             store: Arc::clone(&store),
             authority: Arc::clone(&authority),
             metrics: metrics.clone(),
-            clock: Arc::new(SystemTime::now),
+            clock: meshid_runtime::clock::system(),
         };
         let ops_rx = rx.clone();
         tasks.push((

@@ -51,7 +51,7 @@ async fn start() -> Harness {
         .await
         .unwrap();
     let service = AdminService::new(store.clone(), td(), AdminDefaults::default())
-        .with_clock(Arc::new(now))
+        .with_clock(Arc::new(meshid_runtime::clock::ManualClock::new(now())))
         .with_authority_kind("self-signed");
     let sock = dir.path().join("run/admin.sock");
     let listener = socket::bind(&sock).unwrap();

@@ -7,7 +7,8 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::SystemTime;
+
+use meshid_runtime::clock::SharedClock;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
@@ -19,9 +20,6 @@ use rustls::{
 
 use crate::verify::{SvidError, verify_x509_svid};
 use crate::{BundleSet, SpiffeId, TrustDomain};
-
-/// The time source used to decide expiry.
-pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
 /// Which verified peers to accept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +52,7 @@ pub struct SpiffeClientVerifier {
 struct Inner {
     bundles: Arc<BundleSet>,
     peer: PeerMatch,
-    clock: Clock,
+    clock: SharedClock,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
@@ -82,7 +80,7 @@ impl PeerMatch {
 // === impl Inner ===
 
 impl Inner {
-    fn new(bundles: Arc<BundleSet>, peer: PeerMatch, clock: Clock) -> Self {
+    fn new(bundles: Arc<BundleSet>, peer: PeerMatch, clock: SharedClock) -> Self {
         let algorithms = rustls::crypto::ring::default_provider().signature_verification_algorithms;
         Self {
             bundles,
@@ -100,7 +98,7 @@ impl Inner {
         let mut chain = Vec::with_capacity(intermediates.len() + 1);
         chain.push(end_entity.clone());
         chain.extend(intermediates.iter().cloned());
-        let svid = verify_x509_svid(&chain, &self.bundles, (self.clock)()).map_err(to_rustls)?;
+        let svid = verify_x509_svid(&chain, &self.bundles, self.clock.now()).map_err(to_rustls)?;
         if !self.peer.allows(&svid.spiffe_id) {
             return Err(CertificateError::Other(OtherError(Arc::new(PeerNotAllowed(
                 svid.spiffe_id,
@@ -161,11 +159,11 @@ fn to_rustls(e: SvidError) -> rustls::Error {
 impl SpiffeServerVerifier {
     /// Accepts servers allowed by `peer`, checked against `bundles` at the wall clock.
     pub fn new(bundles: Arc<BundleSet>, peer: PeerMatch) -> Self {
-        Self::with_clock(bundles, peer, Arc::new(SystemTime::now))
+        Self::with_clock(bundles, peer, meshid_runtime::clock::system())
     }
 
     /// Like [`Self::new`] with an injected clock.
-    pub fn with_clock(bundles: Arc<BundleSet>, peer: PeerMatch, clock: Clock) -> Self {
+    pub fn with_clock(bundles: Arc<BundleSet>, peer: PeerMatch, clock: SharedClock) -> Self {
         Self {
             inner: Inner::new(bundles, peer, clock),
         }
@@ -219,11 +217,11 @@ impl ServerCertVerifier for SpiffeServerVerifier {
 impl SpiffeClientVerifier {
     /// Requires clients allowed by `peer`, checked against `bundles` at the wall clock.
     pub fn new(bundles: Arc<BundleSet>, peer: PeerMatch) -> Self {
-        Self::with_clock(bundles, peer, Arc::new(SystemTime::now))
+        Self::with_clock(bundles, peer, meshid_runtime::clock::system())
     }
 
     /// Like [`Self::new`] with an injected clock.
-    pub fn with_clock(bundles: Arc<BundleSet>, peer: PeerMatch, clock: Clock) -> Self {
+    pub fn with_clock(bundles: Arc<BundleSet>, peer: PeerMatch, clock: SharedClock) -> Self {
         Self {
             inner: Inner::new(bundles, peer, clock),
         }

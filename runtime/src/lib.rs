@@ -3,6 +3,7 @@
 //!
 //! - [`authority`]: lets HTTP/2 servers on Unix sockets accept the
 //!   `:authority` that gRPC C-core, Java and Swift clients send there.
+//! - [`clock`]: the one wall clock trait, real and manual (tests).
 //! - [`backoff`]: exponential backoff with jitter for retry loops.
 //! - [`uds`]: hardened Unix-socket listeners for tonic servers: connection
 //!   caps (total and per user), handshake and idle timeouts, metrics.
@@ -10,4 +11,5 @@
 
 pub mod authority;
 pub mod backoff;
+pub mod clock;
 pub mod uds;

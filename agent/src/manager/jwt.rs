@@ -10,8 +10,8 @@ use meshid_identity::SpiffeId;
 use meshid_proto::ca::{JwtSvidRequest, MintJwtSvidsRequest, jwt_svid_result};
 
 use crate::cache::EntryInfo;
-use crate::clock::SharedClock;
 use crate::node_client::{CaClient, CaError};
+use meshid_runtime::clock::SharedClock;
 
 /// Most cached JWT-SVIDs; the cache is cleared of stale ones, then fully, beyond it.
 const MAX_CACHED: usize = 10_000;

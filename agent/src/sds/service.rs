@@ -15,8 +15,8 @@ use super::resources;
 use super::xds::{Action, XdsState};
 use crate::attestor::WorkloadAttestor;
 use crate::cache::Snapshot;
-use crate::clock::SharedClock;
 use crate::workload_api::{Caller, ShutdownSignal, View};
+use meshid_runtime::clock::SharedClock;
 
 /// Shortest wait before re-checking expiry (see the Workload API's).
 const MIN_RECHECK: Duration = Duration::from_millis(200);

@@ -17,7 +17,7 @@ use super::messages;
 use super::{Build, Caller, JwtMinter, MintError, ShutdownSignal, watch_stream};
 use crate::attestor::WorkloadAttestor;
 use crate::cache::Snapshot;
-use crate::clock::SharedClock;
+use meshid_runtime::clock::SharedClock;
 
 mod claims;
 

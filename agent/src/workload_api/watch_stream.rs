@@ -10,7 +10,7 @@ use tonic::Status;
 
 use super::{Caller, ShutdownSignal, View};
 use crate::cache::{CachedSvid, Snapshot};
-use crate::clock::SharedClock;
+use meshid_runtime::clock::SharedClock;
 
 /// Shortest wait before re-checking expiry, so a clock that does not move
 /// (or jumps) cannot make the loop spin.

@@ -6,11 +6,11 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use meshid_agent::clock::SharedClock;
 use meshid_agent::node_client::{AgentCredentials, CaClient, CaError};
 use meshid_identity::x509::{CaTemplate, SvidTemplate, self_signed_ca, sign_svid};
 use meshid_identity::{BundleSet, PrivateKey, TrustDomain, verify_csr};
 use meshid_proto::ca::*;
+use meshid_runtime::clock::SharedClock;
 use rustls_pki_types::CertificateDer;
 
 pub const TD: &str = "example.org";

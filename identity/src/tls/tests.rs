@@ -8,10 +8,11 @@ use rustls::{
     ClientConfig, ClientConnection, ServerConfig, ServerConnection, SupportedProtocolVersion,
 };
 
-use super::{Clock, PeerMatch, SpiffeClientVerifier, SpiffeServerVerifier, peer_spiffe_id};
+use super::{PeerMatch, SpiffeClientVerifier, SpiffeServerVerifier, peer_spiffe_id};
 use crate::key::PrivateKey;
 use crate::x509::{CaTemplate, SvidTemplate, self_signed_ca, sign_svid};
 use crate::{BundleSet, SpiffeId, TrustBundle, TrustDomain};
+use meshid_runtime::clock::SharedClock;
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -71,8 +72,8 @@ fn key_der(svid: &Svid) -> PrivateKeyDer<'static> {
     PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(svid.key.pkcs8_der().to_vec()))
 }
 
-fn clock() -> Clock {
-    Arc::new(now)
+fn clock() -> SharedClock {
+    Arc::new(meshid_runtime::clock::ManualClock::new(now()))
 }
 
 /// Runs a full handshake over in-memory buffers.

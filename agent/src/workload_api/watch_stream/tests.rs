@@ -13,8 +13,8 @@ use tokio_stream::StreamExt;
 use super::{Build, watch_stream};
 use crate::attestor::ProcessIdentity;
 use crate::cache::{CachedSvid, EntryInfo, Snapshot};
-use crate::clock::SystemClock;
 use crate::workload_api::{Caller, ShutdownSignal};
+use meshid_runtime::clock::SystemClock;
 
 fn td() -> TrustDomain {
     TrustDomain::new("example.org").unwrap()

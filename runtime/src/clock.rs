@@ -1,8 +1,9 @@
-//! The agent's notion of "now" for expiry and rotation decisions.
+//! The one notion of "now" for expiry, rotation and record stamps.
 //!
-//! Decisions (is this SVID due for rotation? has it expired?) read a
-//! [`Clock`]; waiting uses tokio's timer. Tests inject a [`ManualClock`] and
-//! move it together with `tokio::time::pause()`/`advance()`.
+//! Decisions (is this SVID due for rotation? has it expired? when was this
+//! row written?) read a [`Clock`]; waiting uses tokio's timer. Tests inject a
+//! [`ManualClock`] (moved by hand) or a [`TokioClock`] (moved together with
+//! `tokio::time::pause()`/`advance()`).
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -16,6 +17,11 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
 
 /// A shared clock.
 pub type SharedClock = Arc<dyn Clock>;
+
+/// The system clock as a [`SharedClock`].
+pub fn system() -> SharedClock {
+    Arc::new(SystemClock)
+}
 
 /// The operating system's wall clock.
 #[derive(Debug, Clone, Copy, Default)]
