@@ -6,7 +6,8 @@
 //! - [`clock`]: the one wall clock trait, real and manual (tests).
 //! - [`backoff`]: exponential backoff with jitter for retry loops.
 //! - [`uds`]: hardened Unix-socket listeners for tonic servers: connection
-//!   caps (total and per user), handshake and idle timeouts, metrics.
+//!   caps (total and per user), handshake and idle timeouts, metrics; and
+//!   [`uds::channel`], the tonic client channel to a Unix socket.
 #![forbid(unsafe_code)]
 
 pub mod authority;

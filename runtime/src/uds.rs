@@ -1,4 +1,5 @@
-//! Hardened Unix-socket listeners for tonic servers.
+//! Hardened Unix-socket listeners for tonic servers, and the one way
+//! clients open a tonic channel to such a socket ([`channel`]).
 //!
 //! A Unix socket that every local user may connect to (the SPIFFE Workload
 //! API is mode 0777) must not let one user hold the server's connections
@@ -33,11 +34,13 @@
 //! ```
 
 mod admission;
+mod channel;
 mod conn;
 mod metrics;
 mod streams;
 
 pub use admission::{Admission, Permit, Refusal};
+pub use channel::{CONNECT_TIMEOUT, ChannelError, channel};
 pub use conn::GuardedConnection;
 pub use metrics::{ListenerMetrics, UdsMetrics};
 

@@ -12,13 +12,11 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use hyper_util::rt::TokioIo;
+use meshid_identity::x509::split_chain;
 use meshid_identity::{BundleSet, TrustBundle, TrustDomain, verify_x509_svid};
 use meshid_proto::workload::X509svidRequest;
 use meshid_proto::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
 use meshid_tests::{Child, Cmd, free_port, tempdir, wait_for_port};
-use rustls::pki_types::CertificateDer;
-use tonic::transport::Endpoint;
 
 const TD: &str = "example.org";
 const READY: Duration = Duration::from_secs(60);
@@ -77,16 +75,7 @@ async fn http_get(port: u16, path: &str) -> (String, String) {
 /// The first X.509-SVID response from the Workload API at `socket`, or
 /// `None` while the agent cannot answer yet.
 async fn fetch_svid(socket: &Path) -> Option<meshid_proto::workload::X509svidResponse> {
-    let path = socket.to_owned();
-    let channel = Endpoint::from_static("http://agent.invalid")
-        .connect_with_connector(tower::service_fn(move |_: http::Uri| {
-            let path = path.clone();
-            async move {
-                Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?))
-            }
-        }))
-        .await
-        .ok()?;
+    let channel = meshid_runtime::uds::channel(socket).await.ok()?;
     let mut client = SpiffeWorkloadApiClient::new(channel);
     let mut req = tonic::Request::new(X509svidRequest {});
     req.metadata_mut()
@@ -178,7 +167,8 @@ async fn agent_attests_serves_svids_and_reuses_its_identity_after_restart() {
         assert_eq!(resp.svids.len(), 1, "{resp:?}");
         let svid = &resp.svids[0];
         assert_eq!(svid.spiffe_id, "spiffe://example.org/e2e");
-        let chain = rustls_pki_types_chain(&svid.x509_svid);
+        let chain = split_chain(&svid.x509_svid)
+            .expect("the x509_svid field is concatenated DER certificates");
         let v = verify_x509_svid(&chain, &bundles, SystemTime::now()).unwrap();
         assert_eq!(v.spiffe_id.as_str(), "spiffe://example.org/e2e");
         assert!(!svid.x509_svid_key.is_empty());
@@ -216,31 +206,4 @@ async fn agent_attests_serves_svids_and_reuses_its_identity_after_restart() {
         key_before
     );
     agent.terminate(Duration::from_secs(20));
-}
-
-fn rustls_pki_types_chain(concatenated_der: &[u8]) -> Vec<CertificateDer<'static>> {
-    // The Workload API sends the chain as concatenated DER certificates.
-    let mut out = Vec::new();
-    let mut rest = concatenated_der;
-    while !rest.is_empty() {
-        let len = der_len(rest);
-        out.push(CertificateDer::from(rest[..len].to_vec()));
-        rest = &rest[len..];
-    }
-    out
-}
-
-/// Length of the DER TLV at the start of `b`.
-fn der_len(b: &[u8]) -> usize {
-    let first = b[1];
-    if first < 0x80 {
-        2 + first as usize
-    } else {
-        let n = (first & 0x7f) as usize;
-        let mut len = 0usize;
-        for i in 0..n {
-            len = (len << 8) | b[2 + i] as usize;
-        }
-        2 + n + len
-    }
 }

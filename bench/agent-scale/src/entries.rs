@@ -5,15 +5,13 @@
 //! process has (`20000 + i`): the agent issues and rotates them, but serves
 //! them to nobody.
 
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::Context as _;
-use hyper_util::rt::TokioIo;
 use meshid_proto::ca::admin_client::AdminClient;
 use meshid_proto::ca::{CreateEntriesRequest, Entry, Selector, entry_result};
-use tokio::net::UnixStream;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
 /// Flags of `entries`.
 #[derive(Debug, clap::Args)]
@@ -48,7 +46,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         (1..=1000).contains(&a.batch),
         "--batch must be between 1 and 1000"
     );
-    let mut client = connect(a.admin_socket.clone()).await?;
+    let mut client = connect(&a.admin_socket).await?;
     let all: Vec<Entry> = (0..a.count).map(|i| entry(&a, i)).collect();
     let start = Instant::now();
     let mut created = 0usize;
@@ -96,16 +94,10 @@ fn entry(a: &Args, i: u32) -> Entry {
     }
 }
 
-async fn connect(path: PathBuf) -> anyhow::Result<AdminClient<Channel>> {
-    let shown = path.display().to_string();
-    let channel = Endpoint::from_static("http://meshid-admin.invalid")
-        .connect_timeout(Duration::from_secs(5))
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let path = path.clone();
-            async move { UnixStream::connect(path).await.map(TokioIo::new) }
-        }))
+async fn connect(path: &Path) -> anyhow::Result<AdminClient<Channel>> {
+    let channel = meshid_runtime::uds::channel(path)
         .await
-        .with_context(|| format!("cannot reach the CA admin socket {shown}"))?;
+        .context("cannot reach the CA admin socket")?;
     Ok(AdminClient::new(channel)
         .max_decoding_message_size(meshid_proto::MAX_MESSAGE_SIZE)
         .max_encoding_message_size(meshid_proto::MAX_MESSAGE_SIZE))

@@ -5,13 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hyper_util::rt::TokioIo;
 use meshid_proto::workload::X509svidRequest;
 use meshid_proto::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
-use tokio::net::UnixStream;
 use tokio::sync::{Barrier, mpsc};
 use tokio::task::JoinHandle;
-use tonic::transport::{Endpoint, Uri};
 
 /// What the first message of one stream looked like.
 #[derive(Debug)]
@@ -141,13 +138,9 @@ async fn stream(
 async fn connect(
     socket: PathBuf,
 ) -> Result<tonic::Streaming<meshid_proto::workload::X509svidResponse>, String> {
-    let channel = Endpoint::from_static("http://agent.invalid")
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let socket = socket.clone();
-            async move { UnixStream::connect(socket).await.map(TokioIo::new) }
-        }))
+    let channel = meshid_runtime::uds::channel(&socket)
         .await
-        .map_err(|e| format!("connect: {e}"))?;
+        .map_err(|e| e.to_string())?;
     let mut client = SpiffeWorkloadApiClient::new(channel)
         .max_decoding_message_size(meshid_proto::MAX_MESSAGE_SIZE);
     let mut req = tonic::Request::new(X509svidRequest {});
