@@ -5,12 +5,10 @@
 //! connection ([`pool`], same HTTP version as the request) → response →
 //! access log + metrics.
 
-pub mod connect;
 pub mod forward;
 pub mod headers;
 pub mod pool;
 
-pub use connect::Upstream;
 pub use forward::{Forward, UpstreamVersion, serve_connection};
 
 /// Response header that says why a request was denied.

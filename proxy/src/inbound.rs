@@ -2,10 +2,11 @@
 //! peer, authorize, forward to the local application.
 
 use crate::config::{InboundConfig, Protocol};
-use crate::http::{Forward, Upstream, UpstreamVersion, forward::Peer, serve_connection};
+use crate::connect::Upstream;
+use crate::context::{Peer, Shared};
+use crate::http::{Forward, UpstreamVersion, serve_connection};
+use crate::limit::ConnLimit;
 use crate::metrics::{ConnLabels, INBOUND};
-use crate::run::limit::ConnLimit;
-use crate::run::shared::Shared;
 use crate::tls::handshake_error_reason;
 use meshid_identity::tls::peer_spiffe_id;
 use std::sync::Arc;

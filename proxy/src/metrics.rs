@@ -180,12 +180,12 @@ impl Metrics {
         direction: Direction,
         listen: std::net::SocketAddr,
         max: usize,
-    ) -> crate::run::limit::ConnLimit {
+    ) -> crate::limit::ConnLimit {
         let labels = ListenerLabels {
             direction,
             listen: listen.to_string(),
         };
-        crate::run::limit::ConnLimit::new(
+        crate::limit::ConnLimit::new(
             max,
             self.listener_open.get_or_create(&labels).clone(),
             self.listener_refused.get_or_create(&labels).clone(),

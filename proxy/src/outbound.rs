@@ -2,10 +2,11 @@
 //! originate mTLS to a peer proxy whose SPIFFE ID must match.
 
 use crate::config::{OutboundConfig, Protocol};
-use crate::http::{Forward, Upstream, UpstreamVersion, forward::Peer, serve_connection};
+use crate::connect::Upstream;
+use crate::context::{Peer, Shared};
+use crate::http::{Forward, UpstreamVersion, serve_connection};
+use crate::limit::ConnLimit;
 use crate::metrics::{ConnLabels, OUTBOUND};
-use crate::run::limit::ConnLimit;
-use crate::run::shared::Shared;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -19,12 +20,7 @@ pub async fn serve(
     (index, cap): (usize, ConnLimit),
     shared: Arc<Shared>,
 ) {
-    let destination: Arc<str> = Arc::from(
-        cfg.server_id
-            .clone()
-            .or_else(|| cfg.trust_domain.clone())
-            .unwrap_or_else(|| cfg.upstream.to_string()),
-    );
+    let destination: Arc<str> = Arc::from(cfg.destination());
     let upstream = Upstream::Tls {
         addr: cfg.upstream,
         index,

@@ -1,12 +1,12 @@
 //! Wiring: config → identity source → TLS store → listeners; graceful drain.
 
-pub mod limit;
-pub(crate) mod listen;
-pub mod shared;
-pub mod workers;
+mod listen;
+mod workers;
 
 use crate::access_log::AccessLog;
 use crate::config::{IdentityConfig, Protocol, ProxyConfig};
+use crate::context::Shared;
+use crate::drain::{Drain, DrainHandle};
 use crate::identity::{FileSource, IdentitySource, WorkloadApiSource};
 use crate::metrics::{INBOUND, Metrics, OUTBOUND};
 use crate::policy::{PolicySet, PolicyWatcher};
@@ -14,7 +14,6 @@ use crate::tls::{ClientSettings, TlsStore, build::ALPN_HTTP11};
 use crate::trace::SpanExporter;
 use arc_swap::ArcSwap;
 use prometheus_client::registry::Registry;
-use shared::{Drain, Shared};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -82,7 +81,7 @@ pub struct Running {
     pub bound: Bound,
     /// Shared state (TLS store, metrics...).
     pub shared: Arc<Shared>,
-    drain: shared::DrainHandle,
+    drain: DrainHandle,
     drain_timeout: Duration,
     workers: Workers,
     _policy: Option<PolicyWatcher>,

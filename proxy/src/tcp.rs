@@ -2,10 +2,11 @@
 //! bytes copied both ways until either side closes.
 
 use crate::access_log::{self, Entry};
-use crate::http::connect::{ConnectFailure, connect_tls, dial};
+use crate::authz::{Verdict, rule_label};
+use crate::connect::{ConnectFailure, connect_tls, dial};
+use crate::context::Shared;
 use crate::metrics::{ConnLabels, Direction, ERROR_DECISION, INBOUND, OUTBOUND};
 use crate::policy::Request as AuthzRequest;
-use crate::run::shared::{Shared, Verdict, rule_label};
 use meshid_identity::SpiffeId;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,13 +1,14 @@
 //! Per-request handling: authorize, trace, rewrite, forward, log.
 
-use super::connect::{ConnectFailure, Upstream};
 use super::headers::{authority, path, prepare, strip_hop_by_hop, version_label};
 use super::pool::{H1, Lease, Pool, UpstreamBody};
 use super::{DENIED_HEADER, ERROR_HEADER};
 use crate::access_log::{self, Entry};
+use crate::authz::{Verdict, rule_label};
+use crate::connect::{ConnectFailure, Upstream};
+use crate::context::{Peer, Shared};
 use crate::metrics::{Direction, ERROR_DECISION, INBOUND, RequestRecorder};
 use crate::policy::Request as AuthzRequest;
-use crate::run::shared::{Shared, Verdict, rule_label};
 use crate::trace::{Hop, PendingSpan, SpanKind, TRACEPARENT, TraceContext};
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
@@ -15,7 +16,6 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
 use hyper::body::{Body, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use meshid_identity::SpiffeId;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -50,15 +50,6 @@ pub struct Forward {
     upstream: std::net::SocketAddr,
     pool: Arc<Pool>,
     shared: Arc<Shared>,
-}
-
-/// What is known about the client connection.
-#[derive(Clone, Debug)]
-pub struct Peer {
-    /// The verified SPIFFE ID, if any.
-    pub id: Option<SpiffeId>,
-    /// Label for logs and metrics.
-    pub label: Arc<str>,
 }
 
 /// State of one downstream connection, shared by its requests.

@@ -7,7 +7,7 @@
 //! If the peer does not accept `h2` (ALPN), HTTP/2 requests fall back to
 //! HTTP/1.1 connections.
 
-use super::connect::{Upstream, UpstreamIo};
+use crate::connect::{Upstream, UpstreamIo};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::{http1, http2};

@@ -5,8 +5,8 @@
 //! ops, log writers) stays on the caller's runtime.
 
 use crate::config::{InboundConfig, OutboundConfig};
-use crate::run::limit::ConnLimit;
-use crate::run::shared::Shared;
+use crate::context::Shared;
+use crate::limit::ConnLimit;
 use std::io;
 use std::net::TcpListener as StdListener;
 use std::sync::Arc;
