@@ -3,8 +3,9 @@
 
 use meshid_identity::SpiffeId;
 use meshid_proxy::policy::{Pattern, PolicyError, PolicySet, PolicyWatcher, Request};
+use meshid_tests::eventually_async;
 use proptest::prelude::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A reference matcher written the obvious way, independent of `Pattern`.
 fn reference(pattern: &str, value: &str) -> bool {
@@ -216,14 +217,8 @@ proptest! {
     }
 }
 
-/// Polls `cond` until it holds or the deadline passes.
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
+/// How long a policy change may take to be in force (10 ms polls).
+const RELOAD: Duration = Duration::from_secs(10);
 
 #[tokio::test]
 async fn hot_reload_swaps_valid_files_and_keeps_old_on_invalid() {
@@ -244,8 +239,8 @@ async fn hot_reload_swaps_valid_files_and_keeps_old_on_invalid() {
         "policies: [{name: deny-all, action: DENY, rules: [{}]}]\n",
     )
     .unwrap();
-    eventually("deny-all in force", || {
-        !watcher.current().evaluate(&req).allowed
+    eventually_async("deny-all in force", RELOAD, || async {
+        (!watcher.current().evaluate(&req).allowed).then_some(())
     })
     .await;
     let shared = watcher.shared();
@@ -254,7 +249,10 @@ async fn hot_reload_swaps_valid_files_and_keeps_old_on_invalid() {
     // An invalid file is ignored: deny-all stays for later polls.
     std::fs::write(&path, "policies: [{name: x, action: NOPE}]\n").unwrap();
     let polls = watcher.polls();
-    eventually("two more polls", || watcher.polls() >= polls + 2).await;
+    eventually_async("two more polls", RELOAD, || async {
+        (watcher.polls() >= polls + 2).then_some(())
+    })
+    .await;
     assert_eq!(watcher.current().policies()[0].name(), "deny-all");
 
     // A valid file again proves the watcher kept running past the bad one.
@@ -263,15 +261,18 @@ async fn hot_reload_swaps_valid_files_and_keeps_old_on_invalid() {
         "policies: [{name: allow-again, action: ALLOW, rules: [{}]}]\n",
     )
     .unwrap();
-    eventually("allow-again in force", || {
-        watcher.current().policies()[0].name() == "allow-again"
+    eventually_async("allow-again in force", RELOAD, || async {
+        (watcher.current().policies()[0].name() == "allow-again").then_some(())
     })
     .await;
 
     // Deleting the file keeps the last good policy.
     std::fs::remove_file(&path).unwrap();
     let polls = watcher.polls();
-    eventually("two more polls", || watcher.polls() >= polls + 2).await;
+    eventually_async("two more polls", RELOAD, || async {
+        (watcher.polls() >= polls + 2).then_some(())
+    })
+    .await;
     assert!(watcher.current().evaluate(&req).allowed);
 }
 

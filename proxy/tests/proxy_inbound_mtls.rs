@@ -191,14 +191,15 @@ async fn tls12_clients_by_default_and_refused_with_min_13() {
         .unwrap();
     assert!(!ok, "TLS 1.2 must be refused with min 1.3: {text}");
     assert!(text.contains("protocol version"), "clear alert: {text}");
-    let mut metrics = String::new();
-    for _ in 0..100 {
-        metrics = net::get_h1(p.bound.ops.unwrap(), "GET", "/metrics").await.2;
-        if metrics.contains("reason=\"tls_version\"") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let ops = p.bound.ops.unwrap();
+    let metrics =
+        meshid_tests::eventually_async("the tls_version handshake error", net::WAIT, || async {
+            let metrics = net::get_h1(ops, "GET", "/metrics").await.2;
+            metrics
+                .contains("reason=\"tls_version\"")
+                .then_some(metrics)
+        })
+        .await;
     assert!(
         metrics.contains(
             "meshid_proxy_tls_handshake_errors_total{direction=\"inbound\",reason=\"tls_version\"} 1"

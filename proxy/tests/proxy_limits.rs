@@ -108,15 +108,16 @@ async fn a_full_listener_refuses_and_counts_then_recovers() {
         "meshid_proxy_listener_connections{{direction=\"outbound\",listen=\"{}\"}} 4",
         p.out
     );
-    let mut metrics = String::new();
-    for _ in 0..200 {
-        metrics = net::get_h1(ops, "GET", "/metrics").await.2;
-        if metrics.contains(&gauge) {
-            break;
+    let gauge_at = |n: usize| gauge.replace("} 4", &format!("}} {n}"));
+    let open_gauge_is = |n: usize| {
+        let line = gauge_at(n);
+        async move {
+            let metrics = net::get_h1(ops, "GET", "/metrics").await.2;
+            metrics.contains(&line).then_some(())
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(metrics.contains(&gauge), "{metrics}");
+    };
+    meshid_tests::eventually_async("the open gauge at the cap", net::WAIT, || open_gauge_is(4))
+        .await;
     let mut extra = TcpStream::connect(p.out).await.unwrap();
     assert!(
         closed_within(&mut extra, Duration::from_secs(5)).await,
@@ -133,18 +134,7 @@ async fn a_full_listener_refuses_and_counts_then_recovers() {
     // Closing held connections frees slots: a legitimate request passes
     // while the other hostile connections are still held.
     held.truncate(2);
-    let mut ok = false;
-    for _ in 0..100 {
-        let s = TcpStream::connect(p.out).await.unwrap();
-        drop(s);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let m = net::get_h1(ops, "GET", "/metrics").await.2;
-        if m.contains(&gauge.replace("} 4", "} 2")) {
-            ok = true;
-            break;
-        }
-    }
-    assert!(ok, "slots were not freed");
+    meshid_tests::eventually_async("slots to be freed", net::WAIT, || open_gauge_is(2)).await;
     let (status, _, body) = net::get_h1(p.out, "GET", "/hello").await;
     assert_eq!((status, body.as_str()), (200, "backend GET /hello"));
     drop(held);

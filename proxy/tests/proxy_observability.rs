@@ -73,7 +73,7 @@ async fn access_log_and_metrics_describe_the_traffic() {
         );
     }
 
-    let line = net::wait_for_line(&log, "/traced").await;
+    let line = meshid_tests::wait_for_line(&log, "/traced", net::WAIT).await;
     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(v["direction"], "inbound");
     assert_eq!(v["protocol"], "http");

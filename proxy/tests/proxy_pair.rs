@@ -53,9 +53,9 @@ async fn http1_and_http2_cross_the_mtls_pair() {
 
     // Between the sidecars each request keeps the version the app used
     // (the inbound access log records what reached it over mTLS).
-    let line = net::wait_for_line(&log, "\"/hello\"").await;
+    let line = meshid_tests::wait_for_line(&log, "\"/hello\"", net::WAIT).await;
     assert!(line.contains("\"http_version\":\"HTTP/1.1\""), "{line}");
-    let line = net::wait_for_line(&log, "\"/two\"").await;
+    let line = meshid_tests::wait_for_line(&log, "\"/two\"", net::WAIT).await;
     assert!(line.contains("\"http_version\":\"HTTP/2\""), "{line}");
 
     // Many requests multiplex over the pooled upstream connection.
@@ -136,7 +136,7 @@ async fn outbound_refuses_an_unexpected_server_id() {
         "{body}"
     );
     assert_eq!(headers["x-meshid-error"], "peer_id_mismatch");
-    let line = net::wait_for_line(&http_log, "\"/hello\"").await;
+    let line = meshid_tests::wait_for_line(&http_log, "\"/hello\"", net::WAIT).await;
     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(
         (v["decision"].as_str(), v["error"].as_str()),
@@ -160,7 +160,7 @@ async fn outbound_refuses_an_unexpected_server_id() {
             .await
             .is_empty()
     );
-    let line = net::wait_for_line(&tcp_log, "\"tcp\"").await;
+    let line = meshid_tests::wait_for_line(&tcp_log, "\"tcp\"", net::WAIT).await;
     assert!(
         line.contains("\"decision\":\"error\",\"error\":\"peer_id_mismatch\""),
         "{line}"
@@ -171,7 +171,7 @@ async fn outbound_refuses_an_unexpected_server_id() {
 async fn stop_lets_in_flight_requests_finish_then_closes_the_listeners() {
     let dir = tempfile::tempdir().unwrap();
     let ca = pki::Ca::new("example.org");
-    let backend = net::http_backend().await;
+    let (backend, received) = net::http_backend_counting().await;
     let net::Pair {
         inbound,
         outbound,
@@ -189,9 +189,13 @@ async fn stop_lets_in_flight_requests_finish_then_closes_the_listeners() {
     .await;
     let inb = inbound.bound.inbound[0];
 
-    // The backend holds /slow for 800 ms; stop the inbound proxy meanwhile.
+    // The backend holds /slow for 800 ms; stop the inbound proxy once the
+    // request has reached it.
     let in_flight = tokio::spawn(async move { net::get_h1(out, "GET", "/slow/1").await });
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    meshid_tests::eventually_async("the backend to receive /slow/1", net::WAIT, || async {
+        (received.load(std::sync::atomic::Ordering::Acquire) == 1).then_some(())
+    })
+    .await;
     let stopping = tokio::spawn(inbound.stop());
     let (status, _, body) = in_flight.await.unwrap();
     assert_eq!((status, body.as_str()), (200, "backend GET /slow/1"));

@@ -7,8 +7,6 @@ mod net;
 #[path = "support/pki.rs"]
 mod pki;
 
-use std::path::Path;
-
 const HTTP_POLICY: &str = r#"
 policies:
   - name: frontend-reads-hello
@@ -110,7 +108,7 @@ async fn audit_mode_lets_denied_requests_through_and_logs_them() {
     let out = p.outbound.bound.outbound[0];
     let (status, _, body) = net::get_h1(out, "POST", "/admin").await;
     assert_eq!((status, body.as_str()), (200, "backend POST /admin"));
-    let line = wait_for_line(&log, "\"/admin\"").await;
+    let line = meshid_tests::wait_for_line(&log, "\"/admin\"", net::WAIT).await;
     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(v["decision"], "deny(audit)");
     assert_eq!(v["source"], "spiffe://example.org/frontend");
@@ -142,22 +140,6 @@ async fn pair_with_log(dir: tempfile::TempDir, backend: std::net::SocketAddr, ex
     }
 }
 
-/// Polls `path` (bounded) for a line containing `needle`.
-pub async fn wait_for_line(path: &Path, needle: &str) -> String {
-    for _ in 0..500 {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && let Some(l) = text.lines().find(|l| l.contains(needle))
-        {
-            return l.to_owned();
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!(
-        "no access log line containing {needle} in {}",
-        path.display()
-    );
-}
-
 /// The inbound proxy's `/metrics` text.
 async fn metrics(p: &meshid_proxy::run::Running) -> String {
     net::get_h1(p.bound.ops.unwrap(), "GET", "/metrics").await.2
@@ -166,13 +148,11 @@ async fn metrics(p: &meshid_proxy::run::Running) -> String {
 /// Polls `/metrics` (bounded: the policy file is polled every 2 s) until it
 /// has `line`.
 async fn wait_for_metric(p: &meshid_proxy::run::Running, line: &str) {
-    for _ in 0..200 {
-        if metrics(p).await.lines().any(|l| l == line) {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("no metric line {line:?} in:\n{}", metrics(p).await);
+    let what = format!("metric line {line:?}");
+    meshid_tests::eventually_async(&what, net::WAIT, || async {
+        metrics(p).await.lines().any(|l| l == line).then_some(())
+    })
+    .await;
 }
 
 /// A policy file rewritten in place (truncated to nothing, or cut after a

@@ -15,6 +15,8 @@ use meshid_identity::tls::PeerMatch;
 use meshid_proxy::config::TlsVersion;
 use meshid_proxy::identity::FileSource;
 use meshid_proxy::tls::{ClientSettings, TlsConfigs};
+use meshid_tests::eventually_async;
+use net::WAIT;
 use rustls::pki_types::ServerName;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -108,12 +110,11 @@ async fn rotation_under_traffic_drops_nothing() {
     };
 
     // Let traffic start, then rotate both sidecars' SVIDs.
-    for _ in 0..2000 {
-        if ok.load(Ordering::Relaxed) >= 20 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let ok_reaches = |n: u64| {
+        let ok = ok.clone();
+        async move { (ok.load(Ordering::Relaxed) >= n).then_some(()) }
+    };
+    eventually_async("20 requests before the rotation", WAIT, || ok_reaches(20)).await;
     let (cert, key) = ca.issue("spiffe://example.org/backend");
     pki::write_pair(&server, &cert, &key);
     let (ccert, ckey) = ca.issue("spiffe://example.org/frontend");
@@ -121,22 +122,17 @@ async fn rotation_under_traffic_drops_nothing() {
     let new = serial(&cert);
     assert_ne!(old, new);
 
-    let mut seen = String::new();
-    for _ in 0..500 {
-        seen = served_serial(in_addr, &client).await;
-        if seen == new {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(seen, new, "new handshakes must present the rotated SVID");
+    eventually_async(
+        "new handshakes to present the rotated SVID",
+        WAIT,
+        || async { (served_serial(in_addr, &client).await == new).then_some(()) },
+    )
+    .await;
     let after = ok.load(Ordering::Relaxed);
-    for _ in 0..2000 {
-        if ok.load(Ordering::Relaxed) >= after + 40 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    eventually_async("40 requests after the rotation", WAIT, || {
+        ok_reaches(after + 40)
+    })
+    .await;
     stop.store(true, Ordering::Release);
     traffic.await.unwrap();
     assert_eq!(
@@ -168,13 +164,10 @@ async fn truncated_identity_files_keep_the_previous_identity() {
     let wait_rejected = |n: u64| {
         let metrics = metrics.clone();
         async move {
-            for _ in 0..500 {
-                if metrics.count("rejected") >= n {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            panic!("rejection {n} never counted");
+            eventually_async(&format!("rejection {n} to be counted"), WAIT, || async {
+                (metrics.count("rejected") >= n).then_some(())
+            })
+            .await;
         }
     };
     let pem = std::fs::read_to_string(&files.cert).unwrap();
@@ -197,12 +190,10 @@ async fn truncated_identity_files_keep_the_previous_identity() {
     std::fs::write(&files.bundle, bundle).unwrap();
     let (cert, key) = ca.issue("spiffe://example.org/svc");
     pki::write_pair(&files, &cert, &key);
-    for _ in 0..500 {
-        if rx.borrow().as_ref().unwrap().serial != first {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually_async("the next complete files to be loaded", WAIT, || async {
+        (rx.borrow().as_ref().unwrap().serial != first).then_some(())
+    })
+    .await;
     assert_ne!(rx.borrow().as_ref().unwrap().serial, first);
     assert!(metrics.count("ok") >= 1);
 }

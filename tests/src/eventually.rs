@@ -2,9 +2,22 @@
 
 use std::time::{Duration, Instant};
 
+/// How often [`eventually`] and [`eventually_async`] poll.
+const POLL: Duration = Duration::from_millis(20);
+
 /// Polls `f` every 20 ms until it returns `Some`, or panics with `what`
 /// after `timeout`.
-pub fn eventually<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+pub fn eventually<T>(what: &str, timeout: Duration, f: impl FnMut() -> Option<T>) -> T {
+    eventually_every(what, timeout, POLL, f)
+}
+
+/// [`eventually`] polling every `every` (for checks that start a process).
+pub fn eventually_every<T>(
+    what: &str,
+    timeout: Duration,
+    every: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = f() {
@@ -13,7 +26,7 @@ pub fn eventually<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Optio
         if Instant::now() > deadline {
             panic!("timed out after {timeout:?} waiting for: {what}");
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(every);
     }
 }
 
@@ -31,6 +44,6 @@ where
         if Instant::now() > deadline {
             panic!("timed out after {timeout:?} waiting for: {what}");
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(POLL).await;
     }
 }

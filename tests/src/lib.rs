@@ -1,22 +1,42 @@
-//! Support for meshid's end-to-end tests: they run the real `meshid` binary
-//! (and real peers: openssl, curl, Envoy, PostgreSQL) on loopback and Unix
-//! sockets.
+//! Support for meshid's tests: end-to-end tests run the real `meshid`
+//! binary (and real peers: openssl, curl, Envoy, PostgreSQL) on loopback
+//! and Unix sockets; the crates' own integration tests use the same
+//! fixtures and waits.
 //!
 //! - [`bin`]: find (or build once) the `meshid` binary.
 //! - [`process`]: child processes that are killed when the guard drops.
 //! - [`net`]: free ports, waiting for ports and sockets.
 //! - [`eventually`]: poll a condition with a deadline instead of sleeping.
+//! - [`lines`]: wait for a line in a log file.
+//! - [`ca`]: [`TestCa`], `meshid ca serve` with its operator steps.
+//! - [`agent`]: [`TestAgent`], `meshid agent run` against a [`TestCa`].
+//! - [`mesh`]: [`Mesh`], a CA and an agent serving this process an SVID.
+//! - [`workload_api`]: [`FakeWorkloadApi`], a Workload API server the test
+//!   feeds.
+//! - [`envoy`]: [`Envoy`] from `$ENVOY_BIN` and the example config.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod bin;
+pub mod ca;
+pub mod envoy;
 pub mod eventually;
+pub mod lines;
+pub mod mesh;
 pub mod net;
 pub mod process;
+pub mod workload_api;
 
+pub use agent::{TestAgent, TestAgentBuilder};
 pub use bin::meshid_bin;
-pub use eventually::{eventually, eventually_async};
+pub use ca::{JoinToken, TestCa, TestCaBuilder};
+pub use envoy::Envoy;
+pub use eventually::{eventually, eventually_async, eventually_every};
+pub use lines::wait_for_line;
+pub use mesh::{Mesh, MeshBuilder, current_uid};
 pub use net::{free_port, wait_for_port, wait_for_socket};
 pub use process::{Child, Cmd};
+pub use workload_api::FakeWorkloadApi;
 
 /// A fresh temporary directory, removed on drop.
 pub fn tempdir() -> tempfile::TempDir {

@@ -9,28 +9,45 @@ use meshid_proxy::ProxyConfig;
 use meshid_proxy::run::Running;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+/// How long a proxy test waits for something that should happen at once
+/// (a log line, a metric, a loaded identity): bounded, generous for CI.
+pub const WAIT: Duration = Duration::from_secs(10);
 
 /// An HTTP/1.1 + HTTP/2 backend answering `backend <METHOD> <path>` and
 /// echoing what it saw in `x-seen-*` headers; paths under `/slow` answer
 /// after 800 ms. It says which HTTP version it got (`x-seen-version`) and
 /// ends HTTP/2 answers with a `grpc-status: 0` trailer.
 pub async fn http_backend() -> SocketAddr {
+    http_backend_counting().await.0
+}
+
+/// [`http_backend`] that also counts the requests it has received (counted
+/// on arrival, before a `/slow` answer waits).
+pub async fn http_backend_counting() -> (SocketAddr, Arc<AtomicUsize>) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
+    let received = Arc::new(AtomicUsize::new(0));
+    let count = received.clone();
     tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = l.accept().await else {
                 return;
             };
+            let count = count.clone();
             tokio::spawn(async move {
-                let svc =
-                    hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    count.fetch_add(1, Ordering::AcqRel);
+                    async move {
                         let tp = req.headers().get("traceparent").cloned();
                         let host = req.headers().get("host").cloned();
                         if req.uri().path().starts_with("/slow") {
-                            tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+                            tokio::time::sleep(Duration::from_millis(800)).await;
                         }
                         let body = format!("backend {} {}", req.method(), req.uri().path());
                         // gRPC-style: HTTP/2 answers end with a `grpc-status` trailer.
@@ -53,14 +70,15 @@ pub async fn http_backend() -> SocketAddr {
                             r.headers_mut().insert("x-seen-host", h);
                         }
                         Ok::<_, Infallible>(r)
-                    });
+                    }
+                });
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(tcp), svc)
                     .await;
             });
         }
     });
-    addr
+    (addr, received)
 }
 
 /// A TCP echo server.
@@ -87,15 +105,12 @@ pub async fn proxy(yaml: &str) -> Running {
     meshid_proxy::start(cfg).await.unwrap()
 }
 
-/// Waits until the proxy has loaded its identity (bounded).
+/// Waits until the proxy has loaded its identity (bounded by [`WAIT`]).
 pub async fn ready(p: &Running) {
-    for _ in 0..500 {
-        if p.shared.tls.is_ready() {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("proxy never loaded its identity");
+    meshid_tests::eventually_async("the proxy to load its identity", WAIT, || async {
+        p.shared.tls.is_ready().then_some(())
+    })
+    .await;
 }
 
 /// One HTTP/1.1 request on a fresh connection; returns (status, headers, body).
@@ -195,19 +210,6 @@ access_log: "off"
         files.key.display(),
         files.bundle.display()
     )
-}
-
-/// The first line of the file at `path` containing `needle`, waiting up to 5 s.
-pub async fn wait_for_line(path: &std::path::Path, needle: &str) -> String {
-    for _ in 0..500 {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && let Some(l) = text.lines().find(|l| l.contains(needle))
-        {
-            return l.to_owned();
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("no line containing {needle} in {}", path.display());
 }
 
 /// A running sidecar pair: outbound → mTLS → inbound → app.

@@ -1,0 +1,193 @@
+//! `TestCa`: `meshid ca serve` as a child process on loopback, with its
+//! admin socket, and the operator steps tests need (join token, entry,
+//! bundle) run through the real CLI.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use crate::{Child, Cmd, eventually, free_port, wait_for_port};
+
+/// The trust domain unless a test picks another.
+pub const TRUST_DOMAIN: &str = "example.org";
+/// How long a CA (debug build, loaded CI machine) may take to come up.
+pub const READY: Duration = Duration::from_secs(60);
+/// How long a clean stop may take.
+const STOP: Duration = Duration::from_secs(20);
+
+/// How to start a [`TestCa`]; [`TestCa::builder`] makes one.
+#[derive(Clone, Debug)]
+pub struct TestCaBuilder {
+    trust_domain: String,
+    data_dir: PathBuf,
+    log_dir: PathBuf,
+    node_port: Option<u16>,
+}
+
+/// A running `meshid ca serve`.
+#[derive(Debug)]
+pub struct TestCa {
+    /// The process; its log is printed if the test panics.
+    pub child: Child,
+    /// The admin API's Unix socket (`<data dir>/admin.sock`).
+    pub admin_socket: PathBuf,
+    /// The node API's port on 127.0.0.1.
+    pub node_port: u16,
+    config: TestCaBuilder,
+}
+
+/// A join token as `meshid token generate` prints it.
+#[derive(Clone, Debug)]
+pub struct JoinToken {
+    /// The secret the agent presents.
+    pub secret: String,
+    /// The SPIFFE ID the attested agent gets.
+    pub agent_id: String,
+}
+
+impl TestCaBuilder {
+    /// Uses `trust_domain` instead of [`TRUST_DOMAIN`].
+    pub fn trust_domain(mut self, trust_domain: &str) -> Self {
+        self.trust_domain = trust_domain.to_owned();
+        self
+    }
+
+    /// Listens for the node API on `port` (a restart keeps the port).
+    pub fn node_port(mut self, port: u16) -> Self {
+        self.node_port = Some(port);
+        self
+    }
+
+    /// Starts the CA and waits until its admin socket and node port accept.
+    pub fn start(self) -> TestCa {
+        let node_port = self.node_port.unwrap_or_else(free_port);
+        let admin_socket = self.data_dir.join("admin.sock");
+        let mut child = Cmd::meshid()
+            .args(["ca", "serve", "--trust-domain", &self.trust_domain])
+            .args(["--data-dir"])
+            .args([&self.data_dir])
+            .args(["--listen", &format!("127.0.0.1:{node_port}")])
+            .args(["--ops-listen", &format!("127.0.0.1:{}", free_port())])
+            .args(["--admin-socket"])
+            .args([&admin_socket])
+            .spawn(&self.log_dir);
+        eventually("the CA admin socket", READY, || {
+            assert!(
+                child.is_running(),
+                "meshid ca serve exited:\n{}",
+                child.log()
+            );
+            std::os::unix::net::UnixStream::connect(&admin_socket)
+                .ok()
+                .map(|_| ())
+        });
+        wait_for_port(node_port, READY);
+        TestCa {
+            child,
+            admin_socket,
+            node_port,
+            config: Self {
+                node_port: Some(node_port),
+                ..self
+            },
+        }
+    }
+}
+
+impl TestCa {
+    /// A CA keeping its state in `data_dir`, logging under `log_dir`.
+    pub fn builder(data_dir: impl Into<PathBuf>, log_dir: impl Into<PathBuf>) -> TestCaBuilder {
+        TestCaBuilder {
+            trust_domain: TRUST_DOMAIN.to_owned(),
+            data_dir: data_dir.into(),
+            log_dir: log_dir.into(),
+            node_port: None,
+        }
+    }
+
+    /// Its trust domain.
+    pub fn trust_domain(&self) -> &str {
+        &self.config.trust_domain
+    }
+
+    /// Its data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.config.data_dir
+    }
+
+    /// The node API's address, as an agent's `ca_address`.
+    pub fn node_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.node_port))
+    }
+
+    /// `meshid <args> --admin-socket <socket>`, which must succeed; its
+    /// stdout.
+    pub fn admin(&self, args: &[&str]) -> String {
+        Cmd::meshid()
+            .args(args)
+            .args(["--admin-socket"])
+            .args([&self.admin_socket])
+            .run_ok()
+    }
+
+    /// [`admin`](Self::admin) with `--output json`, parsed.
+    pub fn admin_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.extend(["--output", "json"]);
+        let out = self.admin(&all);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"))
+    }
+
+    /// A new join token (`meshid token generate`).
+    pub fn join_token(&self) -> JoinToken {
+        let v = self.admin_json(&["token", "generate"]);
+        let field = |k: &str| {
+            v[k].as_str()
+                .unwrap_or_else(|| panic!("no {k} in the token:\n{v}"))
+                .to_owned()
+        };
+        JoinToken {
+            secret: field("token"),
+            agent_id: field("spiffe_id"),
+        }
+    }
+
+    /// Registers `spiffe_id` under `parent_id` for callers with all of
+    /// `selectors`; the created entry.
+    pub fn create_entry(
+        &self,
+        spiffe_id: &str,
+        parent_id: &str,
+        selectors: &[&str],
+    ) -> serde_json::Value {
+        let mut args = vec![
+            "entry",
+            "create",
+            "--spiffe-id",
+            spiffe_id,
+            "--parent-id",
+            parent_id,
+        ];
+        for s in selectors {
+            args.extend(["--selector", s]);
+        }
+        self.admin_json(&args)
+    }
+
+    /// The trust bundle as PEM (`meshid bundle show --format pem`).
+    pub fn bundle_pem(&self) -> String {
+        self.admin(&["bundle", "show", "--format", "pem"])
+    }
+
+    /// Stops it with SIGTERM; its exit status.
+    pub fn stop(&mut self) -> ExitStatus {
+        self.child.terminate(STOP)
+    }
+
+    /// Starts it again on the same data dir and node port (after
+    /// [`stop`](Self::stop), or as a second process).
+    pub fn start_again(&self) -> TestCa {
+        self.config.clone().start()
+    }
+}
