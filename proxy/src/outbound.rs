@@ -20,7 +20,12 @@ pub async fn serve(
     (index, cap): (usize, ConnLimit),
     shared: Arc<Shared>,
 ) {
-    let destination: Arc<str> = Arc::from(cfg.destination());
+    let destination: Arc<str> = Arc::from(
+        cfg.server_id
+            .clone()
+            .or_else(|| cfg.trust_domain.clone())
+            .unwrap_or_else(|| cfg.upstream.to_string()),
+    );
     let upstream = Upstream::Tls {
         addr: cfg.upstream,
         index,
