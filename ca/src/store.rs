@@ -4,38 +4,55 @@
 //! (`tests/store_conformance.rs`): [`SqliteStore`], the default (one file in
 //! the data directory), and [`PostgresStore`] for CA replicas. Versioned
 //! migrations in `migrations/sqlite/` and `migrations/postgres/` are applied
-//! when a store opens.
+//! when a store opens. Rows are stamped from the [`OpenOptions::clock`]
+//! (the system clock unless a test passes a manual one), never from the
+//! database's clock. [`MeteredStore`] wraps any store with Prometheus
+//! metrics; the CA serves through it.
+//!
+//! - `model`: what is stored; `codec`: values ⇄ columns; `error`: [`StoreError`]
+//! - `url`: [`StoreUrl`]; `queries`: the SQL text
+//! - `sql`: [`SqlStore`], the code both drivers share; `sqlite`, `postgres`: opening each
+//! - `metrics`, `metered`: [`StoreMetrics`], [`MeteredStore`]
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), meshid_ca::store::StoreError> {
-//! let store = meshid_ca::store::open("sqlite:///var/lib/meshid/ca.db").await?;
+//! let url = meshid_ca::store::StoreUrl::parse("sqlite:///var/lib/meshid/ca.db")?;
+//! let store = meshid_ca::store::open(&url).await?;
 //! store.health().await?;
 //! # Ok(()) }
 //! ```
 
 mod codec;
 mod error;
+mod metered;
+mod metrics;
 mod model;
 mod postgres;
+mod queries;
 mod sql;
 mod sqlite;
+pub(crate) mod url;
 
 use std::fmt;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use meshid_identity::{SpiffeId, TrustDomain};
+use meshid_runtime::clock::{self, SharedClock};
 
 pub use error::StoreError;
+pub use metered::{COUNT_REFRESH, MeteredStore};
+pub use metrics::StoreMetrics;
 pub use model::{
     Agent, CaKeyRecord, EntryFilter, EntryUpdate, IssuanceRecord, JoinToken, MAX_DNS_NAMES,
     MAX_FEDERATES_WITH, MAX_GET_ENTRIES, MAX_PAGE_LIMIT, MAX_SELECTORS, MAX_SYNC_PARENTS, NewEntry,
     Page, RegistrationEntry, StoredBundle,
 };
 pub use postgres::PostgresStore;
+pub use sql::SqlStore;
 pub use sqlite::SqliteStore;
+pub use url::StoreUrl;
 
 /// A page of items and the cursor for the next page (`None` on the last page).
 pub type Paged<T> = (Vec<T>, Option<String>);
@@ -163,6 +180,8 @@ pub struct OpenOptions {
     pub connect_timeout: Duration,
     /// Pool size.
     pub max_connections: u32,
+    /// The time rows are stamped with (`created_at`, `updated_at`).
+    pub clock: SharedClock,
 }
 
 impl Default for OpenOptions {
@@ -170,38 +189,21 @@ impl Default for OpenOptions {
         Self {
             connect_timeout: Duration::from_secs(10),
             max_connections: 16,
+            clock: clock::system(),
         }
     }
 }
 
 /// Opens the store at `url` with default [`OpenOptions`]; see [`open_with`].
-pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+pub async fn open(url: &StoreUrl) -> Result<Arc<dyn Store>, StoreError> {
     open_with(url, &OpenOptions::default()).await
 }
 
 /// Opens the store at `url` and applies pending migrations.
-///
-/// `url` is `sqlite:///absolute/path.db`, `sqlite://relative/path.db`,
-/// `sqlite::memory:`, or `postgres://user:password@host:port/database`
-/// (`postgresql://` too).
-pub async fn open_with(url: &str, opts: &OpenOptions) -> Result<Arc<dyn Store>, StoreError> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(Arc::new(PostgresStore::open(url, opts).await?));
-    }
-    if url == "sqlite::memory:" {
-        return Ok(Arc::new(SqliteStore::open_in_memory().await?));
-    }
-    if let Some(path) = url.strip_prefix("sqlite://") {
-        if path.is_empty() || path.contains('?') {
-            return Err(StoreError::BadUrl {
-                url: url.to_owned(),
-                reason: "give a file path and no query parameters".into(),
-            });
-        }
-        return Ok(Arc::new(SqliteStore::open(Path::new(path), opts).await?));
-    }
-    Err(StoreError::BadUrl {
-        url: error::redact_url(url),
-        reason: "unknown scheme".into(),
+pub async fn open_with(url: &StoreUrl, opts: &OpenOptions) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match url.target() {
+        url::Target::Postgres => Arc::new(PostgresStore::open(url, opts).await?),
+        url::Target::SqliteMemory => Arc::new(SqliteStore::open_in_memory_with(opts).await?),
+        url::Target::SqliteFile(path) => Arc::new(SqliteStore::open(path, opts).await?),
     })
 }

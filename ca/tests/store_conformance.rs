@@ -13,9 +13,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use meshid_ca::store::{
     self, Agent, CaKeyRecord, EntryFilter, EntryUpdate, IssuanceRecord, JoinToken, MAX_GET_ENTRIES,
-    NewEntry, OpenOptions, Page, Store, StoreError, StoredBundle,
+    NewEntry, OpenOptions, Page, Store, StoreError, StoreUrl, StoredBundle,
 };
 use meshid_identity::{Selector, SpiffeId, TrustDomain};
+use meshid_runtime::clock::ManualClock;
 use sha2::{Digest, Sha256};
 use sqlx::Connection;
 
@@ -24,16 +25,40 @@ use sqlx::Connection;
 /// A store under test plus what must be cleaned up after it.
 struct Db {
     store: Arc<dyn Store>,
+    /// The clock the store stamps rows with.
+    clock: ManualClock,
     _dir: Option<tempfile::TempDir>,
     pg_drop: Option<(String, String)>,
+}
+
+/// Opens `url` with a manual clock that starts at the real time.
+async fn open_manual(url: &str) -> (Arc<dyn Store>, ManualClock) {
+    let clock = ManualClock::new(SystemTime::now());
+    let opts = OpenOptions {
+        clock: Arc::new(clock.clone()),
+        ..OpenOptions::default()
+    };
+    (
+        store::open_with(&url.parse().unwrap(), &opts)
+            .await
+            .unwrap(),
+        clock,
+    )
+}
+
+/// Opens `url` with default options.
+async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    store::open(&StoreUrl::parse(url)?).await
 }
 
 impl Db {
     async fn sqlite() -> Db {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("ca.db").display());
+        let (store, clock) = open_manual(&url).await;
         Db {
-            store: store::open(&url).await.unwrap(),
+            store,
+            clock,
             _dir: Some(dir),
             pg_drop: None,
         }
@@ -64,8 +89,10 @@ impl Db {
             .unwrap();
         admin.close().await.unwrap();
         let url = with_database(&admin_url, &name);
+        let (store, clock) = open_manual(&url).await;
         Some(Db {
-            store: store::open(&url).await.unwrap(),
+            store,
+            clock,
             _dir: None,
             pg_drop: Some((admin_url, name)),
         })
@@ -97,24 +124,31 @@ fn with_database(url: &str, db: &str) -> String {
 /// Runs one test body, then drops its database even if the body panicked.
 async fn run<F, Fut>(db: Db, test: F)
 where
-    F: FnOnce(Arc<dyn Store>) -> Fut,
+    F: FnOnce(Arc<dyn Store>, ManualClock) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let outcome = tokio::spawn(test(db.store.clone())).await;
+    let outcome = tokio::spawn(test(db.store.clone(), db.clock.clone())).await;
     db.cleanup().await;
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }
 }
 
-/// Runs each named test against both backends.
+/// Runs each named test against both backends; the `clocked` ones also get
+/// the store's clock to move.
 macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
+    ($($name:ident),* $(,)?; clocked: $($clocked:ident),* $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::run(super::Db::sqlite().await, super::$name).await;
+                    super::run(super::Db::sqlite().await, |s, _| super::$name(s)).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $clocked() {
+                    super::run(super::Db::sqlite().await, super::$clocked).await;
                 }
             )*
         }
@@ -123,7 +157,14 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let Some(db) = super::Db::postgres().await else { return };
-                    super::run(db, super::$name).await;
+                    super::run(db, |s, _| super::$name(s)).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $clocked() {
+                    let Some(db) = super::Db::postgres().await else { return };
+                    super::run(db, super::$clocked).await;
                 }
             )*
         }
@@ -146,7 +187,8 @@ conformance!(
     agents_can_be_banned_renewed_and_evicted,
     renewal_keeps_only_the_serial_renewed_from,
     concurrent_renewals_leave_one_current_serial,
-    ca_keys_and_health,
+    ca_keys_and_health;
+    clocked: row_stamps_follow_the_store_clock,
 );
 
 // === helpers ===
@@ -882,6 +924,51 @@ async fn concurrent_renewals_leave_one_current_serial(s: Arc<dyn Store>) {
     assert!(matches!(refused, Err(StoreError::Conflict { .. })));
 }
 
+// === the store's clock ===
+
+/// Entry and agent stamps come from the clock the store was opened with
+/// (not the database's, not the system's), so a test can move time.
+async fn row_stamps_follow_the_store_clock(s: Arc<dyn Store>, clock: ManualClock) {
+    let t0 = at(1_800_000_000);
+    let later = |secs| t0 + Duration::from_secs(secs);
+    clock.set(t0);
+    let e = s
+        .create_entry(entry("/api", "/node/a", &["unix:uid:1"]))
+        .await
+        .unwrap();
+    assert_eq!((e.created_at, e.updated_at), (t0, t0));
+    assert_eq!(s.get_entry(&e.id).await.unwrap().unwrap(), e);
+
+    clock.advance(Duration::from_secs(90));
+    let admin = EntryUpdate {
+        admin: Some(true),
+        ..EntryUpdate::default()
+    };
+    let u = s.update_entry(&e.id, admin, Some(1)).await.unwrap();
+    assert_eq!((u.created_at, u.updated_at), (t0, later(90)));
+    assert_eq!(s.get_entry(&e.id).await.unwrap().unwrap(), u);
+
+    let a = id("/agent/1");
+    s.upsert_agent(&agent("/agent/1")).await.unwrap();
+    clock.advance(Duration::from_secs(30));
+    s.set_agent_banned(&a, true).await.unwrap();
+    let banned = s.get_agent(&a).await.unwrap().unwrap();
+    assert_eq!(
+        (banned.created_at, banned.updated_at),
+        (at(1_000), later(120))
+    );
+
+    clock.advance(Duration::from_secs(30));
+    s.set_agent_banned(&a, false).await.unwrap();
+    clock.advance(Duration::from_secs(5));
+    s.renew_agent_serial(&a, "01ab", "02cd", later(3_600))
+        .await
+        .unwrap();
+    let renewed = s.get_agent(&a).await.unwrap().unwrap();
+    assert_eq!(renewed.updated_at, later(155));
+    assert_eq!(renewed.expires_at, later(3_600));
+}
+
 // === CA keys and health ===
 
 async fn ca_keys_and_health(s: Arc<dyn Store>) {
@@ -913,13 +1000,13 @@ async fn sqlite_file_keeps_data_across_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("nested/dir/ca.db").display());
     let created = {
-        let s = store::open(&url).await.unwrap();
+        let s = open(&url).await.unwrap();
         s.create_join_token(&token("t1", "s", 2_000)).await.unwrap();
         s.create_entry(entry("/api", "/node/a", &["unix:uid:1"]))
             .await
             .unwrap()
     };
-    let s = store::open(&url).await.unwrap();
+    let s = open(&url).await.unwrap();
     assert_eq!(s.get_entry(&created.id).await.unwrap().unwrap(), created);
     assert_eq!(
         s.consume_join_token(&sha("s"), at(1_000)).await.unwrap().id,
@@ -931,9 +1018,7 @@ async fn sqlite_file_keeps_data_across_reopen() {
 async fn corrupt_rows_are_reported_not_returned() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ca.db");
-    let s = store::open(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
+    let s = open(&format!("sqlite://{}", path.display())).await.unwrap();
     let e = s
         .create_entry(entry("/api", "/node/a", &["unix:uid:1"]))
         .await
@@ -959,7 +1044,7 @@ async fn corrupt_rows_are_reported_not_returned() {
 
 #[tokio::test]
 async fn sqlite_in_memory_works() {
-    let s = store::open("sqlite::memory:").await.unwrap();
+    let s = open("sqlite::memory:").await.unwrap();
     s.create_entry(entry("/api", "/node/a", &["unix:uid:1"]))
         .await
         .unwrap();
@@ -972,7 +1057,7 @@ async fn unwritable_sqlite_path_is_a_clear_error() {
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, b"x").unwrap();
     let url = format!("sqlite://{}", file.join("ca.db").display());
-    let err = store::open(&url).await.unwrap_err();
+    let err = open(&url).await.unwrap_err();
     assert!(matches!(err, StoreError::Unreachable { .. }), "{err:?}");
     let msg = err.to_string();
     assert!(
@@ -994,7 +1079,9 @@ async fn unreachable_postgres_is_reported_with_redacted_url() {
         connect_timeout: Duration::from_millis(300),
         ..OpenOptions::default()
     };
-    let err = store::open_with(&url, &opts).await.unwrap_err();
+    let err = store::open_with(&url.parse().unwrap(), &opts)
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Unreachable { .. }), "{err:?}");
     let msg = err.to_string();
     assert!(!msg.contains("hunter2"), "password leaked: {msg}");
@@ -1006,7 +1093,7 @@ async fn unreachable_postgres_is_reported_with_redacted_url() {
 
 #[tokio::test]
 async fn unknown_url_scheme_is_refused() {
-    let err = store::open("mysql://root:pw@db/ca").await.unwrap_err();
+    let err = open("mysql://root:pw@db/ca").await.unwrap_err();
     assert!(matches!(err, StoreError::BadUrl { .. }), "{err:?}");
     assert!(!err.to_string().contains(":pw@"));
 }

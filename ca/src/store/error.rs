@@ -85,6 +85,26 @@ pub enum StoreError {
     Backend(#[from] sqlx::Error),
 }
 
+impl StoreError {
+    /// A short, stable name of the failure (`not_found`, `conflict`, …), for
+    /// metric labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Unreachable { .. } => "unreachable",
+            Self::BadUrl { .. } => "bad_url",
+            Self::Migration(_) => "migration",
+            Self::NotFound { .. } => "not_found",
+            Self::AlreadyExists { .. } => "already_exists",
+            Self::Conflict { .. } => "conflict",
+            Self::TokenExpired => "token_expired",
+            Self::TokenUsed => "token_used",
+            Self::Corrupt { .. } => "corrupt",
+            Self::Invalid(_) => "invalid",
+            Self::Backend(_) => "backend",
+        }
+    }
+}
+
 /// Turns a unique-constraint violation into [`StoreError::AlreadyExists`].
 pub(crate) fn on_unique(err: sqlx::Error, kind: &'static str, key: String) -> StoreError {
     match &err {
@@ -92,42 +112,5 @@ pub(crate) fn on_unique(err: sqlx::Error, kind: &'static str, key: String) -> St
             StoreError::AlreadyExists { kind, key }
         }
         _ => StoreError::Backend(err),
-    }
-}
-
-/// Removes the password from a database URL so it can be logged.
-pub(crate) fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let (authority, tail) = match rest.find(['/', '?']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn redacts_password_only() {
-        assert_eq!(
-            redact_url("postgres://meshid:s3cr@t@db:5432/ca?sslmode=require"),
-            "postgres://meshid:***@db:5432/ca?sslmode=require"
-        );
-        assert_eq!(redact_url("postgres://db/ca"), "postgres://db/ca");
-        assert_eq!(
-            redact_url("sqlite:///var/lib/x.db"),
-            "sqlite:///var/lib/x.db"
-        );
     }
 }

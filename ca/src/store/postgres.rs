@@ -5,27 +5,35 @@ use std::str::FromStr;
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 
-use super::OpenOptions;
-use super::error::redact_url;
-use super::sql::{agent_cols, entry_cols, impl_sql_store, token_cols};
+use super::sql::SqlStore;
+use super::{OpenOptions, StoreError, StoreUrl};
+
+#[path = "sql/driver.rs"]
+#[expect(
+    clippy::duplicate_mod,
+    reason = "sql/ is mounted once per driver on purpose: one source, checked against each"
+)]
+mod driver;
+
+/// The driver `sql/` is compiled against here.
+type Db = sqlx::Postgres;
+/// Opens a write transaction.
+const BEGIN: &str = "BEGIN";
 
 /// What to check when the server cannot be reached.
 const HINT: &str = "check that PostgreSQL is running and reachable at that host and port, \
                     that the database exists and that the user and password are right";
 
 /// A [`Store`](super::Store) in a PostgreSQL database.
-#[derive(Debug, Clone)]
-pub struct PostgresStore {
-    pool: sqlx::PgPool,
-}
+pub type PostgresStore = SqlStore<sqlx::Postgres>;
 
 // === impl PostgresStore ===
 
 impl PostgresStore {
     /// Connects to `url` (`postgres://user:password@host:port/db`) and applies migrations.
-    pub async fn open(url: &str, opts: &OpenOptions) -> Result<Self, super::StoreError> {
-        let target = redact_url(url);
-        let options = PgConnectOptions::from_str(url).map_err(|e| super::StoreError::BadUrl {
+    pub async fn open(url: &StoreUrl, opts: &OpenOptions) -> Result<Self, StoreError> {
+        let target = url.to_string();
+        let options = PgConnectOptions::from_str(url.expose()).map_err(|e| StoreError::BadUrl {
             url: target.clone(),
             reason: e.to_string(),
         })?;
@@ -53,7 +61,7 @@ impl PostgresStore {
                     }
                     other => other,
                 };
-                return Err(super::StoreError::Unreachable {
+                return Err(StoreError::Unreachable {
                     target,
                     hint: HINT,
                     source: Box::new(source),
@@ -61,13 +69,9 @@ impl PostgresStore {
             }
         };
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
-        Ok(Self { pool })
-    }
-
-    /// Closes the pool, waiting for connections to finish.
-    pub async fn close(&self) {
-        self.pool.close().await;
+        Ok(Self {
+            pool,
+            clock: opts.clock.clone(),
+        })
     }
 }
-
-impl_sql_store!(PostgresStore, sqlx::Postgres, sqlx::PgConnection, "BEGIN");

@@ -10,8 +10,20 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use super::OpenOptions;
-use super::sql::{agent_cols, entry_cols, impl_sql_store, token_cols};
+use super::sql::SqlStore;
+use super::{OpenOptions, StoreError};
+
+#[path = "sql/driver.rs"]
+#[expect(
+    clippy::duplicate_mod,
+    reason = "sql/ is mounted once per driver on purpose: one source, checked against each"
+)]
+mod driver;
+
+/// The driver `sql/` is compiled against here.
+type Db = sqlx::Sqlite;
+/// Opens a write transaction holding the write lock from the start.
+const BEGIN: &str = "BEGIN IMMEDIATE";
 
 /// How long a writer waits for the database lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -20,18 +32,15 @@ const HINT: &str = "check that the data directory exists (or can be created) and
                     by the user running the CA, and that the file is a meshid SQLite database";
 
 /// A [`Store`](super::Store) in a SQLite database.
-#[derive(Debug, Clone)]
-pub struct SqliteStore {
-    pool: sqlx::SqlitePool,
-}
+pub type SqliteStore = SqlStore<sqlx::Sqlite>;
 
 // === impl SqliteStore ===
 
 impl SqliteStore {
     /// Opens (creating if missing) the database file at `path` and applies migrations.
-    pub async fn open(path: &Path, opts: &OpenOptions) -> Result<Self, super::StoreError> {
+    pub async fn open(path: &Path, opts: &OpenOptions) -> Result<Self, StoreError> {
         let unreachable =
-            |source: Box<dyn std::error::Error + Send + Sync>| super::StoreError::Unreachable {
+            |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Unreachable {
                 target: path.display().to_string(),
                 hint: HINT,
                 source,
@@ -52,11 +61,18 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| unreachable(Box::new(e)))?;
-        Self::migrate(pool).await
+        Self::migrate(pool, opts).await
     }
 
-    /// Opens a private in-memory database (one connection; gone when dropped).
-    pub async fn open_in_memory() -> Result<Self, super::StoreError> {
+    /// Opens a private in-memory database (one connection; gone when dropped)
+    /// stamping rows with the system clock.
+    pub async fn open_in_memory() -> Result<Self, StoreError> {
+        Self::open_in_memory_with(&OpenOptions::default()).await
+    }
+
+    /// Opens a private in-memory database with `opts.clock`; the pool
+    /// settings of `opts` do not apply (one connection, kept forever).
+    pub async fn open_in_memory_with(opts: &OpenOptions) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::new()
             .in_memory(true)
             .foreign_keys(true)
@@ -68,28 +84,19 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(options)
             .await
-            .map_err(|e| super::StoreError::Unreachable {
+            .map_err(|e| StoreError::Unreachable {
                 target: "sqlite::memory:".into(),
                 hint: "SQLite could not allocate an in-memory database",
                 source: Box::new(e),
             })?;
-        Self::migrate(pool).await
+        Self::migrate(pool, opts).await
     }
 
-    async fn migrate(pool: sqlx::SqlitePool) -> Result<Self, super::StoreError> {
+    async fn migrate(pool: sqlx::SqlitePool, opts: &OpenOptions) -> Result<Self, StoreError> {
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
-    }
-
-    /// Closes the pool, waiting for connections to finish (checkpoints the WAL).
-    pub async fn close(&self) {
-        self.pool.close().await;
+        Ok(Self {
+            pool,
+            clock: opts.clock.clone(),
+        })
     }
 }
-
-impl_sql_store!(
-    SqliteStore,
-    sqlx::Sqlite,
-    sqlx::SqliteConnection,
-    "BEGIN IMMEDIATE"
-);

@@ -1,0 +1,182 @@
+//! The SQL text both backends run, written once.
+//!
+//! SQLite and PostgreSQL both accept `$n` placeholders, `RETURNING` and
+//! `ON CONFLICT … DO UPDATE`, so one text serves both. Queries whose shape
+//! depends on the input (`IN (…)` lists, optional filters, multi-row
+//! inserts) start from a prefix here and are finished with
+//! `sqlx::QueryBuilder`. Times are unix milliseconds (the callers stamp
+//! them from the store's clock; no SQL here reads the database's clock).
+
+/// Columns of `registration_entries`, in the order the insert binds them.
+macro_rules! entry_cols {
+    () => {
+        "id, spiffe_id, parent_id, x509_ttl_secs, jwt_ttl_secs, dns_names, admin, \
+         federates_with, downstream, revision, created_at_ms, updated_at_ms"
+    };
+}
+
+/// Columns of `agents`.
+macro_rules! agent_cols {
+    () => {
+        "spiffe_id, attestation_type, serial, previous_serial, expires_at_ms, banned, \
+         created_at_ms, updated_at_ms"
+    };
+}
+
+/// Columns of `join_tokens`.
+macro_rules! token_cols {
+    () => {
+        "id, hash, spiffe_id, expires_at_ms, used_at_ms"
+    };
+}
+
+// === registration entries ===
+
+/// One entry by ID.
+pub(crate) const ENTRY_BY_ID: &str = concat!(
+    "SELECT ",
+    entry_cols!(),
+    " FROM registration_entries WHERE id = $1"
+);
+/// Inserts an entry; `$11` stamps both times.
+pub(crate) const INSERT_ENTRY: &str = concat!(
+    "INSERT INTO registration_entries (",
+    entry_cols!(),
+    ", selector_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)"
+);
+/// Replaces an entry's fields if its revision is still `$13`.
+pub(crate) const UPDATE_ENTRY: &str = "UPDATE registration_entries SET spiffe_id = $1, \
+     parent_id = $2, x509_ttl_secs = $3, jwt_ttl_secs = $4, dns_names = $5, admin = $6, \
+     federates_with = $7, downstream = $8, selector_key = $9, revision = $10, \
+     updated_at_ms = $11 WHERE id = $12 AND revision = $13";
+/// Deletes an entry (its selectors go with it: `ON DELETE CASCADE`).
+pub(crate) const DELETE_ENTRY: &str = "DELETE FROM registration_entries WHERE id = $1";
+/// Deletes an entry's selectors.
+pub(crate) const DELETE_ENTRY_SELECTORS: &str = "DELETE FROM entry_selectors WHERE entry_id = $1";
+/// Entries with their selectors joined in, one row per selector; finished
+/// with the ID list and `)`.
+pub(crate) const ENTRIES_WITH_SELECTORS_IN: &str = concat!(
+    "SELECT ",
+    entry_cols!(),
+    ", s.type AS selector_type, s.value AS selector_value \
+     FROM registration_entries e \
+     LEFT JOIN entry_selectors s ON s.entry_id = e.id WHERE e.id IN ("
+);
+/// Entries, finished with `AND …` filters.
+pub(crate) const ENTRIES_WHERE: &str = concat!(
+    "SELECT ",
+    entry_cols!(),
+    " FROM registration_entries e WHERE 1 = 1"
+);
+/// Entries of some parents, finished with the parent list and `)`.
+pub(crate) const ENTRIES_OF_PARENTS_IN: &str = concat!(
+    "SELECT ",
+    entry_cols!(),
+    " FROM registration_entries WHERE parent_id IN ("
+);
+/// How many entries exist.
+pub(crate) const COUNT_ENTRIES: &str = "SELECT COUNT(*) AS n FROM registration_entries";
+
+// === agents ===
+
+/// Inserts or replaces an agent, keeping `created_at_ms` of an existing one.
+pub(crate) const UPSERT_AGENT: &str = concat!(
+    "INSERT INTO agents (",
+    agent_cols!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (spiffe_id) DO UPDATE SET \
+     attestation_type = excluded.attestation_type, serial = excluded.serial, \
+     previous_serial = excluded.previous_serial, \
+     expires_at_ms = excluded.expires_at_ms, banned = excluded.banned, \
+     updated_at_ms = excluded.updated_at_ms"
+);
+/// Deletes an agent's selectors.
+pub(crate) const DELETE_AGENT_SELECTORS: &str = "DELETE FROM agent_selectors WHERE agent_id = $1";
+/// One agent by SPIFFE ID.
+pub(crate) const AGENT_BY_ID: &str = concat!(
+    "SELECT ",
+    agent_cols!(),
+    " FROM agents WHERE spiffe_id = $1"
+);
+/// Agents, finished with the cursor, order and limit.
+pub(crate) const AGENTS_WHERE: &str = concat!("SELECT ", agent_cols!(), " FROM agents WHERE 1 = 1");
+/// Sets the banned flag.
+pub(crate) const SET_AGENT_BANNED: &str =
+    "UPDATE agents SET banned = $1, updated_at_ms = $2 WHERE spiffe_id = $3";
+/// Deletes an agent.
+pub(crate) const DELETE_AGENT: &str = "DELETE FROM agents WHERE spiffe_id = $1";
+/// Compare-and-swap renewal: only the holder of the current or the previous
+/// SVID of an agent that is not banned may move it on.
+pub(crate) const RENEW_AGENT_SERIAL: &str = "UPDATE agents SET serial = $1, \
+     previous_serial = $2, expires_at_ms = $3, updated_at_ms = $4 \
+     WHERE spiffe_id = $5 AND banned = FALSE AND (serial = $2 OR previous_serial = $2)";
+/// Whether an agent exists.
+pub(crate) const AGENT_EXISTS: &str = "SELECT 1 FROM agents WHERE spiffe_id = $1";
+/// Forgets the previous serial once the agent uses the renewed one.
+pub(crate) const CONFIRM_AGENT_SERIAL: &str = "UPDATE agents SET previous_serial = NULL \
+     WHERE spiffe_id = $1 AND serial = $2 AND previous_serial IS NOT NULL";
+/// How many agents exist.
+pub(crate) const COUNT_AGENTS: &str = "SELECT COUNT(*) AS n FROM agents";
+
+// === join tokens ===
+
+/// Stores a join token.
+pub(crate) const INSERT_TOKEN: &str = concat!(
+    "INSERT INTO join_tokens (",
+    token_cols!(),
+    ") VALUES ($1, $2, $3, $4, $5)"
+);
+/// Marks an unused, unexpired token used at `$1` and returns it.
+pub(crate) const CONSUME_TOKEN: &str = concat!(
+    "UPDATE join_tokens SET used_at_ms = $1 \
+     WHERE hash = $2 AND used_at_ms IS NULL AND expires_at_ms > $1 RETURNING ",
+    token_cols!()
+);
+/// One token by the hash of its secret.
+pub(crate) const TOKEN_BY_HASH: &str = concat!(
+    "SELECT ",
+    token_cols!(),
+    " FROM join_tokens WHERE hash = $1"
+);
+
+// === issuances ===
+
+/// Multi-row insert of issuance records, finished with `VALUES …`.
+pub(crate) const INSERT_ISSUANCES: &str = "INSERT INTO issuances \
+     (serial, spiffe_id, agent_id, entry_id, not_after_ms, issued_at_ms) ";
+/// One issuance record by serial.
+pub(crate) const ISSUANCE_BY_SERIAL: &str = "SELECT serial, spiffe_id, agent_id, entry_id, \
+     not_after_ms, issued_at_ms FROM issuances WHERE serial = $1";
+/// How many issuance records exist.
+pub(crate) const COUNT_ISSUANCES: &str = "SELECT COUNT(*) AS n FROM issuances";
+
+// === bundles and CA keys ===
+
+/// One bundle by trust domain.
+pub(crate) const BUNDLE_BY_TRUST_DOMAIN: &str = "SELECT trust_domain, spiffe_json, sequence, \
+     updated_at_ms FROM bundles WHERE trust_domain = $1";
+/// Writes a bundle unconditionally.
+pub(crate) const UPSERT_BUNDLE: &str = "INSERT INTO bundles \
+     (trust_domain, spiffe_json, sequence, updated_at_ms) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (trust_domain) DO UPDATE SET spiffe_json = excluded.spiffe_json, \
+     sequence = excluded.sequence, updated_at_ms = excluded.updated_at_ms";
+/// Writes a bundle only if none is stored.
+pub(crate) const CREATE_BUNDLE: &str = "INSERT INTO bundles \
+     (trust_domain, spiffe_json, sequence, updated_at_ms) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (trust_domain) DO NOTHING";
+/// Replaces a bundle whose stored sequence is `$5`.
+pub(crate) const REPLACE_BUNDLE: &str = "UPDATE bundles SET spiffe_json = $1, sequence = $2, \
+     updated_at_ms = $3 WHERE trust_domain = $4 AND sequence = $5";
+/// All bundles.
+pub(crate) const LIST_BUNDLES: &str = "SELECT trust_domain, spiffe_json, sequence, \
+     updated_at_ms FROM bundles ORDER BY trust_domain";
+/// Inserts or replaces a CA key slot.
+pub(crate) const UPSERT_CA_KEY: &str = "INSERT INTO ca_keys \
+     (slot, cert_chain_pem, key_ref, not_after_ms, state) VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (slot) DO UPDATE SET cert_chain_pem = excluded.cert_chain_pem, \
+     key_ref = excluded.key_ref, not_after_ms = excluded.not_after_ms, state = excluded.state";
+/// All CA key slots.
+pub(crate) const LIST_CA_KEYS: &str = "SELECT slot, cert_chain_pem, key_ref, not_after_ms, \
+     state FROM ca_keys ORDER BY slot";
+
+/// The database answers.
+pub(crate) const PING: &str = "SELECT 1";

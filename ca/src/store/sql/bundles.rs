@@ -1,0 +1,95 @@
+//! Trust bundles (optimistic sequence check) and CA key slots.
+
+use meshid_identity::TrustDomain;
+
+use super::This;
+use super::decode;
+use crate::store::model::{CaKeyRecord, StoredBundle};
+use crate::store::{StoreError, codec, queries};
+
+pub(super) async fn get(s: &This, td: &TrustDomain) -> Result<Option<StoredBundle>, StoreError> {
+    sqlx::query(queries::BUNDLE_BY_TRUST_DOMAIN)
+        .bind(td.as_str())
+        .fetch_optional(&s.pool)
+        .await?
+        .as_ref()
+        .map(decode::bundle)
+        .transpose()
+}
+
+pub(super) async fn put(
+    s: &This,
+    bundle: &StoredBundle,
+    expected_sequence: Option<i64>,
+) -> Result<(), StoreError> {
+    let td = bundle.trust_domain.as_str();
+    let updated = codec::to_ms(bundle.updated_at)?;
+    let insert = |sql: &'static str| {
+        sqlx::query(sql)
+            .bind(td)
+            .bind(&bundle.spiffe_json)
+            .bind(bundle.sequence)
+            .bind(updated)
+    };
+    let query = match expected_sequence {
+        None => insert(queries::UPSERT_BUNDLE),
+        Some(0) => insert(queries::CREATE_BUNDLE),
+        Some(seq) => sqlx::query(queries::REPLACE_BUNDLE)
+            .bind(&bundle.spiffe_json)
+            .bind(bundle.sequence)
+            .bind(updated)
+            .bind(td)
+            .bind(seq),
+    };
+    if query.execute(&s.pool).await?.rows_affected() == 1 {
+        return Ok(());
+    }
+    let found = get(s, &bundle.trust_domain).await?.map(|b| b.sequence);
+    Err(StoreError::Conflict {
+        kind: "bundle",
+        key: td.to_owned(),
+        detail: match (expected_sequence, found) {
+            (Some(want), Some(have)) => format!("expected sequence {want}, found {have}"),
+            (Some(want), None) => format!("expected sequence {want}, but no bundle is stored"),
+            (_, _) => "the bundle could not be written".to_owned(),
+        },
+    })
+}
+
+pub(super) async fn list(s: &This) -> Result<Vec<StoredBundle>, StoreError> {
+    sqlx::query(queries::LIST_BUNDLES)
+        .fetch_all(&s.pool)
+        .await?
+        .iter()
+        .map(decode::bundle)
+        .collect()
+}
+
+pub(super) async fn put_ca_key(s: &This, key: &CaKeyRecord) -> Result<(), StoreError> {
+    codec::check_key("CA key slot", &key.slot)?;
+    codec::check_key("CA key reference", &key.key_ref)?;
+    if !matches!(key.state.as_str(), "prepared" | "active" | "old") {
+        return Err(StoreError::Invalid(format!(
+            "CA key state {:?} must be prepared, active or old",
+            key.state.chars().take(40).collect::<String>()
+        )));
+    }
+    sqlx::query(queries::UPSERT_CA_KEY)
+        .bind(&key.slot)
+        .bind(&key.cert_chain_pem)
+        .bind(&key.key_ref)
+        .bind(codec::to_ms(key.not_after)?)
+        .bind(&key.state)
+        .execute(&s.pool)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn list_ca_keys(s: &This) -> Result<Vec<CaKeyRecord>, StoreError> {
+    sqlx::query(queries::LIST_CA_KEYS)
+        .fetch_all(&s.pool)
+        .await?
+        .iter()
+        .map(decode::ca_key)
+        .collect()
+}

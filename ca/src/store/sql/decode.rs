@@ -1,0 +1,122 @@
+//! Decoding rows into model values. Every stored value is parsed again on the way out;
+//! a row that does not parse is [`StoreError::Corrupt`], never returned.
+
+use meshid_identity::TrustDomain;
+use sqlx::Row;
+
+use super::Db;
+use crate::store::StoreError;
+use crate::store::codec;
+use crate::store::model::{
+    Agent, CaKeyRecord, IssuanceRecord, JoinToken, RegistrationEntry, StoredBundle,
+};
+
+/// A row of this backend.
+pub(super) type DbRow = <Db as sqlx::Database>::Row;
+
+const ENTRIES: &str = "registration_entries";
+
+/// An entry without its selectors (they live in `entry_selectors`).
+pub(super) fn entry(row: &DbRow) -> Result<RegistrationEntry, StoreError> {
+    let id: String = row.try_get("id")?;
+    let k = id.as_str();
+    Ok(RegistrationEntry {
+        spiffe_id: codec::spiffe_id(&row.try_get::<String, _>("spiffe_id")?, ENTRIES, k)?,
+        parent_id: codec::spiffe_id(&row.try_get::<String, _>("parent_id")?, ENTRIES, k)?,
+        selectors: Vec::new(),
+        x509_ttl: codec::from_secs(row.try_get("x509_ttl_secs")?, ENTRIES, k)?,
+        jwt_ttl: codec::from_secs(row.try_get("jwt_ttl_secs")?, ENTRIES, k)?,
+        dns_names: codec::decode_dns_names(&row.try_get::<String, _>("dns_names")?, k)?,
+        admin: row.try_get("admin")?,
+        federates_with: codec::decode_trust_domains(
+            &row.try_get::<String, _>("federates_with")?,
+            k,
+        )?,
+        downstream: row.try_get("downstream")?,
+        revision: row.try_get("revision")?,
+        created_at: codec::from_ms(row.try_get("created_at_ms")?, ENTRIES, k)?,
+        updated_at: codec::from_ms(row.try_get("updated_at_ms")?, ENTRIES, k)?,
+        id,
+    })
+}
+
+/// An agent without its selectors (they live in `agent_selectors`).
+pub(super) fn agent(row: &DbRow) -> Result<Agent, StoreError> {
+    let id: String = row.try_get("spiffe_id")?;
+    let k = id.as_str();
+    Ok(Agent {
+        spiffe_id: codec::spiffe_id(k, "agents", k)?,
+        attestation_type: row.try_get("attestation_type")?,
+        serial: row.try_get("serial")?,
+        previous_serial: row.try_get("previous_serial")?,
+        expires_at: codec::from_ms(row.try_get("expires_at_ms")?, "agents", k)?,
+        banned: row.try_get("banned")?,
+        selectors: Vec::new(),
+        created_at: codec::from_ms(row.try_get("created_at_ms")?, "agents", k)?,
+        updated_at: codec::from_ms(row.try_get("updated_at_ms")?, "agents", k)?,
+    })
+}
+
+/// A join token.
+pub(super) fn token(row: &DbRow) -> Result<JoinToken, StoreError> {
+    let id: String = row.try_get("id")?;
+    let k = id.as_str();
+    let alias: Option<String> = row.try_get("spiffe_id")?;
+    let used: Option<i64> = row.try_get("used_at_ms")?;
+    Ok(JoinToken {
+        hash: row.try_get("hash")?,
+        spiffe_id: alias
+            .map(|a| codec::spiffe_id(&a, "join_tokens", k))
+            .transpose()?,
+        expires_at: codec::from_ms(row.try_get("expires_at_ms")?, "join_tokens", k)?,
+        used_at: used
+            .map(|u| codec::from_ms(u, "join_tokens", k))
+            .transpose()?,
+        id,
+    })
+}
+
+/// An issuance record.
+pub(super) fn issuance(row: &DbRow) -> Result<IssuanceRecord, StoreError> {
+    let serial: String = row.try_get("serial")?;
+    let k = serial.as_str();
+    let t = "issuances";
+    let agent: Option<String> = row.try_get("agent_id")?;
+    Ok(IssuanceRecord {
+        spiffe_id: codec::spiffe_id(&row.try_get::<String, _>("spiffe_id")?, t, k)?,
+        agent_id: agent.map(|a| codec::spiffe_id(&a, t, k)).transpose()?,
+        entry_id: row.try_get("entry_id")?,
+        not_after: codec::from_ms(row.try_get("not_after_ms")?, t, k)?,
+        issued_at: codec::from_ms(row.try_get("issued_at_ms")?, t, k)?,
+        serial,
+    })
+}
+
+/// A trust bundle.
+pub(super) fn bundle(row: &DbRow) -> Result<StoredBundle, StoreError> {
+    let td: String = row.try_get("trust_domain")?;
+    Ok(StoredBundle {
+        trust_domain: TrustDomain::new(&td)
+            .map_err(|e| codec::corrupt("bundles", &td, format!("trust domain: {e}")))?,
+        spiffe_json: row.try_get("spiffe_json")?,
+        sequence: row.try_get("sequence")?,
+        updated_at: codec::from_ms(row.try_get("updated_at_ms")?, "bundles", &td)?,
+    })
+}
+
+/// A CA key slot.
+pub(super) fn ca_key(row: &DbRow) -> Result<CaKeyRecord, StoreError> {
+    let slot: String = row.try_get("slot")?;
+    Ok(CaKeyRecord {
+        cert_chain_pem: row.try_get("cert_chain_pem")?,
+        key_ref: row.try_get("key_ref")?,
+        not_after: codec::from_ms(row.try_get("not_after_ms")?, "ca_keys", &slot)?,
+        state: row.try_get("state")?,
+        slot,
+    })
+}
+
+/// The `n` column of a `COUNT(*) AS n` row.
+pub(super) fn count(row: &DbRow) -> Result<u64, StoreError> {
+    Ok(crate::store::sql::count(row.try_get("n")?))
+}

@@ -1,0 +1,18 @@
+//! Everything that talks to the database, for the driver `Db` of the
+//! backend module that mounts this file (`sqlite.rs`, `postgres.rs`).
+
+use super::{BEGIN, Db};
+use crate::store::sql::SqlStore;
+
+mod agents;
+mod bundles;
+mod decode;
+mod entries;
+mod selectors;
+mod store_impl;
+mod tokens;
+
+/// A connection of this backend (pooled, or inside a transaction).
+type Conn = <Db as sqlx::Database>::Connection;
+/// The store of this backend.
+type This = SqlStore<Db>;

@@ -1,0 +1,153 @@
+//! The [`Store`] impl of this backend: each method is one call into the
+//! module that owns its table.
+
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use meshid_identity::{SpiffeId, TrustDomain};
+
+use super::{This, agents, bundles, entries, tokens};
+use crate::store::model::{
+    Agent, CaKeyRecord, EntryFilter, EntryUpdate, IssuanceRecord, JoinToken, NewEntry, Page,
+    RegistrationEntry, StoredBundle,
+};
+use crate::store::{Paged, Store, StoreError, queries};
+
+#[async_trait]
+impl Store for This {
+    async fn create_entry(&self, entry: NewEntry) -> Result<RegistrationEntry, StoreError> {
+        entries::create(self, entry).await
+    }
+
+    async fn update_entry(
+        &self,
+        id: &str,
+        update: EntryUpdate,
+        expected_revision: Option<i64>,
+    ) -> Result<RegistrationEntry, StoreError> {
+        entries::update(self, id, update, expected_revision).await
+    }
+
+    async fn delete_entry(&self, id: &str) -> Result<RegistrationEntry, StoreError> {
+        entries::delete(self, id).await
+    }
+
+    async fn get_entry(&self, id: &str) -> Result<Option<RegistrationEntry>, StoreError> {
+        entries::get(self, id).await
+    }
+
+    async fn get_entries(&self, ids: &[String]) -> Result<Vec<RegistrationEntry>, StoreError> {
+        entries::get_many(self, ids).await
+    }
+
+    async fn list_entries(
+        &self,
+        filter: &EntryFilter,
+        page: &Page,
+    ) -> Result<Paged<RegistrationEntry>, StoreError> {
+        entries::list(self, filter, page).await
+    }
+
+    async fn list_entries_by_parents(
+        &self,
+        parents: &[SpiffeId],
+        page: &Page,
+    ) -> Result<Paged<RegistrationEntry>, StoreError> {
+        entries::list_by_parents(self, parents, page).await
+    }
+
+    async fn count_entries(&self) -> Result<u64, StoreError> {
+        entries::count(self).await
+    }
+
+    async fn upsert_agent(&self, agent: &Agent) -> Result<(), StoreError> {
+        agents::upsert(self, agent).await
+    }
+
+    async fn get_agent(&self, id: &SpiffeId) -> Result<Option<Agent>, StoreError> {
+        agents::get(self, id).await
+    }
+
+    async fn list_agents(&self, page: &Page) -> Result<Paged<Agent>, StoreError> {
+        agents::list(self, page).await
+    }
+
+    async fn set_agent_banned(&self, id: &SpiffeId, banned: bool) -> Result<(), StoreError> {
+        agents::set_banned(self, id, banned).await
+    }
+
+    async fn delete_agent(&self, id: &SpiffeId) -> Result<(), StoreError> {
+        agents::delete(self, id).await
+    }
+
+    async fn renew_agent_serial(
+        &self,
+        id: &SpiffeId,
+        presented: &str,
+        serial: &str,
+        expires_at: SystemTime,
+    ) -> Result<(), StoreError> {
+        agents::renew_serial(self, id, presented, serial, expires_at).await
+    }
+
+    async fn confirm_agent_serial(&self, id: &SpiffeId, serial: &str) -> Result<(), StoreError> {
+        agents::confirm_serial(self, id, serial).await
+    }
+
+    async fn count_agents(&self) -> Result<u64, StoreError> {
+        agents::count(self).await
+    }
+
+    async fn create_join_token(&self, token: &JoinToken) -> Result<(), StoreError> {
+        tokens::create(self, token).await
+    }
+
+    async fn consume_join_token(
+        &self,
+        hash: &[u8],
+        now: SystemTime,
+    ) -> Result<JoinToken, StoreError> {
+        tokens::consume(self, hash, now).await
+    }
+
+    async fn record_issuances(&self, records: &[IssuanceRecord]) -> Result<(), StoreError> {
+        tokens::record_issuances(self, records).await
+    }
+
+    async fn count_issuances(&self) -> Result<u64, StoreError> {
+        tokens::count_issuances(self).await
+    }
+
+    async fn get_issuance(&self, serial: &str) -> Result<Option<IssuanceRecord>, StoreError> {
+        tokens::get_issuance(self, serial).await
+    }
+
+    async fn get_bundle(&self, td: &TrustDomain) -> Result<Option<StoredBundle>, StoreError> {
+        bundles::get(self, td).await
+    }
+
+    async fn put_bundle(
+        &self,
+        bundle: &StoredBundle,
+        expected_sequence: Option<i64>,
+    ) -> Result<(), StoreError> {
+        bundles::put(self, bundle, expected_sequence).await
+    }
+
+    async fn list_bundles(&self) -> Result<Vec<StoredBundle>, StoreError> {
+        bundles::list(self).await
+    }
+
+    async fn put_ca_key(&self, key: &CaKeyRecord) -> Result<(), StoreError> {
+        bundles::put_ca_key(self, key).await
+    }
+
+    async fn list_ca_keys(&self) -> Result<Vec<CaKeyRecord>, StoreError> {
+        bundles::list_ca_keys(self).await
+    }
+
+    async fn health(&self) -> Result<(), StoreError> {
+        sqlx::query(queries::PING).execute(&self.pool).await?;
+        Ok(())
+    }
+}
