@@ -20,6 +20,8 @@ use std::time::Duration;
 use meshid_identity::{SpiffeId, TrustDomain};
 use serde::Deserialize;
 
+use crate::store::StoreUrl;
+
 /// A configuration problem, naming the setting and the fix.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -69,8 +71,9 @@ pub struct CaConfig {
     pub trust_domain: Option<TrustDomain>,
     /// Keys, root certificate, SQLite database and admin socket live here.
     pub data_dir: Option<PathBuf>,
-    /// Store URL; default `sqlite://<data_dir>/ca.db`.
-    pub store: Option<String>,
+    /// Store URL; default `sqlite://<data_dir>/ca.db`. Checked at load;
+    /// printed with its password masked.
+    pub store: Option<StoreUrl>,
     /// Node API (agents, TLS) address.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
@@ -153,7 +156,7 @@ pub struct ValidConfig {
     /// The data directory (exists, writable).
     pub data_dir: PathBuf,
     /// The store URL.
-    pub store: String,
+    pub store: StoreUrl,
     /// The admin socket path.
     pub admin_socket: PathBuf,
     /// Everything else, as given.
@@ -182,7 +185,8 @@ impl CaConfig {
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: "<text>".into(),
-            message: e.to_string(),
+            // The parser quotes the offending line: mask a store password in it.
+            message: crate::store::url::redact_text(&e.to_string()),
         })
     }
 
@@ -246,7 +250,7 @@ impl CaConfig {
         let store = self
             .store
             .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("ca.db").display()));
+            .unwrap_or_else(|| StoreUrl::sqlite_file(&data_dir.join("ca.db")));
         let admin_socket = self
             .admin_socket
             .clone()
@@ -334,7 +338,7 @@ mod tests {
         assert_eq!(v.raw.max_x509_ttl, Duration::from_secs(7200));
         assert_eq!(v.raw.listen, default_listen());
         assert_eq!(v.admin_socket, dir.path().join("admin.sock"));
-        assert!(v.store.starts_with("sqlite:///"));
+        assert!(v.store.to_string().starts_with("sqlite:///"));
     }
 
     #[test]

@@ -47,7 +47,7 @@ async fn connect(path: PathBuf) -> AdminClient<Channel> {
 async fn start() -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("ca.db");
-    let store = store::open(&format!("sqlite://{}", db.display()))
+    let store = store::open(&store::StoreUrl::sqlite_file(&db))
         .await
         .unwrap();
     let service = AdminService::new(store.clone(), td(), AdminDefaults::default())

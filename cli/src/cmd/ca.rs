@@ -83,8 +83,8 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     if a.data_dir.is_some() {
         cfg.data_dir = a.data_dir;
     }
-    if a.store.is_some() {
-        cfg.store = a.store;
+    if let Some(url) = a.store {
+        cfg.store = Some(url.parse()?);
     }
     if let Some(l) = a.listen {
         cfg.listen = l;
