@@ -9,6 +9,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::store::StoreMetrics;
+
 /// Labels of the signature counter: `kind` (`x509`, `jwt`, `agent`) and
 /// `result` (`ok`, `denied`, `invalid`, `error`).
 pub type SignatureLabels = [(&'static str, &'static str); 2];
@@ -19,10 +21,8 @@ pub struct CaMetrics {
     registry: Arc<Registry>,
     signatures: Family<SignatureLabels, Counter>,
     signing_latency: Histogram,
-    /// Registration entries in the store (refreshed on scrape).
-    pub entries: Gauge,
-    /// Attested agents in the store (refreshed on scrape).
-    pub agents: Gauge,
+    /// The store's call latency, errors and row counts.
+    pub store: StoreMetrics,
     /// The CA certificate's notAfter, Unix seconds.
     pub ca_expiry: Gauge,
 }
@@ -35,8 +35,6 @@ impl CaMetrics {
         let mut registry = Registry::with_prefix("meshid_ca");
         let signatures = Family::<SignatureLabels, Counter>::default();
         let signing_latency = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
-        let entries = Gauge::default();
-        let agents = Gauge::default();
         let ca_expiry = Gauge::default();
         registry.register(
             "signatures",
@@ -48,12 +46,7 @@ impl CaMetrics {
             "Time to verify a CSR and sign one X.509-SVID",
             signing_latency.clone(),
         );
-        registry.register(
-            "entries",
-            "Registration entries in the store",
-            entries.clone(),
-        );
-        registry.register("agents", "Attested agents in the store", agents.clone());
+        let store = StoreMetrics::register(&mut registry);
         registry.register(
             "ca_expiry_timestamp_seconds",
             "notAfter of the CA signing certificate (Unix time)",
@@ -63,8 +56,7 @@ impl CaMetrics {
             registry: Arc::new(registry),
             signatures,
             signing_latency,
-            entries,
-            agents,
+            store,
             ca_expiry,
         }
     }

@@ -91,25 +91,11 @@ async fn handle(
             None => reply(StatusCode::OK, "text/plain", "ready\n".into()),
             Some(why) => reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", why),
         },
-        "/metrics" => {
-            if let Ok(n) = state.store.count_entries().await {
-                state
-                    .metrics
-                    .entries
-                    .set(i64::try_from(n).unwrap_or(i64::MAX));
-            }
-            if let Ok(n) = state.store.count_agents().await {
-                state
-                    .metrics
-                    .agents
-                    .set(i64::try_from(n).unwrap_or(i64::MAX));
-            }
-            reply(
-                StatusCode::OK,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                state.metrics.encode(),
-            )
-        }
+        "/metrics" => reply(
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            state.metrics.encode(),
+        ),
         _ => reply(
             StatusCode::NOT_FOUND,
             "text/plain",

@@ -30,7 +30,7 @@ use crate::metrics::CaMetrics;
 use crate::node::NodeService;
 use crate::node_attestor::JoinTokenAttestor;
 use crate::ops_http::{self, OpsState};
-use crate::store::{self, Store, StoreError};
+use crate::store::{self, COUNT_REFRESH, MeteredStore, Store, StoreError};
 use crate::upstream::{Disk, SelfSigned, UpstreamAuthority};
 
 /// Why the CA could not start or stopped with an error.
@@ -94,7 +94,12 @@ impl CaServer {
     /// starts serving.
     pub async fn start(cfg: ValidConfig) -> Result<Self, ServerError> {
         let now = SystemTime::now();
-        let store = store::open(&cfg.store).await?;
+        let metrics = CaMetrics::new();
+        let metered = Arc::new(MeteredStore::new(
+            store::open(&cfg.store).await?,
+            metrics.store.clone(),
+        ));
+        let store: Arc<dyn Store> = metered.clone();
         let keys = DiskKeyManager::new(&cfg.data_dir);
         let upstream: Box<dyn UpstreamAuthority> = match &cfg.raw.upstream {
             Some(up) => Box::new(Disk::new(&up.cert_chain_file, &up.key_file)),
@@ -116,7 +121,6 @@ impl CaServer {
             tracing::error!(error = %e, "the CA cannot issue SVIDs that agents accept");
         }
         let authority = Arc::new(authority);
-        let metrics = CaMetrics::new();
         metrics.set_ca_expiry(authority.not_after());
 
         let (shutdown, rx) = watch::channel(false);
@@ -176,6 +180,17 @@ impl CaServer {
                 crate::admin::socket::serve(admin, admin_listener, signal)
                     .await
                     .map_err(|e| e.to_string())
+            }),
+        ));
+
+        // Row-count gauges: from this CA's writes, and re-read every
+        // COUNT_REFRESH so other replicas' writes show up (no COUNT per scrape).
+        let counts_rx = rx.clone();
+        tasks.push((
+            "store row counts",
+            tokio::spawn(async move {
+                metered.refresh_counts_until(COUNT_REFRESH, counts_rx).await;
+                Ok(())
             }),
         ));
 
