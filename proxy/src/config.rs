@@ -13,13 +13,18 @@
 //! mode: enforce
 //! ops_listen: "127.0.0.1:15020"
 //! access_log: stdout
-//! tracing: { otlp_endpoint: "http://127.0.0.1:4318", sample_ratio: 1.0 }
+//! tracing: { protocol: grpc, otlp_endpoint: "http://127.0.0.1:4317", sample_ratio: 1.0 }
 //! workers: 1
 //! ```
 
 mod limits;
+mod otlp;
 
 pub use limits::ConnectionLimits;
+pub use otlp::{
+    DEFAULT_GRPC_ENDPOINT, DEFAULT_HTTP_ENDPOINT, MAX_BATCH, MAX_EXPORT_TIMEOUT, MAX_SERVICE_NAME,
+    OtlpProtocol, OtlpTarget, TracingConfig,
+};
 
 use meshid_identity::{SpiffeId, TrustDomain};
 use serde::Deserialize;
@@ -65,7 +70,7 @@ pub struct ProxyConfig {
     /// How long to let open connections finish after shutdown is requested, in seconds.
     #[serde(default = "default_drain_secs")]
     pub drain_timeout_secs: u64,
-    /// Span export over OTLP/HTTP; absent: spans are not exported.
+    /// Span export over OTLP (gRPC or HTTP); absent: spans are not exported.
     #[serde(default)]
     pub tracing: Option<TracingConfig>,
     /// Data-plane threads, each with its own single-threaded event loop
@@ -78,25 +83,6 @@ pub struct ProxyConfig {
 
 /// Most data-plane threads accepted in `workers`.
 pub const MAX_WORKERS: usize = 64;
-
-/// Where and how much to export spans (OTLP/HTTP, JSON encoding).
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct TracingConfig {
-    /// Collector base URL, `http://host:port[/prefix]`; spans are POSTed to
-    /// `<otlp_endpoint>/v1/traces`.
-    pub otlp_endpoint: String,
-    /// Share of new traces (no incoming `traceparent`) to sample, 0.0–1.0.
-    /// Requests that carry a `traceparent` follow its sampled flag.
-    #[serde(default = "default_sample_ratio")]
-    pub sample_ratio: f64,
-    /// Most spans per export request.
-    #[serde(default = "default_batch_max")]
-    pub batch_max: usize,
-}
-
-/// Largest accepted `tracing.batch_max`.
-pub const MAX_BATCH: usize = 8192;
 
 /// Where the proxy's identity comes from.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -330,7 +316,7 @@ impl ProxyConfig {
             o.peer_match()?;
         }
         if let Some(t) = &self.tracing {
-            t.traces_uri()?;
+            t.target()?;
         }
         self.connections.validate().map_err(ConfigError::Invalid)?;
         if !(1..=MAX_WORKERS).contains(&self.workers) {
@@ -379,59 +365,6 @@ impl OutboundConfig {
     }
 }
 
-// === impl TracingConfig ===
-
-impl TracingConfig {
-    /// Checks the settings and returns the URL spans are POSTed to.
-    pub fn traces_uri(&self) -> Result<http::Uri, ConfigError> {
-        let bad = |why: &str| {
-            ConfigError::Invalid(format!(
-                "tracing.otlp_endpoint {:?} {why}",
-                self.otlp_endpoint
-            ))
-        };
-        let base: http::Uri = self
-            .otlp_endpoint
-            .parse()
-            .map_err(|e| bad(&format!("is not a URL: {e}")))?;
-        match base.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(bad(
-                    "uses https, which the OTLP exporter does not support; \
-                     use http:// to a collector on the node (e.g. http://127.0.0.1:4318)",
-                ));
-            }
-            _ => return Err(bad("must start with http://")),
-        }
-        let Some(authority) = base.authority().cloned() else {
-            return Err(bad("must be http://host:port with an optional path prefix"));
-        };
-        if base.query().is_some() {
-            return Err(bad("must not have a query string"));
-        }
-        if !(0.0..=1.0).contains(&self.sample_ratio) {
-            return Err(ConfigError::Invalid(format!(
-                "tracing.sample_ratio {} must be between 0.0 and 1.0",
-                self.sample_ratio
-            )));
-        }
-        if !(1..=MAX_BATCH).contains(&self.batch_max) {
-            return Err(ConfigError::Invalid(format!(
-                "tracing.batch_max {} must be between 1 and {MAX_BATCH}",
-                self.batch_max
-            )));
-        }
-        let prefix = base.path().trim_end_matches('/');
-        http::Uri::builder()
-            .scheme("http")
-            .authority(authority)
-            .path_and_query(format!("{prefix}/v1/traces"))
-            .build()
-            .map_err(|e| bad(&format!("does not make a valid traces URL: {e}")))
-    }
-}
-
 // === impl AccessLogTarget ===
 
 impl<'de> Deserialize<'de> for AccessLogTarget {
@@ -456,14 +389,6 @@ fn default_true() -> bool {
 
 fn default_poll_ms() -> u64 {
     1000
-}
-
-fn default_sample_ratio() -> f64 {
-    1.0
-}
-
-fn default_batch_max() -> usize {
-    512
 }
 
 fn default_drain_secs() -> u64 {

@@ -1,11 +1,15 @@
 //! W3C Trace Context (`traceparent`), used when spans are exported: continue
 //! an incoming trace with a new span id for the proxy hop, or start a new
-//! trace when none (or a malformed one) arrives. [`span`] records one span per proxied request and
-//! [`otlp`] exports sampled spans to an OTLP/HTTP collector.
+//! trace when none (or a malformed one) arrives. [`span`] records one span
+//! per proxied request as an OTLP `Span`, [`otlp`] batches sampled spans off
+//! the request path, and `collector` sends each batch over OTLP/gRPC or
+//! OTLP/HTTP (protobuf or JSON).
 
+mod collector;
 pub mod otlp;
 pub mod span;
 
+pub use collector::ExportError;
 pub use otlp::SpanExporter;
 pub use span::{PendingSpan, SpanKind, SpanRecord};
 

@@ -1,31 +1,33 @@
-//! OTLP/HTTP span export with the JSON encoding (no opentelemetry crates).
+//! OTLP span export, off the request path.
 //!
 //! The request path only calls [`SpanExporter::record`], which never
-//! blocks: a span goes into a bounded queue or is dropped and counted. A
-//! background task batches spans (up to `batch_max`, or whatever arrived
-//! within [`FLUSH_EVERY`]) and POSTs them to `<endpoint>/v1/traces`.
+//! blocks: a span goes into a bounded queue (four batches long) or is
+//! dropped and counted. A background task batches spans (up to
+//! `batch_max`, or whatever arrived within [`FLUSH_EVERY`]) into one
+//! `ExportTraceServiceRequest` and hands it to the collector (gRPC or HTTP,
+//! see `tracing.protocol`). A batch the collector does not take in time, or
+//! refuses, is counted as dropped and not retried.
 
-use super::span::SpanRecord;
+use super::collector::{Collector, Rejected};
+use super::span::{SpanRecord, attr};
 use crate::config::{ConfigError, TracingConfig};
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
-use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// A batch is sent at least this often while spans are waiting.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
-/// Longest wait for the collector to answer one export request.
-pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Shortest interval between two export-failure warnings.
 const WARN_EVERY: Duration = Duration::from_secs(30);
 /// The queue holds this many batches before spans are dropped.
 const QUEUE_BATCHES: usize = 4;
+/// The instrumentation scope of every span.
+const SCOPE: &str = "meshid-proxy";
 
 /// Hands finished spans to the background exporter.
 #[derive(Clone, Debug)]
@@ -48,7 +50,8 @@ impl SpanExporter {
     /// export task (needs a Tokio runtime). The task ends once every clone
     /// of the exporter is dropped, after sending what is queued.
     pub fn start(cfg: &TracingConfig, reg: &mut Registry) -> Result<Self, ConfigError> {
-        let uri = cfg.traces_uri()?;
+        let target = cfg.target()?;
+        let collector = Collector::new(&target, cfg.timeout)?;
         let counters = Counters::default();
         let r = reg.sub_registry_with_prefix("meshid_proxy_otlp");
         r.register(
@@ -63,9 +66,11 @@ impl SpanExporter {
         );
         let (tx, rx) = mpsc::channel(cfg.batch_max.saturating_mul(QUEUE_BATCHES));
         let task = ExportTask {
-            uri,
+            endpoint: target.uri,
+            collector,
+            service_name: cfg.service_name.clone(),
+            timeout: cfg.timeout,
             batch_max: cfg.batch_max,
-            client: Client::builder(TokioExecutor::new()).build_http(),
             counters: counters.clone(),
             last_warn: None,
             suppressed: 0,
@@ -91,27 +96,38 @@ impl SpanExporter {
     }
 }
 
-/// The OTLP/JSON `ExportTraceServiceRequest` for `spans`.
-pub fn export_request(spans: &[SpanRecord]) -> Value {
-    json!({
-        "resourceSpans": [{
-            "resource": {
-                "attributes": [
-                    {"key": "service.name", "value": {"stringValue": "meshid-proxy"}},
-                ],
-            },
-            "scopeSpans": [{
-                "scope": {"name": "meshid-proxy"},
-                "spans": spans.iter().map(SpanRecord::to_otlp_json).collect::<Vec<_>>(),
+/// The OTLP `ExportTraceServiceRequest` for `spans`: one resource (with
+/// `service.name`) and one instrumentation scope.
+pub fn export_request(service_name: &str, spans: &[SpanRecord]) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![attr(
+                    "service.name",
+                    any_value::Value::StringValue(service_name.into()),
+                )],
+                ..Resource::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(InstrumentationScope {
+                    name: SCOPE.into(),
+                    version: env!("CARGO_PKG_VERSION").into(),
+                    ..InstrumentationScope::default()
+                }),
+                spans: spans.iter().map(SpanRecord::to_otlp).collect(),
+                ..ScopeSpans::default()
             }],
+            ..ResourceSpans::default()
         }],
-    })
+    }
 }
 
 struct ExportTask {
-    uri: http::Uri,
+    endpoint: http::Uri,
+    collector: Collector,
+    service_name: String,
+    timeout: Duration,
     batch_max: usize,
-    client: Client<HttpConnector, Full<Bytes>>,
     counters: Counters,
     last_warn: Option<Instant>,
     suppressed: u64,
@@ -148,33 +164,28 @@ impl ExportTask {
             return;
         }
         let n = batch.len() as u64;
-        let result = self.send(batch).await;
+        let req = export_request(&self.service_name, batch);
         batch.clear();
-        match result {
-            Ok(()) => {
+        match self.collector.export(req, self.timeout).await {
+            Ok(Rejected { spans: 0, .. }) => {
                 self.counters.exported.inc_by(n);
+            }
+            Ok(Rejected { spans, message }) => {
+                let spans = spans.min(n);
+                self.counters.exported.inc_by(n - spans);
+                self.counters.dropped.inc_by(spans);
+                self.warn(
+                    spans,
+                    &format!("the collector refused them ({message:?}); check its limits"),
+                );
             }
             Err(why) => {
                 self.counters.dropped.inc_by(n);
-                self.warn(n, &why);
+                self.warn(
+                    n,
+                    &format!("{why}; check that the collector is running and speaks this protocol"),
+                );
             }
-        }
-    }
-
-    async fn send(&self, batch: &[SpanRecord]) -> Result<(), String> {
-        let body = serde_json::to_vec(&export_request(batch)).map_err(|e| e.to_string())?;
-        let req = http::Request::post(self.uri.clone())
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| e.to_string())?;
-        let resp = tokio::time::timeout(EXPORT_TIMEOUT, self.client.request(req))
-            .await
-            .map_err(|_| format!("no answer within {EXPORT_TIMEOUT:?}"))?
-            .map_err(|e| format!("request failed: {e}"))?;
-        if resp.status().is_success() {
-            Ok(())
-        } else {
-            Err(format!("collector answered {}", resp.status()))
         }
     }
 
@@ -189,10 +200,10 @@ impl ExportTask {
             return;
         }
         tracing::warn!(
-            endpoint = %self.uri,
+            endpoint = %self.endpoint,
             spans,
             suppressed_failures = self.suppressed,
-            "OTLP span export failed: {why}; check that the collector is running"
+            "OTLP span export failed: {why}"
         );
         self.last_warn = Some(now);
         self.suppressed = 0;
@@ -203,73 +214,112 @@ impl ExportTask {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::config::OtlpProtocol;
     use crate::trace::{Hop, PendingSpan, SpanKind, TraceContext};
     use std::time::SystemTime;
 
-    fn cfg(endpoint: &str) -> TracingConfig {
-        TracingConfig {
-            otlp_endpoint: endpoint.into(),
-            sample_ratio: 1.0,
-            batch_max: 1,
-        }
+    fn cfg(protocol: OtlpProtocol, endpoint: &str) -> TracingConfig {
+        serde_yaml_ng::from_str(&format!(
+            "{{ protocol: {protocol}, otlp_endpoint: \"{endpoint}\", batch_max: 1, timeout: 200ms }}",
+            protocol = match protocol {
+                OtlpProtocol::Grpc => "grpc",
+                _ => "http/protobuf",
+            }
+        ))
+        .unwrap()
     }
 
-    #[tokio::test]
-    async fn full_queue_drops_instead_of_blocking() {
-        // Nothing listens on port 9 of the loopback in tests; failures are
-        // counted as dropped too, so only count the queue bound here.
-        let mut reg = Registry::default();
-        let exp = SpanExporter::start(&cfg("http://127.0.0.1:9"), &mut reg).unwrap();
+    fn span() -> SpanRecord {
         let hop = Hop {
             ctx: TraceContext::new_root(),
             parent_span_id: None,
         };
         let uri: http::Uri = "/".parse().unwrap();
         let now = SystemTime::now();
+        PendingSpan::start(hop, SpanKind::Server, &http::Method::GET, &uri, now).finish(
+            200,
+            "local".into(),
+            "allow",
+            now,
+        )
+    }
+
+    /// A loopback port with nothing listening on it.
+    fn closed_port() -> std::net::SocketAddr {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    }
+
+    #[tokio::test]
+    async fn full_queue_drops_instead_of_blocking() {
+        let mut reg = Registry::default();
+        let url = format!("http://{}", closed_port());
+        let exp = SpanExporter::start(&cfg(OtlpProtocol::HttpProtobuf, &url), &mut reg).unwrap();
         for _ in 0..100 {
-            let s = PendingSpan::start(hop, SpanKind::Server, &http::Method::GET, &uri, now)
-                .finish(200, "local".into(), "allow", now);
-            exp.record(s);
+            exp.record(span());
         }
         // Capacity is batch_max * QUEUE_BATCHES = 4, and the task has not
         // run yet on this single-threaded runtime.
         assert_eq!(exp.counters.dropped.get(), 96);
     }
 
-    #[test]
-    fn export_request_wraps_spans_in_resource_and_scope() {
-        let v = export_request(&[]);
-        let rs = &v["resourceSpans"][0];
-        assert_eq!(
-            rs["resource"]["attributes"][0]["value"]["stringValue"],
-            "meshid-proxy"
-        );
-        assert_eq!(rs["scopeSpans"][0]["scope"]["name"], "meshid-proxy");
-        assert!(rs["scopeSpans"][0]["spans"].as_array().unwrap().is_empty());
+    #[tokio::test]
+    async fn a_down_collector_costs_spans_not_requests() {
+        for protocol in [OtlpProtocol::Grpc, OtlpProtocol::HttpProtobuf] {
+            let mut reg = Registry::default();
+            let url = format!("http://{}", closed_port());
+            let exp = SpanExporter::start(&cfg(protocol, &url), &mut reg).unwrap();
+            exp.record(span());
+            let mut dropped = 0;
+            for _ in 0..500 {
+                dropped = exp.counters.dropped.get();
+                if dropped == 1 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert_eq!(dropped, 1, "{protocol:?}");
+            assert_eq!(exp.counters.exported.get(), 0);
+        }
     }
 
     #[test]
-    fn endpoint_validation() {
-        let uri = |e: &str| cfg(e).traces_uri().map(|u| u.to_string());
+    fn export_request_wraps_spans_in_resource_and_scope() {
+        let req = export_request("api", &[span()]);
+        let rs = &req.resource_spans[0];
+        let resource = rs.resource.as_ref().unwrap();
+        assert_eq!(resource.attributes[0].key, "service.name");
         assert_eq!(
-            uri("http://127.0.0.1:4318").unwrap(),
-            "http://127.0.0.1:4318/v1/traces"
+            resource.attributes[0].value.as_ref().unwrap().value,
+            Some(any_value::Value::StringValue("api".into()))
         );
+        let scope = rs.scope_spans[0].scope.as_ref().unwrap();
+        assert_eq!(scope.name, "meshid-proxy");
+        assert_eq!(rs.scope_spans[0].spans.len(), 1);
+    }
+
+    #[test]
+    fn json_encoding_follows_the_otlp_json_mapping() {
+        let s = span();
+        let v = serde_json::to_value(export_request("api", std::slice::from_ref(&s))).unwrap();
+        let j = &v["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
         assert_eq!(
-            uri("http://collector:4318/otlp/").unwrap(),
-            "http://collector:4318/otlp/v1/traces"
+            j["traceId"],
+            crate::trace::hex(&s.trace_id),
+            "hex, not base64"
         );
-        let https = uri("https://collector:4318").unwrap_err().to_string();
-        assert!(https.contains("https"), "{https}");
-        assert!(uri("collector:4318").is_err());
-        assert!(uri("http://c:1/?q=1").is_err());
-        let mut c = cfg("http://c:1");
-        c.sample_ratio = 1.5;
-        assert!(c.traces_uri().is_err());
-        c.sample_ratio = f64::NAN;
-        assert!(c.traces_uri().is_err());
-        c.sample_ratio = 0.5;
-        c.batch_max = 0;
-        assert!(c.traces_uri().is_err());
+        assert_eq!(j["spanId"], crate::trace::hex(&s.span_id));
+        assert_eq!(j["kind"], 2, "enums are integers");
+        assert!(
+            j["startTimeUnixNano"].is_string(),
+            "64-bit integers are strings"
+        );
+        let status = j["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["key"] == "http.response.status_code")
+            .unwrap();
+        assert_eq!(status["value"]["intValue"], "200");
     }
 }

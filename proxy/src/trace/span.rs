@@ -1,11 +1,10 @@
-//! One span per proxied HTTP request, and its OTLP/JSON form.
-//!
-//! The JSON mapping follows the OTLP specification: trace and span ids are
-//! lower-case hex strings (not base64), 64-bit integers are decimal strings,
-//! enums are their integer values.
+//! One span per proxied HTTP request, and its OTLP form (the generated
+//! `opentelemetry.proto.trace.v1.Span`; the wire encodings are the
+//! exporter's business).
 
-use super::{Hop, hex};
-use serde_json::{Value, json};
+use super::Hop;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::trace::v1::{self as otlp, SpanFlags, span, status};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -43,6 +42,8 @@ pub struct SpanRecord {
     pub span_id: [u8; 8],
     /// The caller's span id, if the request carried a `traceparent`.
     pub parent_span_id: Option<[u8; 8]>,
+    /// W3C trace flags of this hop (bit 0: sampled).
+    pub flags: u8,
     /// Server (inbound) or client (outbound).
     pub kind: SpanKind,
     /// HTTP method.
@@ -64,11 +65,11 @@ pub struct SpanRecord {
 // === impl SpanKind ===
 
 impl SpanKind {
-    /// The OTLP `SpanKind` enum value.
-    pub fn otlp(self) -> u8 {
+    /// The OTLP `SpanKind`.
+    pub fn otlp(self) -> span::SpanKind {
         match self {
-            Self::Server => 2,
-            Self::Client => 3,
+            Self::Server => span::SpanKind::Server,
+            Self::Client => span::SpanKind::Client,
         }
     }
 
@@ -121,6 +122,7 @@ impl PendingSpan {
             trace_id: self.hop.ctx.trace_id,
             span_id: self.hop.ctx.span_id,
             parent_span_id: self.hop.parent_span_id,
+            flags: self.hop.ctx.flags,
             kind: self.kind,
             method: self.method,
             path: self.path,
@@ -143,34 +145,61 @@ impl SpanRecord {
             || (self.kind == SpanKind::Client && self.status >= 400)
     }
 
-    /// The OTLP/JSON `Span` object.
-    pub fn to_otlp_json(&self) -> Value {
-        let str_attr = |k: &str, v: &str| json!({"key": k, "value": {"stringValue": v}});
-        json!({
-            "traceId": hex(&self.trace_id),
-            "spanId": hex(&self.span_id),
-            "parentSpanId": self.parent_span_id.map(|p| hex(&p)).unwrap_or_default(),
-            "name": format!("{} {}", self.kind.name(), self.method),
-            "kind": self.kind.otlp(),
-            "startTimeUnixNano": unix_nanos(self.start),
-            "endTimeUnixNano": unix_nanos(self.end),
-            "attributes": [
+    /// The OTLP `Span`. Its flags carry the W3C trace flags and say
+    /// whether the parent is remote (it always is: it came in a
+    /// `traceparent`).
+    pub fn to_otlp(&self) -> otlp::Span {
+        let str_attr = |key: &str, v: &str| attr(key, any_value::Value::StringValue(v.into()));
+        let mut flags = u32::from(self.flags) | SpanFlags::ContextHasIsRemoteMask as u32;
+        if self.parent_span_id.is_some() {
+            flags |= SpanFlags::ContextIsRemoteMask as u32;
+        }
+        let code = if self.is_error() {
+            status::StatusCode::Error
+        } else {
+            status::StatusCode::Ok
+        };
+        otlp::Span {
+            trace_id: self.trace_id.to_vec(),
+            span_id: self.span_id.to_vec(),
+            parent_span_id: self.parent_span_id.map(|p| p.to_vec()).unwrap_or_default(),
+            flags,
+            name: format!("{} {}", self.kind.name(), self.method),
+            kind: self.kind.otlp().into(),
+            start_time_unix_nano: unix_nanos(self.start),
+            end_time_unix_nano: unix_nanos(self.end),
+            attributes: vec![
                 str_attr("http.request.method", self.method.as_str()),
                 str_attr("url.path", &self.path),
-                {"key": "http.response.status_code", "value": {"intValue": self.status.to_string()}},
+                attr(
+                    "http.response.status_code",
+                    any_value::Value::IntValue(self.status.into()),
+                ),
                 str_attr("meshid.source_id", &self.source_id),
                 str_attr("meshid.decision", self.decision),
             ],
-            "status": {"code": if self.is_error() { 2 } else { 1 }},
-        })
+            status: Some(otlp::Status {
+                code: code.into(),
+                message: String::new(),
+            }),
+            ..otlp::Span::default()
+        }
     }
 }
 
-/// Nanoseconds since the Unix epoch as a decimal string (0 before it).
-fn unix_nanos(t: SystemTime) -> String {
+/// An OTLP attribute.
+pub(super) fn attr(key: &str, value: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..KeyValue::default()
+    }
+}
+
+/// Nanoseconds since the Unix epoch (0 before it, saturating in 2554).
+fn unix_nanos(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos())
-        .to_string()
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
@@ -180,8 +209,15 @@ mod tests {
     use crate::trace::TraceContext;
     use std::time::Duration;
 
+    fn string<'a>(span: &'a otlp::Span, key: &str) -> Option<&'a any_value::Value> {
+        span.attributes
+            .iter()
+            .find(|a| a.key == key)
+            .and_then(|a| a.value.as_ref()?.value.as_ref())
+    }
+
     #[test]
-    fn json_uses_hex_ids_and_decimal_strings() {
+    fn continued_trace_keeps_ids_flags_and_drops_the_query() {
         let parent =
             TraceContext::parse(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
                 .unwrap();
@@ -197,17 +233,24 @@ mod tests {
             "allow",
             t0 + Duration::from_millis(2),
         );
-        let v = span.to_otlp_json();
-        assert_eq!(v["traceId"], "4bf92f3577b34da6a3ce929d0e0e4736");
-        assert_eq!(v["parentSpanId"], "00f067aa0ba902b7");
-        assert_eq!(v["spanId"], hex(&hop.ctx.span_id));
-        assert_eq!(v["name"], "outbound GET");
-        assert_eq!(v["kind"], 3);
-        assert_eq!(v["startTimeUnixNano"], "1700000000123456789");
-        assert_eq!(v["endTimeUnixNano"], "1700000000125456789");
-        assert_eq!(v["attributes"][1]["value"]["stringValue"], "/a/b");
-        assert_eq!(v["attributes"][2]["value"]["intValue"], "503");
-        assert_eq!(v["status"]["code"], 2);
+        let p = span.to_otlp();
+        assert_eq!(p.trace_id, parent.trace_id);
+        assert_eq!(p.parent_span_id, parent.span_id);
+        assert_eq!(p.span_id, hop.ctx.span_id);
+        assert_eq!(p.flags, 0x301, "sampled, remote parent");
+        assert_eq!(p.name, "outbound GET");
+        assert_eq!(p.kind(), span::SpanKind::Client);
+        assert_eq!(p.start_time_unix_nano, 1_700_000_000_123_456_789);
+        assert_eq!(p.end_time_unix_nano, 1_700_000_000_125_456_789);
+        assert_eq!(
+            string(&p, "url.path"),
+            Some(&any_value::Value::StringValue("/a/b".into()))
+        );
+        assert_eq!(
+            string(&p, "http.response.status_code"),
+            Some(&any_value::Value::IntValue(503))
+        );
+        assert_eq!(p.status.unwrap().code(), status::StatusCode::Error);
     }
 
     #[test]
@@ -221,9 +264,22 @@ mod tests {
         let span = PendingSpan::start(hop, SpanKind::Server, &http::Method::POST, &uri, now)
             .finish(403, "spiffe://example.org/a".into(), "deny", now);
         assert_eq!(span.path.len(), MAX_PATH_ATTR);
-        let v = span.to_otlp_json();
-        assert_eq!(v["parentSpanId"], "");
-        assert_eq!(v["kind"], 2);
-        assert_eq!(v["status"]["code"], 2, "a refused request is an error");
+        let p = span.to_otlp();
+        assert!(p.parent_span_id.is_empty());
+        assert_eq!(p.flags, 0x101, "sampled, no remote parent");
+        assert_eq!(p.kind(), span::SpanKind::Server);
+        assert_eq!(
+            p.status.unwrap().code(),
+            status::StatusCode::Error,
+            "a refused request is an error"
+        );
+    }
+
+    #[test]
+    fn times_before_the_epoch_are_zero() {
+        assert_eq!(
+            unix_nanos(SystemTime::UNIX_EPOCH - Duration::from_secs(1)),
+            0
+        );
     }
 }
