@@ -1,7 +1,6 @@
 //! The agent process: attestation, SVID manager, Workload API, SDS and the
 //! ops endpoint, wired together and stopped together.
 
-mod ops;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -9,6 +8,7 @@ use std::sync::Arc;
 use meshid_identity::{TrustBundle, TrustDomain};
 use meshid_proto::envoy::pb::envoy::service::secret::v3::secret_discovery_service_server::SecretDiscoveryServiceServer;
 use meshid_proto::workload::spiffe_workload_api_server::SpiffeWorkloadApiServer;
+use meshid_runtime::ops;
 use meshid_runtime::uds::UdsListener;
 use prometheus_client::registry::Registry;
 use tokio::sync::{Notify, watch};
@@ -22,8 +22,6 @@ use crate::metrics::AgentMetrics;
 use crate::node_client::{CaError, GrpcCaClient};
 use crate::workload_api::{self, BindError, JwtMinter, ShutdownSignal};
 use meshid_runtime::clock::{SharedClock, SystemClock};
-
-pub use ops::serve_ops;
 
 /// Why the agent stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +47,7 @@ pub enum RunError {
     /// A Unix socket could not be bound.
     #[error(transparent)]
     Bind(#[from] BindError),
-    /// The ops listener could not be bound or failed.
+    /// The ops listener could not be bound.
     #[error("ops endpoint: {0}")]
     Ops(std::io::Error),
     /// A gRPC server failed.
@@ -197,12 +195,18 @@ pub async fn run(
             .await
             .map_err(RunError::Ops)?;
         tracing::info!(%addr, "ops endpoint listening");
-        let (snaps, stop) = (handle.subscribe(), stop_rx.clone());
-        let registry = Arc::new(registry);
+        // Ready once the agent has its identity and a first sync published
+        // a snapshot with the trust domain.
+        let snaps = handle.subscribe();
+        let ready = ops::from_fn(move || match snaps.borrow().trust_domain {
+            Some(_) => Ok(()),
+            None => Err(ops::NotReady::new("not synced with the CA yet")),
+        });
+        let server = ops::OpsServer::new(Arc::new(registry), Arc::new(ready));
+        let stop = stopped(stop_rx.clone());
         tasks.spawn(async move {
-            serve_ops(listener, registry, snaps, stopped(stop))
-                .await
-                .map_err(RunError::Ops)
+            server.serve(listener, stop).await;
+            Ok(())
         });
     }
 

@@ -14,6 +14,5 @@ pub mod keymanager;
 pub mod metrics;
 pub mod node;
 pub mod node_attestor;
-pub mod ops_http;
 pub mod server;
 pub mod upstream;

@@ -48,7 +48,7 @@ impl CaMetrics {
         );
         let store = StoreMetrics::register(&mut registry);
         registry.register(
-            "ca_expiry_timestamp_seconds",
+            "cert_expiry_timestamp_seconds",
             "notAfter of the CA signing certificate (Unix time)",
             ca_expiry.clone(),
         );
@@ -79,6 +79,11 @@ impl CaMetrics {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         self.ca_expiry.set(secs);
+    }
+
+    /// The registry every CA metric is in (served on `/metrics`).
+    pub fn registry(&self) -> Arc<Registry> {
+        Arc::clone(&self.registry)
     }
 
     /// The metrics in Prometheus text format.

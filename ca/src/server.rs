@@ -10,6 +10,7 @@
 //! ```
 
 pub mod listener;
+mod ready;
 pub mod tls;
 
 use std::future::Future;
@@ -29,9 +30,9 @@ use crate::keymanager::DiskKeyManager;
 use crate::metrics::CaMetrics;
 use crate::node::NodeService;
 use crate::node_attestor::JoinTokenAttestor;
-use crate::ops_http::{self, OpsState};
 use crate::store::{self, COUNT_REFRESH, MeteredStore, Store, StoreError};
 use crate::upstream::{Disk, SelfSigned, UpstreamAuthority};
+use meshid_runtime::ops::OpsServer;
 
 /// Why the CA could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -197,17 +198,17 @@ impl CaServer {
         // Ops endpoint.
         let ops_listener = bind_tcp("ops endpoint", cfg.raw.ops_listen).await?;
         let ops_addr = local_addr("ops endpoint", &ops_listener)?;
-        let state = OpsState {
+        let readiness = ready::CaReadiness {
             store: Arc::clone(&store),
             authority: Arc::clone(&authority),
-            metrics: metrics.clone(),
             clock: meshid_runtime::clock::system(),
         };
-        let ops_rx = rx.clone();
+        let ops = OpsServer::new(metrics.registry(), Arc::new(readiness));
+        let signal = wait_for(rx.clone());
         tasks.push((
             "ops endpoint",
             tokio::spawn(async move {
-                ops_http::serve(ops_listener, state, ops_rx).await;
+                ops.serve(ops_listener, signal).await;
                 Ok(())
             }),
         ));

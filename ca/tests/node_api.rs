@@ -579,7 +579,7 @@ async fn restart_keeps_the_root_and_the_ops_endpoint_answers() {
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     let body = http_get(ops, "/metrics").await;
     assert!(
-        body.contains("meshid_ca_ca_expiry_timestamp_seconds"),
+        body.contains("meshid_ca_cert_expiry_timestamp_seconds"),
         "{body}"
     );
     assert!(body.contains("meshid_ca_agents 0"), "{body}");

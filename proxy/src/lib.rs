@@ -16,7 +16,7 @@
 //!  │
 //! policy, tls, identity,  foundations: policy engine, TLS configs, SVID
 //! trace, metrics,         sources, trace context + span export, Prometheus,
-//! access_log, config, ops access log, typed config, ops HTTP server
+//! access_log, config      access log, typed config
 //! ```
 #![forbid(unsafe_code)]
 
@@ -34,7 +34,6 @@ pub mod access_log;
 pub mod config;
 pub mod identity;
 pub mod metrics;
-pub mod ops;
 pub mod policy;
 pub mod run;
 pub mod tls;

@@ -2,6 +2,12 @@
 //!
 //! Label values are `&'static str` or shared `Arc<str>`, so recording a
 //! request does not allocate once its label set exists.
+//!
+//! Callers pass the verdict as one word (`allow`, `deny`, `deny(audit)`,
+//! `error`, as in the access log); the series split it into `decision`
+//! (`allow`, `deny`, `error`) and `mode` (`enforce`, `audit`: the proxy's
+//! policy mode), so `decision="deny"` counts every policy denial and
+//! `mode="audit"` tells which of them were let through.
 
 mod reload;
 
@@ -14,6 +20,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::sync::{Arc, OnceLock};
+
+use crate::config::Mode;
 use std::time::{Duration, SystemTime};
 
 /// Traffic direction label.
@@ -25,20 +33,16 @@ pub const OUTBOUND: Direction = "outbound";
 
 /// Labels of a request counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
-    /// `inbound` or `outbound`.
-    pub direction: Direction,
-    /// Verified source SPIFFE ID (inbound) or `local` (outbound).
-    pub source: Arc<str>,
-    /// Destination address or SPIFFE ID.
-    pub destination: Arc<str>,
-    /// `allow`, `deny`, `deny(audit)`, or `error` (not forwarded).
-    pub decision: &'static str,
-    /// `2xx`, `4xx`, ... or `error`.
-    pub status_class: &'static str,
+struct RequestLabels {
+    direction: Direction,
+    source: Arc<str>,
+    destination: Arc<str>,
+    decision: &'static str,
+    mode: &'static str,
+    status_class: &'static str,
 }
 
-/// Labels of a connection counter.
+/// What a caller says about one connection (see [`Metrics::connection`]).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ConnLabels {
     /// `inbound` or `outbound`.
@@ -48,8 +52,25 @@ pub struct ConnLabels {
     /// Destination address or SPIFFE ID.
     pub destination: Arc<str>,
     /// `allow`, `deny`, `deny(audit)`, `error` (not forwarded), or `-`
-    /// for HTTP connections.
+    /// for HTTP connections (decided per request).
     pub decision: &'static str,
+}
+
+/// The labels of a connection series: [`ConnLabels`] with the verdict
+/// split into `decision` and `mode`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConnSeries {
+    direction: Direction,
+    source: Arc<str>,
+    destination: Arc<str>,
+    decision: &'static str,
+    mode: &'static str,
+}
+
+/// Labels of the handshake counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabels {
+    direction: Direction,
 }
 
 /// Labels of the latency histogram.
@@ -85,18 +106,21 @@ pub struct Metrics {
     listener_open: Family<ListenerLabels, Gauge>,
     listener_refused: Family<ListenerLabels, Counter>,
     requests: Family<RequestLabels, Counter>,
-    connections: Family<ConnLabels, Counter>,
+    connections: Family<ConnSeries, Counter>,
     latency: Family<LatencyLabels, Histogram>,
     tls_errors: Family<TlsErrorLabels, Counter>,
-    handshakes: Family<LatencyLabels, Counter>,
+    handshakes: Family<DirectionLabels, Counter>,
     cert_expiry: Gauge<i64>,
+    /// `enforce` or `audit`: the `mode` label of every series.
+    mode: &'static str,
 }
 
 // === impl Metrics ===
 
 impl Metrics {
-    /// Creates the metrics and registers them under `meshid_proxy_` in `reg`.
-    pub fn register(reg: &mut Registry) -> Self {
+    /// Creates the metrics and registers them under `meshid_proxy_` in
+    /// `reg`; `mode` is the proxy's policy mode (the `mode` label).
+    pub fn register(reg: &mut Registry, mode: Mode) -> Self {
         let m = Self {
             listener_open: Family::default(),
             listener_refused: Family::default(),
@@ -111,16 +135,20 @@ impl Metrics {
             tls_errors: Family::default(),
             handshakes: Family::default(),
             cert_expiry: Gauge::default(),
+            mode: match mode {
+                Mode::Audit => "audit",
+                _ => "enforce",
+            },
         };
         let r = reg.sub_registry_with_prefix("meshid_proxy");
         r.register(
             "requests",
-            "HTTP requests by source, destination, decision and status class",
+            "HTTP requests by source, destination, decision, policy mode and status class",
             m.requests.clone(),
         );
         r.register(
             "connections",
-            "Connections by source, destination and decision",
+            "Connections by source, destination, decision and policy mode",
             m.connections.clone(),
         );
         r.register(
@@ -135,7 +163,7 @@ impl Metrics {
         );
         r.register(
             "tls_handshakes",
-            "Completed TLS handshakes (status_class is always ok)",
+            "Completed TLS handshakes",
             m.handshakes.clone(),
         );
         r.register(
@@ -194,16 +222,22 @@ impl Metrics {
 
     /// Counts one accepted connection.
     pub fn connection(&self, labels: &ConnLabels) {
-        self.connections.get_or_create(labels).inc();
+        let (decision, mode) = self.split(labels.decision);
+        self.connections
+            .get_or_create(&ConnSeries {
+                direction: labels.direction,
+                source: labels.source.clone(),
+                destination: labels.destination.clone(),
+                decision,
+                mode,
+            })
+            .inc();
     }
 
     /// Counts one completed handshake.
     pub fn handshake(&self, direction: Direction) {
         self.handshakes
-            .get_or_create(&LatencyLabels {
-                direction,
-                status_class: "ok",
-            })
+            .get_or_create(&DirectionLabels { direction })
             .inc();
     }
 
@@ -221,13 +255,24 @@ impl Metrics {
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         self.cert_expiry.set(secs);
     }
+
+    /// `decision` and `mode` labels of a verdict word: `deny(audit)` is a
+    /// `deny` in `audit` mode; anything else is itself in the proxy's mode.
+    fn split(&self, verdict: &'static str) -> (&'static str, &'static str) {
+        match verdict {
+            AUDIT_DENY => ("deny", "audit"),
+            v => (v, self.mode),
+        }
+    }
 }
 
 /// The decision label of traffic the proxy could not forward (upstream
 /// connection or TLS failure), whatever the policy said.
 pub const ERROR_DECISION: &str = "error";
-/// Decision labels, in slot order.
-const DECISIONS: [&str; 4] = ["allow", "deny", "deny(audit)", ERROR_DECISION];
+/// The verdict word of a denial let through in audit mode.
+const AUDIT_DENY: &str = "deny(audit)";
+/// Verdict words, in slot order.
+const DECISIONS: [&str; 4] = ["allow", "deny", AUDIT_DENY, ERROR_DECISION];
 /// Status classes, in slot order.
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
@@ -242,7 +287,8 @@ pub struct RequestRecorder {
 }
 
 impl RequestRecorder {
-    /// Counts one finished request.
+    /// Counts one finished request; `decision` is the verdict word
+    /// (`allow`, `deny`, `deny(audit)`, `error`).
     pub fn record(&self, decision: &'static str, status: u16, elapsed: Duration) {
         let d = DECISIONS.iter().position(|x| *x == decision);
         let c = class_index(status);
@@ -250,11 +296,13 @@ impl RequestRecorder {
             return;
         };
         let (count, latency) = slot.get_or_init(|| {
+            let (decision, mode) = self.metrics.split(decision);
             let labels = RequestLabels {
                 direction: self.direction,
                 source: self.source.clone(),
                 destination: self.destination.clone(),
                 decision,
+                mode,
                 status_class: CLASSES[c],
             };
             let count = self.metrics.requests.get_or_create(&labels).clone();
@@ -282,3 +330,7 @@ fn class_index(status: u16) -> usize {
         _ => 4,
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;

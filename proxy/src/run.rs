@@ -13,6 +13,7 @@ use crate::policy::{PolicySet, PolicyWatcher};
 use crate::tls::{ClientSettings, TlsStore, build::ALPN_HTTP11};
 use crate::trace::SpanExporter;
 use arc_swap::ArcSwap;
+use meshid_runtime::ops;
 use prometheus_client::registry::Registry;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -152,7 +153,7 @@ pub async fn start(config: ProxyConfig) -> Result<Running, RunError> {
         }
         None => (Arc::new(ArcSwap::from_pointee(PolicySet::default())), None),
     };
-    let metrics = Metrics::register(&mut registry);
+    let metrics = Metrics::register(&mut registry, config.mode);
     spawn_expiry_gauge(&tls, metrics.clone());
     let spans = config
         .tracing
@@ -200,12 +201,13 @@ pub async fn start(config: ProxyConfig) -> Result<Running, RunError> {
         let l = tokio::net::TcpListener::from_std(l)
             .map_err(|source| RunError::Bind { addr, source })?;
         let d = drain.clone();
-        tokio::spawn(crate::ops::serve(
-            l,
-            Arc::new(registry),
-            tls.clone(),
-            async move { d.signaled().await },
-        ));
+        let identity = tls.clone();
+        let ready = ops::from_fn(move || match identity.is_ready() {
+            true => Ok(()),
+            false => Err(ops::NotReady::new("not ready: no identity loaded yet")),
+        });
+        let server = ops::OpsServer::new(Arc::new(registry), Arc::new(ready));
+        tokio::spawn(server.serve(l, async move { d.signaled().await }));
     }
     let workers = Workers::start(config.workers, &listeners, &shared).map_err(RunError::Workers)?;
     tracing::info!(?bound, workers = config.workers, "proxy listening");

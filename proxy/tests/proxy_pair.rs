@@ -151,7 +151,7 @@ async fn outbound_refuses_an_unexpected_server_id() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("decision=\"error\",status_class=\"5xx\"} 1"),
+        metrics.contains("decision=\"error\",mode=\"enforce\",status_class=\"5xx\"} 1"),
         "{metrics}"
     );
 

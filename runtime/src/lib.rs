@@ -5,6 +5,8 @@
 //!   `:authority` that gRPC C-core, Java and Swift clients send there.
 //! - [`clock`]: the one wall clock trait, real and manual (tests).
 //! - [`backoff`]: exponential backoff with jitter for retry loops.
+//! - [`ops`]: the ops HTTP endpoint (`/healthz`, `/readyz`, `/metrics`)
+//!   with a readiness seam each component fills, and its probe client.
 //! - [`uds`]: hardened Unix-socket listeners for tonic servers: connection
 //!   caps (total and per user), handshake and idle timeouts, metrics; and
 //!   [`uds::channel`], the tonic client channel to a Unix socket.
@@ -13,4 +15,5 @@
 pub mod authority;
 pub mod backoff;
 pub mod clock;
+pub mod ops;
 pub mod uds;
