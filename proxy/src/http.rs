@@ -1,18 +1,29 @@
 //! HTTP/1.1 and HTTP/2 proxying (hyper 1).
 //!
-//! A request's path: server connection (auto-detects h1/h2) → [`forward`]:
-//! authorize (inbound) → trace context → hop-by-hop cleanup → upstream
-//! connection ([`pool`], same HTTP version as the request) → response →
-//! access log + metrics.
+//! A request's path: [`serve`] (one downstream connection, h1/h2
+//! auto-detected) → [`forward`], which runs the stages around one
+//! [`outcome::RequestOutcome`]: [`authorize`] (inbound) → [`hop`] (trace
+//! context) → [`send`] (hop-by-hop cleanup, upstream connection from
+//! [`pool`] in the listener's HTTP version) → [`record`] (metrics, access
+//! log).
 
-pub mod forward;
-pub mod headers;
-pub mod pool;
+mod authorize;
+mod forward;
+mod headers;
+mod hop;
+mod outcome;
+mod pool;
+mod record;
+mod send;
+mod serve;
 
-pub use forward::{Forward, UpstreamVersion, serve_connection};
+use bytes::Bytes;
+use http_body_util::{Either, Full};
 
-/// Response header that says why a request was denied.
-pub const DENIED_HEADER: &str = "x-meshid-denied";
-/// Response header of a 502 that names why the upstream failed
-/// (`peer_id_mismatch`, `connect_failed`, a TLS handshake reason...).
-pub const ERROR_HEADER: &str = "x-meshid-error";
+pub use forward::Forward;
+pub use send::UpstreamVersion;
+pub use serve::serve_connection;
+
+/// The body of responses the proxy sends back: the upstream's, or one the
+/// proxy made (403, 400, 502).
+pub type ProxyBody = Either<pool::UpstreamBody, Full<Bytes>>;

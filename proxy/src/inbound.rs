@@ -21,8 +21,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn serve(listener: TcpListener, cfg: InboundConfig, cap: ConnLimit, shared: Arc<Shared>) {
     let destination: Arc<str> = Arc::from(cfg.forward_to.to_string());
     let fwd = Arc::new(Forward::new(
-        INBOUND,
-        destination.clone(),
+        (INBOUND, destination.clone()),
         cfg.forward_to.port(),
         (
             Upstream::Plain(cfg.forward_to),

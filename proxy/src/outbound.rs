@@ -33,8 +33,7 @@ pub async fn serve(
         metrics: shared.metrics.clone(),
     };
     let fwd = Arc::new(Forward::new(
-        OUTBOUND,
-        destination.clone(),
+        (OUTBOUND, destination.clone()),
         cfg.upstream.port(),
         (upstream, UpstreamVersion::Same),
         cfg.pool,
