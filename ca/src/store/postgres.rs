@@ -9,10 +9,6 @@ use super::sql::SqlStore;
 use super::{OpenOptions, StoreError, StoreUrl};
 
 #[path = "sql/driver.rs"]
-#[expect(
-    clippy::duplicate_mod,
-    reason = "sql/ is mounted once per driver on purpose: one source, checked against each"
-)]
 mod driver;
 
 /// The driver `sql/` is compiled against here.

@@ -38,13 +38,13 @@ pub(crate) const ENTRY_BY_ID: &str = concat!(
     entry_cols!(),
     " FROM registration_entries WHERE id = $1"
 );
-/// Inserts an entry; `$11` stamps both times.
-pub(crate) const INSERT_ENTRY: &str = concat!(
-    "INSERT INTO registration_entries (",
-    entry_cols!(),
-    ", selector_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)"
-);
-/// Replaces an entry's fields if its revision is still `$13`.
+/// Inserts an entry: `$1`–`$11` as in [`UPDATE_ENTRY`] (`$11` stamps both
+/// times), `$12` the ID.
+pub(crate) const INSERT_ENTRY: &str = "INSERT INTO registration_entries (spiffe_id, \
+     parent_id, x509_ttl_secs, jwt_ttl_secs, dns_names, admin, federates_with, downstream, \
+     selector_key, revision, created_at_ms, updated_at_ms, id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)";
+/// Replaces the fields of entry `$12` if its revision is still `$13`.
 pub(crate) const UPDATE_ENTRY: &str = "UPDATE registration_entries SET spiffe_id = $1, \
      parent_id = $2, x509_ttl_secs = $3, jwt_ttl_secs = $4, dns_names = $5, admin = $6, \
      federates_with = $7, downstream = $8, selector_key = $9, revision = $10, \

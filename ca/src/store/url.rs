@@ -220,6 +220,9 @@ mod tests {
         assert!(!err.message().contains(":pw@"), "{err}");
         // The parser also quotes the line; what the CA shows masks it.
         let shown = redact_text(&err.to_string());
-        assert!(shown.contains(r#"store = "mysql://u:***@db/ca""#), "{shown}");
+        assert!(
+            shown.contains(r#"store = "mysql://u:***@db/ca""#),
+            "{shown}"
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! delete, look up, list and the agent sync query.
 
 use meshid_identity::SpiffeId;
+use sqlx::query::Query;
 use sqlx::{QueryBuilder, Row};
 
 use super::decode::{self, DbRow};
@@ -36,19 +37,8 @@ pub(super) async fn create(s: &This, new: NewEntry) -> Result<RegistrationEntry,
     };
     let c = EntryColumns::of(&mut e)?;
     let mut tx = s.pool.begin_with(BEGIN).await?;
-    sqlx::query(queries::INSERT_ENTRY)
+    bind_fields(sqlx::query(queries::INSERT_ENTRY), &e, &c, now_ms)
         .bind(&e.id)
-        .bind(e.spiffe_id.as_str())
-        .bind(e.parent_id.as_str())
-        .bind(c.x509_ttl)
-        .bind(c.jwt_ttl)
-        .bind(&c.dns_names)
-        .bind(e.admin)
-        .bind(&c.federates_with)
-        .bind(e.downstream)
-        .bind(e.revision)
-        .bind(now_ms)
-        .bind(&c.selector_key)
         .execute(&mut *tx)
         .await
         .map_err(|err| on_unique(err, "entry", entry_identity(&e)))?;
@@ -79,18 +69,7 @@ pub(super) async fn update(
     let now_ms = codec::to_ms(s.clock.now())?;
     e.revision = old_revision + 1;
     e.updated_at = codec::from_ms(now_ms, ENTRIES, id)?;
-    let done = sqlx::query(queries::UPDATE_ENTRY)
-        .bind(e.spiffe_id.as_str())
-        .bind(e.parent_id.as_str())
-        .bind(c.x509_ttl)
-        .bind(c.jwt_ttl)
-        .bind(&c.dns_names)
-        .bind(e.admin)
-        .bind(&c.federates_with)
-        .bind(e.downstream)
-        .bind(&c.selector_key)
-        .bind(e.revision)
-        .bind(now_ms)
+    let done = bind_fields(sqlx::query(queries::UPDATE_ENTRY), &e, &c, now_ms)
         .bind(id)
         .bind(old_revision)
         .execute(&mut *tx)
@@ -112,6 +91,28 @@ pub(super) async fn update(
     }
     tx.commit().await?;
     Ok(e)
+}
+
+/// Binds `$1`–`$11` of [`queries::INSERT_ENTRY`] and
+/// [`queries::UPDATE_ENTRY`]: the entry's fields, its revision and `now_ms`.
+fn bind_fields<'q>(
+    query: Query<'q, Db, <Db as sqlx::Database>::Arguments>,
+    e: &RegistrationEntry,
+    c: &EntryColumns,
+    now_ms: i64,
+) -> Query<'q, Db, <Db as sqlx::Database>::Arguments> {
+    query
+        .bind(e.spiffe_id.as_str())
+        .bind(e.parent_id.as_str())
+        .bind(c.x509_ttl)
+        .bind(c.jwt_ttl)
+        .bind(&c.dns_names)
+        .bind(e.admin)
+        .bind(&c.federates_with)
+        .bind(e.downstream)
+        .bind(&c.selector_key)
+        .bind(e.revision)
+        .bind(now_ms)
 }
 
 /// Applies the set fields of `update` to `e`.
