@@ -1,4 +1,7 @@
-//! The agent's configuration file (TOML).
+//! The agent's configuration file (TOML). Durations use the one grammar of
+//! every meshid config (humantime: `500ms`, `5s`, `1h 30m`; a bare number
+//! has no unit and is refused); the trust domain and the CA's SPIFFE ID are
+//! parsed at load.
 //!
 //! ```toml
 //! trust_domain = "example.org"
@@ -11,18 +14,14 @@
 //! sync_interval = "5s"
 //! ```
 
-mod duration;
-
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use meshid_identity::{SpiffeId, TrustDomain};
+use meshid_identity::{SpiffeId, TrustBundle, TrustDomain};
 use meshid_runtime::uds::UdsLimits;
 use serde::Deserialize;
-
-pub use duration::parse_duration;
 
 /// Environment variable the join token may come from.
 pub const JOIN_TOKEN_ENV: &str = "MESHID_JOIN_TOKEN";
@@ -52,6 +51,14 @@ pub enum ConfigError {
     /// The TOML is malformed or has an unknown/mistyped field.
     #[error("agent config is not valid: {0}")]
     Parse(#[from] toml::de::Error),
+    /// `trust_bundle_file` cannot be read or holds no usable certificate.
+    #[error("agent config field `trust_bundle_file` ({path}): {reason}")]
+    Bundle {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A field has a value the agent cannot use.
     #[error("agent config field `{field}` is invalid: {reason}")]
     Invalid {
@@ -72,13 +79,13 @@ pub struct JoinToken(String);
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
     /// The trust domain the agent and its CA belong to.
-    pub trust_domain: String,
+    pub trust_domain: TrustDomain,
     /// The CA's node API, `host:port`.
     pub ca_address: String,
     /// The SPIFFE ID the CA must present on every connection (default
     /// `spiffe://<trust_domain>/meshid/ca`); must be in `trust_domain`.
     #[serde(default)]
-    pub ca_spiffe_id: Option<String>,
+    pub ca_spiffe_id: Option<SpiffeId>,
     /// PEM file with the CA roots to trust on first attestation.
     #[serde(default)]
     pub trust_bundle_file: Option<PathBuf>,
@@ -96,7 +103,7 @@ pub struct AgentConfig {
     #[serde(default)]
     pub ops_listen: Option<SocketAddr>,
     /// How often to sync entries with the CA.
-    #[serde(default = "default_sync_interval", with = "duration::serde_str")]
+    #[serde(default = "default_sync_interval", with = "meshid_runtime::duration")]
     pub sync_interval: Duration,
     /// Fraction of an SVID's lifetime after which it is renewed.
     #[serde(default = "default_rotation_fraction")]
@@ -109,11 +116,14 @@ pub struct AgentConfig {
     pub batch_size: usize,
     /// Unix-socket listeners (Workload API, SDS): time from connect until
     /// a client's first request headers are complete.
-    #[serde(default = "default_handshake_timeout", with = "duration::serde_str")]
+    #[serde(
+        default = "default_handshake_timeout",
+        with = "meshid_runtime::duration"
+    )]
     pub listener_handshake_timeout: Duration,
     /// Unix-socket listeners: a connection with no open stream this long
     /// is closed (open streams are never cut).
-    #[serde(default = "default_idle_timeout", with = "duration::serde_str")]
+    #[serde(default = "default_idle_timeout", with = "meshid_runtime::duration")]
     pub listener_idle_timeout: Duration,
     /// Unix-socket listeners: most connections open at once, per listener.
     #[serde(default = "default_max_connections")]
@@ -209,39 +219,41 @@ impl AgentConfig {
         self
     }
 
-    /// The trust domain, parsed.
-    pub fn trust_domain(&self) -> Result<TrustDomain, ConfigError> {
-        TrustDomain::new(&self.trust_domain).map_err(|e| ConfigError::Invalid {
-            field: "trust_domain",
-            reason: e.to_string(),
-        })
+    /// The SPIFFE ID the CA must present: `ca_spiffe_id`, else
+    /// `spiffe://<trust_domain>/meshid/ca`. [`validate`](Self::validate)
+    /// checks it is in the agent's trust domain.
+    pub fn ca_spiffe_id(&self) -> Result<SpiffeId, ConfigError> {
+        match &self.ca_spiffe_id {
+            Some(id) => Ok(id.clone()),
+            None => self
+                .trust_domain
+                .id_with_path(DEFAULT_CA_PATH)
+                .map_err(|e| ConfigError::Invalid {
+                    field: "ca_spiffe_id",
+                    reason: e.to_string(),
+                }),
+        }
     }
 
-    /// The SPIFFE ID the CA must present: `ca_spiffe_id`, else
-    /// `spiffe://<trust_domain>/meshid/ca`. It must be in the agent's trust
-    /// domain.
-    pub fn ca_spiffe_id(&self) -> Result<SpiffeId, ConfigError> {
-        let td = self.trust_domain()?;
-        let invalid = |reason: String| ConfigError::Invalid {
-            field: "ca_spiffe_id",
+    /// Reads `trust_bundle_file` (if set) as the roots of `trust_domain`.
+    pub fn trust_bundle(&self) -> Result<Option<TrustBundle>, ConfigError> {
+        let Some(path) = &self.trust_bundle_file else {
+            return Ok(None);
+        };
+        let err = |reason: String| ConfigError::Bundle {
+            path: path.clone(),
             reason,
         };
-        let Some(text) = &self.ca_spiffe_id else {
-            return td
-                .id_with_path(DEFAULT_CA_PATH)
-                .map_err(|e| invalid(e.to_string()));
-        };
-        let id = SpiffeId::parse(text).map_err(|e| {
-            invalid(format!(
-                "{text:?} is not a SPIFFE ID ({e}); write e.g. \"spiffe://{td}{DEFAULT_CA_PATH}\""
-            ))
-        })?;
-        if !id.is_member_of(&td) {
-            return Err(invalid(format!(
-                "{id} is not in the agent's trust domain {td}; the CA of {td} has an ID in {td} (default spiffe://{td}{DEFAULT_CA_PATH})"
-            )));
+        let len = std::fs::metadata(path)
+            .map_err(|e| err(e.to_string()))?
+            .len();
+        if len > meshid_identity::x509::MAX_PEM_LEN as u64 {
+            return Err(err(format!("{len} bytes is too large for a CA bundle")));
         }
-        Ok(id)
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        TrustBundle::from_pem(self.trust_domain.clone(), &text)
+            .map(Some)
+            .map_err(|e| err(e.to_string()))
     }
 
     /// The SDS socket (the Workload API socket when unset).
@@ -267,8 +279,15 @@ impl AgentConfig {
             field,
             reason: reason.to_owned(),
         };
-        self.trust_domain()?;
-        self.ca_spiffe_id()?;
+        let (td, ca_id) = (&self.trust_domain, self.ca_spiffe_id()?);
+        if !ca_id.is_member_of(td) {
+            return Err(ConfigError::Invalid {
+                field: "ca_spiffe_id",
+                reason: format!(
+                    "{ca_id} is not in the agent's trust domain {td}; the CA of {td} has an ID in {td} (default spiffe://{td}{DEFAULT_CA_PATH})"
+                ),
+            });
+        }
         if self
             .ca_address
             .rsplit_once(':')

@@ -1,11 +1,9 @@
 //! The agent process: attestation, SVID manager, Workload API, SDS and the
 //! ops endpoint, wired together and stopped together.
 
-
 use std::future::Future;
 use std::sync::Arc;
 
-use meshid_identity::{TrustBundle, TrustDomain};
 use meshid_proto::envoy::pb::envoy::service::secret::v3::secret_discovery_service_server::SecretDiscoveryServiceServer;
 use meshid_proto::workload::spiffe_workload_api_server::SpiffeWorkloadApiServer;
 use meshid_runtime::ops;
@@ -30,14 +28,6 @@ pub enum RunError {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// The trust bundle file could not be used.
-    #[error("trust_bundle_file {path}: {reason}")]
-    Bundle {
-        /// The file.
-        path: std::path::PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
     /// The CA client could not be set up.
     #[error(transparent)]
     Ca(#[from] CaError),
@@ -65,12 +55,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     config.validate()?;
-    let td = config.trust_domain()?;
+    let td = config.trust_domain.clone();
     let clock: SharedClock = Arc::new(SystemClock);
-    let bootstrap = match &config.trust_bundle_file {
-        Some(path) => Some(read_bundle(path, &td)?),
-        None => None,
-    };
+    let bootstrap = config.trust_bundle()?;
     // Refuse a socket layout workloads cannot reach before spending the token.
     workload_api::check_socket_reachable(&config.workload_api_socket, &config.data_dir)?;
     workload_api::check_socket_reachable(config.sds_socket(), &config.data_dir)?;
@@ -266,19 +253,4 @@ async fn start_identity(
             Err(e) => return Err(e.into()),
         }
     }
-}
-
-fn read_bundle(path: &std::path::Path, td: &TrustDomain) -> Result<TrustBundle, RunError> {
-    let err = |reason: String| RunError::Bundle {
-        path: path.to_owned(),
-        reason,
-    };
-    let len = std::fs::metadata(path)
-        .map_err(|e| err(e.to_string()))?
-        .len();
-    if len > meshid_identity::x509::MAX_PEM_LEN as u64 {
-        return Err(err(format!("{len} bytes is too large for a CA bundle")));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-    TrustBundle::from_pem(td.clone(), &text).map_err(|e| err(e.to_string()))
 }

@@ -1,5 +1,8 @@
 //! The CA's configuration: a TOML file, overridable by flags/env, validated
-//! at start-up.
+//! at start-up ([`CaConfig::validate`]) or without starting anything
+//! ([`CaConfig::preflight`], `meshid ca validate`). Durations use the one
+//! grammar of every meshid config (humantime: `90s`, `5m`, `1h 30m`, `365d`;
+//! a bare number has no unit and is refused).
 //!
 //! ```toml
 //! trust_domain = "example.org"
@@ -12,6 +15,8 @@
 //! ca_ttl = "365d"
 //! # upstream = { cert_chain_file = "/etc/meshid/ca-chain.pem", key_file = "/etc/meshid/ca-key.pem" }
 //! ```
+
+mod check;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -83,22 +88,22 @@ pub struct CaConfig {
     #[serde(default = "default_ops_listen")]
     pub ops_listen: SocketAddr,
     /// Default X.509-SVID lifetime.
-    #[serde(default = "hour", with = "duration")]
+    #[serde(default = "hour", with = "meshid_runtime::duration")]
     pub default_x509_ttl: Duration,
     /// Longest X.509-SVID lifetime.
-    #[serde(default = "hour", with = "duration")]
+    #[serde(default = "hour", with = "meshid_runtime::duration")]
     pub max_x509_ttl: Duration,
     /// Default JWT-SVID lifetime.
-    #[serde(default = "five_minutes", with = "duration")]
+    #[serde(default = "five_minutes", with = "meshid_runtime::duration")]
     pub default_jwt_ttl: Duration,
     /// Longest JWT-SVID lifetime.
-    #[serde(default = "hour", with = "duration")]
+    #[serde(default = "hour", with = "meshid_runtime::duration")]
     pub max_jwt_ttl: Duration,
     /// Agent SVID lifetime.
-    #[serde(default = "hour", with = "duration")]
+    #[serde(default = "hour", with = "meshid_runtime::duration")]
     pub agent_ttl: Duration,
     /// Lifetime of a newly created self-signed root.
-    #[serde(default = "year", with = "duration")]
+    #[serde(default = "year", with = "meshid_runtime::duration")]
     pub ca_ttl: Duration,
     /// Use an intermediate issued by an enterprise root instead of a
     /// self-signed root.
@@ -189,194 +194,8 @@ impl CaConfig {
             message: crate::store::url::redact_text(&e.to_string()),
         })
     }
-
-    /// Checks every setting and prepares the data directory.
-    pub fn validate(self) -> Result<ValidConfig, ConfigError> {
-        let trust_domain = self.trust_domain.clone().ok_or(ConfigError::Invalid {
-            field: "trust_domain",
-            reason: "is required (e.g. trust_domain = \"example.org\" or --trust-domain)".into(),
-        })?;
-        let data_dir = self.data_dir.clone().ok_or(ConfigError::Invalid {
-            field: "data_dir",
-            reason: "is required (e.g. --data-dir /var/lib/meshid/ca)".into(),
-        })?;
-        check_writable(&data_dir)?;
-        let nonzero = |field, d: Duration| {
-            if d.is_zero() {
-                Err(ConfigError::Invalid {
-                    field,
-                    reason: "must be more than zero".into(),
-                })
-            } else {
-                Ok(())
-            }
-        };
-        nonzero("default_x509_ttl", self.default_x509_ttl)?;
-        nonzero("max_x509_ttl", self.max_x509_ttl)?;
-        nonzero("default_jwt_ttl", self.default_jwt_ttl)?;
-        nonzero("max_jwt_ttl", self.max_jwt_ttl)?;
-        nonzero("agent_ttl", self.agent_ttl)?;
-        if self.default_x509_ttl > self.max_x509_ttl {
-            return Err(ConfigError::Invalid {
-                field: "default_x509_ttl",
-                reason: "is longer than max_x509_ttl; lower it or raise the maximum".into(),
-            });
-        }
-        if self.default_jwt_ttl > self.max_jwt_ttl {
-            return Err(ConfigError::Invalid {
-                field: "default_jwt_ttl",
-                reason: "is longer than max_jwt_ttl; lower it or raise the maximum".into(),
-            });
-        }
-        if self.ca_ttl <= self.max_x509_ttl.max(self.agent_ttl) {
-            return Err(ConfigError::Invalid {
-                field: "ca_ttl",
-                reason: "must be longer than max_x509_ttl and agent_ttl".into(),
-            });
-        }
-        if let Some(up) = &self.upstream {
-            for (field, p) in [
-                ("upstream.cert_chain_file", &up.cert_chain_file),
-                ("upstream.key_file", &up.key_file),
-            ] {
-                if let Err(e) = std::fs::metadata(p) {
-                    return Err(ConfigError::Invalid {
-                        field,
-                        reason: format!("{}: {e}", p.display()),
-                    });
-                }
-            }
-        }
-        let store = self
-            .store
-            .clone()
-            .unwrap_or_else(|| StoreUrl::sqlite_file(&data_dir.join("ca.db")));
-        let admin_socket = self
-            .admin_socket
-            .clone()
-            .unwrap_or_else(|| data_dir.join("admin.sock"));
-        Ok(ValidConfig {
-            trust_domain,
-            data_dir,
-            store,
-            admin_socket,
-            raw: self,
-        })
-    }
-}
-
-/// Creates `dir` (mode 0700) if missing and proves it is writable.
-fn check_writable(dir: &Path) -> Result<(), ConfigError> {
-    let invalid = |reason: String| ConfigError::Invalid {
-        field: "data_dir",
-        reason,
-    };
-    if !dir.exists() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| invalid(format!("cannot create {}: {e}", dir.display())))?;
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-    }
-    if !dir.is_dir() {
-        return Err(invalid(format!("{} is not a directory", dir.display())));
-    }
-    let probe = dir.join(format!(".write-test.{}", std::process::id()));
-    std::fs::write(&probe, b"").map_err(|e| {
-        invalid(format!(
-            "{} is not writable by this user: {e}",
-            dir.display()
-        ))
-    })?;
-    let _ = std::fs::remove_file(&probe);
-    Ok(())
-}
-
-/// Parses durations such as `90s`, `15m`, `1h`, `365d` (or plain seconds).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration; use e.g. 30s, 15m, 1h, 365d"))?;
-    let mult = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => return Err(format!("{s:?} has unknown unit {unit:?}; use s, m, h or d")),
-    };
-    n.checked_mul(mult)
-        .map(Duration::from_secs)
-        .ok_or_else(|| format!("{s:?} is too long"))
-}
-
-mod duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        super::parse_duration(&s).map_err(serde::de::Error::custom)
-    }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_a_full_file_and_fills_defaults() {
-        let dir = tempfile::tempdir().unwrap();
-        let text = format!(
-            "trust_domain = \"example.org\"\ndata_dir = {:?}\nmax_x509_ttl = \"2h\"\n",
-            dir.path().display().to_string()
-        );
-        let v = CaConfig::from_toml(&text).unwrap().validate().unwrap();
-        assert_eq!(v.trust_domain.to_string(), "example.org");
-        assert_eq!(v.raw.max_x509_ttl, Duration::from_secs(7200));
-        assert_eq!(v.raw.listen, default_listen());
-        assert_eq!(v.admin_socket, dir.path().join("admin.sock"));
-        assert!(v.store.to_string().starts_with("sqlite:///"));
-    }
-
-    #[test]
-    fn unknown_fields_and_bad_values_are_named() {
-        let e = CaConfig::from_toml("trust_domain = \"a.org\"\nlisten_addr = \"x\"").unwrap_err();
-        assert!(e.to_string().contains("listen_addr"), "{e}");
-        let e = CaConfig::from_toml("max_x509_ttl = \"1y\"").unwrap_err();
-        assert!(e.to_string().contains("unknown unit"), "{e}");
-        let e = CaConfig::default().validate().unwrap_err();
-        assert!(e.to_string().contains("trust_domain"), "{e}");
-    }
-
-    #[test]
-    fn unwritable_data_dir_is_reported_with_its_path() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("plain-file");
-        std::fs::write(&file, b"x").unwrap();
-        let cfg = CaConfig {
-            trust_domain: Some("example.org".parse().unwrap()),
-            data_dir: Some(file.clone()),
-            ..CaConfig::default()
-        };
-        let e = cfg.validate().unwrap_err().to_string();
-        assert!(
-            e.contains("data_dir") && e.contains(&file.display().to_string()),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
-        assert_eq!(
-            parse_duration("365d").unwrap(),
-            Duration::from_secs(365 * 86400)
-        );
-        assert!(parse_duration("h").is_err());
-        assert!(parse_duration("-1s").is_err());
-    }
-}
+mod tests;

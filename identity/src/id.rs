@@ -160,8 +160,7 @@ impl serde::Serialize for TrustDomain {
 
 impl<'de> serde::Deserialize<'de> for TrustDomain {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Self::new(&s).map_err(serde::de::Error::custom)
+        d.deserialize_str(ParseVisitor::new("trust domain", "example.org"))
     }
 }
 
@@ -266,8 +265,42 @@ impl serde::Serialize for SpiffeId {
 
 impl<'de> serde::Deserialize<'de> for SpiffeId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Self::parse(&s).map_err(serde::de::Error::custom)
+        d.deserialize_str(ParseVisitor::new(
+            "SPIFFE ID",
+            "spiffe://example.org/ns/default/sa/api",
+        ))
+    }
+}
+
+/// Deserializes a [`FromStr`] ID type from a string. Errors are raised inside
+/// the deserializer, so config parsers report them with the key's path.
+struct ParseVisitor<T> {
+    what: &'static str,
+    example: &'static str,
+    target: std::marker::PhantomData<T>,
+}
+
+impl<T> ParseVisitor<T> {
+    fn new(what: &'static str, example: &'static str) -> Self {
+        Self {
+            what,
+            example,
+            target: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T: FromStr<Err = IdError>> serde::de::Visitor<'_> for ParseVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a {} such as {:?}", self.what, self.example)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+        v.parse().map_err(|e: IdError| {
+            E::custom(format_args!("{v:?} is not a valid {}: {e}", self.what))
+        })
     }
 }
 

@@ -1,4 +1,9 @@
 //! The proxy's configuration file (YAML or TOML), validated at start-up.
+//! Durations use the one grammar of every meshid config (humantime: `500ms`,
+//! `10s`, `1h 30m`; a bare number has no unit and is refused); the old
+//! integer keys (`drain_timeout_secs`, `poll_ms`, `connections.*_secs`) still
+//! work and are reported by [`ProxyConfig::deprecated`]. Peer SPIFFE IDs and
+//! trust domains are parsed at load.
 //!
 //! ```yaml
 //! identity:
@@ -19,12 +24,14 @@
 
 mod limits;
 mod otlp;
+mod renamed;
 
 pub use limits::ConnectionLimits;
 pub use otlp::{
     DEFAULT_GRPC_ENDPOINT, DEFAULT_HTTP_ENDPOINT, MAX_BATCH, MAX_EXPORT_TIMEOUT, MAX_SERVICE_NAME,
     OtlpProtocol, OtlpTarget, TracingConfig,
 };
+pub use renamed::Deprecated;
 
 use meshid_identity::{SpiffeId, TrustDomain};
 use serde::Deserialize;
@@ -67,9 +74,13 @@ pub struct ProxyConfig {
     /// Connection cap and idle / header-read timeouts of every listener.
     #[serde(default)]
     pub connections: ConnectionLimits,
-    /// How long to let open connections finish after shutdown is requested, in seconds.
-    #[serde(default = "default_drain_secs")]
-    pub drain_timeout_secs: u64,
+    /// How long to let open connections finish after shutdown is requested
+    /// (default 10s); read it with [`ProxyConfig::drain_timeout`].
+    #[serde(default, with = "meshid_runtime::duration::option")]
+    pub drain_timeout: Option<Duration>,
+    /// Deprecated: `drain_timeout` in whole seconds.
+    #[serde(default)]
+    pub drain_timeout_secs: Option<u64>,
     /// Span export over OTLP (gRPC or HTTP); absent: spans are not exported.
     #[serde(default)]
     pub tracing: Option<TracingConfig>,
@@ -102,9 +113,13 @@ pub enum IdentityConfig {
         key: PathBuf,
         /// Trust bundle: root certificates of the proxy's trust domain.
         bundle: PathBuf,
-        /// How often to check the files, in milliseconds.
-        #[serde(default = "default_poll_ms")]
-        poll_ms: u64,
+        /// How often to check the files (default 1s); read it with
+        /// [`IdentityConfig::poll_interval`].
+        #[serde(default, with = "meshid_runtime::duration::option")]
+        poll_interval: Option<Duration>,
+        /// Deprecated: `poll_interval` in milliseconds.
+        #[serde(default)]
+        poll_ms: Option<u64>,
     },
 }
 
@@ -148,10 +163,10 @@ pub struct OutboundConfig {
     pub upstream: SocketAddr,
     /// Accept only this exact server SPIFFE ID.
     #[serde(default)]
-    pub server_id: Option<String>,
+    pub server_id: Option<SpiffeId>,
     /// Accept any server of this trust domain.
     #[serde(default)]
-    pub trust_domain: Option<String>,
+    pub trust_domain: Option<TrustDomain>,
     /// What the connections carry.
     #[serde(default)]
     pub protocol: Protocol,
@@ -241,7 +256,8 @@ pub enum ConfigError {
 // === impl ProxyConfig ===
 
 impl ProxyConfig {
-    /// Reads `path`: TOML if it ends in `.toml`, YAML otherwise; then validates.
+    /// Reads `path`: TOML if it ends in `.toml`, YAML otherwise; then
+    /// validates and logs a warning for each deprecated key.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let read = |source| ConfigError::Read {
             path: path.to_owned(),
@@ -267,6 +283,9 @@ impl ProxyConfig {
                 other => other,
             })?
         };
+        for d in cfg.deprecated() {
+            tracing::warn!(config = %path.display(), "{d}");
+        }
         Ok(cfg)
     }
 
@@ -319,6 +338,19 @@ impl ProxyConfig {
             t.target()?;
         }
         self.connections.validate().map_err(ConfigError::Invalid)?;
+        DRAIN_TIMEOUT
+            .check(self.drain_timeout, self.drain_timeout_secs)
+            .map_err(ConfigError::Invalid)?;
+        if let IdentityConfig::Files {
+            poll_interval,
+            poll_ms,
+            ..
+        } = &self.identity
+        {
+            FILES_POLL
+                .check(*poll_interval, *poll_ms)
+                .map_err(ConfigError::Invalid)?;
+        }
         if !(1..=MAX_WORKERS).contains(&self.workers) {
             return Err(ConfigError::Invalid(format!(
                 "workers is {}; use 1 to {MAX_WORKERS} data-plane threads",
@@ -328,9 +360,54 @@ impl ProxyConfig {
         Ok(())
     }
 
-    /// The drain timeout as a duration.
+    /// How long open connections may finish after shutdown is requested.
     pub fn drain_timeout(&self) -> Duration {
-        Duration::from_secs(self.drain_timeout_secs)
+        DRAIN_TIMEOUT.value(self.drain_timeout, self.drain_timeout_secs)
+    }
+
+    /// The deprecated keys this config uses, each with what to write
+    /// instead ([`from_file`](Self::from_file) logs them as warnings).
+    pub fn deprecated(&self) -> Vec<Deprecated> {
+        let poll = match &self.identity {
+            IdentityConfig::Files { poll_ms, .. } => FILES_POLL.deprecated(*poll_ms),
+            IdentityConfig::WorkloadApi { .. } => None,
+        };
+        [DRAIN_TIMEOUT.deprecated(self.drain_timeout_secs), poll]
+            .into_iter()
+            .flatten()
+            .chain(self.connections.deprecated())
+            .collect()
+    }
+}
+
+const DRAIN_TIMEOUT: renamed::Renamed = renamed::Renamed {
+    key: "drain_timeout",
+    old_key: "drain_timeout_secs",
+    unit: renamed::Unit::Secs,
+    default: Duration::from_secs(10),
+};
+
+const FILES_POLL: renamed::Renamed = renamed::Renamed {
+    key: "identity.files.poll_interval",
+    old_key: "identity.files.poll_ms",
+    unit: renamed::Unit::Millis,
+    default: Duration::from_secs(1),
+};
+
+// === impl IdentityConfig ===
+
+impl IdentityConfig {
+    /// How often identity files are checked; `None` for the Workload API,
+    /// which pushes updates.
+    pub fn poll_interval(&self) -> Option<Duration> {
+        match self {
+            Self::Files {
+                poll_interval,
+                poll_ms,
+                ..
+            } => Some(FILES_POLL.value(*poll_interval, *poll_ms)),
+            Self::WorkloadApi { .. } => None,
+        }
     }
 }
 
@@ -341,26 +418,22 @@ impl OutboundConfig {
     pub fn peer_match(&self) -> Result<meshid_identity::tls::PeerMatch, ConfigError> {
         use meshid_identity::tls::PeerMatch;
         match (&self.server_id, &self.trust_domain) {
-            (Some(id), None) => SpiffeId::parse(id)
-                .map(|id| PeerMatch::OneOf(vec![id]))
-                .map_err(|e| {
-                    ConfigError::Invalid(format!(
-                        "outbound {}: server_id {id:?} is not a SPIFFE ID: {e}",
-                        self.listen
-                    ))
-                }),
-            (None, Some(td)) => TrustDomain::new(td)
-                .map(PeerMatch::TrustDomain)
-                .map_err(|e| {
-                    ConfigError::Invalid(format!(
-                        "outbound {}: trust_domain {td:?} is invalid: {e}",
-                        self.listen
-                    ))
-                }),
+            (Some(id), None) => Ok(PeerMatch::OneOf(vec![id.clone()])),
+            (None, Some(td)) => Ok(PeerMatch::TrustDomain(td.clone())),
             _ => Err(ConfigError::Invalid(format!(
                 "outbound {}: set exactly one of `server_id` (an exact SPIFFE ID) or `trust_domain`",
                 self.listen
             ))),
+        }
+    }
+
+    /// What this listener calls its destination in logs and metrics: the
+    /// server ID, else the trust domain, else the upstream address.
+    pub fn destination(&self) -> String {
+        match (&self.server_id, &self.trust_domain) {
+            (Some(id), _) => id.to_string(),
+            (None, Some(td)) => td.to_string(),
+            (None, None) => self.upstream.to_string(),
         }
     }
 }
@@ -385,14 +458,6 @@ impl<'de> Deserialize<'de> for AccessLogTarget {
 
 fn default_true() -> bool {
     true
-}
-
-fn default_poll_ms() -> u64 {
-    1000
-}
-
-fn default_drain_secs() -> u64 {
-    10
 }
 
 fn default_workers() -> usize {

@@ -20,12 +20,7 @@ pub async fn serve(
     (index, cap): (usize, ConnLimit),
     shared: Arc<Shared>,
 ) {
-    let destination: Arc<str> = Arc::from(
-        cfg.server_id
-            .clone()
-            .or_else(|| cfg.trust_domain.clone())
-            .unwrap_or_else(|| cfg.upstream.to_string()),
-    );
+    let destination: Arc<str> = Arc::from(cfg.destination());
     let upstream = Upstream::Tls {
         addr: cfg.upstream,
         index,

@@ -95,16 +95,13 @@ pub async fn start(config: ProxyConfig) -> Result<Running, RunError> {
     let source: Box<dyn IdentitySource> = match &config.identity {
         IdentityConfig::WorkloadApi { socket } => Box::new(WorkloadApiSource::new(socket.clone())),
         IdentityConfig::Files {
-            cert,
-            key,
-            bundle,
-            poll_ms,
+            cert, key, bundle, ..
         } => {
             let files = FileSource::new(
                 cert.clone(),
                 key.clone(),
                 bundle.clone(),
-                Duration::from_millis(*poll_ms),
+                config.identity.poll_interval().unwrap_or_default(),
             );
             files.reload_metrics().register(
                 registry.sub_registry_with_prefix("meshid_proxy"),

@@ -5,6 +5,8 @@
 //!   `:authority` that gRPC C-core, Java and Swift clients send there.
 //! - [`clock`]: the one wall clock trait, real and manual (tests).
 //! - [`backoff`]: exponential backoff with jitter for retry loops.
+//! - [`duration`]: the one duration grammar (humantime) of every config
+//!   file and flag, as a serde field helper and a parser.
 //! - [`ops`]: the ops HTTP endpoint (`/healthz`, `/readyz`, `/metrics`)
 //!   with a readiness seam each component fills, and its probe client.
 //! - [`uds`]: hardened Unix-socket listeners for tonic servers: connection
@@ -15,5 +17,6 @@
 pub mod authority;
 pub mod backoff;
 pub mod clock;
+pub mod duration;
 pub mod ops;
 pub mod uds;

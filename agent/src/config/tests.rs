@@ -13,7 +13,7 @@ fn minimal_config_gets_defaults() {
     assert_eq!(c.sync_interval, Duration::from_secs(5));
     assert_eq!(c.batch_size, 500);
     assert_eq!(c.sds_socket(), std::path::Path::new("/tmp/x/agent.sock"));
-    assert_eq!(c.trust_domain().unwrap().as_str(), "example.org");
+    assert_eq!(c.trust_domain.as_str(), "example.org");
 }
 
 #[test]
@@ -44,10 +44,62 @@ fn join_token_is_not_debug_printed() {
 }
 
 #[test]
-fn durations_parse() {
-    assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-    assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-    assert!(parse_duration("x").is_err());
+fn durations_use_the_humantime_grammar() {
+    let text = format!(
+        "{MINIMAL}\nsync_interval = \"1m 30s\"\nlistener_handshake_timeout = \"1500ms\"\nlistener_idle_timeout = \"1h30m\"\n"
+    );
+    let c = AgentConfig::from_toml(&text).unwrap();
+    assert_eq!(c.sync_interval, Duration::from_secs(90));
+    assert_eq!(c.listener_handshake_timeout, Duration::from_millis(1500));
+    assert_eq!(c.listener_idle_timeout, Duration::from_secs(5400));
+    for (extra, hint) in [
+        ("sync_interval = \"soon\"", "sync_interval"),
+        ("listener_idle_timeout = \"5\"", "5sec"),
+        ("listener_idle_timeout = 5", "listener_idle_timeout"),
+        ("sync_interval = \"1d\"", "between 100ms and 1h"),
+    ] {
+        let err = AgentConfig::from_toml(&format!("{MINIMAL}\n{extra}\n")).unwrap_err();
+        let key = extra.split(' ').next().unwrap();
+        let err = err.to_string();
+        assert!(err.contains(key) && err.contains(hint), "{extra}: {err}");
+    }
+}
+
+#[test]
+fn malformed_trust_domain_fails_the_load_naming_the_key() {
+    let err = AgentConfig::from_toml(&MINIMAL.replace("example.org", "Example.org:443"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("trust_domain"), "{err}");
+}
+
+#[test]
+fn trust_bundle_file_is_read_as_the_roots_of_the_trust_domain() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bundle.pem");
+    let text = format!(
+        "{MINIMAL}\ntrust_bundle_file = {:?}\n",
+        file.display().to_string()
+    );
+    let c = AgentConfig::from_toml(&text).unwrap();
+    let err = c.trust_bundle().unwrap_err().to_string();
+    assert!(err.contains("trust_bundle_file"), "{err}");
+    std::fs::write(&file, "no PEM here").unwrap();
+    let err = c.trust_bundle().unwrap_err().to_string();
+    assert!(err.contains("trust_bundle_file"), "{err}");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    std::fs::write(&file, params.self_signed(&key).unwrap().pem()).unwrap();
+    let bundle = c.trust_bundle().unwrap().unwrap();
+    assert_eq!(bundle.trust_domain.as_str(), "example.org");
+    assert!(
+        AgentConfig::from_toml(MINIMAL)
+            .unwrap()
+            .trust_bundle()
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[test]

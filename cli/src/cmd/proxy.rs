@@ -1,4 +1,7 @@
-//! `meshid proxy`: the mTLS sidecar.
+//! `meshid proxy`: the mTLS sidecar (`run`) and a check of its config
+//! (`validate`).
+
+mod validate;
 
 use anyhow::Context;
 use meshid_proxy::config::{AccessLogTarget, Mode, ProxyConfig};
@@ -16,6 +19,11 @@ pub struct Args {
 enum Command {
     /// Runs the proxy until SIGINT/SIGTERM, then drains open connections.
     Run(RunArgs),
+    /// Checks a config (file and flags, as `run` would read them) without
+    /// starting anything: fields, peer IDs, value ranges, the identity
+    /// files and the policy file. Prints "config OK" and a summary, or the
+    /// problem and exits non-zero.
+    Validate(RunArgs),
 }
 
 /// Arguments of `meshid proxy run`.
@@ -45,10 +53,12 @@ struct RunArgs {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::Run(a) => run_proxy(a).await,
+        Command::Validate(a) => validate::run(load(a)?),
     }
 }
 
-async fn run_proxy(a: RunArgs) -> anyhow::Result<()> {
+/// The config file with the flags applied, validated.
+fn load(a: RunArgs) -> anyhow::Result<ProxyConfig> {
     let mut cfg = ProxyConfig::from_file(&a.config)?;
     if let Some(addr) = a.ops_listen {
         cfg.ops_listen = Some(addr);
@@ -72,6 +82,11 @@ async fn run_proxy(a: RunArgs) -> anyhow::Result<()> {
         cfg.workers = n;
     }
     cfg.validate()?;
+    Ok(cfg)
+}
+
+async fn run_proxy(a: RunArgs) -> anyhow::Result<()> {
+    let cfg = load(a)?;
     meshid_proxy::run(cfg, async {
         crate::signal::shutdown().await;
         tracing::info!("shutdown requested; draining");

@@ -20,10 +20,10 @@ fn parses_yaml_with_defaults() {
     assert_eq!(c.mode, Mode::Audit);
     assert_eq!(c.access_log, AccessLogTarget::Off);
     assert_eq!(c.workers, 1);
-    assert!(matches!(
-        c.identity,
-        IdentityConfig::Files { poll_ms: 1000, .. }
-    ));
+    assert_eq!(c.identity.poll_interval(), Some(Duration::from_secs(1)));
+    assert_eq!(c.drain_timeout(), Duration::from_secs(10));
+    assert_eq!(c.connections.idle_timeout(), Duration::from_secs(300));
+    assert!(c.deprecated().is_empty());
 }
 
 #[test]
@@ -94,4 +94,104 @@ fn workers_must_be_between_1_and_64() {
             }
         }
     }
+}
+
+#[test]
+fn durations_use_the_humantime_grammar() {
+    let text = YAML.replace("/b.pem }", "/b.pem, poll_interval: 250ms }")
+        + "drain_timeout: 1m 30s\nconnections: { header_read_timeout: 5s, idle_timeout: 1h30m }\n";
+    let c = ProxyConfig::from_yaml(&text).unwrap();
+    assert_eq!(c.identity.poll_interval(), Some(Duration::from_millis(250)));
+    assert_eq!(c.drain_timeout(), Duration::from_secs(90));
+    assert_eq!(c.connections.header_read_timeout(), Duration::from_secs(5));
+    assert_eq!(c.connections.idle_timeout(), Duration::from_secs(5400));
+    assert!(c.deprecated().is_empty());
+    let toml = ProxyConfig::from_toml(
+        "drain_timeout = \"2m\"\n[identity.workload_api]\nsocket = \"/s\"\n\
+         [connections]\nidle_timeout = \"1h 30m\"\n\
+         [[inbound]]\nlisten = \"127.0.0.1:1\"\nforward_to = \"127.0.0.1:2\"\n",
+    )
+    .unwrap();
+    assert_eq!(toml.drain_timeout(), Duration::from_secs(120));
+    assert_eq!(toml.connections.idle_timeout(), Duration::from_secs(5400));
+}
+
+#[test]
+fn bad_durations_are_refused_naming_the_key() {
+    for (extra, key) in [
+        ("drain_timeout: soon\n", "drain_timeout"),
+        ("drain_timeout: 10\n", "drain_timeout"),
+        ("connections: { idle_timeout: 5x }\n", "idle_timeout"),
+        (
+            "connections: { header_read_timeout: 0s }\n",
+            "header_read_timeout",
+        ),
+    ] {
+        let e = ProxyConfig::from_yaml(&format!("{YAML}{extra}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(key), "{extra}: {e}");
+    }
+}
+
+#[test]
+fn old_integer_keys_still_work_and_are_reported_as_deprecated() {
+    let text = YAML.replace("/b.pem }", "/b.pem, poll_ms: 50 }")
+        + "drain_timeout_secs: 3\nconnections: { header_read_timeout_secs: 4, idle_timeout_secs: 60 }\n";
+    let c = ProxyConfig::from_yaml(&text).unwrap();
+    assert_eq!(c.identity.poll_interval(), Some(Duration::from_millis(50)));
+    assert_eq!(c.drain_timeout(), Duration::from_secs(3));
+    assert_eq!(c.connections.header_read_timeout(), Duration::from_secs(4));
+    assert_eq!(c.connections.idle_timeout(), Duration::from_secs(60));
+    let warnings: Vec<String> = c.deprecated().iter().map(ToString::to_string).collect();
+    assert_eq!(warnings.len(), 4, "{warnings:?}");
+    assert!(
+        warnings.contains(
+            &"proxy config key `drain_timeout_secs` is deprecated and will be removed; \
+              write `drain_timeout: 3s` instead"
+                .to_owned()
+        ),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("`identity.files.poll_interval: 50ms`")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn old_and_new_key_together_are_refused() {
+    for extra in [
+        "drain_timeout: 3s\ndrain_timeout_secs: 3\n",
+        "connections: { idle_timeout: 1m, idle_timeout_secs: 60 }\n",
+    ] {
+        let e = ProxyConfig::from_yaml(&format!("{YAML}{extra}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("both set") && e.contains("deprecated"), "{e}");
+    }
+    let both = YAML.replace("/b.pem }", "/b.pem, poll_ms: 5, poll_interval: 5ms }");
+    let e = ProxyConfig::from_yaml(&both).unwrap_err().to_string();
+    assert!(e.contains("identity.files.poll_interval"), "{e}");
+}
+
+#[test]
+fn peer_ids_are_parsed_at_load_naming_the_key() {
+    let bad_id = YAML.replace("spiffe://example.org/b", "spiffe://example.org/b/");
+    let e = ProxyConfig::from_yaml(&bad_id).unwrap_err().to_string();
+    assert!(e.contains("server_id"), "{e}");
+    let c = ProxyConfig::from_yaml(YAML).unwrap();
+    assert_eq!(
+        c.outbound[0].server_id.as_ref().map(|id| id.as_str()),
+        Some("spiffe://example.org/b")
+    );
+    assert_eq!(c.outbound[0].destination(), "spiffe://example.org/b");
+    let bad_td = YAML.replace(
+        "server_id: \"spiffe://example.org/b\"",
+        "trust_domain: \"Example.org\"",
+    );
+    let e = ProxyConfig::from_yaml(&bad_td).unwrap_err().to_string();
+    assert!(e.contains("trust_domain"), "{e}");
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use meshid_agent::config::{AgentConfig, JoinToken};
+use meshid_identity::SpiffeId;
 
 /// Arguments of `meshid agent run`. Flags override the config file.
 #[derive(Debug, clap::Args)]
@@ -17,7 +18,7 @@ pub struct Args {
     ca_address: Option<String>,
     /// SPIFFE ID the CA must present (default spiffe://<trust domain>/meshid/ca).
     #[arg(long, value_name = "SPIFFE_ID")]
-    ca_spiffe_id: Option<String>,
+    ca_spiffe_id: Option<SpiffeId>,
     /// PEM file with the CA roots to trust on first attestation.
     #[arg(long, value_name = "FILE")]
     trust_bundle_file: Option<PathBuf>,
@@ -38,8 +39,8 @@ pub struct Args {
     ops_listen: Option<SocketAddr>,
 }
 
-/// Runs the agent until SIGINT/SIGTERM.
-pub async fn run(args: Args) -> anyhow::Result<()> {
+/// The config file with the flags and environment applied, validated.
+pub fn load(args: Args) -> anyhow::Result<AgentConfig> {
     let mut config = AgentConfig::load(&args.config)?;
     if let Some(v) = args.ca_address {
         config.ca_address = v;
@@ -69,6 +70,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     config
         .validate()
         .with_context(|| format!("in {}", args.config.display()))?;
+    Ok(config)
+}
+
+/// Runs the agent until SIGINT/SIGTERM.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let config = load(args)?;
     meshid_agent::run::run(config, async {
         crate::signal::shutdown().await;
         tracing::info!("signal received; stopping the agent");

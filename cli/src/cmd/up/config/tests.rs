@@ -63,7 +63,7 @@ fn proxy_configs_and_policy_allow_only_a_to_read_hello() {
     assert_eq!(pa.outbound.len(), 1);
     assert_eq!(pa.outbound[0].upstream.port(), b.inbound_port);
     assert_eq!(
-        pa.outbound[0].server_id.as_deref(),
+        pa.outbound[0].server_id.as_ref().map(|id| id.as_str()),
         Some(b.spiffe_id.as_str())
     );
     assert!(pb.outbound.is_empty());

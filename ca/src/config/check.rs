@@ -1,0 +1,208 @@
+//! Checking a [`CaConfig`]: at start-up ([`CaConfig::validate`], which may
+//! create the data directory) or without starting or creating anything
+//! ([`CaConfig::preflight`], which also reads the upstream files).
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use super::{CaConfig, ConfigError, ValidConfig};
+
+/// Longest lifetime any CA setting may have (100 years): keeps time
+/// arithmetic far from overflow.
+const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 86400);
+use crate::keymanager::MemoryKeyManager;
+use crate::upstream::{Disk, UpstreamAuthority};
+
+// === impl CaConfig ===
+
+impl CaConfig {
+    /// Checks every setting and prepares the data directory (created with
+    /// mode 0700 when missing).
+    pub fn validate(self) -> Result<ValidConfig, ConfigError> {
+        self.check_settings()?;
+        let valid = self.resolve()?;
+        check_writable(&valid.data_dir)?;
+        Ok(valid)
+    }
+
+    /// Everything [`validate`](Self::validate) checks, and what start-up
+    /// would find wrong in the files the config names (the upstream chain
+    /// and key are read and checked at `now`), without creating or
+    /// starting anything: a missing data directory must be creatable.
+    pub fn preflight(self, now: SystemTime) -> Result<ValidConfig, ConfigError> {
+        self.check_settings()?;
+        let valid = self.resolve()?;
+        check_creatable(&valid.data_dir)?;
+        if let Some(up) = &valid.raw.upstream {
+            Disk::new(&up.cert_chain_file, &up.key_file)
+                .obtain(&valid.trust_domain, &MemoryKeyManager::new(), now)
+                .map_err(|e| ConfigError::Invalid {
+                    field: "upstream",
+                    reason: e.to_string(),
+                })?;
+        }
+        Ok(valid)
+    }
+
+    /// Required settings present, values in range; no I/O but `stat` of
+    /// the upstream files.
+    fn check_settings(&self) -> Result<(), ConfigError> {
+        let invalid = |field, reason: &str| ConfigError::Invalid {
+            field,
+            reason: reason.to_owned(),
+        };
+        for (field, d) in [
+            ("default_x509_ttl", self.default_x509_ttl),
+            ("max_x509_ttl", self.max_x509_ttl),
+            ("default_jwt_ttl", self.default_jwt_ttl),
+            ("max_jwt_ttl", self.max_jwt_ttl),
+            ("agent_ttl", self.agent_ttl),
+            ("ca_ttl", self.ca_ttl),
+        ] {
+            if d.is_zero() {
+                return Err(invalid(field, "must be more than zero"));
+            }
+            if d > MAX_TTL {
+                return Err(invalid(field, "must be at most 100 years"));
+            }
+        }
+        if self.default_x509_ttl > self.max_x509_ttl {
+            return Err(invalid(
+                "default_x509_ttl",
+                "is longer than max_x509_ttl; lower it or raise the maximum",
+            ));
+        }
+        if self.default_jwt_ttl > self.max_jwt_ttl {
+            return Err(invalid(
+                "default_jwt_ttl",
+                "is longer than max_jwt_ttl; lower it or raise the maximum",
+            ));
+        }
+        if self.ca_ttl <= self.max_x509_ttl.max(self.agent_ttl) {
+            return Err(invalid(
+                "ca_ttl",
+                "must be longer than max_x509_ttl and agent_ttl",
+            ));
+        }
+        self.check_admin_ids()?;
+        if let Some(up) = &self.upstream {
+            for (field, p) in [
+                ("upstream.cert_chain_file", &up.cert_chain_file),
+                ("upstream.key_file", &up.key_file),
+            ] {
+                if let Err(e) = std::fs::metadata(p) {
+                    return Err(invalid(field, &format!("{}: {e}", p.display())));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Admin IDs name operators' workloads in this trust domain: the node
+    /// API verifies client certificates against this CA's own roots, so an
+    /// ID of another trust domain could never call, and an ID in meshid's
+    /// reserved space (`/meshid/...`, the CA and its agents) must never
+    /// hold admin rights.
+    fn check_admin_ids(&self) -> Result<(), ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid {
+            field: "admin_ids",
+            reason,
+        };
+        for id in &self.admin_ids {
+            if id.is_reserved() {
+                return Err(invalid(format!(
+                    "{id} is in the space meshid reserves for the CA and agents ({}); \
+                     give the operator's workload its own ID, e.g. spiffe://{}/ops/admin",
+                    meshid_identity::id::RESERVED_PATH,
+                    id.trust_domain()
+                )));
+            }
+            if let Some(td) = &self.trust_domain
+                && !id.is_member_of(td)
+            {
+                return Err(invalid(format!(
+                    "{id} is not in the trust domain {td}; admin callers present an SVID \
+                     issued by this CA, so their IDs are in {td}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills in the defaults that depend on the data directory.
+    fn resolve(self) -> Result<ValidConfig, ConfigError> {
+        let trust_domain = self.trust_domain.clone().ok_or(ConfigError::Invalid {
+            field: "trust_domain",
+            reason: "is required (e.g. trust_domain = \"example.org\" or --trust-domain)".into(),
+        })?;
+        let data_dir = self.data_dir.clone().ok_or(ConfigError::Invalid {
+            field: "data_dir",
+            reason: "is required (e.g. --data-dir /var/lib/meshid/ca)".into(),
+        })?;
+        let store = self
+            .store
+            .clone()
+            .unwrap_or_else(|| crate::store::StoreUrl::sqlite_file(&data_dir.join("ca.db")));
+        let admin_socket = self
+            .admin_socket
+            .clone()
+            .unwrap_or_else(|| data_dir.join("admin.sock"));
+        Ok(ValidConfig {
+            trust_domain,
+            data_dir,
+            store,
+            admin_socket,
+            raw: self,
+        })
+    }
+}
+
+fn data_dir_error(reason: String) -> ConfigError {
+    ConfigError::Invalid {
+        field: "data_dir",
+        reason,
+    }
+}
+
+/// Creates `dir` (mode 0700) if missing and proves it is writable.
+fn check_writable(dir: &Path) -> Result<(), ConfigError> {
+    if !dir.exists() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| data_dir_error(format!("cannot create {}: {e}", dir.display())))?;
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    }
+    probe_write(dir)
+}
+
+/// `dir` is a writable directory, or missing below a writable directory.
+fn check_creatable(dir: &Path) -> Result<(), ConfigError> {
+    let mut existing = dir;
+    while !existing.exists() {
+        match existing.parent() {
+            Some(p) if !p.as_os_str().is_empty() => existing = p,
+            _ => return Ok(()),
+        }
+    }
+    probe_write(existing)
+}
+
+/// `dir` is a directory this user can create files in (a probe file is
+/// written and removed).
+fn probe_write(dir: &Path) -> Result<(), ConfigError> {
+    if !dir.is_dir() {
+        return Err(data_dir_error(format!(
+            "{} is not a directory",
+            dir.display()
+        )));
+    }
+    let probe = dir.join(format!(".write-test.{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| {
+        data_dir_error(format!(
+            "{} is not writable by this user: {e}",
+            dir.display()
+        ))
+    })?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! `meshid agent validate`: check an agent config without starting anything.
+
+use humantime::format_duration;
+use meshid_agent::config::AgentConfig;
+use meshid_agent::workload_api::check_socket_reachable;
+
+/// Runs every check `run` makes before attesting or binding (the config
+/// is already validated by [`super::run::load`]) and prints a summary.
+pub fn run(config: AgentConfig) -> anyhow::Result<()> {
+    let bundle = config.trust_bundle()?;
+    check_socket_reachable(&config.workload_api_socket, &config.data_dir)?;
+    check_socket_reachable(config.sds_socket(), &config.data_dir)?;
+    println!("config OK");
+    println!("  trust domain  {}", config.trust_domain);
+    println!(
+        "  CA            {} as {}",
+        config.ca_address,
+        config.ca_spiffe_id()?
+    );
+    match (&bundle, &config.trust_bundle_file) {
+        (Some(b), Some(path)) => println!(
+            "  trust bundle  {} ({} root certificate(s))",
+            path.display(),
+            b.x509_authorities.len()
+        ),
+        _ => println!("  trust bundle  none (the data dir must hold an earlier bundle)"),
+    }
+    let token = match &config.join_token {
+        Some(_) => "set",
+        None => "not set (the data dir must hold an earlier agent SVID)",
+    };
+    println!("  join token    {token}");
+    println!("  data dir      {}", config.data_dir.display());
+    println!("  Workload API  {}", config.workload_api_socket.display());
+    println!("  SDS           {}", config.sds_socket().display());
+    if let Some(ops) = config.ops_listen {
+        println!("  ops           http://{ops}");
+    }
+    println!(
+        "  sync          every {}; rotation at {:.0}% ± {:.0}% of lifetime",
+        format_duration(config.sync_interval),
+        config.rotation_fraction * 100.0,
+        config.rotation_jitter * 100.0
+    );
+    Ok(())
+}
