@@ -9,7 +9,6 @@ mod collector;
 pub mod otlp;
 pub mod span;
 
-pub use collector::ExportError;
 pub use otlp::SpanExporter;
 pub use span::{PendingSpan, SpanKind, SpanRecord};
 

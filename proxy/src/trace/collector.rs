@@ -50,7 +50,7 @@ pub(super) struct Rejected {
 
 /// Why a batch did not reach the collector.
 #[derive(Debug, thiserror::Error)]
-pub enum ExportError {
+pub(super) enum ExportError {
     /// The collector did not answer within the timeout.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
