@@ -1,90 +1,13 @@
 //! Wire compatibility of our Workload API definition: the independent
-//! `spiffe` crate's client calls a minimal server built from `proto/` over a
-//! Unix socket, and gets what the server sent.
+//! `spiffe` crate's client calls a server built from `proto/` (the fake
+//! Workload API of `meshid-tests`) over a Unix socket, and gets what the
+//! server sent.
 
 #![allow(clippy::unwrap_used)]
 
-use std::pin::Pin;
-
-use meshid_proto::workload::spiffe_workload_api_server::{
-    SpiffeWorkloadApi, SpiffeWorkloadApiServer,
-};
-use meshid_proto::workload::*;
-use tokio_stream::Stream;
-use tonic::{Request, Response, Status};
-
-type Stream2<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
-
-struct Fixed {
-    svid: X509svid,
-}
-
-fn require_header<T>(req: &Request<T>) -> Result<(), Status> {
-    match req.metadata().get(meshid_proto::WORKLOAD_HEADER) {
-        Some(v) if v == "true" => Ok(()),
-        _ => Err(Status::invalid_argument(
-            "missing workload.spiffe.io header",
-        )),
-    }
-}
-
-#[tonic::async_trait]
-impl SpiffeWorkloadApi for Fixed {
-    type FetchX509SVIDStream = Stream2<X509svidResponse>;
-    type FetchX509BundlesStream = Stream2<X509BundlesResponse>;
-    type FetchJWTBundlesStream = Stream2<JwtBundlesResponse>;
-
-    async fn fetch_x509svid(
-        &self,
-        req: Request<X509svidRequest>,
-    ) -> Result<Response<Self::FetchX509SVIDStream>, Status> {
-        require_header(&req)?;
-        let msg = X509svidResponse {
-            svids: vec![self.svid.clone()],
-            ..Default::default()
-        };
-        let s = tokio_stream::iter(vec![Ok(msg)]).chain(tokio_stream::pending());
-        Ok(Response::new(Box::pin(s)))
-    }
-
-    async fn fetch_x509_bundles(
-        &self,
-        req: Request<X509BundlesRequest>,
-    ) -> Result<Response<Self::FetchX509BundlesStream>, Status> {
-        require_header(&req)?;
-        let mut bundles = std::collections::HashMap::new();
-        bundles.insert("spiffe://example.org".to_string(), self.svid.bundle.clone());
-        let msg = X509BundlesResponse {
-            bundles,
-            ..Default::default()
-        };
-        let s = tokio_stream::iter(vec![Ok(msg)]).chain(tokio_stream::pending());
-        Ok(Response::new(Box::pin(s)))
-    }
-
-    async fn fetch_jwtsvid(
-        &self,
-        _req: Request<JwtsvidRequest>,
-    ) -> Result<Response<JwtsvidResponse>, Status> {
-        Err(Status::unimplemented("not in this test"))
-    }
-
-    async fn fetch_jwt_bundles(
-        &self,
-        _req: Request<JwtBundlesRequest>,
-    ) -> Result<Response<Self::FetchJWTBundlesStream>, Status> {
-        Err(Status::unimplemented("not in this test"))
-    }
-
-    async fn validate_jwtsvid(
-        &self,
-        _req: Request<ValidateJwtsvidRequest>,
-    ) -> Result<Response<ValidateJwtsvidResponse>, Status> {
-        Err(Status::unimplemented("not in this test"))
-    }
-}
-
-use tokio_stream::StreamExt as _;
+use meshid_proto::workload::spiffe_workload_api_server::SpiffeWorkloadApiServer;
+use meshid_proto::workload::{X509svid, X509svidResponse};
+use meshid_tests::FakeWorkloadApi;
 
 fn test_svid() -> X509svid {
     let ca_key = rcgen::KeyPair::generate().unwrap();
@@ -121,14 +44,13 @@ fn test_svid() -> X509svid {
 async fn spiffe_crate_client_talks_to_our_service() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("agent.sock");
-    let listener = tokio::net::UnixListener::bind(&sock).unwrap();
-    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-    let svc = SpiffeWorkloadApiServer::new(Fixed { svid: test_svid() });
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(svc)
-            .serve_with_incoming(incoming),
-    );
+    let agent = FakeWorkloadApi::serve(&sock);
+    agent
+        .push(X509svidResponse {
+            svids: vec![test_svid()],
+            ..Default::default()
+        })
+        .await;
 
     let client = spiffe::WorkloadApiClient::connect_to(format!("unix:{}", sock.display()))
         .await
@@ -142,13 +64,14 @@ async fn spiffe_crate_client_talks_to_our_service() {
     let bundles = client.fetch_x509_bundles().await.unwrap();
     let td = spiffe::TrustDomain::new("example.org").unwrap();
     assert!(bundles.get(&td).is_some(), "bundle for example.org");
+    assert!(agent.saw_header(), "the client sent workload.spiffe.io");
 }
 
 #[tokio::test]
 async fn method_paths_have_no_package() {
     // The spec's paths are `/SpiffeWorkloadAPI/<Method>`.
     assert_eq!(
-        <SpiffeWorkloadApiServer<Fixed> as tonic::server::NamedService>::NAME,
+        <SpiffeWorkloadApiServer<()> as tonic::server::NamedService>::NAME,
         "SpiffeWorkloadAPI"
     );
 }

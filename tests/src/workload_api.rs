@@ -195,3 +195,83 @@ impl SpiffeWorkloadApi for Service {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshid_proto::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
+    use tonic::Code;
+
+    fn request<T>(msg: T, header: bool) -> Request<T> {
+        let mut req = Request::new(msg);
+        if header {
+            req.metadata_mut().insert(
+                WORKLOAD_HEADER,
+                tonic::metadata::MetadataValue::from_static("true"),
+            );
+        }
+        req
+    }
+
+    fn response(id: &str) -> X509svidResponse {
+        X509svidResponse {
+            svids: vec![meshid_proto::workload::X509svid {
+                spiffe_id: id.into(),
+                bundle: b"root".to_vec(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn serves_pushed_responses_in_order_to_callers_with_the_header() {
+        let dir = crate::tempdir();
+        let fake = FakeWorkloadApi::serve(&dir.path().join("agent.sock"));
+        let channel = meshid_runtime::uds::channel(fake.socket())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut client = SpiffeWorkloadApiClient::new(channel);
+
+        let refused = client
+            .fetch_x509svid(request(X509svidRequest {}, false))
+            .await
+            .err();
+        assert_eq!(refused.map(|s| s.code()), Some(Code::InvalidArgument));
+        assert!(!fake.saw_header());
+
+        fake.push(response("spiffe://example.org/a")).await;
+        fake.push(response("spiffe://example.org/b")).await;
+        let mut stream = client
+            .fetch_x509svid(request(X509svidRequest {}, true))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_inner();
+        for want in ["spiffe://example.org/a", "spiffe://example.org/b"] {
+            let got = stream.message().await.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                got.map(|r| r.svids[0].spiffe_id.clone()).as_deref(),
+                Some(want)
+            );
+        }
+        assert!(fake.saw_header());
+
+        let second = client
+            .fetch_x509svid(request(X509svidRequest {}, true))
+            .await
+            .err();
+        assert_eq!(second.map(|s| s.code()), Some(Code::Unavailable));
+
+        let mut bundles = client
+            .fetch_x509_bundles(request(X509BundlesRequest {}, true))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_inner();
+        let got = bundles.message().await.unwrap_or_else(|e| panic!("{e}"));
+        let bundles = got.map(|r| r.bundles).unwrap_or_default();
+        assert_eq!(
+            bundles.get("spiffe://example.org").map(Vec::as_slice),
+            Some(&b"root"[..])
+        );
+    }
+}
