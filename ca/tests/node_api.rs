@@ -692,17 +692,9 @@ async fn admin_api_over_mtls_admits_only_admin_ids() {
 
 /// An admin client on the CA's local admin socket.
 async fn admin_socket_client(ca: &Ca) -> meshid_proto::ca::admin_client::AdminClient<Channel> {
-    let path = ca.server.admin_socket.clone();
-    let channel =
-        Endpoint::from_static("http://admin.invalid")
-            .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
-                let path = path.clone();
-                async move {
-                    Ok::<_, io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?))
-                }
-            }))
-            .await
-            .unwrap();
+    let channel = meshid_runtime::uds::channel(&ca.server.admin_socket)
+        .await
+        .unwrap();
     meshid_proto::ca::admin_client::AdminClient::new(channel)
 }
 
