@@ -12,7 +12,8 @@ use meshid_ca::config::CaConfig;
 use meshid_ca::node_attestor::join_token;
 use meshid_ca::server::CaServer;
 use meshid_ca::store::NewEntry;
-use meshid_identity::tls::{PeerMatch, SpiffeServerVerifier};
+use meshid_identity::crypto;
+use meshid_identity::tls::SpiffeVerifier;
 use meshid_identity::{
     BundleSet, PrivateKey, Selector, SpiffeId, TrustBundle, TrustDomain, verify_x509_svid,
 };
@@ -21,7 +22,7 @@ use meshid_proto::ca::{
     AttestRequest, JwtSvidRequest, MintJwtSvidsRequest, RenewAgentRequest, SignX509SvidsRequest,
     SvidRequest, SyncRequest, jwt_svid_result, svid_result,
 };
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, ServerName};
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
 use x509_parser::extensions::GeneralName;
@@ -64,20 +65,15 @@ async fn channel(
     client: Option<(Vec<CertificateDer<'static>>, &PrivateKey)>,
 ) -> Channel {
     let bundles: BundleSet = [bundle].into_iter().collect();
-    let verifier = SpiffeServerVerifier::new(Arc::new(bundles), PeerMatch::Any);
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(&[&rustls::version::TLS13])
-    .unwrap()
-    .dangerous()
-    .with_custom_certificate_verifier(Arc::new(verifier));
+    let verifier = SpiffeVerifier::builder(Arc::new(bundles)).build().unwrap();
+    let builder = rustls::ClientConfig::builder_with_provider(crypto::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
     let mut cfg = match client {
         Some((chain, key)) => builder
-            .with_client_auth_cert(
-                chain,
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.pkcs8_der().to_vec())),
-            )
+            .with_client_auth_cert(chain, crypto::private_key_der(key))
             .unwrap(),
         None => builder.with_no_client_auth(),
     };
@@ -692,9 +688,17 @@ async fn admin_api_over_mtls_admits_only_admin_ids() {
 
 /// An admin client on the CA's local admin socket.
 async fn admin_socket_client(ca: &Ca) -> meshid_proto::ca::admin_client::AdminClient<Channel> {
-    let channel = meshid_runtime::uds::channel(&ca.server.admin_socket)
-        .await
-        .unwrap();
+    let path = ca.server.admin_socket.clone();
+    let channel =
+        Endpoint::from_static("http://admin.invalid")
+            .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+                let path = path.clone();
+                async move {
+                    Ok::<_, io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?))
+                }
+            }))
+            .await
+            .unwrap();
     meshid_proto::ca::admin_client::AdminClient::new(channel)
 }
 

@@ -9,19 +9,18 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use meshid_ca::authority::X509SvidSpec;
 use meshid_ca::config::CaConfig;
 use meshid_ca::node_attestor::join_token;
 use meshid_ca::server::CaServer;
-use meshid_identity::tls::{PeerMatch, SpiffeServerVerifier};
+use meshid_identity::crypto;
+use meshid_identity::tls::SpiffeVerifier;
 use meshid_identity::x509::{self, CaTemplate, self_signed_ca, sign_ca};
 use meshid_identity::{BundleSet, PrivateKey, SpiffeId};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::{CertificateDer, ServerName};
 
 const TD: &str = "example.org";
 
@@ -107,80 +106,26 @@ fn run(tool: &str, files: &[PathBuf], id: &SpiffeId) -> Vec<String> {
     findings
 }
 
-/// A server verifier that records the chain after our SPIFFE verifier
-/// accepted it.
-#[derive(Debug)]
-struct Recording {
-    inner: Arc<SpiffeServerVerifier>,
-    seen: Mutex<Vec<CertificateDer<'static>>>,
-}
-
-impl ServerCertVerifier for Recording {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let ok =
-            self.inner
-                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)?;
-        self.seen
-            .lock()
-            .unwrap()
-            .push(end_entity.clone().into_owned());
-        Ok(ok)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-/// The leaf the CA's node API presents, as a TLS client receives it.
+/// The leaf the CA's node API presents, as a TLS client receives it (after
+/// our SPIFFE verifier accepted it).
 async fn serving_cert(ca: &CaServer) -> CertificateDer<'static> {
     let bundles: BundleSet = [ca.authority.bundle().clone()].into_iter().collect();
-    let verifier = Arc::new(Recording {
-        inner: Arc::new(SpiffeServerVerifier::new(Arc::new(bundles), PeerMatch::Any)),
-        seen: Mutex::new(Vec::new()),
-    });
-    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(&[&rustls::version::TLS13])
-    .unwrap()
-    .dangerous()
-    .with_custom_certificate_verifier(verifier.clone())
-    .with_no_client_auth();
+    let verifier = SpiffeVerifier::builder(Arc::new(bundles)).build().unwrap();
+    let mut cfg = rustls::ClientConfig::builder_with_provider(crypto::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
     cfg.alpn_protocols = vec![b"h2".to_vec()];
     let tcp = tokio::net::TcpStream::connect(ca.node_addr).await.unwrap();
     let name = ServerName::try_from("meshid-ca").unwrap();
-    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
         .connect(name, tcp)
         .await
         .unwrap();
-    let seen = verifier.seen.lock().unwrap();
-    seen.first().cloned().unwrap()
+    let certs = tls.get_ref().1.peer_certificates().unwrap();
+    certs.first().cloned().unwrap()
 }
 
 /// An intermediate from the signing-certificate template, under a root

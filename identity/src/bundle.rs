@@ -13,7 +13,6 @@ use x509_parser::certificate::X509Certificate;
 
 use crate::TrustDomain;
 
-mod der;
 pub mod jwk;
 mod pem;
 mod spiffe_json;

@@ -11,18 +11,13 @@
 use std::fmt;
 
 use rcgen::{KeyPair, PublicKeyData};
+use x509_parser::asn1_rs::{Any, Class, FromDer, Tag};
 use zeroize::Zeroizing;
+
+use crate::der::{self, INTEGER, OCTET_STRING, OID_P256, SEQUENCE};
 
 /// Largest private key input accepted (PEM or DER), in bytes.
 pub const MAX_KEY_LEN: usize = 16 * 1024;
-
-/// DER of the AlgorithmIdentifier `{ id-ecPublicKey, prime256v1 }`.
-const EC_P256_ALG_ID: &[u8] = &[
-    0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
-    0xce, 0x3d, 0x03, 0x01, 0x07,
-];
-/// DER of the OID prime256v1, as found in a SEC1 key's `[0] parameters`.
-const P256_OID: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 
 /// Why a private key could not be generated, read or used.
 #[derive(Debug, thiserror::Error)]
@@ -51,9 +46,14 @@ pub enum KeyError {
 }
 
 /// A private key as PKCS#8 DER; the bytes are zeroed when dropped.
+///
+/// A value exists only for a key the crypto library accepted, so its public
+/// key is known from construction on.
 #[derive(Clone)]
 pub struct PrivateKey {
     pkcs8: Zeroizing<Vec<u8>>,
+    /// The public key as DER SubjectPublicKeyInfo.
+    spki: Vec<u8>,
 }
 
 // === impl PrivateKey ===
@@ -65,6 +65,7 @@ impl PrivateKey {
             .map_err(|e| KeyError::Generate(e.to_string()))?;
         Ok(Self {
             pkcs8: Zeroizing::new(kp.serialize_der()),
+            spki: kp.subject_public_key_info(),
         })
     }
 
@@ -74,9 +75,8 @@ impl PrivateKey {
         if pkcs8.len() > MAX_KEY_LEN {
             return Err(KeyError::TooLong(pkcs8.len()));
         }
-        let key = Self { pkcs8 };
-        key.key_pair()?;
-        Ok(key)
+        let spki = key_pair(&pkcs8)?.subject_public_key_info();
+        Ok(Self { pkcs8, spki })
     }
 
     /// Reads a `PRIVATE KEY` (PKCS#8) or `EC PRIVATE KEY` (SEC1, P-256) PEM block.
@@ -89,7 +89,10 @@ impl PrivateKey {
         let contents = Zeroizing::new(block.into_contents());
         match tag.as_str() {
             "PRIVATE KEY" => Self::from_pkcs8_der(contents.to_vec()),
-            "EC PRIVATE KEY" => Self::from_pkcs8_der(sec1_p256_to_pkcs8(&contents)?),
+            "EC PRIVATE KEY" => {
+                let mut pkcs8 = sec1_p256_to_pkcs8(&contents)?;
+                Self::from_pkcs8_der(std::mem::take(&mut *pkcs8))
+            }
             _ => Err(KeyError::UnsupportedPem(tag)),
         }
     }
@@ -108,19 +111,20 @@ impl PrivateKey {
         &self.pkcs8
     }
 
-    /// The public key as DER SubjectPublicKeyInfo.
+    /// The public key as DER SubjectPublicKeyInfo (never empty: it was
+    /// derived when the key was accepted).
     pub fn public_key_der(&self) -> Vec<u8> {
-        // The key was checked at construction; an error here is impossible
-        // in practice and yields an empty key that every consumer rejects.
-        self.key_pair()
-            .map(|kp| kp.subject_public_key_info())
-            .unwrap_or_default()
+        self.spki.clone()
     }
 
     /// An rcgen key pair that can sign certificates and CSRs.
     pub fn key_pair(&self) -> Result<KeyPair, KeyError> {
-        KeyPair::try_from(self.pkcs8.as_slice()).map_err(|e| KeyError::Rejected(e.to_string()))
+        key_pair(&self.pkcs8)
     }
+}
+
+fn key_pair(pkcs8: &[u8]) -> Result<KeyPair, KeyError> {
+    KeyPair::try_from(pkcs8).map_err(|e| KeyError::Rejected(e.to_string()))
 }
 
 impl fmt::Debug for PrivateKey {
@@ -130,39 +134,40 @@ impl fmt::Debug for PrivateKey {
 }
 
 /// Wraps a SEC1 `ECPrivateKey` (RFC 5915) for P-256 into PKCS#8 (RFC 5208).
-fn sec1_p256_to_pkcs8(sec1: &[u8]) -> Result<Vec<u8>, KeyError> {
+fn sec1_p256_to_pkcs8(sec1: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     check_sec1_p256(sec1)?;
-    let mut body = Vec::with_capacity(sec1.len() + 32);
-    body.extend_from_slice(&[0x02, 0x01, 0x00]); // version 0
-    body.extend_from_slice(EC_P256_ALG_ID);
-    der_tlv(&mut body, 0x04, sec1);
-    let mut out = Vec::with_capacity(body.len() + 4);
-    der_tlv(&mut out, 0x30, &body);
-    zeroize::Zeroize::zeroize(&mut body);
-    Ok(out)
+    let version = [INTEGER, 0x01, 0x00];
+    let algorithm = der::ec_algorithm(OID_P256);
+    let key = Zeroizing::new(der::tlv(OCTET_STRING, sec1));
+    let body = Zeroizing::new([&version[..], &algorithm, &key].concat());
+    Ok(Zeroizing::new(der::tlv(SEQUENCE, &body)))
 }
 
 /// Checks the outer shape of a SEC1 key and that any curve named is P-256.
 fn check_sec1_p256(sec1: &[u8]) -> Result<(), KeyError> {
-    let (tag, inner, rest) = der_read(sec1).ok_or(KeyError::Sec1("not a DER SEQUENCE"))?;
-    if tag != 0x30 || !rest.is_empty() {
+    let (rest, key) = read(sec1).ok_or(KeyError::Sec1("not a DER SEQUENCE"))?;
+    if key.tag() != Tag::Sequence || !rest.is_empty() {
         return Err(KeyError::Sec1("not a single DER SEQUENCE"));
     }
-    let (tag, version, inner) = der_read(inner).ok_or(KeyError::Sec1("missing version"))?;
-    if tag != 0x02 || version != [1] {
+    let (inner, version) = read(key.data).ok_or(KeyError::Sec1("missing version"))?;
+    if version.tag() != Tag::Integer || version.data != [1] {
         return Err(KeyError::Sec1("version is not 1"));
     }
-    let (tag, _secret, mut inner) = der_read(inner).ok_or(KeyError::Sec1("missing key"))?;
-    if tag != 0x04 {
+    let (mut inner, secret) = read(inner).ok_or(KeyError::Sec1("missing key"))?;
+    if secret.tag() != Tag::OctetString {
         return Err(KeyError::Sec1("private key is not an OCTET STRING"));
     }
     let mut has_public = false;
     while !inner.is_empty() {
-        let (tag, value, rest) = der_read(inner).ok_or(KeyError::Sec1("bad trailing field"))?;
-        match tag {
-            0xa0 if value != P256_OID => return Err(KeyError::Sec1("curve is not P-256")),
-            0xa1 => has_public = true,
-            _ => {}
+        let (rest, field) = read(inner).ok_or(KeyError::Sec1("bad trailing field"))?;
+        if field.class() == Class::ContextSpecific {
+            match field.tag() {
+                Tag(0) if field.data != OID_P256 => {
+                    return Err(KeyError::Sec1("curve is not P-256"));
+                }
+                Tag(1) => has_public = true,
+                _ => {}
+            }
         }
         inner = rest;
     }
@@ -174,41 +179,9 @@ fn check_sec1_p256(sec1: &[u8]) -> Result<(), KeyError> {
     Ok(())
 }
 
-/// Appends a DER TLV with a definite length.
-fn der_tlv(out: &mut Vec<u8>, tag: u8, value: &[u8]) {
-    out.push(tag);
-    let len = value.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes.iter().take_while(|b| **b == 0).count();
-        out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
-    }
-    out.extend_from_slice(value);
-}
-
-/// Reads one DER TLV (single-byte tags): `(tag, value, rest)`.
-fn der_read(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 2 || rest.len() < n {
-            return None;
-        }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |a, b| (a << 8) | usize::from(*b));
-        (len, &rest[n..])
-    };
-    if rest.len() < len {
-        return None;
-    }
-    Some((tag, &rest[..len], &rest[len..]))
+/// One DER element (universal-class or tagged) and what follows it.
+fn read(input: &[u8]) -> Option<(&[u8], Any<'_>)> {
+    Any::from_der(input).ok()
 }
 
 #[cfg(test)]
@@ -226,7 +199,7 @@ mod tests {
         assert_eq!(format!("{key:?}"), "PrivateKey(...)");
         let spki = key.public_key_der();
         assert_eq!(spki[0], 0x30);
-        assert!(spki.windows(P256_OID.len()).any(|w| w == P256_OID));
+        assert!(spki.windows(OID_P256.len()).any(|w| w == OID_P256));
     }
 
     #[test]
@@ -250,11 +223,26 @@ mod tests {
     }
 
     #[test]
-    fn der_length_encoding() {
-        let mut out = Vec::new();
-        der_tlv(&mut out, 0x04, &[7u8; 300]);
-        assert_eq!(&out[..4], &[0x04, 0x82, 0x01, 0x2c]);
-        let (tag, value, rest) = der_read(&out).unwrap();
-        assert_eq!((tag, value.len(), rest.len()), (0x04, 300, 0));
+    fn sec1_p256_key_is_rewrapped_and_keeps_its_public_key() {
+        let key = PrivateKey::generate_p256().unwrap();
+        // PKCS#8 from rcgen wraps a SEC1 key in its last OCTET STRING.
+        let (_, info) = read(key.pkcs8_der()).unwrap();
+        let mut fields = info.data;
+        let mut last = None;
+        while let Some((rest, field)) = read(fields) {
+            last = Some(field);
+            fields = rest;
+        }
+        let sec1 = last.unwrap().data;
+        let text = pem::encode(&pem::Pem::new("EC PRIVATE KEY", sec1.to_vec()));
+        let back = PrivateKey::from_pem(&text).unwrap();
+        assert_eq!(back.public_key_der(), key.public_key_der());
+        assert!(matches!(
+            PrivateKey::from_pem(&pem::encode(&pem::Pem::new(
+                "EC PRIVATE KEY",
+                [sec1, &[0]].concat()
+            ))),
+            Err(KeyError::Sec1(_))
+        ));
     }
 }

@@ -1,10 +1,13 @@
 //! meshid-identity: SPIFFE identity logic shared by the CA, agent and proxy.
 //!
 //! Pure logic: no I/O, no async. SPIFFE IDs and trust domains, selectors,
-//! the X.509-SVID profile, trust bundles and JWT-SVIDs.
+//! the X.509-SVID profile, trust bundles and JWT-SVIDs, the SPIFFE TLS
+//! verifiers and the one TLS crypto provider ([`crypto::provider`]).
 #![forbid(unsafe_code)]
 
 pub mod bundle;
+pub mod crypto;
+mod der;
 pub mod id;
 pub mod jwt;
 pub mod selector;

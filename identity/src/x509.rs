@@ -2,9 +2,12 @@
 //!
 //! Building: [`self_signed_ca`], [`sign_ca`] and [`sign_svid`] turn a template
 //! plus a public key into a certificate that follows the X.509-SVID spec.
-//! Reading: [`spiffe_id_of`], [`not_after`], [`pem_certs`], [`to_pem`].
+//! Reading: [`spiffe_id_of`], [`not_after`], [`public_key_of`],
+//! [`serial_of`], [`pem_certs`], [`to_pem`], and [`split_chain`] for
+//! concatenated DER (the Workload API's `x509_svid` and `bundle` fields).
 //! Requests: [`csr::verify_csr`] accepts a PKCS#10 request for its key only.
 
+mod chain;
 pub mod csr;
 mod profile;
 mod template;
@@ -16,6 +19,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::{SpiffeId, verify::SvidError};
 
+pub use chain::{ChainError, MAX_SPLIT_CERTS, split_chain};
 pub use profile::{MAX_CERT_LEN, MAX_CHAIN_LEN};
 pub use template::{
     BACKDATE, CaTemplate, SvidTemplate, X509Error, self_signed_ca, sign_ca, sign_svid,
@@ -39,6 +43,19 @@ pub fn spiffe_id_of(cert_der: &[u8]) -> Result<SpiffeId, SvidError> {
 pub fn not_after(cert_der: &[u8]) -> Result<SystemTime, SvidError> {
     let cert = parse_cert(cert_der)?;
     Ok(to_system_time(cert.validity().not_after.timestamp()))
+}
+
+/// The DER SubjectPublicKeyInfo of a certificate's key, e.g. to check that
+/// a private key belongs to it.
+pub fn public_key_of(cert_der: &[u8]) -> Result<Vec<u8>, SvidError> {
+    Ok(parse_cert(cert_der)?.public_key().raw.to_vec())
+}
+
+/// A certificate's serial number as lower-case hex.
+pub fn serial_of(cert_der: &[u8]) -> Result<String, SvidError> {
+    Ok(hex::encode(
+        parse_cert(cert_der)?.tbs_certificate.raw_serial(),
+    ))
 }
 
 /// Reads every `CERTIFICATE` block of a PEM text, in order.
@@ -77,6 +94,14 @@ pub(crate) fn to_system_time(secs: i64) -> SystemTime {
 
 /// Parses DER with no trailing bytes; used by [`parse_cert`].
 fn parse_exact(der: &[u8]) -> Option<X509Certificate<'_>> {
+    match parse_first(der) {
+        Some(([], cert)) => Some(cert),
+        _ => None,
+    }
+}
+
+/// Parses the certificate at the start of `der`: `(rest, certificate)`.
+fn parse_first(der: &[u8]) -> Option<(&[u8], X509Certificate<'_>)> {
     // The parser tolerates a primitive outer SEQUENCE tag; DER does not.
     if der.first() != Some(&0x30) {
         return None;
@@ -84,7 +109,7 @@ fn parse_exact(der: &[u8]) -> Option<X509Certificate<'_>> {
     match X509Certificate::from_der(der) {
         // A signature BIT STRING with unused bits would let one certificate
         // have several encodings that all verify; refuse it.
-        Ok(([], cert)) if cert.signature_value.unused_bits == 0 => Some(cert),
+        Ok((rest, cert)) if cert.signature_value.unused_bits == 0 => Some((rest, cert)),
         _ => None,
     }
 }

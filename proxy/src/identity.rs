@@ -7,7 +7,6 @@
 //!  WorkloadApi ┘                         └─▶ metrics (expiry gauge), /readyz
 //! ```
 
-mod der;
 mod file;
 mod workload_api;
 
@@ -90,14 +89,15 @@ impl Identity {
             .ok_or_else(|| IdentityError::Svid("the chain is empty".into()))?;
         let verified = meshid_identity::verify_x509_svid(&chain, &bundles, now)
             .map_err(|e| IdentityError::Svid(e.to_string()))?;
-        let leaf_spki = der::leaf_spki(leaf).map_err(IdentityError::Svid)?;
+        let leaf_spki =
+            x509::public_key_of(leaf).map_err(|e| IdentityError::Svid(e.to_string()))?;
         if leaf_spki != key.public_key_der() {
             return Err(IdentityError::Key(
                 "the key does not match the SVID's public key; check that cert and key files belong together".into(),
             ));
         }
         let not_after = x509::not_after(leaf).map_err(|e| IdentityError::Svid(e.to_string()))?;
-        let serial = der::serial_hex(leaf).map_err(IdentityError::Svid)?;
+        let serial = x509::serial_of(leaf).map_err(|e| IdentityError::Svid(e.to_string()))?;
         Ok(Self {
             spiffe_id: verified.spiffe_id,
             chain,

@@ -68,17 +68,14 @@ async fn an_http2_inbound_port_speaks_h2c_to_the_app_with_trailers() {
 /// A TLS peer that only speaks HTTP/1.1 (ALPN `http/1.1`), answering with
 /// the version it got.
 async fn http1_only_tls_peer(ca: &pki::Ca, id: &str) -> std::net::SocketAddr {
-    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    use meshid_identity::crypto;
     let (cert, key) = ca.issue(id);
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.pkcs8_der().to_vec()));
-    let mut cfg = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(&[&rustls::version::TLS13])
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![cert], key)
-    .unwrap();
+    let mut cfg = rustls::ServerConfig::builder_with_provider(crypto::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], crypto::private_key_der(&key))
+        .unwrap();
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(cfg));
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

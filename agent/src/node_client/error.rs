@@ -3,6 +3,7 @@
 use std::error::Error as StdError;
 
 use meshid_identity::SpiffeId;
+use meshid_identity::tls::PeerNotAllowed;
 
 /// A CA call failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -74,13 +75,15 @@ impl CaError {
                 .and_then(|io| io.get_ref())
                 .map(|i| i as &(dyn StdError + 'static));
             for candidate in [Some(e), inner].into_iter().flatten() {
-                if let Some(m) = candidate
+                let refused = candidate
                     .downcast_ref::<rustls::Error>()
-                    .and_then(super::tls::mismatch_in)
+                    .and_then(PeerNotAllowed::in_error);
+                if let Some(refused) = refused
+                    && let [expected] = refused.expected_ids()
                 {
                     return Some(Self::WrongCa {
-                        expected: m.expected.clone(),
-                        presented: m.presented.clone(),
+                        expected: expected.clone(),
+                        presented: refused.presented.clone(),
                     });
                 }
             }

@@ -5,35 +5,17 @@
 
 use std::sync::Arc;
 
-use meshid_identity::tls::{PeerMatch, PeerNotAllowed, SpiffeServerVerifier};
-use meshid_identity::{BundleSet, SpiffeId};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, OtherError, SignatureScheme};
-use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use meshid_identity::tls::{PeerMatch, SpiffeVerifier};
+use meshid_identity::{BundleSet, SpiffeId, crypto};
+use rustls::ClientConfig;
 
 use super::{AgentCredentials, CaError};
 
-/// The server's SVID is valid but names another SPIFFE ID than the CA's.
-///
-/// Travels inside the rustls handshake error; [`CaError::wrong_ca_in`](super::CaError::wrong_ca_in) turns
-/// it into [`CaError::WrongCa`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the server presented {presented}, not the CA's ID {expected}")]
-pub(super) struct CaIdMismatch {
-    pub(super) expected: SpiffeId,
-    pub(super) presented: SpiffeId,
-}
-
-/// [`SpiffeServerVerifier`] for exactly the CA's ID, reporting a mismatch
-/// with both IDs.
-#[derive(Debug)]
-struct CaVerifier {
-    inner: SpiffeServerVerifier,
-    expected: SpiffeId,
-}
-
 /// A rustls client config for the CA that serves as `ca_id`.
+///
+/// A server whose SVID verifies but names another ID fails the handshake
+/// with a `PeerNotAllowed` naming both IDs; [`CaError::wrong_ca_in`]
+/// turns it into [`CaError::WrongCa`].
 pub(super) fn client_config(
     ca_id: &SpiffeId,
     bundles: Arc<BundleSet>,
@@ -45,88 +27,23 @@ pub(super) fn client_config(
             "no trust bundle for {td}: set trust_bundle_file to the CA's root certificates"
         )));
     }
-    let verifier = CaVerifier {
-        inner: SpiffeServerVerifier::new(bundles, PeerMatch::OneOf(vec![ca_id.clone()])),
-        expected: ca_id.clone(),
-    };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = crypto::provider();
+    let verifier = SpiffeVerifier::builder(bundles)
+        .peer(PeerMatch::OneOf(vec![ca_id.clone()]))
+        .provider(provider.clone())
+        .build()
+        .map_err(|e| CaError::Tls(e.to_string()))?;
     let builder = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| CaError::Tls(e.to_string()))?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier));
+        .with_custom_certificate_verifier(verifier);
     let mut config = match creds {
-        Some(c) => {
-            let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(c.key.pkcs8_der().to_vec()));
-            builder
-                .with_client_auth_cert(c.chain.clone(), key)
-                .map_err(|e| CaError::Tls(e.to_string()))?
-        }
+        Some(c) => builder
+            .with_client_auth_cert(c.chain.clone(), crypto::private_key_der(&c.key))
+            .map_err(|e| CaError::Tls(e.to_string()))?,
         None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
-}
-
-/// The [`CaIdMismatch`] inside a rustls error, if that is what it is.
-pub(super) fn mismatch_in(e: &rustls::Error) -> Option<&CaIdMismatch> {
-    match e {
-        rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(inner))) => {
-            inner.downcast_ref::<CaIdMismatch>()
-        }
-        _ => None,
-    }
-}
-
-// === impl CaVerifier ===
-
-impl ServerCertVerifier for CaVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        self.inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-            .map_err(|e| match &e {
-                rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(inner))) => {
-                    match inner.downcast_ref::<PeerNotAllowed>() {
-                        Some(PeerNotAllowed(presented)) => {
-                            CertificateError::Other(OtherError(Arc::new(CaIdMismatch {
-                                expected: self.expected.clone(),
-                                presented: presented.clone(),
-                            })))
-                            .into()
-                        }
-                        None => e,
-                    }
-                }
-                _ => e,
-            })
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
 }

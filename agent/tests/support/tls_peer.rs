@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use meshid_identity::PrivateKey;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::CertificateDer;
 use tokio::io::AsyncReadExt;
 
 /// Most application bytes recorded per connection.
@@ -42,8 +42,8 @@ impl TlsPeer {
     /// Serves TLS 1.3 (ALPN h2) with `chain` and `key`, no client auth
     /// required (a client certificate, if sent, is accepted unverified).
     pub async fn start(chain: Vec<CertificateDer<'static>>, key: &PrivateKey) -> Self {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.pkcs8_der().to_vec()));
+        let provider = meshid_identity::crypto::provider();
+        let key = meshid_identity::crypto::private_key_der(key);
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])
             .unwrap()

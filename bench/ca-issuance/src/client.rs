@@ -5,10 +5,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hyper_util::rt::TokioIo;
-use meshid_identity::tls::{PeerMatch, SpiffeServerVerifier};
+use meshid_identity::crypto;
+use meshid_identity::tls::SpiffeVerifier;
 use meshid_identity::{BundleSet, PrivateKey, TrustBundle};
 use meshid_proto::ca::node_client::NodeClient;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, ServerName};
 use tonic::transport::{Channel, Endpoint};
 
 /// Connects to the CA at `addr`, trusting `bundle`, optionally with a
@@ -19,18 +20,13 @@ pub async fn connect(
     client: Option<(Vec<CertificateDer<'static>>, &PrivateKey)>,
 ) -> anyhow::Result<NodeClient<Channel>> {
     let bundles: BundleSet = [bundle].into_iter().collect();
-    let verifier = SpiffeServerVerifier::new(Arc::new(bundles), PeerMatch::Any);
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(&[&rustls::version::TLS13])?
-    .dangerous()
-    .with_custom_certificate_verifier(Arc::new(verifier));
+    let verifier = SpiffeVerifier::builder(Arc::new(bundles)).build()?;
+    let builder = rustls::ClientConfig::builder_with_provider(crypto::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
     let mut cfg = match client {
-        Some((chain, key)) => builder.with_client_auth_cert(
-            chain,
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.pkcs8_der().to_vec())),
-        )?,
+        Some((chain, key)) => builder.with_client_auth_cert(chain, crypto::private_key_der(key))?,
         None => builder.with_no_client_auth(),
     };
     cfg.alpn_protocols = vec![b"h2".to_vec()];

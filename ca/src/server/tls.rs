@@ -6,82 +6,30 @@
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use meshid_identity::tls::{PeerMatch, SpiffeClientVerifier};
-use meshid_identity::{BundleSet, PrivateKey, SpiffeId};
-use rustls::client::danger::HandshakeSignatureValid;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use meshid_identity::tls::{PeerMatch, SpiffeVerifier};
+use meshid_identity::{BundleSet, PrivateKey, SpiffeId, crypto};
+use rustls::ServerConfig;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
 
 use crate::authority::{Authority, X509SvidSpec};
 
 /// The node server's rustls configuration (TLS 1.3, h2).
 pub fn server_config(authority: Arc<Authority>) -> Result<ServerConfig, rustls::Error> {
     let bundles: BundleSet = [authority.bundle().clone()].into_iter().collect();
-    let verifier = SpiffeClientVerifier::new(
-        Arc::new(bundles),
-        PeerMatch::TrustDomain(authority.trust_domain().clone()),
-    );
+    let provider = crypto::provider();
+    let verifier = SpiffeVerifier::builder(Arc::new(bundles))
+        .peer(PeerMatch::TrustDomain(authority.trust_domain().clone()))
+        .provider(provider.clone())
+        .allow_unauthenticated()
+        .build()?;
     let resolver = ServingCert::new(authority)?;
-    let mut cfg =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_protocol_versions(&[&rustls::version::TLS13])?
-            .with_client_cert_verifier(Arc::new(OptionalClientAuth(verifier)))
-            .with_cert_resolver(Arc::new(resolver));
+    let mut cfg = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(Arc::new(resolver));
     cfg.alpn_protocols = vec![b"h2".to_vec()];
     Ok(cfg)
-}
-
-/// Wraps [`SpiffeClientVerifier`]: same checks, but a client may connect
-/// without a certificate.
-#[derive(Debug)]
-pub struct OptionalClientAuth(pub SpiffeClientVerifier);
-
-impl ClientCertVerifier for OptionalClientAuth {
-    fn offer_client_auth(&self) -> bool {
-        true
-    }
-
-    fn client_auth_mandatory(&self) -> bool {
-        false
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.0.root_hint_subjects()
-    }
-
-    fn verify_client_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        self.0.verify_client_cert(end_entity, intermediates, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
 }
 
 /// The CA's serving certificate: an SVID for `spiffe://<td>/meshid/ca`
@@ -102,8 +50,7 @@ impl ServingCert {
             .id_with_path(meshid_identity::id::CA_PATH)
             .map_err(|e| rustls::Error::General(e.to_string()))?;
         let key = PrivateKey::generate_p256().map_err(|e| rustls::Error::General(e.to_string()))?;
-        let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.pkcs8_der().to_vec()));
-        let signer = rustls::crypto::ring::sign::any_supported_type(&der)?;
+        let signer = crypto::signing_key(&key)?;
         let me = Self {
             authority,
             id,

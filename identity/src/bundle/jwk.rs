@@ -14,7 +14,7 @@ use x509_parser::prelude::FromDer;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
 use super::BundleError;
-use super::der;
+use crate::der;
 
 /// A public key reduced to the parameters a JWK carries.
 #[derive(Debug, Clone, PartialEq, Eq)]

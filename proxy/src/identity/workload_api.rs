@@ -1,7 +1,8 @@
 //! Identity streamed from the SPIFFE Workload API of the local agent.
 
-use super::der::split_certs;
 use super::{Identity, IdentityError, IdentitySource, IdentityWatch};
+use hyper_util::rt::TokioIo;
+use meshid_identity::x509::split_chain;
 use meshid_identity::{BundleSet, PrivateKey, SpiffeId, TrustBundle, TrustDomain};
 use meshid_proto::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
 use meshid_proto::workload::{X509svidRequest, X509svidResponse};
@@ -56,9 +57,20 @@ impl WorkloadApiSource {
         tx: &watch::Sender<Option<Arc<Identity>>>,
         backoff: &mut Backoff,
     ) -> Result<(), IdentityError> {
-        let channel = meshid_runtime::uds::channel(&self.socket)
+        let path = self.socket.clone();
+        let connector = tower::service_fn(move |_: http::Uri| {
+            let path = path.clone();
+            async move {
+                tokio::net::UnixStream::connect(path)
+                    .await
+                    .map(TokioIo::new)
+            }
+        });
+        let channel = tonic::transport::Endpoint::from_static("http://localhost")
+            .connect_timeout(Duration::from_secs(5))
+            .connect_with_connector(connector)
             .await
-            .map_err(|e| IdentityError::WorkloadApi(e.to_string()))?;
+            .map_err(|e| IdentityError::WorkloadApi(format!("cannot connect: {e}")))?;
         let mut client =
             SpiffeWorkloadApiClient::new(channel).max_decoding_message_size(MAX_MESSAGE);
         let mut req = tonic::Request::new(X509svidRequest {});
@@ -106,11 +118,12 @@ pub fn from_response(msg: X509svidResponse, now: SystemTime) -> Result<Identity,
         .next()
         .ok_or_else(|| IdentityError::WorkloadApi("the response carries no SVID".into()))?;
     let id = SpiffeId::parse(&svid.spiffe_id).map_err(|e| IdentityError::Svid(e.to_string()))?;
-    let chain = split_certs(&svid.x509_svid).map_err(IdentityError::Svid)?;
+    let chain = split_chain(&svid.x509_svid).map_err(|e| IdentityError::Svid(e.to_string()))?;
     let key = PrivateKey::from_pkcs8_der(svid.x509_svid_key)
         .map_err(|e| IdentityError::Key(e.to_string()))?;
     let mut own = TrustBundle::new(id.trust_domain());
-    own.x509_authorities = split_certs(&svid.bundle).map_err(IdentityError::Bundle)?;
+    own.x509_authorities =
+        split_chain(&svid.bundle).map_err(|e| IdentityError::Bundle(e.to_string()))?;
     let mut bundles: BundleSet = std::iter::once(own).collect();
     for (td, der) in msg.federated_bundles {
         let td = td.strip_prefix("spiffe://").unwrap_or(&td);
@@ -123,7 +136,7 @@ pub fn from_response(msg: X509svidResponse, now: SystemTime) -> Result<Identity,
             continue;
         }
         let mut b = TrustBundle::new(td);
-        b.x509_authorities = split_certs(&der).map_err(IdentityError::Bundle)?;
+        b.x509_authorities = split_chain(&der).map_err(|e| IdentityError::Bundle(e.to_string()))?;
         bundles.insert(b);
     }
     let identity = Identity::new(chain, key, bundles, now)?;

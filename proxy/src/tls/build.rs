@@ -2,9 +2,9 @@
 
 use crate::config::TlsVersion;
 use crate::identity::Identity;
-use meshid_identity::tls::{PeerMatch, SpiffeClientVerifier, SpiffeServerVerifier};
+use meshid_identity::crypto;
+use meshid_identity::tls::{PeerMatch, SpiffeVerifier};
 use rustls::client::Resumption;
-use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ClientConfig, ServerConfig, SupportedProtocolVersion};
 use std::fmt;
 use std::sync::Arc;
@@ -45,8 +45,8 @@ pub struct TlsConfigs {
 
 impl TlsConfigs {
     /// Builds every config for `id`, accepting TLS `min` and newer. TLS
-    /// 1.2 uses the ring provider's suites: ECDHE (ECDSA or RSA) with
-    /// AES-GCM or ChaCha20-Poly1305, nothing else.
+    /// 1.2 uses the suites of [`crypto::provider`] (ring): ECDHE (ECDSA or
+    /// RSA) with AES-GCM or ChaCha20-Poly1305, nothing else.
     pub fn build(
         id: &Identity,
         min: TlsVersion,
@@ -56,20 +56,24 @@ impl TlsConfigs {
             TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
             _ => &[&rustls::version::TLS13],
         };
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = SpiffeClientVerifier::new(id.bundles.clone(), PeerMatch::Any);
+        let provider = crypto::provider();
+        let verifier = |peer: PeerMatch| {
+            SpiffeVerifier::builder(id.bundles.clone())
+                .peer(peer)
+                .provider(provider.clone())
+                .build()
+        };
         let mut server = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(versions)?
-            .with_client_cert_verifier(Arc::new(verifier))
-            .with_single_cert(id.chain.clone(), key_der(id))?;
+            .with_client_cert_verifier(verifier(PeerMatch::Any)?)
+            .with_single_cert(id.chain.clone(), crypto::private_key_der(&id.key))?;
         server.alpn_protocols = vec![ALPN_H2.to_vec(), ALPN_HTTP11.to_vec()];
         let client = |c: &ClientSettings, alpn: Vec<Vec<u8>>| {
-            let verifier = SpiffeServerVerifier::new(id.bundles.clone(), c.peer.clone());
             let mut cfg = ClientConfig::builder_with_provider(provider.clone())
                 .with_protocol_versions(versions)?
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(verifier))
-                .with_client_auth_cert(id.chain.clone(), key_der(id))?;
+                .with_custom_certificate_verifier(verifier(c.peer.clone())?)
+                .with_client_auth_cert(id.chain.clone(), crypto::private_key_der(&id.key))?;
             cfg.alpn_protocols = alpn;
             if !c.resumption {
                 cfg.resumption = Resumption::disabled();
@@ -105,10 +109,6 @@ impl TlsConfigs {
     }
 }
 
-fn key_der(id: &Identity) -> PrivateKeyDer<'static> {
-    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(id.key.pkcs8_der().to_vec()))
-}
-
 impl fmt::Debug for TlsConfigs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsConfigs")
@@ -122,10 +122,10 @@ impl fmt::Debug for TlsConfigs {
 mod tests {
     use rustls::{CipherSuite, SupportedCipherSuite};
 
-    /// TLS 1.2 is only ever ECDHE with an AEAD: the ring provider's suites.
+    /// TLS 1.2 is only ever ECDHE with an AEAD: the provider's suites.
     #[test]
     fn tls12_suites_are_ecdhe_with_aead_only() {
-        let provider = rustls::crypto::ring::default_provider();
+        let provider = meshid_identity::crypto::provider();
         let tls12: Vec<CipherSuite> = provider
             .cipher_suites
             .iter()

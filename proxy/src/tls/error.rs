@@ -55,12 +55,7 @@ pub fn handshake_error_reason(e: &io::Error) -> &'static str {
 /// The SPIFFE ID a peer presented when the handshake failed because it is
 /// not the expected one (its SVID itself verified).
 pub fn peer_not_allowed(e: &io::Error) -> Option<&SpiffeId> {
-    match rustls_error(e)? {
-        Error::InvalidCertificate(CertificateError::Other(other)) => {
-            other.0.downcast_ref::<PeerNotAllowed>().map(|p| &p.0)
-        }
-        _ => None,
-    }
+    PeerNotAllowed::in_error(rustls_error(e)?).map(|p| &p.presented)
 }
 
 fn rustls_error(e: &io::Error) -> Option<&Error> {

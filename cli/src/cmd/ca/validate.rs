@@ -27,8 +27,8 @@ pub fn run(cfg: CaConfig) -> anyhow::Result<()> {
             up.key_file.display()
         ),
         None => println!(
-            "  authority     self-signed root (a new one lives {} days)",
-            raw.ca_ttl.as_secs() / 86400
+            "  authority     self-signed root (a new one lives {})",
+            format_duration(raw.ca_ttl)
         ),
     }
     println!(

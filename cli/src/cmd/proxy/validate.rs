@@ -46,23 +46,20 @@ pub fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
     println!("  identity      {identity}");
     for l in &cfg.inbound {
         println!(
-            "  inbound       {} -> {} ({})",
-            l.listen,
-            l.forward_to,
-            format!("{:?}", l.protocol).to_lowercase()
+            "  inbound       {} -> {} ({:?})",
+            l.listen, l.forward_to, l.protocol
         );
     }
     for l in &cfg.outbound {
         println!(
-            "  outbound      {} -> {} as {} ({})",
+            "  outbound      {} -> {} as {} ({:?})",
             l.listen,
             l.upstream,
             l.destination(),
-            format!("{:?}", l.protocol).to_lowercase()
+            l.protocol
         );
     }
-    let mode = format!("{:?}", cfg.mode).to_lowercase();
-    println!("  policy        {policy} ({mode} mode)");
+    println!("  policy        {policy} ({:?} mode)", cfg.mode);
     if let Some(ops) = cfg.ops_listen {
         println!("  ops           http://{ops}");
     }

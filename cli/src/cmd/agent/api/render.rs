@@ -3,15 +3,13 @@
 use std::time::SystemTime;
 
 use anyhow::Context;
+use meshid_identity::x509::split_chain;
 use meshid_proto::workload::{JwtsvidResponse, X509svidResponse};
 use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::admin_client::Output;
-
-/// Most certificates one concatenated-DER field is split into.
-const MAX_CERTS: usize = 64;
 
 /// One certificate of a chain, summarized.
 struct CertSummary {
@@ -23,14 +21,17 @@ struct CertSummary {
 pub(super) fn x509(resp: &X509svidResponse, output: Output) -> anyhow::Result<String> {
     let mut svids = vec![];
     for s in &resp.svids {
-        let chain = summarize(&s.x509_svid).context("the X.509-SVID chain is not DER")?;
-        let roots = split_der(&s.bundle).context("the bundle is not DER")?.len();
+        let chain =
+            summarize(&s.x509_svid).context("the X.509-SVID chain is not DER certificates")?;
+        let roots = split_chain(&s.bundle)
+            .context("the bundle is not DER certificates")?
+            .len();
         svids.push((s, chain, roots));
     }
     let mut federated: Vec<(&String, usize)> = resp
         .federated_bundles
         .iter()
-        .map(|(td, der)| (td, split_der(der).map(|v| v.len()).unwrap_or(0)))
+        .map(|(td, der)| (td, split_chain(der).map(|v| v.len()).unwrap_or(0)))
         .collect();
     federated.sort();
     match output {
@@ -110,8 +111,8 @@ pub(super) fn jwt(resp: &JwtsvidResponse, output: Output) -> anyhow::Result<Stri
 }
 
 fn summarize(concat: &[u8]) -> anyhow::Result<Vec<CertSummary>> {
-    Ok(split_der(concat)?
-        .into_iter()
+    Ok(split_chain(concat)?
+        .iter()
         .map(|der| CertSummary {
             id: meshid_identity::x509::spiffe_id_of(der)
                 .ok()
@@ -119,42 +120,6 @@ fn summarize(concat: &[u8]) -> anyhow::Result<Vec<CertSummary>> {
             not_after: meshid_identity::x509::not_after(der).ok(),
         })
         .collect())
-}
-
-/// Splits concatenated DER certificates (each a SEQUENCE) apart.
-pub(super) fn split_der(mut rest: &[u8]) -> anyhow::Result<Vec<&[u8]>> {
-    let mut out = vec![];
-    while !rest.is_empty() {
-        anyhow::ensure!(out.len() < MAX_CERTS, "more than {MAX_CERTS} certificates");
-        let len = der_len(rest).context("truncated or malformed DER certificate")?;
-        let (cert, tail) = rest.split_at(len);
-        out.push(cert);
-        rest = tail;
-    }
-    Ok(out)
-}
-
-/// Total length (header + content) of the DER SEQUENCE at the start.
-fn der_len(b: &[u8]) -> Option<usize> {
-    if *b.first()? != 0x30 {
-        return None;
-    }
-    let first = *b.get(1)? as usize;
-    let (header, content) = if first < 0x80 {
-        (2, first)
-    } else {
-        let n = first & 0x7f;
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let mut len = 0usize;
-        for i in 0..n {
-            len = (len << 8) | *b.get(2 + i)? as usize;
-        }
-        (2 + n, len)
-    };
-    let total = header.checked_add(content)?;
-    (total <= b.len()).then_some(total)
 }
 
 fn rfc3339(t: SystemTime) -> String {
@@ -170,26 +135,5 @@ fn remaining(t: SystemTime) -> String {
             format!("in {}h{:02}m", s / 3600, (s % 3600) / 60)
         }
         Err(_) => "EXPIRED".into(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn splits_concatenated_der_and_refuses_garbage() {
-        let short = [0x30, 0x03, 1, 2, 3];
-        let long = {
-            let mut v = vec![0x30, 0x81, 0x80];
-            v.extend(std::iter::repeat_n(7u8, 0x80));
-            v
-        };
-        let both: Vec<u8> = short.iter().chain(long.iter()).copied().collect();
-        let parts = split_der(&both).unwrap_or_default();
-        assert_eq!(parts.len(), 2);
-        assert_eq!(parts[1].len(), 0x83);
-        assert!(split_der(&[0x30, 0x05, 1]).is_err());
-        assert!(split_der(&[0x02, 0x01, 0]).is_err());
     }
 }

@@ -22,11 +22,10 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use anyhow::{Context, bail, ensure};
+use meshid_identity::x509::{public_key_of, split_chain};
 use meshid_identity::{BundleSet, PrivateKey, SpiffeId, TrustBundle, verify_x509_svid};
 use meshid_proto::workload::X509svidResponse;
 use rustls_pki_types::CertificateDer;
-
-use super::render::split_der;
 
 /// Mode of certificate and bundle files.
 const PUBLIC: u32 = 0o644;
@@ -117,9 +116,7 @@ fn check(
         verified.spiffe_id
     );
     let leaf = chain.first().context("empty chain")?;
-    let spki = x509_parser::parse_x509_certificate(leaf)
-        .map(|(_, c)| c.public_key().raw.to_vec())
-        .map_err(|e| anyhow::anyhow!("leaf certificate: {e}"))?;
+    let spki = public_key_of(leaf).context("leaf certificate")?;
     ensure!(
         spki == key.public_key_der(),
         "the key does not belong to the certificate"
@@ -128,10 +125,7 @@ fn check(
 }
 
 fn certs(der: &[u8]) -> anyhow::Result<Vec<CertificateDer<'static>>> {
-    let certs: Vec<_> = split_der(der)?
-        .into_iter()
-        .map(|c| CertificateDer::from(c.to_vec()))
-        .collect();
+    let certs = split_chain(der)?;
     ensure!(!certs.is_empty(), "no certificate");
     Ok(certs)
 }

@@ -1,5 +1,7 @@
-//! The few DER encodings bundles need: SubjectPublicKeyInfo for EC and RSA
-//! public keys. Writing them by hand keeps the encoder tiny and exact.
+//! The few DER encodings meshid writes itself: SubjectPublicKeyInfo for EC
+//! and RSA public keys (bundles' JWKs) and the P-256 AlgorithmIdentifier
+//! (SEC1 keys rewrapped as PKCS#8). Writing them by hand keeps the encoder
+//! tiny and exact; reading DER is left to x509-parser.
 
 /// DER of OID 1.2.840.10045.2.1 (id-ecPublicKey), tag and length included.
 const OID_EC_PUBLIC_KEY: &[u8] = &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
@@ -13,15 +15,20 @@ const OID_RSA: &[u8] = &[
 ];
 const NULL: &[u8] = &[0x05, 0x00];
 
-const SEQUENCE: u8 = 0x30;
+pub(crate) const SEQUENCE: u8 = 0x30;
 const BIT_STRING: u8 = 0x03;
-const INTEGER: u8 = 0x02;
+pub(crate) const INTEGER: u8 = 0x02;
+pub(crate) const OCTET_STRING: u8 = 0x04;
 
 /// SubjectPublicKeyInfo of an EC key on the curve named by `curve_oid`,
 /// `point` being the uncompressed SEC1 point (`0x04 || X || Y`).
 pub(crate) fn ec_spki(curve_oid: &[u8], point: &[u8]) -> Vec<u8> {
-    let alg = tlv(SEQUENCE, &[OID_EC_PUBLIC_KEY, curve_oid].concat());
-    spki(&alg, point)
+    spki(&ec_algorithm(curve_oid), point)
+}
+
+/// AlgorithmIdentifier `{ id-ecPublicKey, <curve> }`.
+pub(crate) fn ec_algorithm(curve_oid: &[u8]) -> Vec<u8> {
+    tlv(SEQUENCE, &[OID_EC_PUBLIC_KEY, curve_oid].concat())
 }
 
 /// SubjectPublicKeyInfo of an RSA key from its big-endian modulus and
@@ -59,7 +66,8 @@ pub(crate) fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
     &bytes[first..]
 }
 
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+/// One DER TLV with a definite length.
+pub(crate) fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(content.len() + 6);
     out.push(tag);
     let len = content.len();
