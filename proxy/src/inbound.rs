@@ -7,6 +7,7 @@ use crate::context::{Peer, Shared};
 use crate::http::{Forward, UpstreamVersion, serve_connection};
 use crate::limit::ConnLimit;
 use crate::metrics::{ConnLabels, INBOUND};
+use crate::tcp::{self, Route};
 use crate::tls::handshake_error_reason;
 use meshid_identity::tls::peer_spiffe_id;
 use std::sync::Arc;
@@ -102,16 +103,11 @@ async fn connection(
         .map_or_else(|| Arc::from("-"), |p| Arc::from(p.as_str()));
     match cfg.protocol {
         Protocol::Tcp => {
-            crate::tcp::inbound(
-                stream,
-                peer,
-                label,
-                cfg.forward_to.port(),
-                cfg.forward_to,
+            let route = Route {
+                upstream: cfg.forward_to,
                 destination,
-                shared,
-            )
-            .await;
+            };
+            tcp::inbound(stream, Peer { id: peer, label }, &route, shared).await;
         }
         _ => {
             shared.metrics.connection(&ConnLabels {

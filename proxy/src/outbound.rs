@@ -7,6 +7,7 @@ use crate::context::{Peer, Shared};
 use crate::http::{Forward, UpstreamVersion, serve_connection};
 use crate::limit::ConnLimit;
 use crate::metrics::{ConnLabels, OUTBOUND};
+use crate::tcp::{self, Route};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -66,8 +67,11 @@ pub async fn serve(
             let _guard = shared.drain.guard();
             match protocol {
                 Protocol::Tcp => {
-                    crate::tcp::outbound(tcp, upstream_addr, index, destination, shared.clone())
-                        .await
+                    let route = Route {
+                        upstream: upstream_addr,
+                        destination,
+                    };
+                    tcp::outbound(tcp, index, &route, shared.clone()).await;
                 }
                 _ => {
                     shared.metrics.connection(&ConnLabels {

@@ -141,3 +141,51 @@ async fn a_full_listener_refuses_and_counts_then_recovers() {
     p.outbound.stop().await;
     p.inbound.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_tcp_connections_are_closed_and_busy_ones_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki::Ca::new("example.org");
+    let server = ca.write_svid(dir.path(), "server", "spiffe://example.org/backend");
+    let client = ca.write_svid(dir.path(), "client", "spiffe://example.org/app");
+    let limits = "connections: { idle_timeout_secs: 1 }\n";
+    let echo = net::echo_backend().await;
+    let inbound = net::proxy(&net::inbound_yaml(&server, echo, "tcp", limits)).await;
+    let outbound = net::proxy(
+        &(net::outbound_yaml(
+            &client,
+            inbound.bound.inbound[0],
+            "spiffe://example.org/backend",
+            "tcp",
+        ) + limits),
+    )
+    .await;
+    net::ready(&inbound).await;
+    net::ready(&outbound).await;
+    let out = outbound.bound.outbound[0];
+    // Never sends a byte.
+    let mut idle = TcpStream::connect(out).await.unwrap();
+    // Echoes a byte every 400 ms for 2.4 s: longer than the timeout in
+    // all, never idle for it.
+    let mut busy = TcpStream::connect(out).await.unwrap();
+    for i in 0..6u8 {
+        let echoed = async {
+            busy.write_all(&[i]).await.unwrap();
+            let mut b = [0u8; 1];
+            busy.read_exact(&mut b).await.map(|_| b[0])
+        };
+        let got = tokio::time::timeout(net::WAIT, echoed).await;
+        assert!(matches!(got, Ok(Ok(b)) if b == i), "round {i}: {got:?}");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    assert!(
+        closed_within(&mut idle, Duration::from_secs(5)).await,
+        "idle TCP connection kept open"
+    );
+    assert!(
+        closed_within(&mut busy, Duration::from_secs(5)).await,
+        "TCP connection kept open after it went idle"
+    );
+    outbound.stop().await;
+    inbound.stop().await;
+}
