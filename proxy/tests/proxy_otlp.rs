@@ -245,6 +245,15 @@ fn counts(reg: &prometheus_client::registry::Registry) -> (u64, u64) {
     )
 }
 
+/// Waits (bounded) until the counters read `(exported, dropped)`.
+async fn wait_for_counts(reg: &prometheus_client::registry::Registry, want: (u64, u64)) {
+    let what = format!("(exported, dropped) to be {want:?}");
+    meshid_tests::eventually_async(&what, Duration::from_secs(10), || async {
+        (counts(reg) == want).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_spans_are_counted_as_dropped() {
     let (grpc, grpc_spans) = otlp_collector::grpc_refusing(1).await;
@@ -256,12 +265,7 @@ async fn refused_spans_are_counted_as_dropped() {
         let (exp, reg) = exporter(protocol, addr, 2);
         exp.record(span());
         exp.record(span());
-        meshid_tests::eventually_async(
-            "one span exported, one refused",
-            Duration::from_secs(10),
-            || async { (counts(&reg) == (1, 1)).then_some(()) },
-        )
-        .await;
+        wait_for_counts(&reg, (1, 1)).await;
         assert_eq!(received.lock().unwrap().len(), 2, "{protocol}");
     }
 }
@@ -277,12 +281,7 @@ async fn a_collector_that_never_answers_costs_spans_not_requests() {
         // record() returned at once for each span although the collector
         // hangs; every span ends up dropped (each batch by the 200 ms
         // timeout), none exported.
-        meshid_tests::eventually_async(
-            "the export to time out",
-            Duration::from_secs(10),
-            || async { (counts(&reg) == (0, 3)).then_some(()) },
-        )
-        .await;
+        wait_for_counts(&reg, (0, 3)).await;
     }
 }
 

@@ -201,31 +201,35 @@ mod tests {
     }
 
     #[test]
-    fn http_endpoints_get_v1_traces() {
-        for p in [OtlpProtocol::HttpProtobuf, OtlpProtocol::HttpJson] {
-            assert_eq!(
-                uri(p, "http://127.0.0.1:4318").unwrap(),
-                "http://127.0.0.1:4318/v1/traces"
-            );
-            assert_eq!(
-                uri(p, "http://collector:4318/otlp/").unwrap(),
-                "http://collector:4318/otlp/v1/traces"
-            );
+    fn endpoints_map_to_the_collector_url_of_each_protocol() {
+        use OtlpProtocol::{Grpc, HttpJson, HttpProtobuf};
+        for (p, endpoint, want) in [
+            (
+                HttpProtobuf,
+                "http://127.0.0.1:4318",
+                "http://127.0.0.1:4318/v1/traces",
+            ),
+            (
+                HttpJson,
+                "http://127.0.0.1:4318",
+                "http://127.0.0.1:4318/v1/traces",
+            ),
+            (
+                HttpProtobuf,
+                "http://c:4318/otlp/",
+                "http://c:4318/otlp/v1/traces",
+            ),
+            (
+                HttpJson,
+                "http://c:4318/otlp",
+                "http://c:4318/otlp/v1/traces",
+            ),
+            (Grpc, "http://collector:4317", "http://collector:4317/"),
+            (Grpc, "http://collector:4317/", "http://collector:4317/"),
+        ] {
+            assert_eq!(uri(p, endpoint).unwrap(), want, "{p:?} {endpoint}");
         }
-    }
-
-    #[test]
-    fn grpc_endpoints_are_host_and_port_only() {
-        let g = OtlpProtocol::Grpc;
-        assert_eq!(
-            uri(g, "http://collector:4317").unwrap(),
-            "http://collector:4317/"
-        );
-        assert_eq!(
-            uri(g, "http://collector:4317/").unwrap(),
-            "http://collector:4317/"
-        );
-        let err = uri(g, "http://collector:4317/otlp").unwrap_err();
+        let err = uri(Grpc, "http://collector:4317/otlp").unwrap_err();
         assert!(
             err.contains("gRPC") && err.contains("http/protobuf"),
             "{err}"

@@ -108,6 +108,13 @@ impl tonic::server::NamedService for TraceService {
     const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
 }
 
+/// A loopback listener, its address and an empty span list.
+async fn listen() -> (tokio::net::TcpListener, SocketAddr, Spans) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    (l, addr, Spans::default())
+}
+
 /// An OTLP/gRPC collector on a loopback port.
 pub async fn grpc() -> (SocketAddr, Spans) {
     grpc_refusing(0).await
@@ -115,9 +122,7 @@ pub async fn grpc() -> (SocketAddr, Spans) {
 
 /// An OTLP/gRPC collector that refuses `rejected` spans of every batch.
 pub async fn grpc_refusing(rejected: i64) -> (SocketAddr, Spans) {
-    let spans = Spans::default();
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
+    let (l, addr, spans) = listen().await;
     let svc = TraceService(spans.clone(), rejected);
     tokio::spawn(
         tonic::transport::Server::builder()
@@ -136,9 +141,7 @@ pub async fn http() -> (SocketAddr, Spans) {
 
 /// An OTLP/HTTP collector that refuses `rejected` spans of every batch.
 pub async fn http_refusing(rejected: i64) -> (SocketAddr, Spans) {
-    let spans = Spans::default();
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
+    let (l, addr, spans) = listen().await;
     let keep_in = spans.clone();
     tokio::spawn(async move {
         loop {
@@ -199,8 +202,7 @@ async fn answer(
 /// A "collector" that accepts connections and never answers: every export
 /// to it must end by the exporter's timeout.
 pub async fn silent() -> SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
+    let (l, addr, _) = listen().await;
     tokio::spawn(async move {
         let mut held = Vec::new();
         while let Ok((tcp, _)) = l.accept().await {
