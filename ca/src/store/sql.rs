@@ -9,9 +9,11 @@
 //!
 //! | file | what |
 //! |---|---|
+//! | `sql/driver.rs` | the root the backends mount: `Conn`, `This` |
 //! | `sql/decode.rs` | rows → model values |
 //! | `sql/selectors.rs` | selector side tables of entries and agents |
-//! | `sql/entries.rs` | registration entries |
+//! | `sql/entries.rs` | registration entries: write, read one |
+//! | `sql/entry_lists.rs` | registration entries: by IDs, filters, parents; paging |
 //! | `sql/agents.rs` | agents and their SVID serials |
 //! | `sql/tokens.rs` | join tokens and issuance records |
 //! | `sql/bundles.rs` | trust bundles and CA key slots |

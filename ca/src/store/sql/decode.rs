@@ -14,7 +14,8 @@ use crate::store::model::{
 /// A row of this backend.
 pub(super) type DbRow = <Db as sqlx::Database>::Row;
 
-const ENTRIES: &str = "registration_entries";
+/// The entry table, as named in [`StoreError::Corrupt`].
+pub(super) const ENTRIES: &str = "registration_entries";
 
 /// An entry without its selectors (they live in `entry_selectors`).
 pub(super) fn entry(row: &DbRow) -> Result<RegistrationEntry, StoreError> {

@@ -8,6 +8,7 @@ mod agents;
 mod bundles;
 mod decode;
 mod entries;
+mod entry_lists;
 mod selectors;
 mod store_impl;
 mod tokens;

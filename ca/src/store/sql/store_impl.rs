@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use meshid_identity::{SpiffeId, TrustDomain};
 
-use super::{This, agents, bundles, entries, tokens};
+use super::{This, agents, bundles, entries, entry_lists, tokens};
 use crate::store::model::{
     Agent, CaKeyRecord, EntryFilter, EntryUpdate, IssuanceRecord, JoinToken, NewEntry, Page,
     RegistrationEntry, StoredBundle,
@@ -37,7 +37,7 @@ impl Store for This {
     }
 
     async fn get_entries(&self, ids: &[String]) -> Result<Vec<RegistrationEntry>, StoreError> {
-        entries::get_many(self, ids).await
+        entry_lists::get_many(self, ids).await
     }
 
     async fn list_entries(
@@ -45,7 +45,7 @@ impl Store for This {
         filter: &EntryFilter,
         page: &Page,
     ) -> Result<Paged<RegistrationEntry>, StoreError> {
-        entries::list(self, filter, page).await
+        entry_lists::list(self, filter, page).await
     }
 
     async fn list_entries_by_parents(
@@ -53,11 +53,11 @@ impl Store for This {
         parents: &[SpiffeId],
         page: &Page,
     ) -> Result<Paged<RegistrationEntry>, StoreError> {
-        entries::list_by_parents(self, parents, page).await
+        entry_lists::list_by_parents(self, parents, page).await
     }
 
     async fn count_entries(&self) -> Result<u64, StoreError> {
-        entries::count(self).await
+        entry_lists::count(self).await
     }
 
     async fn upsert_agent(&self, agent: &Agent) -> Result<(), StoreError> {
