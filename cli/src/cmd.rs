@@ -4,6 +4,7 @@ mod agent;
 mod bundle;
 mod ca;
 mod entry;
+mod healthcheck;
 mod policy;
 mod proxy;
 mod token;
@@ -29,6 +30,9 @@ pub enum Command {
     Policy(policy::Args),
     /// Everything on one machine: CA, agent, two demo services behind proxies.
     Up(up::Args),
+    /// Exits 0 when an ops endpoint is ready (--url) or an agent's Workload
+    /// API answers (--socket); for container probes.
+    Healthcheck(healthcheck::Args),
 }
 
 /// Runs one subcommand to completion.
@@ -42,5 +46,6 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
         Command::Bundle(a) => bundle::run(a).await,
         Command::Policy(a) => policy::run(a).await,
         Command::Up(a) => up::run(a).await,
+        Command::Healthcheck(a) => healthcheck::run(a).await,
     }
 }

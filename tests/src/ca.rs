@@ -34,6 +34,8 @@ pub struct TestCa {
     pub admin_socket: PathBuf,
     /// The node API's port on 127.0.0.1.
     pub node_port: u16,
+    /// The ops endpoint's port on 127.0.0.1 (`/healthz`, `/readyz`, `/metrics`).
+    pub ops_port: u16,
     config: TestCaBuilder,
 }
 
@@ -63,12 +65,13 @@ impl TestCaBuilder {
     pub fn start(self) -> TestCa {
         let node_port = self.node_port.unwrap_or_else(free_port);
         let admin_socket = self.data_dir.join("admin.sock");
+        let ops_port = free_port();
         let mut child = Cmd::meshid()
             .args(["ca", "serve", "--trust-domain", &self.trust_domain])
             .args(["--data-dir"])
             .args([&self.data_dir])
             .args(["--listen", &format!("127.0.0.1:{node_port}")])
-            .args(["--ops-listen", &format!("127.0.0.1:{}", free_port())])
+            .args(["--ops-listen", &format!("127.0.0.1:{ops_port}")])
             .args(["--admin-socket"])
             .args([&admin_socket])
             .spawn(&self.log_dir);
@@ -87,6 +90,7 @@ impl TestCaBuilder {
             child,
             admin_socket,
             node_port,
+            ops_port,
             config: Self {
                 node_port: Some(node_port),
                 ..self

@@ -8,6 +8,7 @@ use http::{Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio::task::JoinSet;
 
 /// How much of an answer's body is kept (for the reason it gives).
 const MAX_BODY: usize = 4 * 1024;
@@ -25,9 +26,7 @@ pub enum ProbeError {
         reason: &'static str,
     },
     /// Nothing answered on the address.
-    #[error(
-        "cannot connect to {url}: {source}; is the process running and is this its ops address?"
-    )]
+    #[error("cannot connect to {url} (is the process running, and is this its ops address?)")]
     Connect {
         /// The URL.
         url: String,
@@ -36,7 +35,7 @@ pub enum ProbeError {
         source: std::io::Error,
     },
     /// The connection was made but HTTP failed.
-    #[error("{url} did not answer HTTP/1.1: {source}")]
+    #[error("{url} did not answer HTTP/1.1")]
     Http {
         /// The URL.
         url: String,
@@ -99,8 +98,9 @@ pub async fn probe(url: &str, timeout: Duration) -> Result<String, ProbeError> {
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
             .await
             .map_err(http)?;
-        // Bounded like the request, so a server that never closes leaves no task behind.
-        tokio::spawn(tokio::time::timeout(timeout, conn));
+        // Dropped (and so aborted) with this future: no task outlives the probe.
+        let mut driver = JoinSet::new();
+        driver.spawn(conn);
         let req = Request::get(path)
             .header(header::HOST, authority.as_str())
             .header(header::CONNECTION, "close")

@@ -153,7 +153,8 @@ fn socket_path(s: &str) -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(path))
 }
 
-async fn connect(socket: &str) -> anyhow::Result<SpiffeWorkloadApiClient<Channel>> {
+/// A Workload API client on the agent's socket (`unix:/p`, `unix:///p` or `/p`).
+pub(crate) async fn connect(socket: &str) -> anyhow::Result<SpiffeWorkloadApiClient<Channel>> {
     let path = socket_path(socket)?;
     let p = path.clone();
     let channel = Endpoint::from_static("http://localhost")
@@ -176,7 +177,8 @@ async fn connect(socket: &str) -> anyhow::Result<SpiffeWorkloadApiClient<Channel
         .max_decoding_message_size(meshid_proto::MAX_MESSAGE_SIZE))
 }
 
-fn with_header<T>(msg: T) -> tonic::Request<T> {
+/// `msg` with the metadata header every Workload API call must carry.
+pub(crate) fn with_header<T>(msg: T) -> tonic::Request<T> {
     let mut r = tonic::Request::new(msg);
     r.metadata_mut().insert(
         meshid_proto::WORKLOAD_HEADER,
