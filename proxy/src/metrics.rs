@@ -202,19 +202,14 @@ impl Metrics {
         }
     }
 
-    /// The connection cap of one listener, recorded under its labels.
-    pub fn conn_limit(
-        &self,
-        direction: Direction,
-        listen: std::net::SocketAddr,
-        max: usize,
-    ) -> crate::limit::ConnLimit {
+    /// The open-connection gauge and the refused-connection counter of
+    /// one listener (for its connection cap).
+    pub fn listener(&self, direction: Direction, listen: std::net::SocketAddr) -> (Gauge, Counter) {
         let labels = ListenerLabels {
             direction,
             listen: listen.to_string(),
         };
-        crate::limit::ConnLimit::new(
-            max,
+        (
             self.listener_open.get_or_create(&labels).clone(),
             self.listener_refused.get_or_create(&labels).clone(),
         )

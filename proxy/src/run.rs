@@ -8,6 +8,7 @@ use crate::config::{IdentityConfig, Protocol, ProxyConfig};
 use crate::context::Shared;
 use crate::drain::{Drain, DrainHandle};
 use crate::identity::{FileSource, IdentitySource, WorkloadApiSource};
+use crate::limit::ConnLimit;
 use crate::metrics::{INBOUND, Metrics, OUTBOUND};
 use crate::policy::{PolicySet, PolicyWatcher};
 use crate::tls::{ClientSettings, TlsStore, build::ALPN_HTTP11};
@@ -182,14 +183,16 @@ pub async fn start(config: ProxyConfig) -> Result<Running, RunError> {
         let l = bind(cfg.listen)?;
         let addr = l.local_addr().unwrap_or(cfg.listen);
         bound.inbound.push(addr);
-        let cap = shared.metrics.conn_limit(INBOUND, addr, max);
+        let (open, refused) = shared.metrics.listener(INBOUND, addr);
+        let cap = ConnLimit::new(max, open, refused);
         listeners.inbound.push((l, cfg.clone(), cap));
     }
     for cfg in &config.outbound {
         let l = bind(cfg.listen)?;
         let addr = l.local_addr().unwrap_or(cfg.listen);
         bound.outbound.push(addr);
-        let cap = shared.metrics.conn_limit(OUTBOUND, addr, max);
+        let (open, refused) = shared.metrics.listener(OUTBOUND, addr);
+        let cap = ConnLimit::new(max, open, refused);
         listeners.outbound.push((l, cfg.clone(), cap));
     }
     if let Some(addr) = config.ops_listen {
