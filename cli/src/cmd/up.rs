@@ -43,9 +43,9 @@ pub struct Args {
     /// when running as root.
     #[arg(long, value_enum, default_value_t = Isolation::Auto)]
     isolation: Isolation,
-    /// Seconds to wait for everything to become ready.
-    #[arg(long, default_value_t = 30)]
-    ready_timeout: u64,
+    /// How long to wait for everything to become ready, e.g. 30s or 2m.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    ready_timeout: Duration,
 }
 
 /// How the two demo proxies are told apart by workload attestation.
@@ -66,7 +66,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // stops the children instead of orphaning them.
     let mut signals = Signals::new()?;
     let started = Instant::now();
-    let deadline = started + Duration::from_secs(args.ready_timeout);
+    let deadline = started + args.ready_timeout;
     let (_temp, root, keep) = match &args.data_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir)

@@ -12,7 +12,8 @@ pub fn run(cfg: CaConfig) -> anyhow::Result<()> {
     println!("config OK");
     println!("  trust domain  {}", v.trust_domain);
     println!("  data dir      {}", v.data_dir.display());
-    println!("  store         {}", scheme(&v.store.to_string()));
+    // StoreUrl's Display masks a password.
+    println!("  store         {} (not connected)", v.store);
     println!("  node API      {} (TLS)", raw.listen);
     println!("  admin API     {} (Unix socket)", v.admin_socket.display());
     if !raw.admin_ids.is_empty() {
@@ -27,8 +28,8 @@ pub fn run(cfg: CaConfig) -> anyhow::Result<()> {
             up.key_file.display()
         ),
         None => println!(
-            "  authority     self-signed root (a new one lives {})",
-            format_duration(raw.ca_ttl)
+            "  authority     self-signed root (a new one lives {} days)",
+            raw.ca_ttl.as_secs() / 86400
         ),
     }
     println!(
@@ -40,12 +41,4 @@ pub fn run(cfg: CaConfig) -> anyhow::Result<()> {
         format_duration(raw.agent_ttl)
     );
     Ok(())
-}
-
-/// The store's kind only: a URL may carry a password.
-fn scheme(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, _)) => format!("{scheme} (not connected)"),
-        None => "(not connected)".into(),
-    }
 }

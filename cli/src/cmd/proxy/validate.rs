@@ -46,20 +46,23 @@ pub fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
     println!("  identity      {identity}");
     for l in &cfg.inbound {
         println!(
-            "  inbound       {} -> {} ({:?})",
-            l.listen, l.forward_to, l.protocol
+            "  inbound       {} -> {} ({})",
+            l.listen,
+            l.forward_to,
+            format!("{:?}", l.protocol).to_lowercase()
         );
     }
     for l in &cfg.outbound {
         println!(
-            "  outbound      {} -> {} as {} ({:?})",
+            "  outbound      {} -> {} as {} ({})",
             l.listen,
             l.upstream,
             l.destination(),
-            l.protocol
+            format!("{:?}", l.protocol).to_lowercase()
         );
     }
-    println!("  policy        {policy} ({:?} mode)", cfg.mode);
+    let mode = format!("{:?}", cfg.mode).to_lowercase();
+    println!("  policy        {policy} ({mode} mode)");
     if let Some(ops) = cfg.ops_listen {
         println!("  ops           http://{ops}");
     }
