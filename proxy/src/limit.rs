@@ -1,4 +1,9 @@
 //! The per-listener connection cap, shared by every worker thread.
+//!
+//! Not `meshid_runtime::uds::Admission`: that one counts open connections
+//! per Unix user (from peer credentials) under a lock; a TCP peer has no
+//! user, and every worker thread admits on the same listener, so here the
+//! cap is one lock-free semaphore plus the listener's gauge and counter.
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
