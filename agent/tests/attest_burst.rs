@@ -88,14 +88,12 @@ async fn a_burst_of_blocked_attestations_uses_a_bounded_number_of_threads() {
 
     // Wait until the bound is reached (8 lookups blocked), then a little
     // longer so an unbounded pool would have started its threads too.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while threads() < before + 8 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "attestations never started"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    meshid_tests::eventually_async("8 blocked lookups (attestations started)", WAIT, || async {
+        (threads() >= before + 8).then_some(())
+    })
+    .await;
+    // Not a wait for an event: the window in which extra threads must not
+    // appear.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let during = threads();
 

@@ -2,18 +2,13 @@
 //! a temp dir, and a test agent speaking real gRPC over rustls.
 #![allow(clippy::unwrap_used, missing_debug_implementations)]
 
-use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use hyper_util::rt::TokioIo;
 use meshid_ca::config::CaConfig;
 use meshid_ca::node_attestor::join_token;
 use meshid_ca::server::CaServer;
 use meshid_ca::store::NewEntry;
-use meshid_identity::crypto;
-use meshid_identity::tls::SpiffeVerifier;
 use meshid_identity::{
     BundleSet, PrivateKey, Selector, SpiffeId, TrustBundle, TrustDomain, verify_x509_svid,
 };
@@ -22,9 +17,11 @@ use meshid_proto::ca::{
     AttestRequest, JwtSvidRequest, MintJwtSvidsRequest, RenewAgentRequest, SignX509SvidsRequest,
     SvidRequest, SyncRequest, jwt_svid_result, svid_result,
 };
-use rustls::pki_types::{CertificateDer, ServerName};
+use meshid_tests::node::{ca_channel, csr};
+use meshid_tests::{ClientSvid, node_client};
+use rustls::pki_types::CertificateDer;
 use tonic::Code;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use x509_parser::extensions::GeneralName;
 
 #[path = "node_api/agent_binding.rs"]
@@ -55,56 +52,6 @@ async fn start() -> Ca {
 
 fn bundle(ca: &Ca) -> TrustBundle {
     ca.server.authority.bundle().clone()
-}
-
-/// A tonic channel over rustls that verifies the CA with our SPIFFE
-/// verifier, optionally presenting a client SVID.
-async fn channel(
-    addr: SocketAddr,
-    bundle: TrustBundle,
-    client: Option<(Vec<CertificateDer<'static>>, &PrivateKey)>,
-) -> Channel {
-    let bundles: BundleSet = [bundle].into_iter().collect();
-    let verifier = SpiffeVerifier::builder(Arc::new(bundles)).build().unwrap();
-    let builder = rustls::ClientConfig::builder_with_provider(crypto::provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(verifier);
-    let mut cfg = match client {
-        Some((chain, key)) => builder
-            .with_client_auth_cert(chain, crypto::private_key_der(key))
-            .unwrap(),
-        None => builder.with_no_client_auth(),
-    };
-    cfg.alpn_protocols = vec![b"h2".to_vec()];
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
-    Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect_with_connector(tower::service_fn(move |_| {
-            let connector = connector.clone();
-            async move {
-                let tcp = tokio::net::TcpStream::connect(addr).await?;
-                let name = ServerName::try_from("meshid-ca").map_err(io::Error::other)?;
-                let tls = connector.connect(name, tcp).await?;
-                Ok::<_, io::Error>(TokioIo::new(tls))
-            }
-        }))
-        .await
-        .unwrap()
-}
-
-fn client(ch: Channel) -> NodeClient<Channel> {
-    NodeClient::new(ch).max_encoding_message_size(64 * 1024 * 1024)
-}
-
-fn csr(key: &PrivateKey) -> Vec<u8> {
-    let params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params
-        .serialize_request(&key.key_pair().unwrap())
-        .unwrap()
-        .der()
-        .to_vec()
 }
 
 /// A CSR asking for things it must not get: SANs and CA:true.
@@ -170,9 +117,19 @@ struct Agent {
     chain: Vec<CertificateDer<'static>>,
 }
 
+impl Agent {
+    /// Its SVID as node API client credentials.
+    fn svid(&self) -> ClientSvid<'_> {
+        ClientSvid {
+            chain: &self.chain,
+            key: &self.key,
+        }
+    }
+}
+
 async fn attest(ca: &Ca, token: &str) -> Result<Agent, tonic::Status> {
     let key = PrivateKey::generate_p256().unwrap();
-    let mut c = client(channel(ca.server.node_addr, bundle(ca), None).await);
+    let mut c = node_client(ca.server.node_addr, &bundle(ca), None).await;
     let resp = c
         .attest(AttestRequest {
             attestation_type: "join_token".into(),
@@ -195,14 +152,7 @@ async fn attest(ca: &Ca, token: &str) -> Result<Agent, tonic::Status> {
 }
 
 async fn agent_client(ca: &Ca, agent: &Agent) -> NodeClient<Channel> {
-    client(
-        channel(
-            ca.server.node_addr,
-            bundle(ca),
-            Some((agent.chain.clone(), &agent.key)),
-        )
-        .await,
-    )
+    node_client(ca.server.node_addr, &bundle(ca), Some(agent.svid())).await
 }
 
 async fn entry(ca: &Ca, id: &str, parent: &SpiffeId, dns: &[&str]) -> String {
@@ -476,7 +426,7 @@ async fn join_tokens_are_single_use_and_checked() {
 
     // A malformed CSR does not burn the token.
     let (token, _) = new_token(&ca, None).await;
-    let mut c = client(channel(ca.server.node_addr, bundle(&ca), None).await);
+    let mut c = node_client(ca.server.node_addr, &bundle(&ca), None).await;
     let err = c
         .attest(AttestRequest {
             attestation_type: "join_token".into(),
@@ -557,7 +507,7 @@ async fn banned_evicted_and_certless_callers_are_refused() {
         Code::Unauthenticated
     );
 
-    let mut anon = client(channel(ca.server.node_addr, bundle(&ca), None).await);
+    let mut anon = node_client(ca.server.node_addr, &bundle(&ca), None).await;
     assert_eq!(
         anon.sync(SyncRequest::default()).await.unwrap_err().code(),
         Code::Unauthenticated
@@ -657,8 +607,11 @@ async fn admin_api_over_mtls_admits_only_admin_ids() {
         .collect();
 
     let addr = ca.server.node_addr;
-    let mut admin =
-        AdminClient::new(channel(addr, bundle(&ca), Some((tool_chain, &tool_key))).await);
+    let tool = ClientSvid {
+        chain: &tool_chain,
+        key: &tool_key,
+    };
+    let mut admin = AdminClient::new(ca_channel(addr, &bundle(&ca), Some(tool)).await);
     let list = admin
         .list_entries(ListEntriesRequest::default())
         .await
@@ -670,15 +623,14 @@ async fn admin_api_over_mtls_admits_only_admin_ids() {
             .any(|e| e.spiffe_id == admin_id.as_str())
     );
 
-    let mut as_agent =
-        AdminClient::new(channel(addr, bundle(&ca), Some((agent.chain.clone(), &agent.key))).await);
+    let mut as_agent = AdminClient::new(ca_channel(addr, &bundle(&ca), Some(agent.svid())).await);
     let err = as_agent
         .list_entries(ListEntriesRequest::default())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
 
-    let mut anonymous = AdminClient::new(channel(addr, bundle(&ca), None).await);
+    let mut anonymous = AdminClient::new(ca_channel(addr, &bundle(&ca), None).await);
     let err = anonymous
         .list_entries(ListEntriesRequest::default())
         .await
@@ -688,17 +640,9 @@ async fn admin_api_over_mtls_admits_only_admin_ids() {
 
 /// An admin client on the CA's local admin socket.
 async fn admin_socket_client(ca: &Ca) -> meshid_proto::ca::admin_client::AdminClient<Channel> {
-    let path = ca.server.admin_socket.clone();
-    let channel =
-        Endpoint::from_static("http://admin.invalid")
-            .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
-                let path = path.clone();
-                async move {
-                    Ok::<_, io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?))
-                }
-            }))
-            .await
-            .unwrap();
+    let channel = meshid_runtime::uds::channel(&ca.server.admin_socket)
+        .await
+        .unwrap();
     meshid_proto::ca::admin_client::AdminClient::new(channel)
 }
 

@@ -11,6 +11,7 @@
 //! - [`ca`]: [`TestCa`], `meshid ca serve` with its operator steps.
 //! - [`agent`]: [`TestAgent`], `meshid agent run` against a [`TestCa`].
 //! - [`mesh`]: [`Mesh`], a CA and an agent serving this process an SVID.
+//! - [`node`]: a node API client for the CA, pinned by its bundle.
 //! - [`workload_api`]: [`FakeWorkloadApi`], a Workload API server the test
 //!   feeds.
 //! - [`envoy`]: [`Envoy`] from `$ENVOY_BIN` and the example config.
@@ -24,6 +25,7 @@ pub mod eventually;
 pub mod lines;
 pub mod mesh;
 pub mod net;
+pub mod node;
 pub mod process;
 pub mod workload_api;
 
@@ -35,6 +37,7 @@ pub use eventually::{eventually, eventually_async, eventually_every};
 pub use lines::wait_for_line;
 pub use mesh::{Mesh, MeshBuilder, current_uid};
 pub use net::{free_port, wait_for_port, wait_for_socket};
+pub use node::{ClientSvid, node_client};
 pub use process::{Child, Cmd};
 pub use workload_api::FakeWorkloadApi;
 

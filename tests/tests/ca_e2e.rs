@@ -10,128 +10,16 @@
 //!    still accepted.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 use std::time::Duration;
 
-use hyper_util::rt::TokioIo;
-use meshid_identity::tls::{PeerMatch, SpiffeServerVerifier};
-use meshid_identity::{BundleSet, PrivateKey, SpiffeId, TrustBundle, TrustDomain};
-use meshid_proto::ca::{self as pb, node_client::NodeClient, svid_result};
-use meshid_tests::{Child, Cmd, free_port, tempdir, wait_for_port, wait_for_socket};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
-use serde_json::Value;
-use tonic::transport::{Channel, Endpoint};
+use meshid_identity::{PrivateKey, TrustBundle, TrustDomain};
+use meshid_proto::ca::{self as pb, svid_result};
+use meshid_tests::node::csr;
+use meshid_tests::{ClientSvid, Cmd, TestCa, node_client, tempdir};
+use rustls::pki_types::CertificateDer;
 
 const TD: &str = "example.org";
-/// Start-up budget: generous for a debug build on a loaded CI machine.
-const READY: Duration = Duration::from_secs(60);
-
-struct Ca {
-    child: Child,
-    socket: PathBuf,
-    node_port: u16,
-}
-
-fn start_ca(data: &Path, logs: &Path, node_port: u16) -> Ca {
-    let socket = data.join("admin.sock");
-    let ops_port = free_port();
-    let mut child = Cmd::meshid()
-        .args(["ca", "serve", "--trust-domain", TD, "--data-dir"])
-        .args([data])
-        .args(["--listen", &format!("127.0.0.1:{node_port}")])
-        .args(["--ops-listen", &format!("127.0.0.1:{ops_port}")])
-        .args(["--admin-socket"])
-        .args([&socket])
-        .spawn(logs);
-    meshid_tests::eventually("the CA admin socket", READY, || {
-        assert!(
-            child.is_running(),
-            "meshid ca serve exited:\n{}",
-            child.log()
-        );
-        std::os::unix::net::UnixStream::connect(&socket)
-            .ok()
-            .map(|_| ())
-    });
-    wait_for_socket(&socket, READY);
-    wait_for_port(node_port, READY);
-    Ca {
-        child,
-        socket,
-        node_port,
-    }
-}
-
-/// `meshid <args> --admin-socket <socket>`, which must succeed.
-fn meshid(socket: &Path, args: &[&str]) -> String {
-    Cmd::meshid()
-        .args(args)
-        .args(["--admin-socket"])
-        .args([socket])
-        .run_ok()
-}
-
-fn meshid_json(socket: &Path, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.extend(["--output", "json"]);
-    let out = meshid(socket, &all);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"))
-}
-
-/// A tonic channel to the node API over rustls, pinning the CA by `bundle`
-/// and presenting `client` (agent SVID chain + key) if given.
-async fn node_client(
-    port: u16,
-    bundle: &TrustBundle,
-    client: Option<(Vec<CertificateDer<'static>>, &PrivateKey)>,
-) -> NodeClient<Channel> {
-    let ca_id = SpiffeId::parse(&format!("spiffe://{TD}/meshid/ca")).unwrap();
-    let bundles: BundleSet = [bundle.clone()].into_iter().collect();
-    let verifier = SpiffeServerVerifier::new(Arc::new(bundles), PeerMatch::OneOf(vec![ca_id]));
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(&[&rustls::version::TLS13])
-    .unwrap()
-    .dangerous()
-    .with_custom_certificate_verifier(Arc::new(verifier));
-    let mut config = match client {
-        Some((chain, key)) => builder
-            .with_client_auth_cert(
-                chain,
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.pkcs8_der().to_vec())),
-            )
-            .unwrap(),
-        None => builder.with_no_client_auth(),
-    };
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let config = Arc::new(config);
-    let channel = Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
-        .unwrap()
-        .connect_with_connector(tower::service_fn(move |_: http::Uri| {
-            let config = Arc::clone(&config);
-            async move {
-                let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-                let name = ServerName::try_from("meshid-ca").unwrap();
-                let tls = tokio_rustls::TlsConnector::from(config)
-                    .connect(name, tcp)
-                    .await?;
-                Ok::<_, std::io::Error>(TokioIo::new(tls))
-            }
-        }))
-        .await
-        .unwrap();
-    NodeClient::new(channel)
-}
-
-fn csr(key: &PrivateKey) -> Vec<u8> {
-    rcgen::CertificateParams::default()
-        .serialize_request(&key.key_pair().unwrap())
-        .unwrap()
-        .der()
-        .to_vec()
-}
 
 /// A self-signed root of another trust domain, as its bundle.
 fn foreign_bundle(td: &TrustDomain) -> TrustBundle {
@@ -189,53 +77,46 @@ async fn ca_issues_verifiable_svids_and_keeps_state_across_restart() {
     let data = tmp.path().join("ca");
     let logs = tmp.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
-    let node_port = free_port();
-    let mut ca = start_ca(&data, &logs, node_port);
-    let sock = ca.socket.clone();
+    let mut ca = TestCa::builder(&data, &logs).start();
+    let sock = ca.admin_socket.clone();
 
     // --- operator: a join token and two entries under the agent it yields.
-    let token = meshid_json(&sock, &["token", "generate", "--ttl", "10m"]);
+    let token = ca.admin_json(&["token", "generate", "--ttl", "10m"]);
     let secret = token["token"].as_str().unwrap().to_owned();
     let agent_id = token["spiffe_id"].as_str().unwrap().to_owned();
     assert!(
         agent_id.starts_with(&format!("spiffe://{TD}/")),
         "{agent_id}"
     );
-    let text = meshid(&sock, &["token", "generate"]);
+    let text = ca.admin(&["token", "generate"]);
     assert!(text.contains("Agent ID"), "{text}");
 
-    let web = meshid_json(
-        &sock,
-        &[
-            "entry",
-            "create",
-            "--spiffe-id",
-            "spiffe://example.org/web",
-            "--parent-id",
-            &agent_id,
-            "--selector",
-            "unix:uid:1000",
-            "--dns-name",
-            "web.example.org",
-            "--x509-ttl",
-            "30m",
-        ],
-    );
-    let db = meshid_json(
-        &sock,
-        &[
-            "entry",
-            "create",
-            "--spiffe-id",
-            "spiffe://example.org/db",
-            "--parent-id",
-            &agent_id,
-            "--selector",
-            "unix:uid:1001",
-            "--selector",
-            "unix:gid:50",
-        ],
-    );
+    let web = ca.admin_json(&[
+        "entry",
+        "create",
+        "--spiffe-id",
+        "spiffe://example.org/web",
+        "--parent-id",
+        &agent_id,
+        "--selector",
+        "unix:uid:1000",
+        "--dns-name",
+        "web.example.org",
+        "--x509-ttl",
+        "30m",
+    ]);
+    let db = ca.admin_json(&[
+        "entry",
+        "create",
+        "--spiffe-id",
+        "spiffe://example.org/db",
+        "--parent-id",
+        &agent_id,
+        "--selector",
+        "unix:uid:1001",
+        "--selector",
+        "unix:gid:50",
+    ]);
     assert_eq!(web["revision"], 1);
     assert_eq!(db["selectors"].as_array().unwrap().len(), 2);
 
@@ -256,10 +137,10 @@ async fn ca_issues_verifiable_svids_and_keeps_state_across_restart() {
     assert!(err.contains("trust domain example.org"), "{err}");
 
     // --- the agent: pin the CA by its bundle, attest, sync, sign a batch.
-    let bundle_pem = meshid(&sock, &["bundle", "show", "--format", "pem"]);
+    let bundle_pem = ca.bundle_pem();
     let bundle = TrustBundle::from_pem(TrustDomain::new(TD).unwrap(), &bundle_pem).unwrap();
     assert_eq!(bundle.x509_authorities.len(), 1);
-    let spiffe_json = meshid(&sock, &["bundle", "show", "--format", "spiffe"]);
+    let spiffe_json = ca.admin(&["bundle", "show", "--format", "spiffe"]);
     assert_eq!(
         TrustBundle::from_spiffe_json(TrustDomain::new(TD).unwrap(), spiffe_json.as_bytes())
             .unwrap()
@@ -268,7 +149,7 @@ async fn ca_issues_verifiable_svids_and_keeps_state_across_restart() {
     );
 
     let agent_key = PrivateKey::generate_p256().unwrap();
-    let mut anonymous = node_client(ca.node_port, &bundle, None).await;
+    let mut anonymous = node_client(ca.node_addr(), &bundle, None).await;
     let attested = anonymous
         .attest(pb::AttestRequest {
             attestation_type: "join_token".into(),
@@ -292,12 +173,11 @@ async fn ca_issues_verifiable_svids_and_keeps_state_across_restart() {
     assert_eq!(replay.code(), tonic::Code::Unauthenticated, "{replay:?}");
 
     let agent_chain = ders(&agent_svid.cert_chain);
-    let mut agent = node_client(
-        ca.node_port,
-        &bundle,
-        Some((agent_chain.clone(), &agent_key)),
-    )
-    .await;
+    let agent_svid_creds = ClientSvid {
+        chain: &agent_chain,
+        key: &agent_key,
+    };
+    let mut agent = node_client(ca.node_addr(), &bundle, Some(agent_svid_creds)).await;
     let synced = agent
         .sync(pb::SyncRequest::default())
         .await
@@ -373,39 +253,36 @@ async fn ca_issues_verifiable_svids_and_keeps_state_across_restart() {
     let partner = TrustDomain::new("partner.org").unwrap();
     let partner_json = tmp.path().join("partner.json");
     std::fs::write(&partner_json, foreign_bundle(&partner).to_spiffe_json()).unwrap();
-    let set = meshid_json(
-        &sock,
-        &[
-            "bundle",
-            "set",
-            "--trust-domain",
-            "partner.org",
-            "--file",
-            partner_json.to_str().unwrap(),
-        ],
-    );
+    let set = ca.admin_json(&[
+        "bundle",
+        "set",
+        "--trust-domain",
+        "partner.org",
+        "--file",
+        partner_json.to_str().unwrap(),
+    ]);
     assert_eq!(set["x509_authorities"], 1);
 
-    let agents = meshid_json(&sock, &["agent", "list"]);
+    let agents = ca.admin_json(&["agent", "list"]);
     assert_eq!(agents["agents"][0]["spiffe_id"], agent_id.as_str());
     assert_eq!(agents["agents"][0]["attestation_type"], "join_token");
 
     // --- restart: same root, same entries and agent, SVID still accepted.
-    let status = ca.child.terminate(Duration::from_secs(20));
+    let status = ca.stop();
     assert!(
         status.success(),
         "CA exited with {status}:\n{}",
         ca.child.log()
     );
     drop(agent);
-    let ca2 = start_ca(&data, &logs, node_port);
-    let bundle_after = meshid(&ca2.socket, &["bundle", "show", "--format", "pem"]);
+    let ca2 = ca.start_again();
+    let bundle_after = ca2.bundle_pem();
     assert_eq!(
         bundle_after, bundle_pem,
         "the root changed across a restart"
     );
 
-    let listed = meshid_json(&ca2.socket, &["entry", "list"]);
+    let listed = ca2.admin_json(&["entry", "list"]);
     let mut after: Vec<(String, String)> = listed["entries"]
         .as_array()
         .unwrap()
@@ -419,17 +296,14 @@ async fn ca_issues_verifiable_svids_and_keeps_state_across_restart() {
         .collect();
     after.sort();
     assert_eq!(after, entry_ids);
-    let partner_after = meshid(
-        &ca2.socket,
-        &[
-            "bundle",
-            "show",
-            "--trust-domain",
-            "partner.org",
-            "--format",
-            "spiffe",
-        ],
-    );
+    let partner_after = ca2.admin(&[
+        "bundle",
+        "show",
+        "--trust-domain",
+        "partner.org",
+        "--format",
+        "spiffe",
+    ]);
     assert_eq!(
         TrustBundle::from_spiffe_json(partner.clone(), partner_after.as_bytes())
             .unwrap()
@@ -438,10 +312,10 @@ async fn ca_issues_verifiable_svids_and_keeps_state_across_restart() {
             .unwrap()
             .x509_authorities
     );
-    let agents_text = meshid(&ca2.socket, &["agent", "list"]);
+    let agents_text = ca2.admin(&["agent", "list"]);
     assert!(agents_text.contains(&agent_id), "{agents_text}");
 
-    let mut agent = node_client(ca2.node_port, &bundle, Some((agent_chain, &agent_key))).await;
+    let mut agent = node_client(ca2.node_addr(), &bundle, Some(agent_svid_creds)).await;
     let again = agent
         .sync(pb::SyncRequest::default())
         .await
@@ -450,7 +324,7 @@ async fn ca_issues_verifiable_svids_and_keeps_state_across_restart() {
     assert_eq!(again.entries.len(), 2);
 
     // Banning takes effect at once: the agent is refused.
-    let banned = meshid_json(&ca2.socket, &["agent", "ban", &agent_id]);
+    let banned = ca2.admin_json(&["agent", "ban", &agent_id]);
     assert_eq!(banned["banned"], true);
     let refused = agent.sync(pb::SyncRequest::default()).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
