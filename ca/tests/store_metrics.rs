@@ -1,13 +1,18 @@
-//! The running CA serves its store through `MeteredStore`: store calls show
-//! up on `/metrics` by operation, and a scrape never counts rows.
+//! `MeteredStore` records each store call's latency and errors and keeps the
+//! row-count gauges; the running CA serves its store through it, and a
+//! `/metrics` scrape never counts rows.
 #![allow(clippy::unwrap_used)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use meshid_ca::config::CaConfig;
 use meshid_ca::server::CaServer;
-use meshid_ca::store::{self, NewEntry, StoreError, StoreUrl};
+use meshid_ca::store::{
+    self, MeteredStore, NewEntry, SqliteStore, Store, StoreError, StoreMetrics, StoreUrl,
+};
 use meshid_identity::{Selector, SpiffeId, TrustDomain};
+use prometheus_client::registry::Registry;
 
 fn id(path: &str) -> SpiffeId {
     SpiffeId::parse(&format!("spiffe://example.org{path}")).unwrap()
@@ -81,4 +86,125 @@ async fn store_calls_are_metered_and_scrapes_do_not_count_rows() {
     let failed = "meshid_ca_store_call_errors_total{op=\"delete_entry\",kind=\"not_found\"}";
     assert_eq!(sample(&text, failed), Some(1.0), "{text}");
     ca.shutdown().await.unwrap();
+}
+
+// === the wrapper alone ===
+
+async fn metered() -> (MeteredStore, Arc<dyn Store>, Registry) {
+    let inner: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().await.unwrap());
+    let mut registry = Registry::with_prefix("meshid_ca");
+    let metrics = StoreMetrics::register(&mut registry);
+    (
+        MeteredStore::new(Arc::clone(&inner), metrics),
+        inner,
+        registry,
+    )
+}
+
+fn text(registry: &Registry) -> String {
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, registry).unwrap();
+    out
+}
+
+#[tokio::test]
+async fn calls_show_up_in_the_latency_histogram() {
+    let (store, _, registry) = metered().await;
+    let created = store.create_entry(entry("/api")).await.unwrap();
+    store.get_entry(&created.id).await.unwrap();
+    store.get_entry("nothing-here").await.unwrap();
+    let text = text(&registry);
+    assert!(
+        text.contains("meshid_ca_store_call_duration_seconds_count{op=\"create_entry\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("meshid_ca_store_call_duration_seconds_count{op=\"get_entry\"} 2"),
+        "{text}"
+    );
+    // A miss is an answer, not an error.
+    assert!(
+        !text.contains("meshid_ca_store_call_errors_total{"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn failures_are_counted_by_operation_and_kind() {
+    let (store, _, registry) = metered().await;
+    let err = store.delete_entry("nothing-here").await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    store.create_entry(entry("/api")).await.unwrap();
+    let err = store.create_entry(entry("/api")).await.unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyExists { .. }), "{err:?}");
+    let text = text(&registry);
+    assert!(
+        text.contains(
+            "meshid_ca_store_call_errors_total{op=\"delete_entry\",kind=\"not_found\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "meshid_ca_store_call_errors_total{op=\"create_entry\",kind=\"already_exists\"} 1"
+        ),
+        "{text}"
+    );
+    // The failed calls were timed too.
+    assert!(
+        text.contains("meshid_ca_store_call_duration_seconds_count{op=\"create_entry\"} 2"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn gauges_follow_own_writes_and_converge_on_others() {
+    let (store, other_replica, registry) = metered().await;
+    let gauge = |name: &str| {
+        let text = text(&registry);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("meshid_ca_{name} ")))
+            .map(str::to_owned);
+        line.unwrap_or_else(|| panic!("no {name} gauge in {text}"))
+    };
+    let a = store.create_entry(entry("/a")).await.unwrap();
+    store.create_entry(entry("/b")).await.unwrap();
+    store.delete_entry(&a.id).await.unwrap();
+    assert_eq!(gauge("entries"), "meshid_ca_entries 1");
+    // Writes that bypass this wrapper (another CA replica) show up at the
+    // next refresh, with no COUNT(*) in between.
+    other_replica.create_entry(entry("/c")).await.unwrap();
+    other_replica.create_entry(entry("/d")).await.unwrap();
+    assert_eq!(gauge("entries"), "meshid_ca_entries 1");
+    store.refresh_counts().await.unwrap();
+    assert_eq!(gauge("entries"), "meshid_ca_entries 3");
+    assert_eq!(gauge("agents"), "meshid_ca_agents 0");
+}
+
+#[tokio::test]
+async fn the_refresh_loop_stops_on_shutdown() {
+    let (store, other_replica, registry) = metered().await;
+    other_replica.create_entry(entry("/a")).await.unwrap();
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let store = Arc::new(store);
+    let looping = Arc::clone(&store);
+    let task = tokio::spawn(async move {
+        looping
+            .refresh_counts_until(std::time::Duration::from_millis(10), rx)
+            .await;
+    });
+    // The first tick is immediate; wait (bounded) for it to land.
+    for _ in 0..500 {
+        if text(&registry).contains("meshid_ca_entries 1") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(text(&registry).contains("meshid_ca_entries 1"));
+    stop.send(true).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
 }

@@ -260,6 +260,3 @@ impl Store for MeteredStore {
         self.observe("health", self.inner.health()).await
     }
 }
-
-#[cfg(test)]
-mod tests;
