@@ -6,15 +6,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hyper_util::rt::TokioIo;
 use meshid_ca::admin::{AdminDefaults, AdminService, socket};
 use meshid_ca::store::{self, Agent, CaKeyRecord, Store, StoredBundle};
 use meshid_identity::x509::{CaTemplate, self_signed_ca, to_pem};
 use meshid_identity::{PrivateKey, Selector, SpiffeId, TrustBundle, TrustDomain};
 use meshid_proto::ca::{self as pb, admin_client::AdminClient, entry_result};
-use tokio::net::UnixStream;
 use tonic::Code;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
 const NOW: u64 = 1_800_000_000;
 
@@ -34,14 +32,7 @@ fn now() -> SystemTime {
 }
 
 async fn connect(path: PathBuf) -> AdminClient<Channel> {
-    let channel = Endpoint::from_static("http://admin.invalid")
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let path = path.clone();
-            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
-        }))
-        .await
-        .unwrap();
-    AdminClient::new(channel)
+    AdminClient::new(meshid_runtime::uds::channel(path).await.unwrap())
 }
 
 async fn start() -> Harness {

@@ -10,10 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use hyper_util::rt::TokioIo;
 use meshid_proto::ca::admin_client::AdminClient;
-use tokio::net::UnixStream;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
 /// The admin socket of a CA started with its default data directory.
 pub const DEFAULT_ADMIN_SOCKET: &str = "./.meshid/ca/admin.sock";
@@ -52,21 +50,13 @@ impl Conn {
 
 /// Connects to the admin API at `path`.
 pub async fn connect(path: &Path) -> anyhow::Result<AdminClient<Channel>> {
-    let target = path.to_path_buf();
-    let channel = Endpoint::from_static("http://meshid-admin.invalid")
-        .connect_timeout(Duration::from_secs(5))
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let target = target.clone();
-            async move { UnixStream::connect(target).await.map(TokioIo::new) }
-        }))
-        .await
-        .with_context(|| {
-            format!(
-                "cannot reach the CA admin socket {}; is `meshid ca serve` running? \
-                 Point to its socket with --admin-socket or MESHID_ADMIN_SOCKET",
-                path.display()
-            )
-        })?;
+    let channel = meshid_runtime::uds::channel(path).await.with_context(|| {
+        format!(
+            "cannot reach the CA admin socket {}; is `meshid ca serve` running? \
+             Point to its socket with --admin-socket or MESHID_ADMIN_SOCKET",
+            path.display()
+        )
+    })?;
     Ok(AdminClient::new(channel)
         .max_decoding_message_size(meshid_proto::MAX_MESSAGE_SIZE)
         .max_encoding_message_size(meshid_proto::MAX_MESSAGE_SIZE))

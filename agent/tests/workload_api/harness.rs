@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use hyper_util::rt::TokioIo;
 use meshid_agent::attestor::{UnixAttestor, UnixAttestorConfig};
 use meshid_agent::cache::Snapshot;
 use meshid_agent::sds;
@@ -16,10 +15,9 @@ use meshid_proto::envoy::pb::envoy::service::secret::v3::secret_discovery_servic
 use meshid_proto::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
 use meshid_proto::workload::{X509svidRequest, X509svidResponse};
 use meshid_runtime::clock::SystemClock;
-use tokio::net::UnixStream;
 use tokio::sync::{oneshot, watch};
 use tonic::Streaming;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// How long a test waits for a message it expects.
 pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -170,7 +168,7 @@ impl SdsAgent {
     }
 
     pub async fn client(&self) -> SecretDiscoveryServiceClient<Channel> {
-        SecretDiscoveryServiceClient::new(uds_channel(&self.socket).await)
+        SecretDiscoveryServiceClient::new(meshid_runtime::uds::channel(&self.socket).await.unwrap())
     }
 }
 
@@ -200,21 +198,9 @@ pub async fn next_message<T>(stream: &mut Streaming<T>) -> T {
         .expect("the stream ended")
 }
 
-/// A gRPC channel over the Unix socket at `socket`.
-pub async fn uds_channel(socket: &Path) -> Channel {
-    let path = socket.to_owned();
-    Endpoint::from_static("http://localhost")
-        .connect_with_connector(tower::service_fn(move |_| {
-            let path = path.clone();
-            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
-        }))
-        .await
-        .unwrap()
-}
-
 /// Our generated client over the Unix socket (no header added).
 pub async fn client(socket: &Path) -> SpiffeWorkloadApiClient<Channel> {
-    SpiffeWorkloadApiClient::new(uds_channel(socket).await)
+    SpiffeWorkloadApiClient::new(meshid_runtime::uds::channel(socket).await.unwrap())
 }
 
 /// The Python interpreter with grpcio: `$MESHID_TEST_PYTHON`, else the

@@ -1,7 +1,6 @@
 //! Identity streamed from the SPIFFE Workload API of the local agent.
 
 use super::{Identity, IdentityError, IdentitySource, IdentityWatch};
-use hyper_util::rt::TokioIo;
 use meshid_identity::x509::split_chain;
 use meshid_identity::{BundleSet, PrivateKey, SpiffeId, TrustBundle, TrustDomain};
 use meshid_proto::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
@@ -57,20 +56,9 @@ impl WorkloadApiSource {
         tx: &watch::Sender<Option<Arc<Identity>>>,
         backoff: &mut Backoff,
     ) -> Result<(), IdentityError> {
-        let path = self.socket.clone();
-        let connector = tower::service_fn(move |_: http::Uri| {
-            let path = path.clone();
-            async move {
-                tokio::net::UnixStream::connect(path)
-                    .await
-                    .map(TokioIo::new)
-            }
-        });
-        let channel = tonic::transport::Endpoint::from_static("http://localhost")
-            .connect_timeout(Duration::from_secs(5))
-            .connect_with_connector(connector)
+        let channel = meshid_runtime::uds::channel(&self.socket)
             .await
-            .map_err(|e| IdentityError::WorkloadApi(format!("cannot connect: {e}")))?;
+            .map_err(|e| IdentityError::WorkloadApi(e.to_string()))?;
         let mut client =
             SpiffeWorkloadApiClient::new(channel).max_decoding_message_size(MAX_MESSAGE);
         let mut req = tonic::Request::new(X509svidRequest {});

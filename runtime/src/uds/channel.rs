@@ -23,19 +23,21 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// (as `:authority`); the connector dials the socket path.
 const URI: &str = "http://localhost";
 
-/// Why [`channel`] could not connect; each names the socket.
+/// Why [`channel`] could not connect. Each message names the socket and
+/// what is wrong with it; callers add what to do (which server to start,
+/// which flag points elsewhere).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ChannelError {
     /// No socket exists at the path.
-    #[error("no Unix socket at {}: is the server running, and is this its socket?", .path.display())]
+    #[error("no Unix socket at {} (its server has not created it, or the path is wrong)", .path.display())]
     NotFound {
         /// The socket path.
         path: PathBuf,
     },
     /// The socket file exists but no process accepts on it.
     #[error(
-        "nothing accepts connections on the Unix socket {} (left over from a server that stopped?)",
+        "nothing accepts connections on the Unix socket {} (its server has stopped)",
         .path.display()
     )]
     Refused {
@@ -44,7 +46,7 @@ pub enum ChannelError {
     },
     /// The socket (or a directory above it) may not be opened by this user.
     #[error(
-        "permission denied on the Unix socket {}: run as a user allowed to open it (check its owner and mode)",
+        "permission denied on the Unix socket {} (check its owner and mode, and those of the directories above it)",
         .path.display()
     )]
     PermissionDenied {

@@ -20,7 +20,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use meshid_proto::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
 use meshid_proto::workload::{JwtsvidRequest, X509svidRequest};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::admin_client::Output;
 
@@ -156,23 +156,12 @@ fn socket_path(s: &str) -> anyhow::Result<PathBuf> {
 /// A Workload API client on the agent's socket (`unix:/p`, `unix:///p` or `/p`).
 pub(crate) async fn connect(socket: &str) -> anyhow::Result<SpiffeWorkloadApiClient<Channel>> {
     let path = socket_path(socket)?;
-    let p = path.clone();
-    let channel = Endpoint::from_static("http://localhost")
-        .connect_timeout(TIMEOUT)
-        .connect_with_connector(tower::service_fn(move |_| {
-            let p = p.clone();
-            async move {
-                let s = tokio::net::UnixStream::connect(p).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
-            }
-        }))
-        .await
-        .with_context(|| {
-            format!(
-                "cannot connect to the agent at {}; is `meshid agent run` running, and is this the right socket?",
-                path.display()
-            )
-        })?;
+    let channel = meshid_runtime::uds::channel(&path).await.with_context(|| {
+        format!(
+            "cannot connect to the agent at {}; is `meshid agent run` running, and is this the right socket?",
+            path.display()
+        )
+    })?;
     Ok(SpiffeWorkloadApiClient::new(channel)
         .max_decoding_message_size(meshid_proto::MAX_MESSAGE_SIZE))
 }

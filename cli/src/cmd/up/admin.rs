@@ -4,7 +4,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use hyper_util::rt::TokioIo;
 use meshid_identity::{TrustBundle, TrustDomain};
 use meshid_proto::ca::admin_client::AdminClient;
 use meshid_proto::ca::{
@@ -12,7 +11,7 @@ use meshid_proto::ca::{
     JoinToken, Selector, entry_result,
 };
 use rustls_pki_types::CertificateDer;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use super::config::Plan;
 
@@ -28,14 +27,14 @@ impl Admin {
     /// Connects to `socket`, retrying until `deadline`.
     pub async fn connect(socket: &Path, deadline: Instant) -> anyhow::Result<Self> {
         loop {
-            match try_connect(socket).await {
+            match meshid_runtime::uds::channel(socket).await {
                 Ok(channel) => {
                     return Ok(Self {
                         client: AdminClient::new(channel),
                     });
                 }
                 Err(e) if Instant::now() > deadline => {
-                    return Err(e.context(format!(
+                    return Err(anyhow::Error::new(e).context(format!(
                         "cannot reach the CA admin API at {}",
                         socket.display()
                     )));
@@ -134,19 +133,4 @@ impl Admin {
             .into_inner()
             .expires_at)
     }
-}
-
-async fn try_connect(socket: &Path) -> anyhow::Result<Channel> {
-    let socket = socket.to_owned();
-    // The URI is required by tonic but unused: the connector dials the socket.
-    let channel = Endpoint::from_static("http://ca.admin.invalid")
-        .connect_with_connector(tower::service_fn(move |_: http::Uri| {
-            let socket = socket.clone();
-            async move {
-                let s = tokio::net::UnixStream::connect(socket).await?;
-                Ok::<_, std::io::Error>(TokioIo::new(s))
-            }
-        }))
-        .await?;
-    Ok(channel)
 }

@@ -61,7 +61,7 @@ async fn a_missing_socket_is_reported_with_its_path() {
     assert_eq!(err.path(), path);
     let msg = err.to_string();
     assert!(msg.contains(&path.display().to_string()), "{msg}");
-    assert!(msg.contains("is the server running"), "{msg}");
+    assert!(msg.contains("no Unix socket"), "{msg}");
 }
 
 #[tokio::test]
