@@ -289,5 +289,8 @@ fn duration_flags_use_the_same_grammar() {
         .unwrap();
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("time unit needed"), "{stderr}");
+    assert!(
+        stderr.contains("time unit needed") && stderr.contains("\"90s\""),
+        "{stderr}"
+    );
 }

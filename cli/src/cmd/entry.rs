@@ -47,10 +47,10 @@ struct CreateArgs {
     #[arg(long = "selector", value_name = "TYPE:VALUE", required = true)]
     selectors: Vec<String>,
     /// X.509-SVID lifetime, e.g. 1h (default: the CA's).
-    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = meshid_runtime::duration::parse, value_name = "DURATION")]
     x509_ttl: Option<std::time::Duration>,
     /// JWT-SVID lifetime, e.g. 5m (default: the CA's).
-    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = meshid_runtime::duration::parse, value_name = "DURATION")]
     jwt_ttl: Option<std::time::Duration>,
     /// An extra DNS SAN for the X.509-SVID (repeatable).
     #[arg(long = "dns-name", value_name = "NAME")]
@@ -86,10 +86,10 @@ struct UpdateArgs {
     #[arg(long = "selector", value_name = "TYPE:VALUE")]
     selectors: Vec<String>,
     /// New X.509-SVID lifetime (0s = the CA's default).
-    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = meshid_runtime::duration::parse, value_name = "DURATION")]
     x509_ttl: Option<std::time::Duration>,
     /// New JWT-SVID lifetime (0s = the CA's default).
-    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = meshid_runtime::duration::parse, value_name = "DURATION")]
     jwt_ttl: Option<std::time::Duration>,
     /// New DNS names (repeatable; replaces all).
     #[arg(long = "dns-name", value_name = "NAME")]

@@ -26,7 +26,7 @@ enum Command {
 struct GenerateArgs {
     /// How long the token stays usable, e.g. 90s, 10m, 1h (default: the
     /// CA's, 10 minutes).
-    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = meshid_runtime::duration::parse, value_name = "DURATION")]
     ttl: Option<std::time::Duration>,
     /// A node alias SPIFFE ID the agent also gets (entries may use it as
     /// their parent ID).

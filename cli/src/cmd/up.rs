@@ -44,7 +44,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Isolation::Auto)]
     isolation: Isolation,
     /// How long to wait for everything to become ready, e.g. 30s or 2m.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "30s", value_parser = meshid_runtime::duration::parse, value_name = "DURATION")]
     ready_timeout: Duration,
 }
 
