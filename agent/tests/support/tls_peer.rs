@@ -17,6 +17,8 @@ use tokio::io::AsyncReadExt;
 const MAX_RECORDED: usize = 64 * 1024;
 /// A connection idle this long is closed (so the client fails fast).
 const IDLE: Duration = Duration::from_millis(300);
+/// How long [`TlsPeer::wait_for_handshakes`] waits.
+const HANDSHAKES_WITHIN: Duration = Duration::from_secs(5);
 
 /// What the server saw.
 #[derive(Debug, Default)]
@@ -74,16 +76,12 @@ impl TlsPeer {
 
     /// Waits (bounded) until `n` handshakes finished either way.
     pub async fn wait_for_handshakes(&self, n: usize) {
-        for _ in 0..200 {
-            {
-                let s = self.seen.lock().unwrap();
-                if s.handshakes_ok + s.handshakes_failed >= n {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("fewer than {n} handshakes: {:?}", self.seen.lock().unwrap());
+        let what = format!("{n} finished handshakes");
+        meshid_tests::eventually_async(&what, HANDSHAKES_WITHIN, || async {
+            let s = self.seen.lock().unwrap();
+            (s.handshakes_ok + s.handshakes_failed >= n).then_some(())
+        })
+        .await;
     }
 
     /// True if `needle` occurs in the application data received.
