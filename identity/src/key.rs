@@ -199,6 +199,12 @@ mod tests {
         assert_eq!(format!("{key:?}"), "PrivateKey(...)");
         let spki = key.public_key_der();
         assert_eq!(spki[0], 0x30);
+        // Known from construction on, and the same the crypto library derives.
+        let derived = key.key_pair().unwrap().subject_public_key_info();
+        assert_eq!(spki, derived);
+        assert_eq!(back.public_key_der(), derived);
+        let from_der = PrivateKey::from_pkcs8_der(key.pkcs8_der().to_vec()).unwrap();
+        assert_eq!(from_der.public_key_der(), derived);
         assert!(spki.windows(OID_P256.len()).any(|w| w == OID_P256));
     }
 
