@@ -2,7 +2,8 @@
 //! humantime's (`500ms`, `90s`, `5m`, `1h 30m`, `1d`). A bare number has no
 //! unit and is refused with an error that shows the fix.
 //!
-//! Use [`parse`] as a clap `value_parser`, and this module as a serde field
+//! Use [`parse`] as a clap `value_parser`, [`format`] to print one back in
+//! the same grammar, and this module as a serde field
 //! attribute: `#[serde(with = "meshid_runtime::duration")]` for a
 //! `Duration`, `#[serde(default, with = "meshid_runtime::duration::option")]`
 //! for an `Option<Duration>`.
@@ -17,6 +18,11 @@ pub fn parse(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim()).map_err(|e| {
         format!("{s:?} is not a duration ({e}); write e.g. \"90s\", \"5m\" or \"1h 30m\"")
     })
+}
+
+/// Writes `d` in the grammar [`parse`] reads (`5400s` as `1h 30m`).
+pub fn format(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
 }
 
 /// Deserializes a [`Duration`] from a string such as `"1h 30m"`.
@@ -106,6 +112,11 @@ mod tests {
         assert_eq!(c.ttl, Duration::from_secs(7200));
         assert_eq!(c.poll, Some(Duration::from_millis(500)));
         assert_eq!(toml_cfg("ttl = \"1s\"").unwrap().poll, None);
+        for secs in [1, 90, 5400, 86400 + 61] {
+            let d = Duration::from_secs(secs);
+            assert_eq!(parse(&format(d)).unwrap(), d, "{}", format(d));
+        }
+        assert_eq!(format(Duration::from_secs(5400)), "1h 30m");
     }
 
     #[test]

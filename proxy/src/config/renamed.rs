@@ -6,7 +6,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use humantime_serde::re::humantime::format_duration;
+use meshid_runtime::duration::format;
 
 /// The unit of an old integer key.
 #[derive(Clone, Copy, Debug)]
@@ -90,7 +90,7 @@ impl fmt::Display for Deprecated {
             "proxy config key `{}` is deprecated and will be removed; write `{}: {}` instead",
             self.old_key,
             self.key,
-            format_duration(self.value)
+            format(self.value)
         )
     }
 }

@@ -1,8 +1,8 @@
 //! `meshid agent validate`: check an agent config without starting anything.
 
-use humantime::format_duration;
 use meshid_agent::config::AgentConfig;
 use meshid_agent::workload_api::check_socket_reachable;
+use meshid_runtime::duration::format as format_duration;
 
 /// Runs every check `run` makes before attesting or binding (the config
 /// is already validated by [`super::run::load`]) and prints a summary.

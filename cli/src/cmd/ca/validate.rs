@@ -2,8 +2,8 @@
 
 use std::time::SystemTime;
 
-use humantime::format_duration;
 use meshid_ca::config::CaConfig;
+use meshid_runtime::duration::format as format_duration;
 
 /// Runs every check `serve` makes before binding and prints a summary.
 pub fn run(cfg: CaConfig) -> anyhow::Result<()> {

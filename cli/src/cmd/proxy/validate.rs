@@ -3,10 +3,10 @@
 use std::time::SystemTime;
 
 use anyhow::Context as _;
-use humantime::format_duration;
 use meshid_proxy::config::{IdentityConfig, ProxyConfig};
 use meshid_proxy::identity::FileSource;
 use meshid_proxy::policy::PolicySet;
+use meshid_runtime::duration::format as format_duration;
 
 /// Runs every check `run` makes before binding (the config is already
 /// validated by [`super::load`]): reads the identity files and the policy
