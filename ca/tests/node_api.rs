@@ -26,8 +26,10 @@ use x509_parser::extensions::GeneralName;
 
 #[path = "node_api/agent_binding.rs"]
 mod agent_binding;
+#[path = "support/server.rs"]
+mod server;
 
-const TD: &str = "example.org";
+use server::TD;
 
 struct Ca {
     server: CaServer,
@@ -35,14 +37,7 @@ struct Ca {
 }
 
 async fn start_in(dir: tempfile::TempDir) -> Ca {
-    let cfg = CaConfig {
-        trust_domain: Some(TD.parse().unwrap()),
-        data_dir: Some(dir.path().to_path_buf()),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ops_listen: "127.0.0.1:0".parse().unwrap(),
-        ..CaConfig::default()
-    };
-    let server = CaServer::start(cfg.validate().unwrap()).await.unwrap();
+    let server = server::start(server::config(dir.path())).await;
     Ca { server, dir }
 }
 
@@ -574,14 +569,10 @@ async fn admin_api_over_mtls_admits_only_admin_ids() {
     let dir = tempfile::tempdir().unwrap();
     let admin_id: SpiffeId = format!("spiffe://{TD}/ops/admin-tool").parse().unwrap();
     let cfg = CaConfig {
-        trust_domain: Some(TD.parse().unwrap()),
-        data_dir: Some(dir.path().to_path_buf()),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ops_listen: "127.0.0.1:0".parse().unwrap(),
         admin_ids: vec![admin_id.clone()],
-        ..CaConfig::default()
+        ..server::config(dir.path())
     };
-    let server = CaServer::start(cfg.validate().unwrap()).await.unwrap();
+    let server = server::start(cfg).await;
     let ca = Ca { server, dir };
 
     let (token, _) = new_token(&ca, None).await;

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use meshid_ca::authority::X509SvidSpec;
-use meshid_ca::config::CaConfig;
 use meshid_ca::node_attestor::join_token;
 use meshid_ca::server::CaServer;
 use meshid_identity::crypto;
@@ -22,7 +21,10 @@ use meshid_identity::x509::{self, CaTemplate, self_signed_ca, sign_ca};
 use meshid_identity::{BundleSet, PrivateKey, SpiffeId};
 use rustls::pki_types::{CertificateDer, ServerName};
 
-const TD: &str = "example.org";
+#[path = "support/server.rs"]
+mod server;
+
+use server::TD;
 
 /// A pkilint tool: `lint_pkix_cert` is `$MESHID_TEST_PKILINT`, else the one
 /// in the test venv that `scripts/test` fills; the other tools sit beside it.
@@ -155,14 +157,7 @@ fn intermediate(now: SystemTime) -> (CertificateDer<'static>, CertificateDer<'st
 #[tokio::test]
 async fn every_certificate_kind_meshid_issues_passes_pkilint() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = CaConfig {
-        trust_domain: Some(TD.parse().unwrap()),
-        data_dir: Some(dir.path().join("ca")),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ops_listen: "127.0.0.1:0".parse().unwrap(),
-        ..CaConfig::default()
-    };
-    let ca = CaServer::start(cfg.validate().unwrap()).await.unwrap();
+    let ca = server::start(server::config(&dir.path().join("ca"))).await;
     let now = SystemTime::now();
     let authority = &ca.authority;
     let key = PrivateKey::generate_p256().unwrap().public_key_der();

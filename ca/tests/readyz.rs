@@ -14,10 +14,13 @@ use meshid_identity::x509::{self_signed_ca, sign_ca, to_pem};
 use meshid_identity::{CaTemplate, PrivateKey, TrustDomain};
 use rustls_pki_types::CertificateDer;
 
+#[path = "support/server.rs"]
+mod server;
+
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
 fn td() -> TrustDomain {
-    TrustDomain::new("example.org").unwrap()
+    TrustDomain::new(server::TD).unwrap()
 }
 
 fn template(name: &str, not_before: SystemTime, path_len: Option<u8>) -> CaTemplate {
@@ -62,14 +65,10 @@ fn enterprise_chain(
 
 async fn start(dir: &Path, upstream: UpstreamConfig) -> CaServer {
     let cfg = CaConfig {
-        trust_domain: Some(td()),
-        data_dir: Some(dir.join("ca")),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ops_listen: "127.0.0.1:0".parse().unwrap(),
         upstream: Some(upstream),
-        ..CaConfig::default()
+        ..server::config(&dir.join("ca"))
     };
-    CaServer::start(cfg.validate().unwrap()).await.unwrap()
+    server::start(cfg).await
 }
 
 async fn readyz(addr: SocketAddr) -> String {

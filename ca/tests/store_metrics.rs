@@ -6,13 +6,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use meshid_ca::config::CaConfig;
 use meshid_ca::server::CaServer;
 use meshid_ca::store::{
     self, MeteredStore, NewEntry, SqliteStore, Store, StoreError, StoreMetrics, StoreUrl,
 };
-use meshid_identity::{Selector, SpiffeId, TrustDomain};
+use meshid_identity::{Selector, SpiffeId};
 use prometheus_client::registry::Registry;
+
+#[path = "support/server.rs"]
+mod server;
+
+/// How long a gauge may take to show what was written.
+const WAIT: Duration = Duration::from_secs(5);
 
 fn id(path: &str) -> SpiffeId {
     SpiffeId::parse(&format!("spiffe://example.org{path}")).unwrap()
@@ -35,14 +40,7 @@ fn sample(text: &str, name: &str) -> Option<f64> {
 #[tokio::test]
 async fn store_calls_are_metered_and_scrapes_do_not_count_rows() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = CaConfig {
-        trust_domain: Some(TrustDomain::new("example.org").unwrap()),
-        data_dir: Some(dir.path().join("ca")),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ops_listen: "127.0.0.1:0".parse().unwrap(),
-        ..CaConfig::default()
-    };
-    let cfg = cfg.validate().unwrap();
+    let cfg = server::config(&dir.path().join("ca")).validate().unwrap();
     // An entry written before this CA started (as by another replica).
     let before = store::open(&StoreUrl::sqlite_file(&dir.path().join("ca/ca.db")))
         .await
@@ -52,12 +50,10 @@ async fn store_calls_are_metered_and_scrapes_do_not_count_rows() {
 
     let ca = CaServer::start(cfg).await.unwrap();
     // The row counts are read at start, in the background: wait for them.
-    for _ in 0..500 {
-        if sample(&ca.metrics.encode(), "meshid_ca_entries ") == Some(1.0) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    meshid_tests::eventually_async("the entries gauge at 1", WAIT, || async {
+        (sample(&ca.metrics.encode(), "meshid_ca_entries ") == Some(1.0)).then_some(())
+    })
+    .await;
     let text = ca.metrics.encode();
     assert_eq!(sample(&text, "meshid_ca_entries "), Some(1.0), "{text}");
     let counted = "meshid_ca_store_call_duration_seconds_count{op=\"count_entries\"}";
@@ -195,12 +191,12 @@ async fn the_refresh_loop_stops_on_shutdown() {
             .await;
     });
     // The first tick is immediate; wait (bounded) for it to land.
-    for _ in 0..500 {
-        if text(&registry).contains("meshid_ca_entries 1") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    meshid_tests::eventually_async("the first gauge refresh", WAIT, || async {
+        text(&registry)
+            .contains("meshid_ca_entries 1")
+            .then_some(())
+    })
+    .await;
     assert!(text(&registry).contains("meshid_ca_entries 1"));
     stop.send(true).unwrap();
     tokio::time::timeout(std::time::Duration::from_secs(10), task)
