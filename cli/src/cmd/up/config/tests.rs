@@ -26,7 +26,11 @@ fn ca_config_is_valid_and_points_into_the_data_dir() {
     assert_eq!(cfg.trust_domain.to_string(), "example.org");
     assert_eq!(cfg.admin_socket, layout.admin_socket);
     assert_eq!(cfg.raw.listen.port(), plan.ports.ca_node);
-    assert!(cfg.store.to_string().contains(&layout.ca_dir.display().to_string()));
+    assert!(
+        cfg.store
+            .to_string()
+            .contains(&layout.ca_dir.display().to_string())
+    );
 }
 
 #[test]
