@@ -262,23 +262,43 @@ async fn connections_over_the_cap_are_closed_at_once_until_one_ends() {
 
 #[tokio::test]
 async fn shutdown_finishes_the_request_in_flight() {
-    struct Gate(tokio::sync::Semaphore);
+    /// Holds `/readyz` until a permit is added; says when a check started.
+    struct Gate {
+        open: tokio::sync::Semaphore,
+        entered: tokio::sync::Notify,
+    }
     impl Readiness for Gate {
         fn check(&self) -> BoxFuture<'_, Result<(), NotReady>> {
             Box::pin(async {
-                let _ = self.0.acquire().await;
+                self.entered.notify_one();
+                let _ = self.open.acquire().await;
                 Ok(())
             })
         }
     }
-    let gate = Arc::new(Gate(tokio::sync::Semaphore::new(0)));
+    let gate = Arc::new(Gate {
+        open: tokio::sync::Semaphore::new(0),
+        entered: tokio::sync::Notify::new(),
+    });
     let s = Running::start(OpsServer::new(Arc::new(Registry::default()), gate.clone())).await;
     let addr = s.addr;
     let pending = tokio::spawn(async move { get(addr, "/readyz").await });
-    // Give the request time to reach the check, then stop and open the gate.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::timeout(Duration::from_secs(10), gate.entered.notified())
+        .await
+        .expect("the request reaches the readiness check");
+    // Shut down while the request is in flight; once the listener is gone,
+    // let the check finish: the answer must still arrive.
     drop(s.stop);
-    gate.0.add_permits(1);
+    let mut closed = false;
+    for _ in 0..500 {
+        if TcpStream::connect(addr).await.is_err() {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(closed, "still accepting after shutdown");
+    gate.open.add_permits(1);
     let answer = tokio::time::timeout(Duration::from_secs(10), pending)
         .await
         .unwrap()
@@ -288,10 +308,6 @@ async fn shutdown_finishes_the_request_in_flight() {
         .await
         .unwrap()
         .unwrap();
-    assert!(
-        TcpStream::connect(addr).await.is_err(),
-        "still accepting after shutdown"
-    );
 }
 
 #[tokio::test]
