@@ -25,6 +25,7 @@ mod connect;
 mod context;
 mod drain;
 mod http;
+mod idle;
 mod inbound;
 mod limit;
 mod outbound;

@@ -4,12 +4,12 @@
 
 use super::forward::Forward;
 use crate::context::Peer;
+use crate::idle::Activity;
 use crate::metrics::{Direction, RequestRecorder};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::watch;
 
 /// One downstream connection and the listener it came in on, shared by
 /// its requests.
@@ -23,27 +23,37 @@ pub struct Downstream {
     pub destination: Arc<str>,
     /// The connection's request metrics.
     pub metrics: RequestRecorder,
-    /// Requests being handled now (the idle timer runs while it is 0).
-    active: watch::Sender<usize>,
+    /// Requests being handled now (the connection is not idle while
+    /// any is).
+    in_flight: AtomicUsize,
+    /// When the last request ended (or the connection opened).
+    activity: Activity,
 }
 
 /// Counts one request as in flight while it lives.
 #[derive(Debug)]
-pub struct Active<'a>(&'a watch::Sender<usize>);
+pub struct Active<'a>(&'a Downstream);
 
 // === impl Downstream ===
 
 impl Downstream {
     /// Marks a request in flight until the returned guard is dropped.
     pub fn active(&self) -> Active<'_> {
-        self.active.send_modify(|n| *n += 1);
-        Active(&self.active)
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        Active(self)
+    }
+
+    /// Resolves once no request has been in flight for the idle timeout.
+    async fn idle(&self, timeout: std::time::Duration) {
+        let busy = || self.in_flight.load(Ordering::Relaxed) > 0;
+        self.activity.idle(timeout, busy).await;
     }
 }
 
 impl Drop for Active<'_> {
     fn drop(&mut self) {
-        self.0.send_modify(|n| *n = n.saturating_sub(1));
+        self.0.activity.mark();
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -60,10 +70,10 @@ where
     let drain = &shared.drain;
     let _guard = drain.guard();
     let limits = &shared.limits;
-    let (active, idle_rx) = watch::channel(0usize);
     let (direction, destination) = fwd.listener();
     let conn = Arc::new(Downstream {
-        active,
+        in_flight: AtomicUsize::new(0),
+        activity: Activity::new(),
         metrics: shared
             .metrics
             .recorder(direction, peer.label.clone(), destination.clone()),
@@ -71,6 +81,7 @@ where
         destination,
         peer,
     });
+    let downstream = conn.clone();
     let svc = hyper::service::service_fn(move |req| {
         let fwd = fwd.clone();
         let conn = conn.clone();
@@ -93,28 +104,12 @@ where
             return;
         }
         () = drain.signaled() => {}
-        () = idle(idle_rx, limits.idle_timeout()) => {
+        () = downstream.idle(limits.idle_timeout()) => {
             tracing::debug!("closing an idle HTTP connection");
         }
     }
     conn.as_mut().graceful_shutdown();
     if let Err(e) = conn.await {
         tracing::debug!("HTTP connection ended while draining: {e}");
-    }
-}
-
-/// Resolves once no request has been in flight for `timeout`.
-async fn idle(mut active: watch::Receiver<usize>, timeout: Duration) {
-    loop {
-        if active.wait_for(|n| *n == 0).await.is_err() {
-            return std::future::pending().await;
-        }
-        active.mark_unchanged();
-        tokio::select! {
-            () = tokio::time::sleep(timeout) => return,
-            r = active.changed() => if r.is_err() {
-                return std::future::pending().await;
-            },
-        }
     }
 }

@@ -2,13 +2,12 @@
 //! in either direction for the timeout is closed, one that streams in only
 //! one direction is not.
 
+use crate::idle::Activity;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf, copy_bidirectional};
-use tokio::time::Instant;
 
 /// How a splice ended, with the bytes read from each side.
 #[derive(Debug, PartialEq, Eq)]
@@ -32,13 +31,6 @@ pub enum End {
     Failed(io::ErrorKind),
 }
 
-/// When the last byte moved, in milliseconds since the splice began.
-#[derive(Debug)]
-struct Activity {
-    since: Instant,
-    last_ms: AtomicU64,
-}
-
 /// One side of the splice: counts what it reads and marks activity.
 struct Tracked<'a, T> {
     io: &'a mut T,
@@ -53,46 +45,19 @@ where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
-    let activity = Activity {
-        since: Instant::now(),
-        last_ms: AtomicU64::new(0),
-    };
+    let activity = Activity::new();
     let mut a = Tracked::new(a, &activity);
     let mut b = Tracked::new(b, &activity);
-    let end = {
-        let copy = copy_bidirectional(&mut a, &mut b);
-        tokio::pin!(copy);
-        let mut deadline = activity.since + idle;
-        loop {
-            tokio::select! {
-                r = &mut copy => break r.map_or_else(|e| End::Failed(e.kind()), |_| End::Closed),
-                () = tokio::time::sleep_until(deadline) => {
-                    let next = activity.last() + idle;
-                    if next <= Instant::now() {
-                        break End::Idle;
-                    }
-                    deadline = next;
-                }
-            }
+    let end = tokio::select! {
+        r = copy_bidirectional(&mut a, &mut b) => {
+            r.map_or_else(|e| End::Failed(e.kind()), |_| End::Closed)
         }
+        () = activity.idle(idle, || false) => End::Idle,
     };
     Spliced {
         from_client: a.read,
         from_upstream: b.read,
         end,
-    }
-}
-
-// === impl Activity ===
-
-impl Activity {
-    fn mark(&self) {
-        let ms = u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, Ordering::Relaxed);
-    }
-
-    fn last(&self) -> Instant {
-        self.since + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
     }
 }
 
