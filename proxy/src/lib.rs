@@ -12,7 +12,8 @@
 //! tcp, http               protocols: opaque TCP; HTTP/1.1 + HTTP/2
 //!  │   (http: serve → authorize → trace → forward → record)
 //! context, authz,         what the protocols share: Shared state and Peer,
-//! connect, drain, limit   the verdict, the upstream connector, drain, the cap
+//! connect, drain, idle,   the verdict, the upstream connector, drain, idle
+//! limit                   detection, the connection cap
 //!  │
 //! policy, tls, identity,  foundations: policy engine, TLS configs, SVID
 //! trace, metrics,         sources, trace context + span export, Prometheus,
