@@ -83,7 +83,7 @@ pub struct ManagerHandle {
 
 impl ManagerConfig {
     /// Defaults for `trust_domain`: 5 s sync, 50% ± 10%, batches of 500,
-    /// backoff 1 s doubling to 10 s ([`crate::backoff::CA_RETRY_MAX`]).
+    /// backoff 1 s doubling to 10 s (`CA_RETRY_MAX`).
     pub fn new(trust_domain: TrustDomain) -> Self {
         Self {
             trust_domain,

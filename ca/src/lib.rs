@@ -1,13 +1,27 @@
-//! meshid-ca: the certificate authority.
+//! meshid-ca: the certificate authority. It attests node agents, signs
+//! X.509-SVIDs and JWT-SVIDs for the registration entries they may hold,
+//! serves the trust bundle, and keeps its state in SQLite or PostgreSQL.
 //!
-//! - [`store`]: durable state (registration entries, agents, join tokens,
-//!   issuance records, bundles, CA key slots) over SQLite or PostgreSQL.
+//! Modules, from the process down:
+//!
+//! - [`server`]: the CA assembled: authority, store, node API over TLS, admin
+//!   API on a Unix socket, ops endpoint; graceful shutdown.
+//! - [`config`]: the CA's TOML configuration, typed and checked at load.
+//! - [`node`]: the node API (`meshid.ca.v1.Node`): what agents call.
+//! - [`admin`]: the admin API (`meshid.ca.v1.Admin`): what operators call.
+//! - [`node_attestor`]: node attestation ([`node_attestor::NodeAttestor`]):
+//!   evidence in, agent ID and selectors out (join tokens today).
+//! - [`authority`]: the signing authority: issuance policy, SVID signing.
+//! - [`upstream`]: where the CA's own certificate comes from
+//!   ([`upstream::UpstreamAuthority`]: self-signed or from disk).
+//! - [`keymanager`]: where the CA's private keys live
+//!   ([`keymanager::KeyManager`]: memory or disk).
+//! - [`store`]: durable state ([`Store`]) over SQLite or PostgreSQL, and the
+//!   metered wrapper.
+//! - [`metrics`]: the CA's Prometheus metrics.
 #![forbid(unsafe_code)]
 
 pub mod admin;
-pub mod store;
-
-pub use store::{Store, StoreError};
 pub mod authority;
 pub mod config;
 pub mod keymanager;
@@ -15,4 +29,7 @@ pub mod metrics;
 pub mod node;
 pub mod node_attestor;
 pub mod server;
+pub mod store;
 pub mod upstream;
+
+pub use store::{Store, StoreError};

@@ -3,7 +3,7 @@
 //! `Attest` is the only call that works without a client certificate; every
 //! other call needs the verified client certificate of the mTLS connection
 //! to be an agent's current SVID (or, just after a renewal, the one it
-//! renewed from; see [`auth`]) and refuses agents that were banned or
+//! renewed from; see `node::auth`) and refuses agents that were banned or
 //! evicted, even while their certificate is still valid.
 //!
 //! The check is one primary-key read of the agent per call, never a cache:

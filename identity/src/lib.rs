@@ -1,8 +1,19 @@
 //! meshid-identity: SPIFFE identity logic shared by the CA, agent and proxy.
 //!
-//! Pure logic: no I/O, no async. SPIFFE IDs and trust domains, selectors,
-//! the X.509-SVID profile, trust bundles and JWT-SVIDs, the SPIFFE TLS
-//! verifiers and the one TLS crypto provider ([`crypto::provider`]).
+//! Pure logic: no I/O, no async.
+//!
+//! - [`id`]: SPIFFE IDs and trust domains, and the reserved `/meshid` space.
+//! - [`selector`]: workload and node selectors (`type:value`).
+//! - [`key`]: private keys (generation, PKCS#8/SEC1 import, public key).
+//! - [`x509`]: the X.509-SVID and CA certificate profiles, CSRs, chain
+//!   splitting.
+//! - [`verify`]: X.509-SVID verification against trust bundles (RFC 5280
+//!   path rules, name constraints, the SPIFFE profile).
+//! - [`bundle`]: trust bundles (X.509 roots and JWT keys) and bundle sets.
+//! - [`jwt`]: JWT-SVID signing and validation.
+//! - [`tls`]: the SPIFFE verifier for rustls ([`tls::SpiffeVerifier::builder`]),
+//!   client and server side.
+//! - [`crypto`]: the one TLS crypto provider ([`crypto::provider`]).
 #![forbid(unsafe_code)]
 
 pub mod bundle;
@@ -10,19 +21,17 @@ pub mod crypto;
 mod der;
 pub mod id;
 pub mod jwt;
-pub mod selector;
-
-pub use bundle::{BundleError, BundleSet, JwtAuthority, TrustBundle};
-pub use id::{IdError, SpiffeId, TrustDomain};
-pub use jwt::{JwtError, JwtSigningKey, JwtSvidClaims};
-pub use selector::{Selector, SelectorError};
-
 pub mod key;
+pub mod selector;
 pub mod tls;
 pub mod verify;
 pub mod x509;
 
+pub use bundle::{BundleError, BundleSet, JwtAuthority, TrustBundle};
+pub use id::{IdError, SpiffeId, TrustDomain};
+pub use jwt::{JwtError, JwtSigningKey, JwtSvidClaims};
 pub use key::{KeyError, PrivateKey};
+pub use selector::{Selector, SelectorError};
 pub use verify::{SvidError, VerifiedSvid, verify_x509_svid};
 pub use x509::csr::{CsrError, VerifiedCsr, verify_csr};
 pub use x509::{CaTemplate, SvidTemplate, X509Error};

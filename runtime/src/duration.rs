@@ -2,7 +2,7 @@
 //! humantime's (`500ms`, `90s`, `5m`, `1h 30m`, `1d`). A bare number has no
 //! unit and is refused with an error that shows the fix.
 //!
-//! Use [`parse`] as a clap `value_parser`, [`format`] to print one back in
+//! Use [`parse`] as a clap `value_parser`, [`format()`] to print one back in
 //! the same grammar, and this module as a serde field
 //! attribute: `#[serde(with = "meshid_runtime::duration")]` for a
 //! `Duration`, `#[serde(default, with = "meshid_runtime::duration::option")]`

@@ -1,5 +1,5 @@
 //! `TestAgent`: `meshid agent run` as a child process, configured against a
-//! [`TestCa`](crate::TestCa) with a TOML file the builder writes.
+//! [`TestCa`] with a TOML file the builder writes.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

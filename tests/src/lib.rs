@@ -6,7 +6,7 @@
 //! - [`bin`]: find (or build once) the `meshid` binary.
 //! - [`process`]: child processes that are killed when the guard drops.
 //! - [`net`]: free ports, waiting for ports and sockets.
-//! - [`eventually`]: poll a condition with a deadline instead of sleeping.
+//! - [`eventually`](mod@eventually): poll a condition with a deadline instead of sleeping.
 //! - [`lines`]: wait for a line in a log file.
 //! - [`ca`]: [`TestCa`], `meshid ca serve` with its operator steps.
 //! - [`agent`]: [`TestAgent`], `meshid agent run` against a [`TestCa`].

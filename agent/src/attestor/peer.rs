@@ -17,7 +17,7 @@ pub struct PeerInfo {
     pub uid: u32,
     /// Effective gid of the peer at connect time.
     pub gid: u32,
-    /// Start time of `pid` (clock ticks since boot, /proc/<pid>/stat field
+    /// Start time of `pid` (clock ticks since boot, `/proc/<pid>/stat` field
     /// 22) read just after accept; `None` when it could not be read. The
     /// attestor refuses a process whose start time differs.
     pub start_time: Option<u64>,
