@@ -385,6 +385,7 @@ const DRAIN_TIMEOUT: renamed::Renamed = renamed::Renamed {
     old_key: "drain_timeout_secs",
     unit: renamed::Unit::Secs,
     default: Duration::from_secs(10),
+    zero_ok: true,
 };
 
 const FILES_POLL: renamed::Renamed = renamed::Renamed {
@@ -392,6 +393,7 @@ const FILES_POLL: renamed::Renamed = renamed::Renamed {
     old_key: "identity.files.poll_ms",
     unit: renamed::Unit::Millis,
     default: Duration::from_secs(1),
+    zero_ok: false,
 };
 
 // === impl IdentityConfig ===

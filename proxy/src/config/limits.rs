@@ -49,6 +49,7 @@ const HEADER_READ: Renamed = Renamed {
     old_key: "connections.header_read_timeout_secs",
     unit: Unit::Secs,
     default: Duration::from_secs(10),
+    zero_ok: false,
 };
 
 const IDLE: Renamed = Renamed {
@@ -56,6 +57,7 @@ const IDLE: Renamed = Renamed {
     old_key: "connections.idle_timeout_secs",
     unit: Unit::Secs,
     default: Duration::from_secs(300),
+    zero_ok: false,
 };
 
 // === impl ConnectionLimits ===

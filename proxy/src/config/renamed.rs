@@ -28,6 +28,9 @@ pub(super) struct Renamed {
     pub(super) unit: Unit,
     /// The value when neither key is given.
     pub(super) default: Duration,
+    /// Whether zero is a meaningful value (`drain_timeout: 0s`: close open
+    /// connections at once) rather than a mistake.
+    pub(super) zero_ok: bool,
 }
 
 /// An old key found in a config, and what to write instead.
@@ -50,7 +53,7 @@ impl Renamed {
             .unwrap_or(self.default)
     }
 
-    /// Refuses both keys at once and a zero duration.
+    /// Refuses both keys at once, and a zero duration unless `zero_ok`.
     pub(super) fn check(&self, new: Option<Duration>, old: Option<u64>) -> Result<(), String> {
         if new.is_some() && old.is_some() {
             return Err(format!(
@@ -58,7 +61,7 @@ impl Renamed {
                 self.key, self.old_key, self.key
             ));
         }
-        if self.value(new, old).is_zero() {
+        if !self.zero_ok && self.value(new, old).is_zero() {
             return Err(format!("`{}` must be more than zero", self.key));
         }
         Ok(())

@@ -195,3 +195,11 @@ fn peer_ids_are_parsed_at_load_naming_the_key() {
     let e = ProxyConfig::from_yaml(&bad_td).unwrap_err().to_string();
     assert!(e.contains("trust_domain"), "{e}");
 }
+
+#[test]
+fn a_zero_drain_timeout_still_means_close_at_once() {
+    for extra in ["drain_timeout: 0s\n", "drain_timeout_secs: 0\n"] {
+        let c = ProxyConfig::from_yaml(&format!("{YAML}{extra}")).unwrap();
+        assert_eq!(c.drain_timeout(), Duration::ZERO, "{extra}");
+    }
+}
