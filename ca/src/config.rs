@@ -13,7 +13,8 @@
 //! default_x509_ttl = "1h"
 //! max_x509_ttl = "1h"
 //! ca_ttl = "365d"
-//! # upstream = { cert_chain_file = "/etc/meshid/ca-chain.pem", key_file = "/etc/meshid/ca-key.pem" }
+//! # upstream = { cert_chain_file = "/etc/meshid/ca-chain.pem", key_file = "/etc/meshid/ca-key.pem", root_file = "/etc/meshid/root.pem" }
+//! # upstream = { dir = "/etc/cacerts" }   # Istio plug-in CA or Kubernetes TLS Secret layout
 //! ```
 
 mod check;
@@ -58,14 +59,80 @@ pub enum ConfigError {
     },
 }
 
-/// The enterprise/intermediate CA on disk.
+/// How long the upstream chain must still be valid at start-up before a
+/// warning is logged, unless `upstream.min_remaining` says otherwise.
+pub const DEFAULT_MIN_REMAINING: Duration = Duration::from_secs(30 * 86400);
+
+/// The enterprise intermediate CA on disk: either `cert_chain_file` +
+/// `key_file` (and optionally `root_file`), or `dir`, a directory in
+/// Istio's plug-in CA layout (`ca-cert.pem`, `ca-key.pem`, `cert-chain.pem`,
+/// `root-cert.pem`) or a Kubernetes TLS Secret's (`tls.crt`, `tls.key`,
+/// `ca.crt`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
-    /// PEM chain: signing certificate first, enterprise root last.
-    pub cert_chain_file: PathBuf,
-    /// PEM key of the signing certificate.
-    pub key_file: PathBuf,
+    /// PEM chain: signing certificate first, then the CAs above it in any
+    /// order; the enterprise root too unless `root_file` holds it.
+    pub cert_chain_file: Option<PathBuf>,
+    /// PEM key of the signing certificate (PKCS#8, SEC1 or PKCS#1).
+    pub key_file: Option<PathBuf>,
+    /// PEM roots (the bundle): one of them must anchor the chain.
+    pub root_file: Option<PathBuf>,
+    /// A directory in one of the layouts above, detected by its files.
+    pub dir: Option<PathBuf>,
+    /// Warn at start-up when the chain expires sooner than this.
+    #[serde(default = "default_min_remaining", with = "meshid_runtime::duration")]
+    pub min_remaining: Duration,
+}
+
+fn default_min_remaining() -> Duration {
+    DEFAULT_MIN_REMAINING
+}
+
+impl UpstreamConfig {
+    /// A chain file (root last) and a key file.
+    pub fn files(cert_chain_file: impl Into<PathBuf>, key_file: impl Into<PathBuf>) -> Self {
+        Self {
+            cert_chain_file: Some(cert_chain_file.into()),
+            key_file: Some(key_file.into()),
+            root_file: None,
+            dir: None,
+            min_remaining: DEFAULT_MIN_REMAINING,
+        }
+    }
+
+    /// Where the intermediate comes from, for `meshid ca validate`:
+    /// `intermediate from <chain> (key <key>, roots <root>)` or
+    /// `intermediate from the directory <dir>`.
+    pub fn describe(&self) -> String {
+        let show =
+            |p: &Option<PathBuf>| p.as_deref().unwrap_or(Path::new("?")).display().to_string();
+        match &self.dir {
+            Some(d) => format!("intermediate from the directory {}", d.display()),
+            None => {
+                let roots = match &self.root_file {
+                    Some(r) => format!(", roots {}", r.display()),
+                    None => String::new(),
+                };
+                format!(
+                    "intermediate from {} (key {}{roots})",
+                    show(&self.cert_chain_file),
+                    show(&self.key_file)
+                )
+            }
+        }
+    }
+
+    /// A directory in Istio's or Kubernetes' layout.
+    pub fn dir(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            cert_chain_file: None,
+            key_file: None,
+            root_file: None,
+            dir: Some(dir.into()),
+            min_remaining: DEFAULT_MIN_REMAINING,
+        }
+    }
 }
 
 /// Everything `meshid ca serve` needs.

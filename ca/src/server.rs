@@ -103,7 +103,7 @@ impl CaServer {
         let store: Arc<dyn Store> = metered.clone();
         let keys = DiskKeyManager::new(&cfg.data_dir);
         let upstream: Box<dyn UpstreamAuthority> = match &cfg.raw.upstream {
-            Some(up) => Box::new(Disk::new(&up.cert_chain_file, &up.key_file)),
+            Some(up) => Box::new(Disk::from_config(up)),
             None => Box::new(SelfSigned::new(&cfg.data_dir, cfg.raw.ca_ttl)),
         };
         let authority_cfg = AuthorityConfig {

@@ -1,7 +1,7 @@
 //! `/readyz` reflects whether the CA can issue SVIDs that agents verify,
-//! not only whether its store answers: an enterprise chain (upstream
+//! not only whether its store answers; an enterprise chain (upstream
 //! `cert_chain_file`) that is not valid yet, or whose root forbids the
-//! intermediate the CA signs with, keeps the CA not ready and says why.
+//! intermediate the CA signs with, is refused before the CA starts.
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
@@ -54,13 +54,9 @@ fn enterprise_chain(
     )
     .unwrap();
     let chain: Vec<CertificateDer<'_>> = vec![signing, root];
-    let up = UpstreamConfig {
-        cert_chain_file: dir.join("chain.pem"),
-        key_file: dir.join("key.pem"),
-    };
-    std::fs::write(&up.cert_chain_file, to_pem(&chain)).unwrap();
-    std::fs::write(&up.key_file, signing_key.to_pkcs8_pem().as_bytes()).unwrap();
-    up
+    std::fs::write(dir.join("chain.pem"), to_pem(&chain)).unwrap();
+    std::fs::write(dir.join("key.pem"), signing_key.to_pkcs8_pem().as_bytes()).unwrap();
+    UpstreamConfig::files(dir.join("chain.pem"), dir.join("key.pem"))
 }
 
 async fn start(dir: &Path, upstream: UpstreamConfig) -> CaServer {
@@ -93,30 +89,44 @@ async fn a_valid_enterprise_chain_is_ready() {
     ca.shutdown().await.unwrap();
 }
 
+/// Starting the CA with `up` fails; the error's text.
+async fn start_error(dir: &Path, up: UpstreamConfig) -> String {
+    let cfg = CaConfig {
+        upstream: Some(up),
+        ..server::config(&dir.join("ca"))
+    };
+    match CaServer::start(cfg.validate().unwrap()).await {
+        Ok(_) => panic!("the CA started with a chain agents could not verify"),
+        Err(e) => e.to_string(),
+    }
+}
+
+// A chain agents could not verify never gets as far as /readyz: start-up
+// refuses it, naming the certificate and the file.
+
 #[tokio::test]
-async fn a_not_yet_valid_intermediate_is_not_ready() {
+async fn a_not_yet_valid_intermediate_is_refused_at_start_up() {
     let dir = tempfile::tempdir().unwrap();
     let up = enterprise_chain(dir.path(), None, SystemTime::now() + DAY);
-    let ca = start(dir.path(), up).await;
-    let body = readyz(ca.ops_addr).await;
-    assert!(body.starts_with("HTTP/1.1 503"), "{body}");
+    let e = start_error(dir.path(), up).await;
+    assert!(e.contains("chain.pem"), "{e}");
     assert!(
-        body.contains("issuance: an SVID signed now does not verify against the CA's trust bundle"),
-        "{body}"
+        e.contains("chain.pem: certificate \"O=meshid, CN=signing\" ")
+            && e.contains("is not valid yet (notBefore "),
+        "{e}"
     );
-    assert!(body.contains("position 1 is not yet valid"), "{body}");
-    ca.shutdown().await.unwrap();
 }
 
 #[tokio::test]
-async fn a_root_whose_path_len_forbids_the_intermediate_is_not_ready() {
+async fn a_root_whose_path_len_forbids_the_intermediate_is_refused_at_start_up() {
     let dir = tempfile::tempdir().unwrap();
     // pathLenConstraint 0 on the root: it may issue leaves only, so an SVID
     // from the intermediate the CA signs with can never verify.
     let up = enterprise_chain(dir.path(), Some(0), SystemTime::now());
-    let ca = start(dir.path(), up).await;
-    let body = readyz(ca.ops_addr).await;
-    assert!(body.starts_with("HTTP/1.1 503"), "{body}");
-    assert!(body.contains("pathLenConstraint is exceeded"), "{body}");
-    ca.shutdown().await.unwrap();
+    let e = start_error(dir.path(), up).await;
+    assert!(
+        e.contains("chain.pem: certificate \"O=meshid, CN=root\" ")
+            && e.contains("has pathLenConstraint 0"),
+        "{e}"
+    );
 }

@@ -31,10 +31,15 @@ pub(crate) fn ec_algorithm(curve_oid: &[u8]) -> Vec<u8> {
     tlv(SEQUENCE, &[OID_EC_PUBLIC_KEY, curve_oid].concat())
 }
 
+/// AlgorithmIdentifier `{ rsaEncryption, NULL }`.
+pub(crate) fn rsa_algorithm() -> Vec<u8> {
+    tlv(SEQUENCE, &[OID_RSA, NULL].concat())
+}
+
 /// SubjectPublicKeyInfo of an RSA key from its big-endian modulus and
 /// exponent (leading zeros allowed; they are normalised).
 pub(crate) fn rsa_spki(n: &[u8], e: &[u8]) -> Vec<u8> {
-    let alg = tlv(SEQUENCE, &[OID_RSA, NULL].concat());
+    let alg = rsa_algorithm();
     let key = tlv(
         SEQUENCE,
         &[unsigned_integer(n), unsigned_integer(e)].concat(),

@@ -14,7 +14,7 @@ use rcgen::{KeyPair, PublicKeyData};
 use x509_parser::asn1_rs::{Any, Class, FromDer, Tag};
 use zeroize::Zeroizing;
 
-use crate::der::{self, INTEGER, OCTET_STRING, OID_P256, SEQUENCE};
+use crate::der::{self, INTEGER, OCTET_STRING, OID_P256, OID_P384, SEQUENCE};
 
 /// Largest private key input accepted (PEM or DER), in bytes.
 pub const MAX_KEY_LEN: usize = 16 * 1024;
@@ -32,13 +32,14 @@ pub enum KeyError {
     /// The PEM text could not be parsed.
     #[error("private key PEM is malformed: {0}")]
     Pem(String),
-    /// The PEM block label is neither `PRIVATE KEY` nor `EC PRIVATE KEY`.
+    /// The PEM block label is not `PRIVATE KEY`, `EC PRIVATE KEY` or
+    /// `RSA PRIVATE KEY`.
     #[error(
-        "unsupported PEM block {0:?}; expected \"PRIVATE KEY\" (PKCS#8) or \"EC PRIVATE KEY\" (SEC1 P-256)"
+        "unsupported PEM block {0:?}; expected \"PRIVATE KEY\" (PKCS#8), \"EC PRIVATE KEY\" (SEC1 P-256 or P-384) or \"RSA PRIVATE KEY\" (PKCS#1); an encrypted key must be decrypted first (openssl pkey -in key.pem -out plain.pem)"
     )]
     UnsupportedPem(String),
-    /// A SEC1 key is not on P-256 or lacks its public key.
-    #[error("SEC1 key is malformed or not P-256: {0}")]
+    /// A SEC1 key is not on P-256 or P-384, or lacks its public key.
+    #[error("SEC1 key is malformed or not P-256/P-384: {0}")]
     Sec1(&'static str),
     /// The crypto library rejected the PKCS#8 key.
     #[error("private key rejected: {0}; expected PKCS#8 P-256, P-384, Ed25519 or RSA")]
@@ -79,7 +80,9 @@ impl PrivateKey {
         Ok(Self { pkcs8, spki })
     }
 
-    /// Reads a `PRIVATE KEY` (PKCS#8) or `EC PRIVATE KEY` (SEC1, P-256) PEM block.
+    /// Reads a `PRIVATE KEY` (PKCS#8), `EC PRIVATE KEY` (SEC1, P-256 or
+    /// P-384) or `RSA PRIVATE KEY` (PKCS#1) PEM block; SEC1 and PKCS#1 keys
+    /// are rewrapped as PKCS#8.
     pub fn from_pem(pem_text: &str) -> Result<Self, KeyError> {
         if pem_text.len() > MAX_KEY_LEN {
             return Err(KeyError::TooLong(pem_text.len()));
@@ -90,7 +93,11 @@ impl PrivateKey {
         match tag.as_str() {
             "PRIVATE KEY" => Self::from_pkcs8_der(contents.to_vec()),
             "EC PRIVATE KEY" => {
-                let mut pkcs8 = sec1_p256_to_pkcs8(&contents)?;
+                let mut pkcs8 = sec1_to_pkcs8(&contents)?;
+                Self::from_pkcs8_der(std::mem::take(&mut *pkcs8))
+            }
+            "RSA PRIVATE KEY" => {
+                let mut pkcs8 = wrap_pkcs8(&der::rsa_algorithm(), &contents);
                 Self::from_pkcs8_der(std::mem::take(&mut *pkcs8))
             }
             _ => Err(KeyError::UnsupportedPem(tag)),
@@ -133,18 +140,24 @@ impl fmt::Debug for PrivateKey {
     }
 }
 
-/// Wraps a SEC1 `ECPrivateKey` (RFC 5915) for P-256 into PKCS#8 (RFC 5208).
-fn sec1_p256_to_pkcs8(sec1: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
-    check_sec1_p256(sec1)?;
-    let version = [INTEGER, 0x01, 0x00];
-    let algorithm = der::ec_algorithm(OID_P256);
-    let key = Zeroizing::new(der::tlv(OCTET_STRING, sec1));
-    let body = Zeroizing::new([&version[..], &algorithm, &key].concat());
-    Ok(Zeroizing::new(der::tlv(SEQUENCE, &body)))
+/// Wraps a SEC1 `ECPrivateKey` (RFC 5915) for P-256 or P-384 into PKCS#8.
+fn sec1_to_pkcs8(sec1: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    let curve = check_sec1(sec1)?;
+    Ok(wrap_pkcs8(&der::ec_algorithm(curve), sec1))
 }
 
-/// Checks the outer shape of a SEC1 key and that any curve named is P-256.
-fn check_sec1_p256(sec1: &[u8]) -> Result<(), KeyError> {
+/// A PKCS#8 `PrivateKeyInfo` (RFC 5208) holding `key` (SEC1 or PKCS#1 DER)
+/// under `algorithm`; the crypto library then checks the key itself.
+fn wrap_pkcs8(algorithm: &[u8], key: &[u8]) -> Zeroizing<Vec<u8>> {
+    let version = [INTEGER, 0x01, 0x00];
+    let key = Zeroizing::new(der::tlv(OCTET_STRING, key));
+    let body = Zeroizing::new([&version[..], algorithm, &key].concat());
+    Zeroizing::new(der::tlv(SEQUENCE, &body))
+}
+
+/// Checks the outer shape of a SEC1 key; returns its curve (P-256 when
+/// the key names none).
+fn check_sec1(sec1: &[u8]) -> Result<&'static [u8], KeyError> {
     let (rest, key) = read(sec1).ok_or(KeyError::Sec1("not a DER SEQUENCE"))?;
     if key.tag() != Tag::Sequence || !rest.is_empty() {
         return Err(KeyError::Sec1("not a single DER SEQUENCE"));
@@ -158,13 +171,14 @@ fn check_sec1_p256(sec1: &[u8]) -> Result<(), KeyError> {
         return Err(KeyError::Sec1("private key is not an OCTET STRING"));
     }
     let mut has_public = false;
+    let mut curve = OID_P256;
     while !inner.is_empty() {
         let (rest, field) = read(inner).ok_or(KeyError::Sec1("bad trailing field"))?;
         if field.class() == Class::ContextSpecific {
             match field.tag() {
-                Tag(0) if field.data != OID_P256 => {
-                    return Err(KeyError::Sec1("curve is not P-256"));
-                }
+                Tag(0) if field.data == OID_P256 => curve = OID_P256,
+                Tag(0) if field.data == OID_P384 => curve = OID_P384,
+                Tag(0) => return Err(KeyError::Sec1("curve is not P-256 or P-384")),
                 Tag(1) => has_public = true,
                 _ => {}
             }
@@ -176,7 +190,7 @@ fn check_sec1_p256(sec1: &[u8]) -> Result<(), KeyError> {
             "public key is missing; re-export the key with OpenSSL",
         ));
     }
-    Ok(())
+    Ok(curve)
 }
 
 /// One DER element (universal-class or tagged) and what follows it.

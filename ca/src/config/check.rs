@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use super::{CaConfig, ConfigError, ValidConfig};
+use super::{CaConfig, ConfigError, UpstreamConfig, ValidConfig};
 
 /// Longest lifetime any CA setting may have (100 years): keeps time
 /// arithmetic far from overflow.
@@ -34,7 +34,7 @@ impl CaConfig {
         let valid = self.resolve()?;
         check_creatable(&valid.data_dir)?;
         if let Some(up) = &valid.raw.upstream {
-            Disk::new(&up.cert_chain_file, &up.key_file)
+            Disk::from_config(up)
                 .obtain(&valid.trust_domain, &MemoryKeyManager::new(), now)
                 .map_err(|e| ConfigError::Invalid {
                     field: "upstream",
@@ -86,14 +86,7 @@ impl CaConfig {
         }
         self.check_admin_ids()?;
         if let Some(up) = &self.upstream {
-            for (field, p) in [
-                ("upstream.cert_chain_file", &up.cert_chain_file),
-                ("upstream.key_file", &up.key_file),
-            ] {
-                if let Err(e) = std::fs::metadata(p) {
-                    return Err(invalid(field, &format!("{}: {e}", p.display())));
-                }
-            }
+            check_upstream(up)?;
         }
         Ok(())
     }
@@ -155,6 +148,41 @@ impl CaConfig {
             raw: self,
         })
     }
+}
+
+/// Either a directory or the two files, and every path named exists.
+fn check_upstream(up: &UpstreamConfig) -> Result<(), ConfigError> {
+    let invalid = |field, reason: String| ConfigError::Invalid { field, reason };
+    let files = up.cert_chain_file.is_some() || up.key_file.is_some() || up.root_file.is_some();
+    match (&up.dir, files) {
+        (Some(_), true) => {
+            return Err(invalid(
+                "upstream.dir",
+                "names the files itself; drop cert_chain_file, key_file and root_file, or drop dir"
+                    .into(),
+            ));
+        }
+        (None, _) if up.cert_chain_file.is_none() || up.key_file.is_none() => {
+            return Err(invalid(
+                "upstream",
+                "needs cert_chain_file and key_file (optionally root_file), or dir".into(),
+            ));
+        }
+        _ => {}
+    }
+    for (field, p) in [
+        ("upstream.cert_chain_file", &up.cert_chain_file),
+        ("upstream.key_file", &up.key_file),
+        ("upstream.root_file", &up.root_file),
+        ("upstream.dir", &up.dir),
+    ] {
+        if let Some(p) = p
+            && let Err(e) = std::fs::metadata(p)
+        {
+            return Err(invalid(field, format!("{}: {e}", p.display())));
+        }
+    }
+    Ok(())
 }
 
 fn data_dir_error(reason: String) -> ConfigError {

@@ -1,43 +1,112 @@
-//! An intermediate CA read from disk (enterprise mode).
+//! An intermediate CA read from disk (enterprise mode), validated in full
+//! before it signs anything.
+//!
+//! - [`layout`]: which files: named one by one, or a directory in Istio's
+//!   plug-in CA layout or a Kubernetes TLS Secret's.
+//! - `cert`: the facts about each certificate the checks need.
+//! - `validate`: ordering the chain up to its root and the start-up checks.
 
-use std::path::PathBuf;
-use std::time::SystemTime;
+mod cert;
+pub(crate) mod layout;
+mod validate;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use meshid_identity::x509::pem_certs;
 use meshid_identity::{PrivateKey, TrustDomain};
 
-use super::{CaMaterial, UpstreamAuthority, UpstreamError, cert_facts};
+use super::{CaMaterial, UpstreamAuthority, UpstreamError};
+use crate::config::UpstreamConfig;
 use crate::keymanager::KeyManager;
+use cert::ChainCert;
+use layout::Files;
 
 /// A signing certificate and key issued by an enterprise root.
 ///
-/// `cert_chain_file` holds PEM certificates: the signing certificate first,
-/// then any intermediates, and the enterprise root last (the root is what
-/// the trust bundle publishes). `key_file` holds the signing key (PKCS#8 or
-/// SEC1 P-256 PEM).
+/// The chain files hold PEM certificates, the signing certificate first,
+/// then the CAs above it in any order (the root may be included); the roots
+/// come from the root file when one is given, else from the self-signed
+/// certificates of the chain. A chain with no root is refused: the bundle
+/// must publish the enterprise root, never the intermediate. The key is
+/// PKCS#8, SEC1 (P-256, P-384) or PKCS#1 (RSA) PEM.
 #[derive(Debug, Clone)]
 pub struct Disk {
-    cert_chain_file: PathBuf,
-    key_file: PathBuf,
+    source: Source,
+    min_remaining: Duration,
+}
+
+#[derive(Debug, Clone)]
+enum Source {
+    Files(Files),
+    Dir(PathBuf),
 }
 
 // === impl Disk ===
 
 impl Disk {
-    /// Reads the CA from these two files.
+    /// Reads the CA from a chain file and a key file (the root last in the
+    /// chain).
     pub fn new(cert_chain_file: impl Into<PathBuf>, key_file: impl Into<PathBuf>) -> Self {
         Self {
-            cert_chain_file: cert_chain_file.into(),
-            key_file: key_file.into(),
+            source: Source::Files(Files {
+                chain: vec![cert_chain_file.into()],
+                key: key_file.into(),
+                roots: None,
+            }),
+            min_remaining: crate::config::DEFAULT_MIN_REMAINING,
         }
     }
 
-    fn read(&self, path: &PathBuf) -> Result<String, UpstreamError> {
-        std::fs::read_to_string(path).map_err(|source| UpstreamError::Io {
-            path: path.display().to_string(),
+    /// Reads the CA from the files or directory `config` names.
+    pub fn from_config(config: &UpstreamConfig) -> Self {
+        let source = match (&config.dir, &config.cert_chain_file, &config.key_file) {
+            (Some(dir), _, _) => Source::Dir(dir.clone()),
+            (None, chain, key) => Source::Files(Files {
+                chain: chain.iter().cloned().collect(),
+                key: key.clone().unwrap_or_default(),
+                roots: config.root_file.clone(),
+            }),
+        };
+        Self {
             source,
-        })
+            min_remaining: config.min_remaining,
+        }
     }
+
+    fn files(&self) -> Result<Files, UpstreamError> {
+        match &self.source {
+            Source::Files(f) => Ok(f.clone()),
+            Source::Dir(d) => layout::detect(d),
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<String, UpstreamError> {
+    std::fs::read_to_string(path).map_err(|source| UpstreamError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Every certificate of `path`, parsed.
+fn read_certs(path: &Path) -> Result<Vec<ChainCert>, UpstreamError> {
+    let file = path.display().to_string();
+    let certs = pem_certs(&read(path)?).map_err(|e| UpstreamError::Invalid {
+        path: file.clone(),
+        reason: format!("{e}; expected PEM CERTIFICATE blocks only"),
+    })?;
+    if certs.is_empty() {
+        return Err(UpstreamError::Invalid {
+            path: file,
+            reason: "holds no certificate".into(),
+        });
+    }
+    certs
+        .into_iter()
+        .enumerate()
+        .map(|(i, der)| ChainCert::parse(der, &file, i))
+        .collect()
 }
 
 impl UpstreamAuthority for Disk {
@@ -47,54 +116,43 @@ impl UpstreamAuthority for Disk {
 
     fn obtain(
         &self,
-        _td: &TrustDomain,
+        td: &TrustDomain,
         _keys: &dyn KeyManager,
         now: SystemTime,
     ) -> Result<CaMaterial, UpstreamError> {
-        let chain_path = self.cert_chain_file.display().to_string();
-        let invalid = |path: &str, reason: &str| UpstreamError::Invalid {
-            path: path.to_owned(),
-            reason: reason.to_owned(),
+        let files = self.files()?;
+        let mut chain = Vec::new();
+        for f in &files.chain {
+            chain.extend(read_certs(f)?);
+        }
+        let roots = match &files.roots {
+            Some(f) => read_certs(f)?,
+            None => Vec::new(),
         };
-        let certs = pem_certs(&self.read(&self.cert_chain_file)?)
-            .map_err(|e| invalid(&chain_path, &e.to_string()))?;
-        let key_path = self.key_file.display().to_string();
-        let key = PrivateKey::from_pem(&self.read(&self.key_file)?)
-            .map_err(|e| invalid(&key_path, &e.to_string()))?;
-        let (signing, rest) = certs
-            .split_first()
-            .ok_or_else(|| invalid(&chain_path, "holds no certificate"))?;
-        for (i, c) in certs.iter().enumerate() {
-            let (_, not_after, is_ca) = cert_facts(c)
-                .ok_or_else(|| invalid(&chain_path, &format!("certificate {i} is unreadable")))?;
-            if !is_ca {
-                return Err(invalid(
-                    &chain_path,
-                    &format!("certificate {i} is not a CA (basicConstraints CA:true)"),
-                ));
-            }
-            if not_after <= now {
-                return Err(invalid(
-                    &chain_path,
-                    &format!("certificate {i} has expired; renew it"),
-                ));
-            }
-        }
-        let (spki, _, _) = cert_facts(signing).ok_or_else(|| invalid(&chain_path, "unreadable"))?;
-        if spki != key.public_key_der() {
-            return Err(invalid(
-                &key_path,
-                "the key does not match the first certificate of the chain",
-            ));
-        }
-        let (root, intermediates) = match rest.split_last() {
-            Some((root, mid)) => (root.clone(), mid.to_vec()),
-            None => (signing.clone(), Vec::new()),
+        let key_path = files.key.display().to_string();
+        let key = PrivateKey::from_pem(&read(&files.key)?).map_err(|e| UpstreamError::Invalid {
+            path: key_path.clone(),
+            reason: e.to_string(),
+        })?;
+        let roots_file = files.roots.as_ref().map(|p| p.display().to_string());
+        let ordered = validate::order(chain, roots, roots_file.as_deref())?;
+        ordered.check(td, &key, &key_path, now, self.min_remaining)?;
+        let mut path = ordered.path.into_iter().map(|c| c.der);
+        let signing_cert = path.next().ok_or_else(|| UpstreamError::Invalid {
+            path: key_path.clone(),
+            reason: "no signing certificate".into(),
+        })?;
+        let roots: Vec<_> = ordered.roots.into_iter().map(|c| c.der).collect();
+        // A self-signed signing certificate is its own root: nothing between.
+        let intermediates = if roots.contains(&signing_cert) {
+            Vec::new()
+        } else {
+            path.collect()
         };
         Ok(CaMaterial {
-            signing_cert: signing.clone(),
+            signing_cert,
             intermediates,
-            roots: vec![root],
+            roots,
             key,
             key_ref: key_path,
         })

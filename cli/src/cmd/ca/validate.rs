@@ -22,11 +22,7 @@ pub fn run(cfg: CaConfig) -> anyhow::Result<()> {
     }
     println!("  ops           http://{}", raw.ops_listen);
     match &raw.upstream {
-        Some(up) => println!(
-            "  authority     intermediate from {} (key {})",
-            up.cert_chain_file.display(),
-            up.key_file.display()
-        ),
+        Some(up) => println!("  authority     {}", up.describe()),
         None => println!(
             "  authority     self-signed root (a new one lives {} days)",
             raw.ca_ttl.as_secs() / 86400
