@@ -2,8 +2,9 @@
 //!
 //! - [`SelfSigned`]: a self-signed root generated on first start and kept in
 //!   the data directory (key through the [`KeyManager`], certificate as PEM).
-//! - [`Disk`]: an intermediate issued by an enterprise root, read from a
-//!   certificate chain file and a key file; the bundle is that root.
+//! - [`Disk`]: an intermediate issued by an enterprise root, read from
+//!   files (chain, key, roots) or an Istio / Kubernetes directory and
+//!   validated in full at start-up; the bundle is that root.
 
 mod disk;
 mod self_signed;

@@ -1,13 +1,13 @@
 //! An intermediate CA read from disk (enterprise mode), validated in full
 //! before it signs anything.
 //!
-//! - [`layout`]: which files: named one by one, or a directory in Istio's
+//! - `layout`: which files: named one by one, or a directory in Istio's
 //!   plug-in CA layout or a Kubernetes TLS Secret's.
 //! - `cert`: the facts about each certificate the checks need.
 //! - `validate`: ordering the chain up to its root and the start-up checks.
 
 mod cert;
-pub(crate) mod layout;
+mod layout;
 mod validate;
 
 use std::path::{Path, PathBuf};
