@@ -155,8 +155,8 @@ fn wrap_pkcs8(algorithm: &[u8], key: &[u8]) -> Zeroizing<Vec<u8>> {
     Zeroizing::new(der::tlv(SEQUENCE, &body))
 }
 
-/// Checks the outer shape of a SEC1 key; returns its curve (P-256 when
-/// the key names none).
+/// Checks the outer shape of a SEC1 key; returns its curve (when the key
+/// names none, P-384 for a 48-byte scalar, else P-256).
 fn check_sec1(sec1: &[u8]) -> Result<&'static [u8], KeyError> {
     let (rest, key) = read(sec1).ok_or(KeyError::Sec1("not a DER SEQUENCE"))?;
     if key.tag() != Tag::Sequence || !rest.is_empty() {
@@ -171,7 +171,12 @@ fn check_sec1(sec1: &[u8]) -> Result<&'static [u8], KeyError> {
         return Err(KeyError::Sec1("private key is not an OCTET STRING"));
     }
     let mut has_public = false;
-    let mut curve = OID_P256;
+    // Without the (optional) curve parameters, the scalar's size tells.
+    let mut curve = if secret.data.len() == 48 {
+        OID_P384
+    } else {
+        OID_P256
+    };
     while !inner.is_empty() {
         let (rest, field) = read(inner).ok_or(KeyError::Sec1("bad trailing field"))?;
         if field.class() == Class::ContextSpecific {
@@ -242,10 +247,8 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn sec1_p256_key_is_rewrapped_and_keeps_its_public_key() {
-        let key = PrivateKey::generate_p256().unwrap();
-        // PKCS#8 from rcgen wraps a SEC1 key in its last OCTET STRING.
+    /// The SEC1 key inside a PKCS#8 one (its last OCTET STRING).
+    fn sec1_of(key: &PrivateKey) -> Vec<u8> {
         let (_, info) = read(key.pkcs8_der()).unwrap();
         let mut fields = info.data;
         let mut last = None;
@@ -253,14 +256,44 @@ mod tests {
             last = Some(field);
             fields = rest;
         }
-        let sec1 = last.unwrap().data;
+        last.unwrap().data.to_vec()
+    }
+
+    #[test]
+    fn sec1_p384_key_is_rewrapped_and_keeps_its_public_key() {
+        let kp = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let key = PrivateKey::from_pkcs8_der(kp.serialize_der()).unwrap();
+        let sec1 = &sec1_of(&key);
+        let text = pem::encode(&pem::Pem::new("EC PRIVATE KEY", sec1.to_vec()));
+        let back = PrivateKey::from_pem(&text).unwrap();
+        assert_eq!(back.public_key_der(), key.public_key_der());
+        assert!(
+            back.public_key_der()
+                .windows(OID_P384.len())
+                .any(|w| w == OID_P384)
+        );
+    }
+
+    #[test]
+    fn a_pkcs1_block_that_is_not_an_rsa_key_is_rejected() {
+        let text = pem::encode(&pem::Pem::new("RSA PRIVATE KEY", vec![0x30, 0x00]));
+        assert!(matches!(
+            PrivateKey::from_pem(&text),
+            Err(KeyError::Rejected(_))
+        ));
+    }
+
+    #[test]
+    fn sec1_p256_key_is_rewrapped_and_keeps_its_public_key() {
+        let key = PrivateKey::generate_p256().unwrap();
+        let sec1 = &sec1_of(&key);
         let text = pem::encode(&pem::Pem::new("EC PRIVATE KEY", sec1.to_vec()));
         let back = PrivateKey::from_pem(&text).unwrap();
         assert_eq!(back.public_key_der(), key.public_key_der());
         assert!(matches!(
             PrivateKey::from_pem(&pem::encode(&pem::Pem::new(
                 "EC PRIVATE KEY",
-                [sec1, &[0]].concat()
+                [sec1.as_slice(), &[0]].concat()
             ))),
             Err(KeyError::Sec1(_))
         ));

@@ -4,7 +4,7 @@
 //!
 //! - [`id`]: SPIFFE IDs and trust domains, and the reserved `/meshid` space.
 //! - [`selector`]: workload and node selectors (`type:value`).
-//! - [`key`]: private keys (generation, PKCS#8/SEC1 import, public key).
+//! - [`key`]: private keys (generation, PKCS#8/SEC1/PKCS#1 import, public key).
 //! - [`x509`]: the X.509-SVID and CA certificate profiles, CSRs, chain
 //!   splitting.
 //! - [`verify`]: X.509-SVID verification against trust bundles (RFC 5280
