@@ -103,8 +103,8 @@ fn a_pathlen_0_intermediate_under_an_ec_root_issues_verifiable_svids() {
     issues_verifiable_svids(dir.path(), &up, &pki.cert("root"));
 }
 
-#[test]
-fn an_istio_plug_in_directory_with_an_rsa_4096_root_and_a_policy_ca() {
+#[tokio::test]
+async fn an_istio_plug_in_directory_with_an_rsa_4096_root_and_a_policy_ca() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
     pki.root("root", Alg::Rsa(4096));
@@ -128,6 +128,13 @@ fn an_istio_plug_in_directory_with_an_rsa_4096_root_and_a_policy_ca() {
         &UpstreamConfig::dir(&cacerts),
         &pki.cert("root"),
     );
+    // And the CA starts on it.
+    let ca = server::start(CaConfig {
+        upstream: Some(UpstreamConfig::dir(&cacerts)),
+        ..server::config(&dir.path().join("ca-data"))
+    })
+    .await;
+    ca.shutdown().await.unwrap();
 }
 
 #[test]
