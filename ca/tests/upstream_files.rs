@@ -390,3 +390,26 @@ fn upstream_settings_are_either_a_directory_or_files() {
         "{e}"
     );
 }
+
+#[test]
+fn a_chain_that_does_not_link_or_holds_a_foreign_root_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = two_level(dir.path(), "");
+    pki.root("stray-root", Alg::P256);
+    pki.mesh_ca("stray", "stray-root", Alg::P256, "");
+    let chain = pki.bundle("chain.pem", &["mesh", "policy", "stray"]);
+    let up = files(&pki, &chain, "mesh", Some("root"));
+    assert_refused(
+        preflight(dir.path(), up, SystemTime::now()),
+        &[
+            "chain.pem: the chain does not link: certificate \"O=Example Corp, CN=stray\" neither \
+             issued nor was issued by",
+        ],
+    );
+    let chain = pki.bundle("chain.pem", &["mesh", "policy", "stray-root"]);
+    let up = files(&pki, &chain, "mesh", Some("root"));
+    assert_refused(
+        preflight(dir.path(), up, SystemTime::now()),
+        &["certificate \"O=Example Corp, CN=stray-root\" is a root that is not in the root file "],
+    );
+}
