@@ -15,12 +15,10 @@ use meshid_ca::upstream::Disk;
 use meshid_identity::x509::{pem_certs, to_pem};
 use meshid_identity::{PrivateKey, SpiffeId, TrustDomain};
 
-#[path = "support/pki.rs"]
-mod pki;
 #[path = "support/server.rs"]
 mod server;
 
-use pki::{Alg, Pki};
+use meshid_tests::pki::{Alg, Pki};
 
 const DAY: Duration = Duration::from_secs(86400);
 

@@ -15,6 +15,7 @@
 //! - [`workload_api`]: [`FakeWorkloadApi`], a Workload API server the test
 //!   feeds.
 //! - [`envoy`]: [`Envoy`] from `$ENVOY_BIN` and the example config.
+//! - [`pki`]: [`Pki`], an enterprise PKI made with the `openssl` CLI.
 #![forbid(unsafe_code)]
 
 pub mod agent;
@@ -26,6 +27,7 @@ pub mod lines;
 pub mod mesh;
 pub mod net;
 pub mod node;
+pub mod pki;
 pub mod process;
 pub mod workload_api;
 
@@ -38,6 +40,7 @@ pub use lines::wait_for_line;
 pub use mesh::{Mesh, MeshBuilder, current_uid};
 pub use net::{free_port, wait_for_port, wait_for_socket};
 pub use node::{ClientSvid, node_client};
+pub use pki::{Alg, Pki};
 pub use process::{Child, Cmd};
 pub use workload_api::FakeWorkloadApi;
 

@@ -1,8 +1,6 @@
 //! An enterprise PKI made with the real `openssl` CLI in a temp dir: roots
 //! and CA certificates with the extensions PKI teams set (pathlen,
-//! nameConstraints), keys in the formats they export. Include with
-//! `#[path = "support/pki.rs"] mod pki;`.
-#![allow(clippy::unwrap_used, dead_code)]
+//! nameConstraints), keys in the formats they export.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,13 +8,18 @@ use std::process::Command;
 /// The key algorithm of a CA.
 #[derive(Debug, Clone, Copy)]
 pub enum Alg {
+    /// ECDSA on P-256.
     P256,
+    /// ECDSA on P-384.
     P384,
+    /// RSA with this many bits.
     Rsa(u32),
 }
 
 /// A directory where `openssl` writes `<name>.pem` and `<name>.key`.
+#[derive(Debug)]
 pub struct Pki {
+    /// Where the files are.
     pub dir: PathBuf,
 }
 
@@ -26,7 +29,10 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    let out = Command::new("openssl").args(args).output().unwrap();
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run openssl: {e}"));
     assert!(
         out.status.success(),
         "openssl failed: {}",
@@ -35,16 +41,19 @@ where
 }
 
 impl Pki {
+    /// A PKI writing its files into `dir`.
     pub fn new(dir: &Path) -> Self {
         Self {
             dir: dir.to_path_buf(),
         }
     }
 
+    /// The certificate file of `name`.
     pub fn cert(&self, name: &str) -> PathBuf {
         self.dir.join(format!("{name}.pem"))
     }
 
+    /// The private key file of `name`.
     pub fn key(&self, name: &str) -> PathBuf {
         self.dir.join(format!("{name}.key"))
     }
@@ -117,7 +126,7 @@ impl Pki {
                 "[v3]\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n{extensions}\n"
             ),
         )
-        .unwrap();
+        .unwrap_or_else(|e| panic!("write {}: {e}", ext.display()));
         openssl([
             "x509",
             "-req",
@@ -155,17 +164,21 @@ impl Pki {
         let key = self.key(name).display().to_string();
         let tmp = format!("{key}.traditional");
         openssl(["pkey", "-in", &key, "-traditional", "-out", &tmp]);
-        std::fs::rename(&tmp, &key).unwrap();
+        std::fs::rename(&tmp, &key).unwrap_or_else(|e| panic!("rename {tmp}: {e}"));
     }
 
     /// Concatenates the certificates `names` into `file`.
     pub fn bundle(&self, file: &str, names: &[&str]) -> PathBuf {
         let text: String = names
             .iter()
-            .map(|n| std::fs::read_to_string(self.cert(n)).unwrap())
+            .map(|n| {
+                let cert = self.cert(n);
+                std::fs::read_to_string(&cert)
+                    .unwrap_or_else(|e| panic!("read {}: {e}", cert.display()))
+            })
             .collect();
         let path = self.dir.join(file);
-        std::fs::write(&path, text).unwrap();
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
         path
     }
 }
