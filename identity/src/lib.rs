@@ -33,5 +33,5 @@ pub use jwt::{JwtError, JwtSigningKey, JwtSvidClaims};
 pub use key::{KeyError, PrivateKey};
 pub use selector::{Selector, SelectorError};
 pub use verify::{SvidError, VerifiedSvid, verify_x509_svid};
-pub use x509::csr::{CsrError, VerifiedCsr, verify_csr};
+pub use x509::csr::{CsrError, VerifiedCaCsr, VerifiedCsr, verify_ca_csr, verify_csr};
 pub use x509::{CaTemplate, SvidTemplate, X509Error};

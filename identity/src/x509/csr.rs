@@ -3,10 +3,15 @@
 //! A CSR proves possession of a private key. Everything else in it (subject,
 //! requested SANs, basicConstraints, …) is ignored by design: the CA builds
 //! the certificate from its own template, never from what a client asks for.
+//! [`verify_ca_csr`] is the one exception, for a downstream CA's request:
+//! it also reads the subject CommonName and requires the request to ask for
+//! a CA certificate, so a leaf's CSR is never turned into a CA by mistake.
 
 use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::extensions::ParsedExtension;
 use x509_parser::oid_registry::{
-    OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_PKCS1_RSAENCRYPTION, OID_SIG_ED25519,
+    OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_PKCS1_RSAENCRYPTION,
+    OID_SIG_ED25519,
 };
 use x509_parser::prelude::FromDer;
 use x509_parser::public_key::PublicKey;
@@ -21,6 +26,16 @@ pub const MIN_RSA_BITS: usize = 2048;
 pub struct VerifiedCsr {
     /// The requester's public key as DER SubjectPublicKeyInfo.
     pub public_key_der: Vec<u8>,
+}
+
+/// What a verified CA CSR yields: the key to certify and the subject name
+/// the requester asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedCaCsr {
+    /// The requester's public key as DER SubjectPublicKeyInfo.
+    pub public_key_der: Vec<u8>,
+    /// The subject's first CommonName, if it has a UTF-8 one.
+    pub common_name: Option<String>,
 }
 
 /// Why a CSR was refused.
@@ -39,10 +54,58 @@ pub enum CsrError {
     /// The key type or size is not accepted.
     #[error("CSR key is not accepted: {0}; use EC P-256 (or RSA >= 2048, Ed25519)")]
     UnsupportedKey(String),
+    /// The key type or size is not accepted for a CA.
+    #[error("CA CSR key is not accepted: {0}; use EC P-256, EC P-384 or RSA >= 2048")]
+    UnsupportedCaKey(String),
+    /// A CA CSR does not request basicConstraints CA=true.
+    #[error(
+        "CSR does not request a CA certificate (no basicConstraints CA=true in its extension \
+         request); make the downstream CA's CSR with `meshid ca csr`"
+    )]
+    NotCaRequest,
+}
+
+/// Which keys a request may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keys {
+    /// P-256, RSA >= 2048, Ed25519.
+    Leaf,
+    /// P-256, P-384, RSA >= 2048.
+    Ca,
 }
 
 /// Checks a DER CSR's size, structure, key type and self-signature.
 pub fn verify_csr(der: &[u8]) -> Result<VerifiedCsr, CsrError> {
+    let csr = parse(der, Keys::Leaf)?;
+    Ok(VerifiedCsr {
+        public_key_der: csr.certification_request_info.subject_pki.raw.to_vec(),
+    })
+}
+
+/// Checks a downstream CA's DER CSR like [`verify_csr`] (CA keys: P-256,
+/// P-384, RSA >= 2048) and that it requests basicConstraints CA=true.
+pub fn verify_ca_csr(der: &[u8]) -> Result<VerifiedCaCsr, CsrError> {
+    let csr = parse(der, Keys::Ca)?;
+    let wants_ca = csr.requested_extensions().is_some_and(|mut exts| {
+        exts.any(|e| matches!(e, ParsedExtension::BasicConstraints(bc) if bc.ca))
+    });
+    if !wants_ca {
+        return Err(CsrError::NotCaRequest);
+    }
+    let info = &csr.certification_request_info;
+    let common_name = info
+        .subject
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_owned);
+    Ok(VerifiedCaCsr {
+        public_key_der: info.subject_pki.raw.to_vec(),
+        common_name,
+    })
+}
+
+fn parse(der: &[u8], keys: Keys) -> Result<X509CertificationRequest<'_>, CsrError> {
     if der.len() > MAX_CSR_LEN {
         return Err(CsrError::TooLong(der.len()));
     }
@@ -55,15 +118,19 @@ pub fn verify_csr(der: &[u8]) -> Result<VerifiedCsr, CsrError> {
         Ok(([], csr)) if csr.signature_value.unused_bits == 0 => csr,
         _ => return Err(CsrError::Malformed),
     };
-    let spki = &csr.certification_request_info.subject_pki;
-    check_key(spki)?;
+    check_key(&csr.certification_request_info.subject_pki, keys)?;
     csr.verify_signature().map_err(|_| CsrError::BadSignature)?;
-    Ok(VerifiedCsr {
-        public_key_der: spki.raw.to_vec(),
-    })
+    Ok(csr)
 }
 
-fn check_key(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<(), CsrError> {
+fn check_key(
+    spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>,
+    keys: Keys,
+) -> Result<(), CsrError> {
+    let unsupported = |m: String| match keys {
+        Keys::Leaf => CsrError::UnsupportedKey(m),
+        Keys::Ca => CsrError::UnsupportedCaKey(m),
+    };
     let alg = &spki.algorithm.algorithm;
     if *alg == OID_KEY_TYPE_EC_PUBLIC_KEY {
         let curve = spki
@@ -71,34 +138,35 @@ fn check_key(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<(), C
             .parameters
             .as_ref()
             .and_then(|p| p.as_oid().ok());
-        if curve.as_ref() != Some(&OID_EC_P256) {
-            return Err(CsrError::UnsupportedKey("EC curve is not P-256".into()));
-        }
+        // Uncompressed points: 0x04 || X || Y.
+        let point_len = match curve {
+            Some(c) if c == OID_EC_P256 => 65,
+            Some(c) if c == OID_NIST_EC_P384 && keys == Keys::Ca => 97,
+            _ if keys == Keys::Ca => {
+                return Err(unsupported("EC curve is not P-256 or P-384".into()));
+            }
+            _ => return Err(unsupported("EC curve is not P-256".into())),
+        };
         match spki.parsed() {
-            Ok(PublicKey::EC(p)) if p.data().len() == 65 && p.data()[0] == 4 => Ok(()),
-            _ => Err(CsrError::UnsupportedKey(
-                "EC point is not an uncompressed P-256 point".into(),
-            )),
+            Ok(PublicKey::EC(p)) if p.data().len() == point_len && p.data()[0] == 4 => Ok(()),
+            _ => Err(unsupported("EC point is not an uncompressed point".into())),
         }
     } else if *alg == OID_PKCS1_RSAENCRYPTION {
         match spki.parsed() {
             Ok(PublicKey::RSA(rsa)) if rsa.key_size() >= MIN_RSA_BITS => Ok(()),
-            Ok(PublicKey::RSA(rsa)) => Err(CsrError::UnsupportedKey(format!(
-                "RSA key has {} bits",
-                rsa.key_size()
-            ))),
+            Ok(PublicKey::RSA(rsa)) => {
+                Err(unsupported(format!("RSA key has {} bits", rsa.key_size())))
+            }
             _ => Err(CsrError::Malformed),
         }
-    } else if *alg == OID_SIG_ED25519 {
+    } else if *alg == OID_SIG_ED25519 && keys == Keys::Leaf {
         if spki.subject_public_key.data.len() == 32 {
             Ok(())
         } else {
-            Err(CsrError::UnsupportedKey(
-                "Ed25519 key is not 32 bytes".into(),
-            ))
+            Err(unsupported("Ed25519 key is not 32 bytes".into()))
         }
     } else {
-        Err(CsrError::UnsupportedKey(format!("algorithm {alg}")))
+        Err(unsupported(format!("algorithm {alg}")))
     }
 }
 
@@ -154,10 +222,32 @@ mod tests {
         assert_eq!(verify_csr(&der), Err(CsrError::Malformed));
     }
 
+    #[test]
+    fn ca_csr_must_request_a_ca_and_yields_its_common_name() {
+        let key = PrivateKey::generate_p256().unwrap();
+        let kp = key.key_pair().unwrap();
+        let mut params = rcgen::CertificateParams::default();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "mesh east");
+        let leaf = params.serialize_request(&kp).unwrap().der().to_vec();
+        assert_eq!(verify_ca_csr(&leaf), Err(CsrError::NotCaRequest));
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+        let ca = params.serialize_request(&kp).unwrap().der().to_vec();
+        let v = verify_ca_csr(&ca).unwrap();
+        assert_eq!(v.common_name.as_deref(), Some("mesh east"));
+        assert_eq!(v.public_key_der, key.public_key_der());
+        let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let der = params.serialize_request(&p384).unwrap().der().to_vec();
+        assert!(verify_ca_csr(&der).is_ok(), "P-384 is a CA key");
+        assert!(matches!(verify_csr(&der), Err(CsrError::UnsupportedKey(_))));
+    }
+
     proptest::proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..2048)) {
             proptest::prop_assert!(verify_csr(&bytes).is_err());
+            proptest::prop_assert!(verify_ca_csr(&bytes).is_err());
         }
 
     }
