@@ -23,6 +23,21 @@ pub struct TestCaBuilder {
     data_dir: PathBuf,
     log_dir: PathBuf,
     node_port: Option<u16>,
+    config: String,
+}
+
+/// What became of [`TestCaBuilder::try_start`].
+#[derive(Debug)]
+pub enum Start {
+    /// It serves.
+    Running(TestCa),
+    /// It exited before serving (its output is in [`Child::log`]).
+    Exited {
+        /// How it exited.
+        status: ExitStatus,
+        /// The exited process.
+        child: Child,
+    },
 }
 
 /// A running `meshid ca serve`.
@@ -61,32 +76,59 @@ impl TestCaBuilder {
         self
     }
 
-    /// Starts the CA and waits until its admin socket and node port accept.
+    /// Runs with a TOML config file holding `toml` (e.g. an `[upstream]`
+    /// section), written to `<data dir>.toml`; the builder's flags still
+    /// set the trust domain, data dir and addresses.
+    pub fn config(mut self, toml: &str) -> Self {
+        self.config.push_str(toml);
+        self
+    }
+
+    /// Starts the CA and waits until its admin socket and node port accept;
+    /// panics with its output if it exits instead.
     pub fn start(self) -> TestCa {
+        match self.try_start() {
+            Start::Running(ca) => ca,
+            Start::Exited { status, child } => {
+                panic!("meshid ca serve exited ({status}):\n{}", child.log())
+            }
+        }
+    }
+
+    /// Starts the CA and waits until it serves (admin socket and node port
+    /// accept) or exits, whichever comes first; panics after [`READY`].
+    pub fn try_start(self) -> Start {
         let node_port = self.node_port.unwrap_or_else(free_port);
         let admin_socket = self.data_dir.join("admin.sock");
         let ops_port = free_port();
-        let mut child = Cmd::meshid()
+        let mut cmd = Cmd::meshid()
             .args(["ca", "serve", "--trust-domain", &self.trust_domain])
             .args(["--data-dir"])
             .args([&self.data_dir])
             .args(["--listen", &format!("127.0.0.1:{node_port}")])
             .args(["--ops-listen", &format!("127.0.0.1:{ops_port}")])
             .args(["--admin-socket"])
-            .args([&admin_socket])
-            .spawn(&self.log_dir);
-        eventually("the CA admin socket", READY, || {
-            assert!(
-                child.is_running(),
-                "meshid ca serve exited:\n{}",
-                child.log()
-            );
+            .args([&admin_socket]);
+        if !self.config.is_empty() {
+            let file = self.config_file();
+            std::fs::write(&file, &self.config)
+                .unwrap_or_else(|e| panic!("write {}: {e}", file.display()));
+            cmd = cmd.args(["--config"]).args([file]);
+        }
+        let mut child = cmd.spawn(&self.log_dir);
+        let exited = eventually("the CA admin socket (or its exit)", READY, || {
+            if let Some(status) = child.exit_status() {
+                return Some(Some(status));
+            }
             std::os::unix::net::UnixStream::connect(&admin_socket)
                 .ok()
-                .map(|_| ())
+                .map(|_| None)
         });
+        if let Some(status) = exited {
+            return Start::Exited { status, child };
+        }
         wait_for_port(node_port, READY);
-        TestCa {
+        Start::Running(TestCa {
             child,
             admin_socket,
             node_port,
@@ -95,7 +137,12 @@ impl TestCaBuilder {
                 node_port: Some(node_port),
                 ..self
             },
-        }
+        })
+    }
+
+    /// Where [`config`](Self::config) is written.
+    fn config_file(&self) -> PathBuf {
+        self.data_dir.with_extension("toml")
     }
 }
 
@@ -107,6 +154,7 @@ impl TestCa {
             data_dir: data_dir.into(),
             log_dir: log_dir.into(),
             node_port: None,
+            config: String::new(),
         }
     }
 

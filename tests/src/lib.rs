@@ -8,6 +8,7 @@
 //! - [`net`]: free ports, waiting for ports and sockets.
 //! - [`eventually`](mod@eventually): poll a condition with a deadline instead of sleeping.
 //! - [`lines`]: wait for a line in a log file.
+//! - [`http`](mod@http): a recording HTTP/1.1 backend and a one-request client.
 //! - [`ca`]: [`TestCa`], `meshid ca serve` with its operator steps.
 //! - [`agent`]: [`TestAgent`], `meshid agent run` against a [`TestCa`].
 //! - [`mesh`]: [`Mesh`], a CA and an agent serving this process an SVID.
@@ -23,6 +24,7 @@ pub mod bin;
 pub mod ca;
 pub mod envoy;
 pub mod eventually;
+pub mod http;
 pub mod lines;
 pub mod mesh;
 pub mod net;
@@ -33,7 +35,7 @@ pub mod workload_api;
 
 pub use agent::{TestAgent, TestAgentBuilder};
 pub use bin::meshid_bin;
-pub use ca::{JoinToken, TestCa, TestCaBuilder};
+pub use ca::{JoinToken, Start, TestCa, TestCaBuilder};
 pub use envoy::Envoy;
 pub use eventually::{eventually, eventually_async, eventually_every};
 pub use lines::wait_for_line;

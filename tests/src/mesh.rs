@@ -13,6 +13,7 @@ pub struct MeshBuilder {
     shared: bool,
     agent: fn(TestAgentBuilder) -> TestAgentBuilder,
     agent_extra: String,
+    ca_config: String,
 }
 
 /// A running CA and agent.
@@ -58,6 +59,13 @@ impl MeshBuilder {
         self
     }
 
+    /// Runs the CA with `toml` in its config file (e.g. an `[upstream]`
+    /// section naming an enterprise intermediate).
+    pub fn ca_config(mut self, toml: &str) -> Self {
+        self.ca_config.push_str(toml);
+        self
+    }
+
     /// Starts the CA, creates a join token and the entries, starts the agent
     /// and waits until it serves the first entry's SVID to this process.
     pub fn start(self) -> Mesh {
@@ -68,7 +76,9 @@ impl MeshBuilder {
         }
         let logs = tmp.path().join("logs");
         std::fs::create_dir_all(&logs).unwrap_or_else(|e| panic!("mkdir logs: {e}"));
-        let ca = TestCa::builder(tmp.path().join("ca"), &logs).start();
+        let ca = TestCa::builder(tmp.path().join("ca"), &logs)
+            .config(&self.ca_config)
+            .start();
         let token = ca.join_token();
         let td = ca.trust_domain().to_owned();
         let mut entries = self.entries;
@@ -109,6 +119,7 @@ impl Mesh {
             shared: false,
             agent: |b| b,
             agent_extra: String::new(),
+            ca_config: String::new(),
         }
     }
 

@@ -135,9 +135,19 @@ impl Child {
         s
     }
 
+    /// The file its stdout and stderr go to.
+    pub fn log_file(&self) -> &Path {
+        &self.log
+    }
+
     /// True while the process runs.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Its exit status once it has exited; `None` while it runs.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     /// Sends SIGTERM and waits up to `timeout` for a clean exit; returns the

@@ -13,13 +13,11 @@
 //!     `server_id` names someone else refuses Envoy.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use meshid_tests::http::{backend, http};
 use meshid_tests::{Child, Cmd, Envoy, Mesh, current_uid, eventually, free_port};
 
 const TD: &str = "example.org";
@@ -29,72 +27,6 @@ const PROXY_ID: &str = "spiffe://example.org/meshid-proxy";
 const PROXY_UID: u32 = 10_103;
 /// Start-up budget: debug builds on a loaded 2-core machine.
 const READY: Duration = Duration::from_secs(45);
-
-/// Requests the backend received: the raw request heads.
-type Seen = Arc<Mutex<Vec<String>>>;
-
-/// A plain HTTP/1.1 backend on loopback answering every request with
-/// 200 "hello" (and closing the connection); records each request head.
-fn backend() -> (u16, Seen) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen: Seen = Arc::default();
-    let record = seen.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { return };
-            let record = record.clone();
-            std::thread::spawn(move || {
-                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-                let mut head = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                record
-                    .lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&head).into_owned());
-                let _ = s.write_all(
-                    b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
-                );
-            });
-        }
-    });
-    (port, seen)
-}
-
-/// One HTTP/1.1 request to `127.0.0.1:port`: (status, body); status 0 when
-/// the connection failed or no status line came back.
-fn http(port: u16, method: &str, path: &str) -> (u16, String) {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return (0, String::new());
-    };
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nhost: svc.example.org\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-    );
-    if s.write_all(req.as_bytes()).is_err() {
-        return (0, String::new());
-    }
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out);
-    let status = text
-        .lines()
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
 
 /// Writes `text` to `path`, readable by the proxy's uid.
 fn write_public(path: &Path, text: &str) {
