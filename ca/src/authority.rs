@@ -5,9 +5,11 @@
 //! entry (the caller passes them), never from a CSR; the CSR only supplies
 //! the public key. Lifetimes follow [`ttl::svid_lifetime`].
 
+mod current;
 mod probe;
 pub mod ttl;
 
+pub use current::{CurrentAuthority, PRUNE_INTERVAL};
 pub use probe::IssuanceError;
 
 use std::fmt;
@@ -21,7 +23,6 @@ use rustls_pki_types::CertificateDer;
 use sha2::Digest;
 
 use crate::keymanager::KeyManager;
-use crate::store::{CaKeyRecord, Store, StoreError, StoredBundle};
 use crate::upstream::{CaMaterial, UpstreamAuthority, UpstreamError, cert_facts};
 
 /// The key manager slot of the JWT-SVID signing key.
@@ -169,37 +170,6 @@ impl Authority {
         })
     }
 
-    /// Records the CA key slot and the trust domain's bundle in the store
-    /// (bumping the bundle sequence only when its content changed).
-    pub async fn publish(&mut self, store: &dyn Store, now: SystemTime) -> Result<(), StoreError> {
-        store
-            .put_ca_key(&CaKeyRecord {
-                slot: "x509-ca".into(),
-                cert_chain_pem: meshid_identity::x509::to_pem(&self.material.full_chain()),
-                key_ref: self.material.key_ref.clone(),
-                not_after: self.ca_not_after,
-                state: "active".into(),
-            })
-            .await?;
-        let td = &self.config.trust_domain;
-        let existing = store.get_bundle(td).await?;
-        let previous = existing.as_ref().map_or(0, |b| b.sequence);
-        self.bundle.sequence = u64::try_from(previous).unwrap_or(0);
-        if let Some(old) = &existing
-            && old.spiffe_json == self.bundle.to_spiffe_json().into_bytes()
-        {
-            return Ok(());
-        }
-        self.bundle.sequence += 1;
-        let stored = StoredBundle {
-            trust_domain: td.clone(),
-            spiffe_json: self.bundle.to_spiffe_json().into_bytes(),
-            sequence: i64::try_from(self.bundle.sequence).unwrap_or(i64::MAX),
-            updated_at: now,
-        };
-        store.put_bundle(&stored, Some(previous)).await
-    }
-
     /// Signs an X.509-SVID.
     pub fn sign_x509_svid(
         &self,
@@ -290,7 +260,9 @@ impl Authority {
         &self.config.trust_domain
     }
 
-    /// The own trust bundle (roots + JWT keys).
+    /// This authority's own trust bundle (its roots + the JWT key). What
+    /// the CA serves, with retained roots and the sequence, is
+    /// [`CurrentAuthority::bundle`].
     pub fn bundle(&self) -> &TrustBundle {
         &self.bundle
     }
@@ -303,6 +275,11 @@ impl Authority {
     /// When the signing certificate expires.
     pub fn not_after(&self) -> SystemTime {
         self.ca_not_after
+    }
+
+    /// Where the signing key lives (for the store's CA key journal).
+    pub fn key_ref(&self) -> &str {
+        &self.material.key_ref
     }
 
     /// `self-signed`, `disk`, ….

@@ -63,6 +63,10 @@ pub enum ConfigError {
 /// warning is logged, unless `upstream.min_remaining` says otherwise.
 pub const DEFAULT_MIN_REMAINING: Duration = Duration::from_secs(30 * 86400);
 
+/// How often the upstream files are checked for a replaced intermediate,
+/// unless `upstream.watch_interval` says otherwise.
+pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(10);
+
 /// The enterprise intermediate CA on disk: either `cert_chain_file` +
 /// `key_file` (and optionally `root_file`), or `dir`, a directory in
 /// Istio's plug-in CA layout (`ca-cert.pem`, `ca-key.pem`, `cert-chain.pem`,
@@ -83,10 +87,18 @@ pub struct UpstreamConfig {
     /// Warn at start-up when the chain expires sooner than this.
     #[serde(default = "default_min_remaining", with = "meshid_runtime::duration")]
     pub min_remaining: Duration,
+    /// How often the files are checked for a replacement (`0s`: never;
+    /// the intermediate is then only read at start-up).
+    #[serde(default = "default_watch_interval", with = "meshid_runtime::duration")]
+    pub watch_interval: Duration,
 }
 
 fn default_min_remaining() -> Duration {
     DEFAULT_MIN_REMAINING
+}
+
+fn default_watch_interval() -> Duration {
+    DEFAULT_WATCH_INTERVAL
 }
 
 impl UpstreamConfig {
@@ -98,6 +110,7 @@ impl UpstreamConfig {
             root_file: None,
             dir: None,
             min_remaining: DEFAULT_MIN_REMAINING,
+            watch_interval: DEFAULT_WATCH_INTERVAL,
         }
     }
 
@@ -131,6 +144,7 @@ impl UpstreamConfig {
             root_file: None,
             dir: Some(dir.into()),
             min_remaining: DEFAULT_MIN_REMAINING,
+            watch_interval: DEFAULT_WATCH_INTERVAL,
         }
     }
 }

@@ -11,7 +11,10 @@
 //! - [`admin`]: the admin API (`meshid.ca.v1.Admin`): what operators call.
 //! - [`node_attestor`]: node attestation ([`node_attestor::NodeAttestor`]):
 //!   evidence in, agent ID and selectors out (join tokens today).
-//! - [`authority`]: the signing authority: issuance policy, SVID signing.
+//! - [`authority`]: the signing authority: issuance policy, SVID signing;
+//!   [`authority::CurrentAuthority`], the one every reader uses, swappable.
+//! - [`reload`]: hot reload of an intermediate from disk: watched,
+//!   validated as at start-up, swapped in only when valid.
 //! - [`upstream`]: where the CA's own certificate comes from
 //!   ([`upstream::UpstreamAuthority`]: self-signed or from disk).
 //! - [`keymanager`]: where the CA's private keys live
@@ -28,6 +31,7 @@ pub mod keymanager;
 pub mod metrics;
 pub mod node;
 pub mod node_attestor;
+pub mod reload;
 pub mod server;
 pub mod store;
 pub mod upstream;

@@ -25,6 +25,8 @@ pub struct CaMetrics {
     pub store: StoreMetrics,
     /// The CA certificate's notAfter, Unix seconds.
     pub ca_expiry: Gauge,
+    upstream_reloads: Family<[(&'static str, &'static str); 1], Counter>,
+    upstream_reload_failing: Gauge,
 }
 
 // === impl CaMetrics ===
@@ -52,12 +54,26 @@ impl CaMetrics {
             "notAfter of the CA signing certificate (Unix time)",
             ca_expiry.clone(),
         );
+        let upstream_reloads = Family::default();
+        registry.register(
+            "upstream_reloads",
+            "Replaced upstream intermediates seen on disk, by result (applied, rejected)",
+            upstream_reloads.clone(),
+        );
+        let upstream_reload_failing = Gauge::default();
+        registry.register(
+            "upstream_reload_failing",
+            "1 while the upstream files on disk are refused (the CA keeps signing with the previous intermediate)",
+            upstream_reload_failing.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             signatures,
             signing_latency,
             store,
             ca_expiry,
+            upstream_reloads,
+            upstream_reload_failing,
         }
     }
 
@@ -79,6 +95,18 @@ impl CaMetrics {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         self.ca_expiry.set(secs);
+    }
+
+    /// Counts one replaced intermediate: `applied` or `rejected`.
+    pub fn upstream_reload(&self, result: &'static str) {
+        self.upstream_reloads
+            .get_or_create(&[("result", result)])
+            .inc();
+    }
+
+    /// Whether the upstream files on disk are refused right now.
+    pub fn set_upstream_reload_failing(&self, failing: bool) {
+        self.upstream_reload_failing.set(i64::from(failing));
     }
 
     /// The registry every CA metric is in (served on `/metrics`).

@@ -27,7 +27,7 @@ use meshid_proto::ca::{
 use meshid_runtime::clock::SharedClock;
 use tonic::{Request, Response, Status};
 
-use crate::authority::Authority;
+use crate::authority::CurrentAuthority;
 use crate::metrics::CaMetrics;
 use crate::node_attestor::{self, AttestError, NodeAttestor};
 use crate::store::{Agent, IssuanceRecord, MAX_PAGE_LIMIT, Page, Store, StoreError};
@@ -47,7 +47,7 @@ pub struct NodeService {
 }
 
 struct Inner {
-    authority: Arc<Authority>,
+    authority: CurrentAuthority,
     store: Arc<dyn Store>,
     attestors: Vec<Arc<dyn NodeAttestor>>,
     metrics: CaMetrics,
@@ -61,7 +61,7 @@ impl NodeService {
     /// A service signing with `authority`, backed by `store`, accepting the
     /// given node attestors.
     pub fn new(
-        authority: Arc<Authority>,
+        authority: CurrentAuthority,
         store: Arc<dyn Store>,
         attestors: Vec<Arc<dyn NodeAttestor>>,
         metrics: CaMetrics,
@@ -77,13 +77,14 @@ impl NodeService {
 
     /// Like [`NodeService::new`] with an injected clock.
     pub fn with_clock(
-        authority: Arc<Authority>,
+        authority: CurrentAuthority,
         store: Arc<dyn Store>,
         attestors: Vec<Arc<dyn NodeAttestor>>,
         metrics: CaMetrics,
         clock: SharedClock,
     ) -> Self {
-        let federated = FederatedBundles::new(Arc::clone(&store), authority.trust_domain().clone());
+        let federated =
+            FederatedBundles::new(Arc::clone(&store), authority.load().trust_domain().clone());
         Self {
             inner: Arc::new(Inner {
                 authority,
@@ -150,6 +151,7 @@ impl NodeService {
         let issued = self
             .inner
             .authority
+            .load()
             .sign_agent_svid(agent_id, &verified.public_key_der, now)
             .map_err(|e| {
                 m.signature("agent", "error");
@@ -246,7 +248,7 @@ impl Node for NodeService {
         tracing::info!(agent = %node.agent_id, "agent attested");
         Ok(Response::new(AttestResponse {
             svid: Some(convert::x509_svid(&node.agent_id, &issued, "")),
-            bundle: Some(convert::bundle(self.inner.authority.bundle())),
+            bundle: Some(convert::bundle(&self.inner.authority.bundle())),
         }))
     }
 
@@ -344,7 +346,7 @@ impl Node for NodeService {
         Ok(Response::new(SyncResponse {
             entries: entries.iter().map(convert::entry).collect(),
             next_page_token: next.unwrap_or_default(),
-            bundle: Some(convert::bundle(self.inner.authority.bundle())),
+            bundle: Some(convert::bundle(&self.inner.authority.bundle())),
             federated_bundles,
         }))
     }
@@ -364,7 +366,7 @@ impl Node for NodeService {
             )));
         }
         let results = sign::x509_batch(
-            &self.inner.authority,
+            &self.inner.authority.load(),
             &self.inner.store,
             &self.inner.metrics,
             &agent,
@@ -389,7 +391,7 @@ impl Node for NodeService {
             )));
         }
         let results = sign::jwt_batch(
-            &self.inner.authority,
+            &self.inner.authority.load(),
             &self.inner.store,
             &self.inner.metrics,
             &agent,

@@ -24,12 +24,15 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::admin::{AdminDefaults, AdminService};
-use crate::authority::{Authority, AuthorityConfig, AuthorityError};
+use crate::authority::{
+    Authority, AuthorityConfig, AuthorityError, CurrentAuthority, PRUNE_INTERVAL,
+};
 use crate::config::ValidConfig;
-use crate::keymanager::DiskKeyManager;
+use crate::keymanager::{DiskKeyManager, KeyManager};
 use crate::metrics::CaMetrics;
 use crate::node::NodeService;
 use crate::node_attestor::JoinTokenAttestor;
+use crate::reload::Reloader;
 use crate::store::{self, COUNT_REFRESH, MeteredStore, Store, StoreError};
 use crate::upstream::{Disk, SelfSigned, UpstreamAuthority};
 use meshid_runtime::ops::OpsServer;
@@ -77,8 +80,8 @@ pub struct CaServer {
     pub ops_addr: SocketAddr,
     /// The admin API socket.
     pub admin_socket: PathBuf,
-    /// The signing authority.
-    pub authority: Arc<Authority>,
+    /// The signing authority (swapped when the intermediate is replaced).
+    pub authority: CurrentAuthority,
     /// The store.
     pub store: Arc<dyn Store>,
     /// The metrics.
@@ -101,9 +104,16 @@ impl CaServer {
             metrics.store.clone(),
         ));
         let store: Arc<dyn Store> = metered.clone();
-        let keys = DiskKeyManager::new(&cfg.data_dir);
-        let upstream: Box<dyn UpstreamAuthority> = match &cfg.raw.upstream {
-            Some(up) => Box::new(Disk::from_config(up)),
+        let keys: Arc<dyn KeyManager> = Arc::new(DiskKeyManager::new(&cfg.data_dir));
+        // The files are fingerprinted before they are read, so a change
+        // while the CA starts is seen by the first reload poll.
+        let disk = cfg.raw.upstream.as_ref().map(|up| {
+            let disk = Disk::from_config(up);
+            let seen = disk.fingerprint();
+            (disk, seen, up.watch_interval)
+        });
+        let upstream: Box<dyn UpstreamAuthority> = match &disk {
+            Some((d, _, _)) => Box::new(d.clone()),
             None => Box::new(SelfSigned::new(&cfg.data_dir, cfg.raw.ca_ttl)),
         };
         let authority_cfg = AuthorityConfig {
@@ -114,15 +124,14 @@ impl CaServer {
             max_jwt_ttl: cfg.raw.max_jwt_ttl,
             agent_ttl: cfg.raw.agent_ttl,
         };
-        let mut authority = Authority::new(authority_cfg, upstream.as_ref(), &keys, now)?;
-        authority.publish(store.as_ref(), now).await?;
+        let authority = Authority::new(authority_cfg, upstream.as_ref(), keys.as_ref(), now)?;
         if let Err(e) = authority.check_issuance(now) {
             // Not fatal: a chain that is not valid yet may become so; until
             // then /readyz says why the CA is not ready.
             tracing::error!(error = %e, "the CA cannot issue SVIDs that agents accept");
         }
-        let authority = Arc::new(authority);
-        metrics.set_ca_expiry(authority.not_after());
+        let authority =
+            CurrentAuthority::start(authority, Arc::clone(&store), metrics.clone(), now).await?;
 
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -130,11 +139,11 @@ impl CaServer {
         // Node API.
         let node_listener = bind_tcp("node API", cfg.raw.listen).await?;
         let node_addr = local_addr("node API", &node_listener)?;
-        let tls = Arc::new(tls::server_config(Arc::clone(&authority))?);
+        let tls = Arc::new(tls::server_config(authority.clone())?);
         let (incoming, accept_task) = listener::tls_incoming(node_listener, tls);
         let attestor = JoinTokenAttestor::new(Arc::clone(&store), cfg.trust_domain.clone());
         let node = NodeService::new(
-            Arc::clone(&authority),
+            authority.clone(),
             Arc::clone(&store),
             vec![Arc::new(attestor)],
             metrics.clone(),
@@ -151,7 +160,7 @@ impl CaServer {
             ..AdminDefaults::default()
         };
         let admin = AdminService::new(Arc::clone(&store), cfg.trust_domain.clone(), defaults)
-            .with_authority_kind(authority.kind())
+            .with_authority_kind(authority.load().kind())
             .with_federated_bundles(bundles);
         let admin_tls = admin_over_mtls(&cfg, admin.clone());
         let signal = wait_for(rx.clone());
@@ -195,12 +204,41 @@ impl CaServer {
             }),
         ));
 
+        // A replaced intermediate on disk is validated and swapped in.
+        if let Some((disk, seen, interval)) = disk
+            && !interval.is_zero()
+        {
+            let clock = meshid_runtime::clock::system();
+            let reloader =
+                Reloader::new(authority.clone(), disk, keys, metrics.clone(), clock, seen);
+            let stop = wait_for(rx.clone());
+            tasks.push((
+                "upstream reload",
+                tokio::spawn(async move {
+                    reloader.run(interval, stop).await;
+                    Ok(())
+                }),
+            ));
+        }
+
+        // Roots of a replaced authority leave the bundle once their SVIDs
+        // have all expired.
+        let (current, stop) = (authority.clone(), wait_for(rx.clone()));
+        tasks.push((
+            "bundle pruning",
+            tokio::spawn(async move {
+                let clock = meshid_runtime::clock::system();
+                current.prune_until(PRUNE_INTERVAL, clock, stop).await;
+                Ok(())
+            }),
+        ));
+
         // Ops endpoint.
         let ops_listener = bind_tcp("ops endpoint", cfg.raw.ops_listen).await?;
         let ops_addr = local_addr("ops endpoint", &ops_listener)?;
         let readiness = ready::CaReadiness {
             store: Arc::clone(&store),
-            authority: Arc::clone(&authority),
+            authority: authority.clone(),
             clock: meshid_runtime::clock::system(),
         };
         let ops = OpsServer::new(metrics.registry(), Arc::new(readiness));
@@ -218,7 +256,7 @@ impl CaServer {
             node_api = %node_addr,
             admin_socket = %cfg.admin_socket.display(),
             ops = %ops_addr,
-            authority = authority.kind(),
+            authority = authority.load().kind(),
             "CA started"
         );
         Ok(Self {

@@ -46,7 +46,7 @@ async fn start() -> Ca {
 }
 
 fn bundle(ca: &Ca) -> TrustBundle {
-    ca.server.authority.bundle().clone()
+    ca.server.authority.bundle().as_ref().clone()
 }
 
 /// A CSR asking for things it must not get: SANs and CA:true.

@@ -111,7 +111,9 @@ fn run(tool: &str, files: &[PathBuf], id: &SpiffeId) -> Vec<String> {
 /// The leaf the CA's node API presents, as a TLS client receives it (after
 /// our SPIFFE verifier accepted it).
 async fn serving_cert(ca: &CaServer) -> CertificateDer<'static> {
-    let bundles: BundleSet = [ca.authority.bundle().clone()].into_iter().collect();
+    let bundles: BundleSet = [ca.authority.bundle().as_ref().clone()]
+        .into_iter()
+        .collect();
     let verifier = SpiffeVerifier::builder(Arc::new(bundles)).build().unwrap();
     let mut cfg = rustls::ClientConfig::builder_with_provider(crypto::provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -159,7 +161,7 @@ async fn every_certificate_kind_meshid_issues_passes_pkilint() {
     let dir = tempfile::tempdir().unwrap();
     let ca = server::start(server::config(&dir.path().join("ca"))).await;
     let now = SystemTime::now();
-    let authority = &ca.authority;
+    let authority = ca.authority.load();
     let key = PrivateKey::generate_p256().unwrap().public_key_der();
 
     let agent_id = join_token::agent_id(authority.trust_domain(), "0123456789abcdef").unwrap();

@@ -18,9 +18,13 @@
 //! assert!(matches!(refused, Err(VerifierError::NoBundles)));
 //! ```
 //!
+//! [`pinned_client_config`] is the client config for a meshid CA: the
+//! verifier pinned to the CA's SPIFFE ID, TLS 1.3, h2.
+//!
 //! After a handshake, [`peer_spiffe_id`] reads the verified peer's ID from
 //! the connection's peer certificates.
 
+mod client;
 mod peer;
 mod verifier;
 
@@ -28,6 +32,7 @@ use rustls::pki_types::CertificateDer;
 
 use crate::SpiffeId;
 
+pub use client::{ClientCert, pinned_client_config};
 pub use peer::{PeerMatch, PeerNotAllowed};
 pub use verifier::{SpiffeVerifier, SpiffeVerifierBuilder, VerifierError};
 

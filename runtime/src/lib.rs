@@ -9,6 +9,7 @@
 //!   file and flag, as a serde field helper and a parser.
 //! - [`ops`]: the ops HTTP endpoint (`/healthz`, `/readyz`, `/metrics`)
 //!   with a readiness seam each component fills, and its probe client.
+//! - [`tls`]: the TCP + TLS connector of tonic client channels.
 //! - [`uds`]: hardened Unix-socket listeners for tonic servers: connection
 //!   caps (total and per user), handshake and idle timeouts, metrics; and
 //!   [`uds::channel`], the tonic client channel to a Unix socket.
@@ -19,4 +20,5 @@ pub mod backoff;
 pub mod clock;
 pub mod duration;
 pub mod ops;
+pub mod tls;
 pub mod uds;

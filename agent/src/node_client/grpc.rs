@@ -5,14 +5,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hyper_util::rt::TokioIo;
 use meshid_identity::{BundleSet, SpiffeId};
 use meshid_proto::ca::node_client::NodeClient;
 use meshid_proto::ca::{
     AttestRequest, AttestResponse, MintJwtSvidsRequest, MintJwtSvidsResponse, RenewAgentRequest,
     RenewAgentResponse, SignX509SvidsRequest, SignX509SvidsResponse, SyncRequest, SyncResponse,
 };
-use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 use tonic::transport::{Channel, Endpoint};
 
@@ -81,7 +79,7 @@ impl GrpcCaClient {
         let config = tls::client_config(&self.ca_id, st.bundles.clone(), Some(creds))?;
         let ch = self
             .endpoint
-            .connect_with_connector_lazy(connector(config, self.server_name.clone()));
+            .connect_with_connector_lazy(meshid_runtime::tls::connector(config, self.server_name.clone()));
         st.channel = Some(ch.clone());
         Ok(client(ch))
     }
@@ -91,36 +89,6 @@ fn client(ch: Channel) -> NodeClient<Channel> {
     NodeClient::new(ch)
         .max_decoding_message_size(meshid_proto::MAX_MESSAGE_SIZE)
         .max_encoding_message_size(meshid_proto::MAX_MESSAGE_SIZE)
-}
-
-/// TCP + TLS to the URI's authority.
-fn connector(
-    config: Arc<ClientConfig>,
-    server_name: ServerName<'static>,
-) -> impl tower::Service<
-    http::Uri,
-    Response = TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
-    Error = std::io::Error,
-    Future = impl Send,
-> + Send
-+ Clone
-+ 'static {
-    tower::service_fn(move |uri: http::Uri| {
-        let config = config.clone();
-        let server_name = server_name.clone();
-        async move {
-            let authority = uri
-                .authority()
-                .ok_or_else(|| std::io::Error::other("CA URI has no host:port"))?
-                .to_string();
-            let tcp = tokio::net::TcpStream::connect(authority).await?;
-            tcp.set_nodelay(true)?;
-            let tls = tokio_rustls::TlsConnector::from(config)
-                .connect(server_name, tcp)
-                .await?;
-            Ok(TokioIo::new(tls))
-        }
-    })
 }
 
 fn transport(e: tonic::transport::Error) -> CaError {
@@ -144,7 +112,7 @@ impl CaClient for GrpcCaClient {
         let config = tls::client_config(&self.ca_id, bundles, None)?;
         let ch = self
             .endpoint
-            .connect_with_connector(connector(config, self.server_name.clone()))
+            .connect_with_connector(meshid_runtime::tls::connector(config, self.server_name.clone()))
             .await
             .map_err(transport)?;
         Ok(client(ch).attest(req).await?.into_inner())

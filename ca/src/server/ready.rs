@@ -1,5 +1,5 @@
 //! When the CA is ready (`/readyz`): the store answers and an SVID signed
-//! now verifies against the CA's own trust bundle.
+//! now by the current authority verifies against its own trust bundle.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +8,7 @@ use futures::future::BoxFuture;
 use meshid_runtime::clock::SharedClock;
 use meshid_runtime::ops::{NotReady, Readiness};
 
-use crate::authority::Authority;
+use crate::authority::CurrentAuthority;
 use crate::store::Store;
 
 /// How long `/readyz` waits for the store.
@@ -17,7 +17,7 @@ const STORE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The CA's readiness check.
 pub(super) struct CaReadiness {
     pub(super) store: Arc<dyn Store>,
-    pub(super) authority: Arc<Authority>,
+    pub(super) authority: CurrentAuthority,
     pub(super) clock: SharedClock,
 }
 
@@ -33,7 +33,7 @@ impl Readiness for CaReadiness {
                 Ok(Err(e)) => why.push(format!("store: {e}")),
                 Err(_) => why.push(format!("store: no answer within {STORE_TIMEOUT:?}")),
             }
-            if let Err(e) = self.authority.check_issuance(self.clock.now()) {
+            if let Err(e) = self.authority.load().check_issuance(self.clock.now()) {
                 why.push(format!("issuance: {e}"));
             }
             NotReady::from_reasons(why)

@@ -1,51 +1,74 @@
 //! The node API's TLS: the CA's own serving certificate (re-issued at half
-//! its lifetime) and client authentication that is optional at the TLS
-//! layer (so `Attest` works without a certificate) but verified whenever a
-//! certificate is presented. Every RPC except `Attest` then requires one.
+//! its lifetime, and at once when the authority is replaced) and client
+//! authentication that is optional at the TLS layer (so `Attest` works
+//! without a certificate) but verified whenever a certificate is presented,
+//! against the bundle the CA serves now. Every RPC except `Attest` then
+//! requires one.
 
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use meshid_identity::tls::{PeerMatch, SpiffeVerifier};
-use meshid_identity::{BundleSet, PrivateKey, SpiffeId, crypto};
+use meshid_identity::{BundleSet, PrivateKey, SpiffeId, TrustBundle, crypto};
 use rustls::ServerConfig;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
-use crate::authority::{Authority, X509SvidSpec};
+use crate::authority::{Authority, CurrentAuthority, X509SvidSpec};
+
+mod client;
 
 /// The node server's rustls configuration (TLS 1.3, h2).
-pub fn server_config(authority: Arc<Authority>) -> Result<ServerConfig, rustls::Error> {
-    let bundles: BundleSet = [authority.bundle().clone()].into_iter().collect();
+pub fn server_config(authority: CurrentAuthority) -> Result<ServerConfig, rustls::Error> {
     let provider = crypto::provider();
-    let verifier = SpiffeVerifier::builder(Arc::new(bundles))
-        .peer(PeerMatch::TrustDomain(authority.trust_domain().clone()))
-        .provider(provider.clone())
-        .allow_unauthenticated()
-        .build()?;
+    let verifier = client::CurrentBundleVerifier::new(authority.clone(), provider.clone())?;
     let resolver = ServingCert::new(authority)?;
     let mut cfg = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_client_cert_verifier(verifier)
+        .with_client_cert_verifier(Arc::new(verifier))
         .with_cert_resolver(Arc::new(resolver));
     cfg.alpn_protocols = vec![b"h2".to_vec()];
     Ok(cfg)
 }
 
+/// A verifier of agents' certificates against `bundle` (optional client
+/// authentication, peers of the bundle's trust domain).
+fn agent_verifier(
+    bundle: &TrustBundle,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<SpiffeVerifier>, rustls::Error> {
+    let bundles: BundleSet = [bundle.clone()].into_iter().collect();
+    Ok(SpiffeVerifier::builder(Arc::new(bundles))
+        .peer(PeerMatch::TrustDomain(bundle.trust_domain.clone()))
+        .provider(provider)
+        .allow_unauthenticated()
+        .build()?)
+}
+
 /// The CA's serving certificate: an SVID for `spiffe://<td>/meshid/ca`
-/// signed by the CA itself, re-issued once half its lifetime has passed.
+/// signed by the CA itself, re-issued once half its lifetime has passed or
+/// when the current authority is no longer the one that signed it.
 #[derive(Debug)]
 struct ServingCert {
-    authority: Arc<Authority>,
+    authority: CurrentAuthority,
     id: SpiffeId,
     key: PrivateKey,
     signer: Arc<dyn rustls::sign::SigningKey>,
-    current: Mutex<Option<(Arc<CertifiedKey>, SystemTime)>>,
+    current: Mutex<Option<Issued>>,
+}
+
+/// A serving certificate, when to renew it, and the authority that signed it.
+#[derive(Debug)]
+struct Issued {
+    key: Arc<CertifiedKey>,
+    renew_at: SystemTime,
+    by: Arc<Authority>,
 }
 
 impl ServingCert {
-    fn new(authority: Arc<Authority>) -> Result<Self, rustls::Error> {
+    fn new(authority: CurrentAuthority) -> Result<Self, rustls::Error> {
         let id = authority
+            .load()
             .trust_domain()
             .id_with_path(meshid_identity::id::CA_PATH)
             .map_err(|e| rustls::Error::General(e.to_string()))?;
@@ -65,11 +88,13 @@ impl ServingCert {
     }
 
     fn refresh(&self, now: SystemTime) -> Option<Arc<CertifiedKey>> {
+        let authority = self.authority.load();
         let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((ck, renew_at)) = current.as_ref()
-            && now < *renew_at
+        if let Some(issued) = current.as_ref()
+            && now < issued.renew_at
+            && Arc::ptr_eq(&issued.by, &authority)
         {
-            return Some(Arc::clone(ck));
+            return Some(Arc::clone(&issued.key));
         }
         let spki = self.key.public_key_der();
         let spec = X509SvidSpec {
@@ -79,16 +104,20 @@ impl ServingCert {
             requested_ttl: std::time::Duration::ZERO,
             entry_ttl: std::time::Duration::ZERO,
         };
-        match self.authority.sign_x509_svid(&spec, now) {
+        match authority.sign_x509_svid(&spec, now) {
             Ok(issued) => {
                 let half = issued.not_after.duration_since(now).unwrap_or_default() / 2;
                 let ck = Arc::new(CertifiedKey::new(issued.chain, Arc::clone(&self.signer)));
-                *current = Some((Arc::clone(&ck), now + half));
+                *current = Some(Issued {
+                    key: Arc::clone(&ck),
+                    renew_at: now + half,
+                    by: authority,
+                });
                 Some(ck)
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot renew the CA's serving certificate");
-                current.as_ref().map(|(ck, _)| Arc::clone(ck))
+                current.as_ref().map(|i| Arc::clone(&i.key))
             }
         }
     }

@@ -5,10 +5,15 @@
 //!   plug-in CA layout or a Kubernetes TLS Secret's.
 //! - `cert`: the facts about each certificate the checks need.
 //! - `validate`: ordering the chain up to its root and the start-up checks.
+//! - `fingerprint`: a digest of what the files hold now, to notice a
+//!   replacement.
 
 mod cert;
+mod fingerprint;
 mod layout;
 mod validate;
+
+pub use fingerprint::Fingerprint;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};

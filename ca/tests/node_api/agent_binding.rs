@@ -45,6 +45,7 @@ fn workload_svid_with_id(ca: &Ca, id: &SpiffeId) -> Agent {
     let issued = ca
         .server
         .authority
+        .load()
         .sign_x509_svid(
             &X509SvidSpec {
                 spiffe_id: id,

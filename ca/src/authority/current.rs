@@ -1,0 +1,233 @@
+//! The CA's current signing authority, swappable while the CA serves:
+//! [`CurrentAuthority`].
+//!
+//! Every part of the CA that signs or serves the bundle (node API, its own
+//! serving certificate, readiness, metrics) reads the authority through this
+//! handle on each use, so a replaced intermediate is used at once. Readers
+//! never lock: [`CurrentAuthority::load`] is an atomic pointer load
+//! (`arc-swap`).
+//!
+//! The published bundle is kept here, not in the [`Authority`]: when a
+//! replacement comes with a different root, the old roots stay in the
+//! bundle until every SVID the old authority may have signed has expired
+//! (swap time + the old authority's longest X.509 or agent TTL); then
+//! [`CurrentAuthority::prune`] drops them.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use meshid_identity::TrustBundle;
+use rustls_pki_types::CertificateDer;
+
+use super::Authority;
+use crate::metrics::CaMetrics;
+use crate::store::{CaKeyRecord, Store, StoreError, StoredBundle};
+
+/// The store's key slot of the X.509 CA.
+const X509_CA_SLOT: &str = "x509-ca";
+
+/// The CA's current authority and the bundle it publishes, cheap to clone.
+///
+/// To rotate the CA (a renewed intermediate from files or from an upstream
+/// CA): build the new [`Authority`] exactly as at start-up, check it
+/// ([`Authority::check_issuance`]), then call [`CurrentAuthority::replace`].
+/// New SVIDs are signed by the new authority from then on; SVIDs the old
+/// one signed stay valid until they expire. Call
+/// [`CurrentAuthority::prune`] now and then (the CA server does, every
+/// [`PRUNE_INTERVAL`]) to drop old roots whose SVIDs have all expired.
+#[derive(Clone)]
+pub struct CurrentAuthority {
+    inner: Arc<Inner>,
+}
+
+/// How often the CA server calls [`CurrentAuthority::prune`].
+pub const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
+struct Inner {
+    authority: ArcSwap<Authority>,
+    bundle: ArcSwap<TrustBundle>,
+    store: Arc<dyn Store>,
+    metrics: CaMetrics,
+    /// Serialises writers (replace, prune); readers never take it.
+    writer: tokio::sync::Mutex<Vec<RetainedRoot>>,
+}
+
+/// A root of a replaced authority, kept in the bundle until `until`.
+#[derive(Debug, Clone)]
+struct RetainedRoot {
+    der: CertificateDer<'static>,
+    until: SystemTime,
+}
+
+// === impl CurrentAuthority ===
+
+impl CurrentAuthority {
+    /// Publishes `authority`'s key and bundle to `store` (the bundle
+    /// sequence moves only when its content changed) and makes it current.
+    pub async fn start(
+        authority: Authority,
+        store: Arc<dyn Store>,
+        metrics: CaMetrics,
+        now: SystemTime,
+    ) -> Result<Self, StoreError> {
+        let bundle = publish(store.as_ref(), &authority, authority.bundle().clone(), now).await?;
+        metrics.set_ca_expiry(authority.not_after());
+        Ok(Self {
+            inner: Arc::new(Inner {
+                authority: ArcSwap::from_pointee(authority),
+                bundle: ArcSwap::from_pointee(bundle),
+                store,
+                metrics,
+                writer: tokio::sync::Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// The authority to sign with now.
+    pub fn load(&self) -> Arc<Authority> {
+        self.inner.authority.load_full()
+    }
+
+    /// The trust bundle to serve now: the current roots, any roots of a
+    /// replaced authority still retained, the JWT keys, and the sequence
+    /// last published.
+    pub fn bundle(&self) -> Arc<TrustBundle> {
+        self.inner.bundle.load_full()
+    }
+
+    /// Makes `new` the authority: publishes its key and the bundle (its
+    /// roots plus the retained ones) to the store, then swaps it in. Roots of
+    /// the old authority that `new` lacks are retained until `now` plus the
+    /// old authority's longest SVID lifetime. On a store error nothing is
+    /// swapped; the caller may retry.
+    pub async fn replace(&self, new: Authority, now: SystemTime) -> Result<(), StoreError> {
+        let mut retained = self.inner.writer.lock().await;
+        let old = self.load();
+        let keep_until = now + longest_svid_ttl(&old);
+        let mut candidates = retained.clone();
+        for der in &self.bundle().x509_authorities {
+            if !new.bundle().x509_authorities.contains(der)
+                && !candidates.iter().any(|r| &r.der == der)
+            {
+                candidates.push(RetainedRoot {
+                    der: der.clone(),
+                    until: keep_until,
+                });
+            }
+        }
+        candidates.retain(|r| r.until > now && !new.bundle().x509_authorities.contains(&r.der));
+        let bundle = with_retained(new.bundle(), &candidates);
+        let bundle = publish(self.inner.store.as_ref(), &new, bundle, now).await?;
+        // Bundle first: for a moment readers may see the new roots with the
+        // old authority, never SVIDs of a root the bundle lacks.
+        self.inner.bundle.store(Arc::new(bundle));
+        self.inner.metrics.set_ca_expiry(new.not_after());
+        self.inner.authority.store(Arc::new(new));
+        *retained = candidates;
+        Ok(())
+    }
+
+    /// Drops retained roots whose SVIDs have all expired by `now` and
+    /// republishes the bundle if that changed it. Returns whether it did.
+    pub async fn prune(&self, now: SystemTime) -> Result<bool, StoreError> {
+        let mut retained = self.inner.writer.lock().await;
+        let before = retained.len();
+        let keep: Vec<RetainedRoot> = retained.iter().filter(|r| r.until > now).cloned().collect();
+        if keep.len() == before {
+            return Ok(false);
+        }
+        let authority = self.load();
+        let bundle = with_retained(authority.bundle(), &keep);
+        let bundle = publish(self.inner.store.as_ref(), &authority, bundle, now).await?;
+        self.inner.bundle.store(Arc::new(bundle));
+        *retained = keep;
+        tracing::info!(
+            dropped = before - retained.len(),
+            "roots of a replaced CA dropped from the bundle: every SVID they signed has expired"
+        );
+        Ok(true)
+    }
+
+    /// Calls [`CurrentAuthority::prune`] every `interval` until `stop`
+    /// completes; store errors are logged and retried on the next tick.
+    pub async fn prune_until(
+        &self,
+        interval: std::time::Duration,
+        clock: meshid_runtime::clock::SharedClock,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                () = &mut stop => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+            if let Err(e) = self.prune(clock.now()).await {
+                tracing::warn!(error = %e, "cannot drop expired roots from the bundle; retrying");
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for CurrentAuthority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CurrentAuthority")
+            .field("authority", &self.load())
+            .field("roots", &self.bundle().x509_authorities.len())
+            .finish()
+    }
+}
+
+/// The longest lifetime of any SVID `a` signs (workload or agent).
+fn longest_svid_ttl(a: &Authority) -> std::time::Duration {
+    let c = a.config();
+    c.max_x509_ttl.max(c.default_x509_ttl).max(c.agent_ttl)
+}
+
+/// `own` with the retained roots appended (after the current ones).
+fn with_retained(own: &TrustBundle, retained: &[RetainedRoot]) -> TrustBundle {
+    let mut bundle = own.clone();
+    for r in retained {
+        if !bundle.x509_authorities.contains(&r.der) {
+            bundle.x509_authorities.push(r.der.clone());
+        }
+    }
+    bundle
+}
+
+/// Records `authority`'s key slot and `bundle` in the store; the returned
+/// bundle carries the sequence stored, bumped only when the content changed.
+async fn publish(
+    store: &dyn Store,
+    authority: &Authority,
+    mut bundle: TrustBundle,
+    now: SystemTime,
+) -> Result<TrustBundle, StoreError> {
+    store
+        .put_ca_key(&CaKeyRecord {
+            slot: X509_CA_SLOT.into(),
+            cert_chain_pem: meshid_identity::x509::to_pem(&authority.cert_chain()),
+            key_ref: authority.key_ref().to_owned(),
+            not_after: authority.not_after(),
+            state: "active".into(),
+        })
+        .await?;
+    let td = authority.trust_domain();
+    let existing = store.get_bundle(td).await?;
+    let previous = existing.as_ref().map_or(0, |b| b.sequence);
+    bundle.sequence = u64::try_from(previous).unwrap_or(0);
+    let json = bundle.to_spiffe_json().into_bytes();
+    if existing.as_ref().is_some_and(|old| old.spiffe_json == json) {
+        return Ok(bundle);
+    }
+    bundle.sequence += 1;
+    let stored = StoredBundle {
+        trust_domain: td.clone(),
+        spiffe_json: bundle.to_spiffe_json().into_bytes(),
+        sequence: i64::try_from(bundle.sequence).unwrap_or(i64::MAX),
+        updated_at: now,
+    };
+    store.put_bundle(&stored, Some(previous)).await?;
+    Ok(bundle)
+}

@@ -1,0 +1,178 @@
+//! Hot reload of the intermediate from disk: [`Reloader`] polls the
+//! upstream files ([`Disk::fingerprint`]), and when they changed and held
+//! still for one more poll (so a chain written before its key is not read
+//! half-done), reads and validates them exactly as at start-up
+//! ([`Authority::new`], then [`Authority::check_issuance`]). Only a valid
+//! intermediate replaces the current one ([`CurrentAuthority::replace`]);
+//! an invalid one is logged with the start-up message, counted, and tried
+//! again on every poll (a not-yet-valid intermediate may become valid)
+//! while the CA keeps signing with the previous one.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use meshid_runtime::clock::SharedClock;
+
+use crate::authority::{Authority, AuthorityConfig, CurrentAuthority};
+use crate::keymanager::KeyManager;
+use crate::metrics::CaMetrics;
+use crate::upstream::{Disk, Fingerprint};
+
+/// What one poll did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Poll {
+    /// The files hold what the current authority was built from.
+    Unchanged,
+    /// The files changed since the last poll; they are read once they
+    /// hold still for one more.
+    Settling,
+    /// A valid replacement is now the current authority.
+    Applied,
+    /// The files changed but hold the same CA; nothing was swapped.
+    Same,
+    /// The files hold no usable intermediate; the reason, as logged.
+    Rejected(String),
+}
+
+/// Watches the disk upstream and swaps in valid replacements.
+pub struct Reloader {
+    current: CurrentAuthority,
+    upstream: Disk,
+    keys: Arc<dyn KeyManager>,
+    config: AuthorityConfig,
+    metrics: CaMetrics,
+    clock: SharedClock,
+    /// The files the current authority was built from.
+    applied: Fingerprint,
+    /// What the last poll saw, when it differed from `applied`.
+    seen: Option<Fingerprint>,
+    /// The last rejection logged (files and reason), so a candidate that
+    /// stays invalid is logged and counted once, not on every poll.
+    rejected: Option<(Fingerprint, String)>,
+}
+
+// === impl Reloader ===
+
+impl Reloader {
+    /// A reloader of `current` from `upstream`; `applied` is the
+    /// fingerprint taken before the current authority was read.
+    pub fn new(
+        current: CurrentAuthority,
+        upstream: Disk,
+        keys: Arc<dyn KeyManager>,
+        metrics: CaMetrics,
+        clock: SharedClock,
+        applied: Fingerprint,
+    ) -> Self {
+        let config = current.load().config().clone();
+        Self {
+            current,
+            upstream,
+            keys,
+            config,
+            metrics,
+            clock,
+            applied,
+            seen: None,
+            rejected: None,
+        }
+    }
+
+    /// Checks the files once and acts on what it finds.
+    pub async fn poll(&mut self) -> Poll {
+        let now_seen = self.upstream.fingerprint();
+        if now_seen == self.applied {
+            self.seen = None;
+            self.clear_failing();
+            return Poll::Unchanged;
+        }
+        if self.seen != Some(now_seen) {
+            self.seen = Some(now_seen);
+            return Poll::Settling;
+        }
+        let now = self.clock.now();
+        match self.candidate(now) {
+            Err(reason) => self.reject(now_seen, reason),
+            Ok(new) if same_ca(&new, &self.current.load()) => {
+                self.applied = now_seen;
+                self.clear_failing();
+                Poll::Same
+            }
+            Ok(new) => {
+                let (kind, not_after) = (new.kind(), new.not_after());
+                if let Err(e) = self.current.replace(new, now).await {
+                    // Not a verdict on the files: try again on the next poll.
+                    tracing::warn!(error = %e, "cannot publish the replaced intermediate; retrying");
+                    return Poll::Settling;
+                }
+                self.applied = now_seen;
+                self.metrics.upstream_reload("applied");
+                self.clear_failing();
+                tracing::info!(
+                    authority = kind,
+                    not_after = %humantime::format_rfc3339_seconds(not_after),
+                    "replaced intermediate taken: new SVIDs are signed by it"
+                );
+                Poll::Applied
+            }
+        }
+    }
+
+    /// Polls every `interval` until `stop` completes.
+    pub async fn run(mut self, interval: Duration, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                () = &mut stop => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+            self.poll().await;
+        }
+    }
+
+    /// The files read and checked as at start-up.
+    fn candidate(&self, now: SystemTime) -> Result<Authority, String> {
+        let new = Authority::new(self.config.clone(), &self.upstream, self.keys.as_ref(), now)
+            .map_err(|e| e.to_string())?;
+        new.check_issuance(now).map_err(|e| e.to_string())?;
+        Ok(new)
+    }
+
+    fn reject(&mut self, seen: Fingerprint, reason: String) -> Poll {
+        let already = self
+            .rejected
+            .as_ref()
+            .is_some_and(|(f, r)| *f == seen && *r == reason);
+        if !already {
+            tracing::error!(
+                error = %reason,
+                "the replaced upstream intermediate is refused; still signing with the previous one"
+            );
+            self.metrics.upstream_reload("rejected");
+            self.rejected = Some((seen, reason.clone()));
+        }
+        self.metrics.set_upstream_reload_failing(true);
+        Poll::Rejected(reason)
+    }
+
+    fn clear_failing(&mut self) {
+        self.rejected = None;
+        self.metrics.set_upstream_reload_failing(false);
+    }
+}
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reloader")
+            .field("upstream", &self.upstream)
+            .field("applied", &self.applied)
+            .finish()
+    }
+}
+
+/// Whether two authorities sign with the same chain and publish the same
+/// roots (a rewrite of identical files).
+fn same_ca(a: &Authority, b: &Authority) -> bool {
+    a.cert_chain() == b.cert_chain() && a.bundle().x509_authorities == b.bundle().x509_authorities
+}
