@@ -107,7 +107,7 @@ fn csr(key: &PrivateKey) -> anyhow::Result<Vec<u8>> {
 async fn setup_agent(ca: &CaServer, i: usize) -> anyhow::Result<BenchAgent> {
     let (token, rec) = join_token::generate(SystemTime::now(), Duration::from_secs(600), None);
     ca.store.create_join_token(&rec).await?;
-    let bundle = ca.authority.bundle().clone();
+    let bundle = ca.authority.bundle().as_ref().clone();
     let key = PrivateKey::generate_p256()?;
     let mut anon = client::connect(ca.node_addr, bundle.clone(), None).await?;
     let svid = anon
@@ -220,7 +220,7 @@ async fn crypto_ceiling(ca: &CaServer, cores: usize, duration: Duration) -> anyh
     let start = Instant::now();
     let mut threads = Vec::new();
     for _ in 0..cores {
-        let authority = Arc::clone(&ca.authority);
+        let authority = ca.authority.load();
         let csr = Arc::clone(&csr);
         let id = id.clone();
         threads.push(tokio::task::spawn_blocking(move || {

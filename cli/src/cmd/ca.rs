@@ -111,7 +111,8 @@ fn load(a: ServeArgs) -> anyhow::Result<CaConfig> {
 async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let cfg = load(a)?.validate()?;
     let server = meshid_ca::server::CaServer::start(cfg).await?;
-    println!("meshid CA for {}", server.authority.trust_domain());
+    let authority = server.authority.load();
+    println!("meshid CA for {}", authority.trust_domain());
     println!("  node API (TLS)  {}", server.node_addr);
     println!("  admin API       {}", server.admin_socket.display());
     println!(
@@ -120,8 +121,8 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     );
     println!(
         "  authority       {} (expires {})",
-        server.authority.kind(),
-        admin_client::format_time(unix(server.authority.not_after()))
+        authority.kind(),
+        admin_client::format_time(unix(authority.not_after()))
     );
     crate::signal::shutdown().await;
     tracing::info!("signal received; finishing in-flight requests");
