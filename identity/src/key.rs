@@ -16,6 +16,10 @@ use zeroize::Zeroizing;
 
 use crate::der::{self, INTEGER, OCTET_STRING, OID_P256, OID_P384, SEQUENCE};
 
+mod generate;
+
+pub use generate::{KeyAlgorithm, UnknownKeyAlgorithm};
+
 /// Largest private key input accepted (PEM or DER), in bytes.
 pub const MAX_KEY_LEN: usize = 16 * 1024;
 
@@ -60,10 +64,15 @@ pub struct PrivateKey {
 // === impl PrivateKey ===
 
 impl PrivateKey {
-    /// Generates a fresh ECDSA P-256 key.
+    /// Generates a fresh ECDSA P-256 key ([`PrivateKey::generate`] makes
+    /// the other [`KeyAlgorithm`]s).
     pub fn generate_p256() -> Result<Self, KeyError> {
-        let kp = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
-            .map_err(|e| KeyError::Generate(e.to_string()))?;
+        Self::generate_with(&rcgen::PKCS_ECDSA_P256_SHA256)
+    }
+
+    /// A fresh key that rcgen (ring) generates for `alg`.
+    fn generate_with(alg: &'static rcgen::SignatureAlgorithm) -> Result<Self, KeyError> {
+        let kp = KeyPair::generate_for(alg).map_err(|e| KeyError::Generate(e.to_string()))?;
         Ok(Self {
             pkcs8: Zeroizing::new(kp.serialize_der()),
             spki: kp.subject_public_key_info(),

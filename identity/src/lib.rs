@@ -4,7 +4,8 @@
 //!
 //! - [`id`]: SPIFFE IDs and trust domains, and the reserved `/meshid` space.
 //! - [`selector`]: workload and node selectors (`type:value`).
-//! - [`key`]: private keys (generation, PKCS#8/SEC1/PKCS#1 import, public key).
+//! - [`key`]: private keys (generation of EC P-256/P-384 and RSA-3072,
+//!   PKCS#8/SEC1/PKCS#1 import, public key).
 //! - [`x509`]: the X.509-SVID and CA certificate profiles, CSRs, chain
 //!   splitting.
 //! - [`verify`]: X.509-SVID verification against trust bundles (RFC 5280
@@ -30,7 +31,7 @@ pub mod x509;
 pub use bundle::{BundleError, BundleSet, JwtAuthority, TrustBundle};
 pub use id::{IdError, SpiffeId, TrustDomain};
 pub use jwt::{JwtError, JwtSigningKey, JwtSvidClaims};
-pub use key::{KeyError, PrivateKey};
+pub use key::{KeyAlgorithm, KeyError, PrivateKey};
 pub use selector::{Selector, SelectorError};
 pub use verify::{SvidError, VerifiedSvid, verify_x509_svid};
 pub use x509::csr::{CsrError, VerifiedCaCsr, VerifiedCsr, verify_ca_csr, verify_csr};
