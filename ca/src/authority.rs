@@ -23,7 +23,7 @@ use rustls_pki_types::CertificateDer;
 use sha2::Digest;
 
 use crate::keymanager::KeyManager;
-use crate::upstream::{CaMaterial, UpstreamAuthority, UpstreamError, cert_facts};
+use crate::upstream::{CaMaterial, UpstreamAuthority, UpstreamError};
 
 /// The key manager slot of the JWT-SVID signing key.
 pub const JWT_KEY_SLOT: &str = "jwt";
@@ -142,8 +142,9 @@ impl Authority {
             .key
             .key_pair()
             .map_err(|e| AuthorityError::BadCa(e.to_string()))?;
-        let (_, ca_not_after, _) = cert_facts(&material.signing_cert)
-            .ok_or_else(|| AuthorityError::BadCa("signing certificate is unreadable".into()))?;
+        // No SVID may outlive any certificate of the chain, root included.
+        let ca_not_after = ttl::chain_not_after(&material.full_chain())
+            .ok_or_else(|| AuthorityError::BadCa("a CA certificate is unreadable".into()))?;
         if ca_not_after <= now {
             return Err(AuthorityError::CaExpired);
         }
@@ -272,7 +273,9 @@ impl Authority {
         self.material.full_chain()
     }
 
-    /// When the signing certificate expires.
+    /// When the CA chain stops being usable: the earliest notAfter of the
+    /// signing certificate, the CAs above it and the root. SVIDs never
+    /// outlive it.
     pub fn not_after(&self) -> SystemTime {
         self.ca_not_after
     }

@@ -23,7 +23,7 @@ pub struct CaMetrics {
     signing_latency: Histogram,
     /// The store's call latency, errors and row counts.
     pub store: StoreMetrics,
-    /// The CA certificate's notAfter, Unix seconds.
+    /// The earliest notAfter of the CA chain, Unix seconds.
     pub ca_expiry: Gauge,
     upstream_reloads: Family<[(&'static str, &'static str); 1], Counter>,
     upstream_reload_failing: Gauge,
@@ -51,7 +51,7 @@ impl CaMetrics {
         let store = StoreMetrics::register(&mut registry);
         registry.register(
             "cert_expiry_timestamp_seconds",
-            "notAfter of the CA signing certificate (Unix time)",
+            "Earliest notAfter of the CA chain: signing certificate up to the root (Unix time)",
             ca_expiry.clone(),
         );
         let upstream_reloads = Family::default();
