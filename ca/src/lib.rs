@@ -17,6 +17,8 @@
 //!   validated as at start-up, swapped in only when valid.
 //! - [`upstream`]: where the CA's own certificate comes from
 //!   ([`upstream::UpstreamAuthority`]: self-signed or from disk).
+//! - [`csr`]: the intermediate CA's certificate signing request for an
+//!   enterprise root (`meshid ca csr`).
 //! - [`keymanager`]: where the CA's private keys live
 //!   ([`keymanager::KeyManager`]: memory or disk).
 //! - [`store`]: durable state ([`Store`]) over SQLite or PostgreSQL, and the
@@ -27,6 +29,7 @@
 pub mod admin;
 pub mod authority;
 pub mod config;
+pub mod csr;
 pub mod keymanager;
 pub mod metrics;
 pub mod node;

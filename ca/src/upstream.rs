@@ -17,7 +17,7 @@ use rustls_pki_types::CertificateDer;
 
 use crate::keymanager::{KeyManager, KeyManagerError};
 
-pub use disk::{Disk, Fingerprint};
+pub use disk::{Disk, Fingerprint, Import, ImportError, Imported};
 pub use self_signed::SelfSigned;
 
 /// The CA's signing material.

@@ -5,15 +5,19 @@
 //!   plug-in CA layout or a Kubernetes TLS Secret's.
 //! - `cert`: the facts about each certificate the checks need.
 //! - `validate`: ordering the chain up to its root and the start-up checks.
+//! - `import`: the given files, checked as at start-up, written into a
+//!   directory in Istio's layout (`meshid ca import`).
 //! - `fingerprint`: a digest of what the files hold now, to notice a
 //!   replacement.
 
 mod cert;
 mod fingerprint;
+mod import;
 mod layout;
 mod validate;
 
 pub use fingerprint::Fingerprint;
+pub use import::{Import, ImportError, Imported};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};

@@ -1,6 +1,9 @@
 //! `meshid ca`: run the certificate authority (`serve`), check its config
-//! (`validate`) or describe it (`show`).
+//! (`validate`), describe it (`show`), or make its intermediate for an
+//! enterprise root (`csr`, then `import`).
 
+mod csr;
+mod import;
 mod validate;
 
 use std::net::SocketAddr;
@@ -30,6 +33,15 @@ enum Command {
     Validate(ServeArgs),
     /// Shows the CA's signing chain, expiry and kind.
     Show(ShowArgs),
+    /// Makes a key and a CSR for an intermediate CA that an enterprise root
+    /// signs (basicConstraints CA:TRUE with pathLen, keyUsage keyCertSign
+    /// and cRLSign, the trust domain's URI SAN).
+    Csr(csr::Args),
+    /// Checks a signed intermediate, its chain, root and key exactly as the
+    /// CA does at start-up, then writes them into the upstream directory in
+    /// Istio's plug-in layout (ca-cert.pem, ca-key.pem, cert-chain.pem,
+    /// root-cert.pem). Writes nothing when a check fails.
+    Import(import::Args),
 }
 
 /// Flags override the config file.
@@ -78,6 +90,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Command::Serve(a) => serve(a).await,
         Command::Validate(a) => validate::run(load(a)?),
         Command::Show(a) => show(a).await,
+        Command::Csr(a) => csr::run(a),
+        Command::Import(a) => import::run(a),
     }
 }
 

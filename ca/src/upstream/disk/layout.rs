@@ -6,14 +6,14 @@ use std::path::{Path, PathBuf};
 use super::super::UpstreamError;
 
 /// Istio's plug-in CA files: (signing cert, key, chain to the root, roots).
-const ISTIO: [&str; 4] = [
+pub(super) const ISTIO: [&str; 4] = [
     "ca-cert.pem",
     "ca-key.pem",
     "cert-chain.pem",
     "root-cert.pem",
 ];
 /// A Kubernetes TLS Secret as cert-manager writes it: (chain, key, roots).
-const KUBERNETES: [&str; 3] = ["tls.crt", "tls.key", "ca.crt"];
+pub(super) const KUBERNETES: [&str; 3] = ["tls.crt", "tls.key", "ca.crt"];
 
 /// The files to read, whatever layout they came from.
 #[derive(Debug, Clone, PartialEq, Eq)]

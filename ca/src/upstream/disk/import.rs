@@ -1,0 +1,226 @@
+//! Activating an intermediate the PKI team signed (`meshid ca import`):
+//! the given files pass the very checks the CA runs at start-up, then are
+//! written into the upstream directory in Istio's plug-in layout, where a
+//! running CA picks them up.
+//!
+//! Each file is replaced atomically, the signing certificate last. Until
+//! it lands, the directory holds the old certificate with some new files,
+//! which never validates (the key does not match, or the chain holds a
+//! certificate that does not link), so a CA reloading midway keeps the
+//! intermediate it has; once it lands, the new set is complete.
+
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use meshid_identity::x509::to_pem;
+use meshid_identity::{PrivateKey, TrustDomain};
+use rustls_pki_types::CertificateDer;
+
+use super::cert::ChainCert;
+use super::layout::{Files, ISTIO, KUBERNETES};
+use super::{Disk, Source, read};
+use crate::keymanager::{MemoryKeyManager, write_atomic};
+use crate::upstream::{CaMaterial, UpstreamAuthority, UpstreamError};
+
+/// The mode of the key in the directory.
+const KEY_MODE: u32 = 0o600;
+/// The mode of the certificate files.
+const CERT_MODE: u32 = 0o644;
+/// The mode of a directory import creates (it holds a private key).
+const DIR_MODE: u32 = 0o700;
+
+/// What `meshid ca import` was given.
+#[derive(Debug, Clone)]
+pub struct Import {
+    /// The signed intermediate (PEM; more certificates above it may follow).
+    pub cert: PathBuf,
+    /// The CAs between the intermediate and the root, if any (PEM, any order).
+    pub chain: Option<PathBuf>,
+    /// The enterprise root(s) (PEM); one must anchor the chain.
+    pub roots: PathBuf,
+    /// The intermediate's key; `None`: the directory's `ca-key.pem`.
+    pub key: Option<PathBuf>,
+    /// The upstream directory to write (created if missing).
+    pub dir: PathBuf,
+    /// Warn when the chain expires sooner than this (as at start-up).
+    pub min_remaining: Duration,
+}
+
+/// Why an import did not complete.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImportError {
+    /// A check failed (the same message the CA gives at start-up); the
+    /// directory was not touched.
+    #[error("{0}; nothing was written")]
+    Refused(UpstreamError),
+    /// Writing failed part way; the signing certificate was not replaced,
+    /// so a running CA keeps its current intermediate.
+    #[error(
+        "{0}; the directory is partly updated (a running CA keeps its current intermediate); \
+         fix this and import again"
+    )]
+    Partial(UpstreamError),
+}
+
+/// What was activated.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    /// The intermediate's subject (`CN=…, O=…`).
+    pub subject: String,
+    /// Its issuer's subject.
+    pub issuer: String,
+    /// Its notAfter.
+    pub not_after: SystemTime,
+    /// The files written, in the order they were written.
+    pub files: Vec<PathBuf>,
+}
+
+fn invalid(path: &Path, reason: String) -> UpstreamError {
+    UpstreamError::Invalid {
+        path: path.display().to_string(),
+        reason,
+    }
+}
+
+// === impl Import ===
+
+impl Import {
+    /// The directory's key file, used when no key is given.
+    pub fn key_path(&self) -> PathBuf {
+        self.key.clone().unwrap_or_else(|| self.dir.join(ISTIO[1]))
+    }
+
+    /// Checks the files for SVIDs of `td` at `now`, then writes them into
+    /// the directory. Writes nothing when a check fails.
+    pub fn run(&self, td: &TrustDomain, now: SystemTime) -> Result<Imported, ImportError> {
+        let (material, key, imported) = self.check(td, now).map_err(ImportError::Refused)?;
+        self.check_dir().map_err(ImportError::Refused)?;
+        let files = self.write(&material, &key).map_err(ImportError::Partial)?;
+        // Read back as the CA will read the directory.
+        let written = Disk {
+            source: Source::Dir(self.dir.clone()),
+            min_remaining: self.min_remaining,
+        };
+        written
+            .obtain(td, &MemoryKeyManager::new(), now)
+            .map_err(ImportError::Partial)?;
+        Ok(Imported { files, ..imported })
+    }
+
+    /// The given files, checked as the CA checks them at start-up: the
+    /// material, the key as read, and what to report.
+    fn check(
+        &self,
+        td: &TrustDomain,
+        now: SystemTime,
+    ) -> Result<(CaMaterial, PrivateKey, Imported), UpstreamError> {
+        let given = Disk {
+            source: Source::Files(Files {
+                chain: std::iter::once(self.cert.clone())
+                    .chain(self.chain.clone())
+                    .collect(),
+                key: self.key_path(),
+                roots: Some(self.roots.clone()),
+            }),
+            min_remaining: self.min_remaining,
+        };
+        let material = given.obtain(td, &MemoryKeyManager::new(), now)?;
+        if material.signing_cert_is_root() {
+            return Err(invalid(
+                &self.cert,
+                "is a root; import the intermediate the root signed, not the root itself".into(),
+            ));
+        }
+        let key = self.read_key()?;
+        let signing = self.facts(&material.signing_cert)?;
+        if signing.spki != key.public_key_der() {
+            return Err(invalid(
+                &self.key_path(),
+                "was replaced while it was being checked; run import again".into(),
+            ));
+        }
+        let issuer = match material.intermediates.first().or(material.roots.first()) {
+            Some(c) => self.facts(c)?.subject,
+            None => String::new(),
+        };
+        let imported = Imported {
+            subject: signing.subject,
+            issuer,
+            not_after: signing.not_after,
+            files: Vec::new(),
+        };
+        Ok((material, key, imported))
+    }
+
+    fn facts(&self, der: &CertificateDer<'static>) -> Result<ChainCert, UpstreamError> {
+        ChainCert::parse(der.clone(), &self.cert.display().to_string(), 0)
+    }
+
+    /// The key, read once: what is checked is what gets written.
+    fn read_key(&self) -> Result<PrivateKey, UpstreamError> {
+        let path = self.key_path();
+        PrivateKey::from_pem(&read(&path)?).map_err(|e| invalid(&path, e.to_string()))
+    }
+
+    /// The directory exists (or is created) and holds no Kubernetes Secret
+    /// files, which would make its layout ambiguous.
+    fn check_dir(&self) -> Result<(), UpstreamError> {
+        let io = |source| UpstreamError::Io {
+            path: self.dir.display().to_string(),
+            source,
+        };
+        if !self.dir.exists() {
+            return std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(DIR_MODE)
+                .create(&self.dir)
+                .map_err(io);
+        }
+        let foreign: Vec<&str> = KUBERNETES
+            .into_iter()
+            .filter(|n| self.dir.join(n).exists())
+            .collect();
+        if !foreign.is_empty() {
+            return Err(invalid(
+                &self.dir,
+                format!(
+                    "holds a Kubernetes TLS Secret's files ({}); import writes Istio's plug-in \
+                     layout ({}), so give an empty directory or one in that layout",
+                    foreign.join(", "),
+                    ISTIO.join(", ")
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes roots, chain and key, then the signing certificate.
+    fn write(&self, m: &CaMaterial, key: &PrivateKey) -> Result<Vec<PathBuf>, UpstreamError> {
+        // ISTIO: (signing cert, key, chain to the root, roots).
+        let [cert, key_file, chain, roots] = ISTIO.map(|n| self.dir.join(n));
+        let roots_pem = to_pem(&m.roots);
+        let chain_pem = to_pem(&m.full_chain());
+        let key_pem = key.to_pkcs8_pem();
+        let cert_pem = to_pem(std::slice::from_ref(&m.signing_cert));
+        let mut steps: Vec<(&Path, &[u8], u32)> = vec![
+            (&roots, roots_pem.as_bytes(), CERT_MODE),
+            (&chain, chain_pem.as_bytes(), CERT_MODE),
+        ];
+        // A key already in the directory stays as it is.
+        if self.key.as_deref().is_some_and(|k| k != key_file) {
+            steps.push((&key_file, key_pem.as_bytes(), KEY_MODE));
+        }
+        steps.push((&cert, cert_pem.as_bytes(), CERT_MODE));
+        let mut written = Vec::new();
+        for (path, bytes, mode) in steps {
+            write_atomic(path, bytes, mode).map_err(|source| UpstreamError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+            written.push(path.to_path_buf());
+        }
+        Ok(written)
+    }
+}

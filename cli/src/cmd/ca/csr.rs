@@ -1,0 +1,117 @@
+//! `meshid ca csr`: make the intermediate CA's key and the CSR the PKI team
+//! signs with the enterprise root.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use meshid_ca::config::CaConfig;
+use meshid_ca::csr::{self, IntermediateCsr};
+use meshid_identity::{KeyAlgorithm, PrivateKey, TrustDomain};
+
+/// Arguments of `meshid ca csr`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Where to write the CSR (PEM, PKCS#10).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Where to write the new private key (PKCS#8 PEM, mode 0600); default:
+    /// beside the CSR, `<name>.key.pem`. Keep it out of a directory a
+    /// running CA reads until `meshid ca import` moves it in.
+    #[arg(long, value_name = "FILE")]
+    key_out: Option<PathBuf>,
+    /// The key algorithm.
+    #[arg(long, value_enum, default_value_t = KeyType::EcP256)]
+    key_type: KeyType,
+    /// Trust domain the intermediate signs for (else the config's).
+    #[arg(long, env = "MESHID_TRUST_DOMAIN")]
+    trust_domain: Option<TrustDomain>,
+    /// The CA's TOML config, to read the trust domain from.
+    #[arg(long, env = "MESHID_CA_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The pathLenConstraint to ask for; 0: the intermediate signs SVIDs
+    /// only, no CA below it.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    path_len: u8,
+    /// The subject common name (default `meshid intermediate <td>`).
+    #[arg(long, value_name = "CN")]
+    subject_cn: Option<String>,
+    /// Replace the key and CSR files if they exist.
+    #[arg(long)]
+    force: bool,
+}
+
+/// The key algorithms offered (names as [`KeyAlgorithm`] spells them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum KeyType {
+    /// ECDSA P-256 (SHA-256).
+    #[value(name = "ec-p256")]
+    EcP256,
+    /// ECDSA P-384 (SHA-384).
+    #[value(name = "ec-p384")]
+    EcP384,
+    /// RSA 3072-bit (PKCS#1 v1.5, SHA-256).
+    #[value(name = "rsa-3072")]
+    Rsa3072,
+}
+
+impl From<KeyType> for KeyAlgorithm {
+    fn from(k: KeyType) -> Self {
+        match k {
+            KeyType::EcP256 => Self::EcP256,
+            KeyType::EcP384 => Self::EcP384,
+            KeyType::Rsa3072 => Self::Rsa3072,
+        }
+    }
+}
+
+/// Runs `meshid ca csr`.
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let trust_domain = trust_domain(a.trust_domain, a.config.as_deref())?;
+    let request = IntermediateCsr {
+        path_len: a.path_len,
+        common_name: a.subject_cn,
+        ..IntermediateCsr::new(trust_domain)
+    };
+    let key_out = a.key_out.unwrap_or_else(|| default_key_path(&a.out));
+    let alg = KeyAlgorithm::from(a.key_type);
+    let key = PrivateKey::generate(alg)?;
+    csr::create(&request, &key, &key_out, &a.out, a.force)?;
+    println!("key   {} ({alg}, mode 0600)", key_out.display());
+    println!(
+        "CSR   {} (CN={}, URI SAN spiffe://{}, basicConstraints CA:TRUE pathlen:{}, keyUsage keyCertSign cRLSign)",
+        a.out.display(),
+        request.common_name()?,
+        request.trust_domain,
+        request.path_len
+    );
+    println!(
+        "next  the PKI team signs the CSR, keeping its extensions; then run\n      \
+         meshid ca import --cert <signed.pem> --root <root.pem> --key {} --dir <upstream dir>",
+        key_out.display()
+    );
+    Ok(())
+}
+
+/// The `--trust-domain` flag, else the config file's.
+pub(super) fn trust_domain(
+    flag: Option<TrustDomain>,
+    config: Option<&Path>,
+) -> anyhow::Result<TrustDomain> {
+    if let Some(td) = flag {
+        return Ok(td);
+    }
+    let Some(path) = config else {
+        anyhow::bail!("no trust domain: pass --trust-domain or --config <ca.toml>");
+    };
+    CaConfig::from_file(path)?.trust_domain.with_context(|| {
+        format!(
+            "{} sets no trust_domain; pass --trust-domain",
+            path.display()
+        )
+    })
+}
+
+/// `mesh-intermediate.csr` → `mesh-intermediate.key.pem`, beside it.
+fn default_key_path(csr: &Path) -> PathBuf {
+    csr.with_extension("key.pem")
+}
