@@ -144,21 +144,10 @@ impl Ordered {
                 ),
             ));
         }
-        let anchor = self.roots.first();
-        let all = self.path.iter().chain(anchor);
-        for (below, c) in all.enumerate() {
+        for (below, c) in all_certs(self).enumerate() {
             check_one(c, below, now)?;
         }
-        let not_after = self.path.iter().map(|c| c.not_after).min();
-        if let Some(left) = not_after.and_then(|t| t.duration_since(now).ok())
-            && left < min_remaining
-        {
-            tracing::warn!(
-                file = %signing.file,
-                remaining = %humantime::format_duration(Duration::from_secs(left.as_secs())),
-                "the upstream CA chain expires soon; renew the intermediate"
-            );
-        }
+        warn_if_expiring(all_certs(self), now, min_remaining);
         self.probe(td, key, now)
     }
 
@@ -227,6 +216,41 @@ impl Ordered {
             ),
         }
     }
+}
+
+/// The signing certificate, the CAs above it and the anchoring root.
+fn all_certs(o: &Ordered) -> impl Iterator<Item = &ChainCert> {
+    o.path.iter().chain(o.roots.first())
+}
+
+/// Warns when the first certificate of `certs` to expire has less than
+/// `min_remaining` left at `now`: it names the file, the certificate, its
+/// notAfter and what to do.
+fn warn_if_expiring<'a>(
+    certs: impl Iterator<Item = &'a ChainCert>,
+    now: SystemTime,
+    min_remaining: Duration,
+) {
+    let Some(first) = certs.min_by_key(|c| c.not_after) else {
+        return;
+    };
+    let Ok(left) = first.not_after.duration_since(now) else {
+        return; // expired: check_one refuses it
+    };
+    if left >= min_remaining {
+        return;
+    }
+    let format = meshid_runtime::duration::format;
+    tracing::warn!(
+        file = %first.file,
+        certificate = %first.subject,
+        not_after = %humantime::format_rfc3339_seconds(first.not_after),
+        remaining = %format(Duration::from_secs(left.as_secs())),
+        min_remaining = %format(min_remaining),
+        "the upstream CA chain expires soon: renew it before not_after (have the PKI team \
+         issue a new intermediate and replace the files), or the CA stops issuing; \
+         upstream.min_remaining sets when this warning starts"
+    );
 }
 
 /// CA, keyCertSign, pathLen and validity of `c`, which has `below`
