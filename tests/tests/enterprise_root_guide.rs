@@ -4,7 +4,9 @@
 //! pathlen:0 and a URI name constraint on the trust domain), `meshid ca
 //! import` into an Istio plug-in directory, then `meshid ca serve` with
 //! `[upstream] dir` and an agent: the SVID it serves verifies with
-//! `openssl verify -x509_strict` against the enterprise root. Also the
+//! `openssl verify -x509_strict` against the enterprise root; a second
+//! intermediate imported into the same directory is taken by the running
+//! CA. Also the
 //! CLI's refusals: an existing key without `--force`, a wrong key at import
 //! (the directory stays as it was).
 #![allow(clippy::unwrap_used)]
@@ -12,7 +14,13 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use meshid_tests::{Cmd, Mesh, tempdir};
+use std::time::Duration;
+
+use meshid_identity::x509::pem_certs;
+use meshid_tests::{Cmd, Mesh, eventually, tempdir};
+
+/// How long a running CA may take to notice the imported intermediate.
+const READY: Duration = Duration::from_secs(30);
 
 /// Runs `cmd` in `dir`; (succeeded, stdout, stderr).
 fn run(cmd: Cmd, dir: &Path) -> (bool, String, String) {
@@ -117,7 +125,10 @@ fn the_guide_from_csr_to_an_svid_that_openssl_verifies_under_the_enterprise_root
     }
     let cacerts = pki.join("cacerts");
     let mesh = Mesh::builder()
-        .ca_config(&format!("[upstream]\ndir = \"{}\"\n", cacerts.display()))
+        .ca_config(&format!(
+            "[upstream]\ndir = \"{}\"\nwatch_interval = \"200ms\"\n",
+            cacerts.display()
+        ))
         .start();
     let svids = mesh.tmp.path().join("svids");
     ok(
@@ -136,6 +147,46 @@ fn the_guide_from_csr_to_an_svid_that_openssl_verifies_under_the_enterprise_root
         &svids,
     );
     assert_eq!(verified.trim(), "svid.0.pem: OK");
+
+    // Rotation: a new key and CSR, signed, imported again with the CA's
+    // config; the running CA takes the new intermediate.
+    let config = pki.join("ca.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "trust_domain = \"example.org\"\n[upstream]\ndir = \"{}\"\n",
+            cacerts.display()
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    ok(
+        Cmd::meshid().args(["ca", "csr", "--config", cfg, "--out", "next.csr"]),
+        pki,
+    );
+    ok(pki_team(&["sign", "next.csr", "next.pem"]), pki);
+    ok(
+        Cmd::meshid().args([
+            "ca",
+            "import",
+            "--config",
+            cfg,
+            "--cert",
+            "next.pem",
+            "--root",
+            "root.pem",
+            "--key",
+            "next.key.pem",
+        ]),
+        pki,
+    );
+    let next = std::fs::read_to_string(pki.join("next.pem")).unwrap();
+    let next = pem_certs(&next).unwrap();
+    eventually("the CA signs with the new intermediate", READY, || {
+        let shown = mesh.ca.admin_json(&["ca", "show"]);
+        let chain = pem_certs(shown["chain_pem"].as_str()?).ok()?;
+        (chain.first() == next.first()).then_some(())
+    });
 }
 
 #[test]
