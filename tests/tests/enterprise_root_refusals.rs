@@ -285,6 +285,19 @@ async fn an_intermediate_close_to_expiry_starts_with_a_warning() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains("expires soon"), "{stderr}");
+    // A root that expires before the intermediate is the one named.
+    let now = SystemTime::now();
+    pki.ca_between("long", "root", Alg::P256, MESH_CA, now, now + 60 * DAY);
+    let root_first = upstream(&pki, &pki.cert("long"), "long", "min_remaining = \"40d\"\n");
+    let out = validate(tmp.path(), &root_first);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = meshid_tests::lines::first_line(&stderr, "expires soon")
+        .unwrap_or_else(|| panic!("no warning:\n{stderr}"));
+    assert!(
+        line.contains(&openssl_not_after(&pki.cert("root"))),
+        "{line}"
+    );
+    assert!(line.contains("CN=root"), "{line}");
 }
 
 #[test]
