@@ -261,7 +261,7 @@ fn broken_sets_are_refused_with_the_start_up_messages_and_write_nothing() {
 }
 
 #[test]
-fn a_kubernetes_secret_directory_is_not_written_into() {
+fn a_kubernetes_secret_directory_or_a_file_is_not_written_into() {
     let at = imported();
     let pki = &at.pki;
     let secret = at.pki.dir.join("secret");
@@ -281,6 +281,17 @@ fn a_kubernetes_secret_directory_is_not_written_into() {
         "{e}"
     );
     assert_eq!(snapshot(&secret).len(), 1);
+    let file = secret.join("tls.crt");
+    let e = import(
+        &pki.cert("mesh"),
+        &pki.cert("root"),
+        &pki.key("mesh"),
+        &file,
+    )
+    .run(&td(), SystemTime::now())
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("tls.crt: is not a directory"), "{e}");
 }
 
 #[test]

@@ -97,7 +97,7 @@ impl Import {
     pub fn run(&self, td: &TrustDomain, now: SystemTime) -> Result<Imported, ImportError> {
         let (material, key, imported) = self.check(td, now).map_err(ImportError::Refused)?;
         self.check_dir().map_err(ImportError::Refused)?;
-        let files = self.write(&material, &key).map_err(ImportError::Partial)?;
+        let files = self.write(&material, &key)?;
         // Read back as the CA will read the directory.
         let written = Disk {
             source: Source::Dir(self.dir.clone()),
@@ -171,6 +171,12 @@ impl Import {
             path: self.dir.display().to_string(),
             source,
         };
+        if self.dir.exists() && !self.dir.is_dir() {
+            return Err(invalid(
+                &self.dir,
+                "is not a directory; give the upstream directory".into(),
+            ));
+        }
         if !self.dir.exists() {
             return std::fs::DirBuilder::new()
                 .recursive(true)
@@ -197,7 +203,9 @@ impl Import {
     }
 
     /// Writes roots, chain and key, then the signing certificate.
-    fn write(&self, m: &CaMaterial, key: &PrivateKey) -> Result<Vec<PathBuf>, UpstreamError> {
+    /// A failure before the first file landed is [`ImportError::Refused`]
+    /// (nothing was written), a later one [`ImportError::Partial`].
+    fn write(&self, m: &CaMaterial, key: &PrivateKey) -> Result<Vec<PathBuf>, ImportError> {
         // ISTIO: (signing cert, key, chain to the root, roots).
         let [cert, key_file, chain, roots] = ISTIO.map(|n| self.dir.join(n));
         let roots_pem = to_pem(&m.roots);
@@ -215,10 +223,17 @@ impl Import {
         steps.push((&cert, cert_pem.as_bytes(), CERT_MODE));
         let mut written = Vec::new();
         for (path, bytes, mode) in steps {
-            write_atomic(path, bytes, mode).map_err(|source| UpstreamError::Io {
-                path: path.display().to_string(),
-                source,
-            })?;
+            if let Err(source) = write_atomic(path, bytes, mode) {
+                let e = UpstreamError::Io {
+                    path: path.display().to_string(),
+                    source,
+                };
+                return Err(if written.is_empty() {
+                    ImportError::Refused(e)
+                } else {
+                    ImportError::Partial(e)
+                });
+            }
             written.push(path.to_path_buf());
         }
         Ok(written)
