@@ -18,11 +18,10 @@ use std::time::{Duration, SystemTime};
 use meshid_identity::jwt::{self, JwtError, JwtSigningKey};
 use meshid_identity::x509::sign_svid;
 use meshid_identity::{SpiffeId, SvidTemplate, TrustBundle, TrustDomain, X509Error};
-use rcgen::KeyPair;
 use rustls_pki_types::CertificateDer;
 use sha2::Digest;
 
-use crate::keymanager::KeyManager;
+use crate::keymanager::{CaKey, CaSignError, KeyManager, Pkcs11Error};
 use crate::upstream::{CaMaterial, UpstreamAuthority, UpstreamError};
 
 /// The key manager slot of the JWT-SVID signing key.
@@ -83,6 +82,24 @@ pub enum AuthorityError {
     /// The signing certificate does not belong to the trust domain.
     #[error("the CA certificate is unusable: {0}")]
     BadCa(String),
+    /// The signing key's token could not sign now; a later call may.
+    #[error("the CA signing key on the {backend} token is unavailable: {source}")]
+    KeyUnavailable {
+        /// `pkcs11`.
+        backend: &'static str,
+        /// What the token said.
+        #[source]
+        source: Pkcs11Error,
+    },
+}
+
+impl From<CaSignError> for AuthorityError {
+    fn from(e: CaSignError) -> Self {
+        match e {
+            CaSignError::Unavailable { backend, source } => Self::KeyUnavailable { backend, source },
+            CaSignError::Certificate(e) => Self::Sign(e),
+        }
+    }
 }
 
 /// What to put into one X.509-SVID.
@@ -116,7 +133,8 @@ pub struct Authority {
     config: AuthorityConfig,
     kind: &'static str,
     material: CaMaterial,
-    key_pair: KeyPair,
+    /// The CA signing key (in memory or on a token).
+    key_pair: CaKey,
     ca_not_after: SystemTime,
     chain_after_leaf: Vec<CertificateDer<'static>>,
     jwt_key: JwtSigningKey,
@@ -138,10 +156,7 @@ impl Authority {
         now: SystemTime,
     ) -> Result<Self, AuthorityError> {
         let material = upstream.obtain(&config.trust_domain, keys, now)?;
-        let key_pair = material
-            .key
-            .key_pair()
-            .map_err(|e| AuthorityError::BadCa(e.to_string()))?;
+        let key_pair = material.key.clone();
         // No SVID may outlive any certificate of the chain, root included.
         let ca_not_after = ttl::chain_not_after(&material.full_chain())
             .ok_or_else(|| AuthorityError::BadCa("a CA certificate is unreadable".into()))?;
@@ -218,12 +233,9 @@ impl Authority {
             not_before: now,
             not_after,
         };
-        let leaf = sign_svid(
-            &template,
-            public_key_der,
-            &self.material.signing_cert,
-            &self.key_pair,
-        )?;
+        let leaf = self.key_pair.sign_with(|key| {
+            sign_svid(&template, public_key_der, &self.material.signing_cert, &key)
+        })?;
         let serial = serial_hex(&leaf)
             .ok_or_else(|| AuthorityError::BadCa("signed certificate is unreadable".into()))?;
         let mut chain = Vec::with_capacity(1 + self.chain_after_leaf.len());

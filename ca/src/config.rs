@@ -15,9 +15,11 @@
 //! ca_ttl = "365d"
 //! # upstream = { cert_chain_file = "/etc/meshid/ca-chain.pem", key_file = "/etc/meshid/ca-key.pem", root_file = "/etc/meshid/root.pem" }
 //! # upstream = { dir = "/etc/cacerts" }   # Istio plug-in CA or Kubernetes TLS Secret layout
+//! # keys = { manager = "pkcs11", pkcs11 = { ... } }   # the X.509 CA key on a token: see [`KeysConfig`]
 //! ```
 
 mod check;
+mod keys;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -27,6 +29,11 @@ use meshid_identity::{SpiffeId, TrustDomain};
 use serde::Deserialize;
 
 use crate::store::StoreUrl;
+
+pub use keys::{
+    DEFAULT_KEY_LABEL, DEFAULT_SESSIONS, KeyManagerKind, KeyType, KeysConfig, MAX_SESSIONS,
+    Pkcs11Config,
+};
 
 /// A configuration problem, naming the setting and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -189,6 +196,10 @@ pub struct CaConfig {
     /// Use an intermediate issued by an enterprise root instead of a
     /// self-signed root.
     pub upstream: Option<UpstreamConfig>,
+    /// Where the signing keys live (`[keys]`: the data directory, or the
+    /// X.509 CA key on a PKCS#11 token).
+    #[serde(default)]
+    pub keys: KeysConfig,
     /// SPIFFE IDs allowed to call the admin API over mTLS on the node API
     /// port (with an SVID as client certificate). Empty: admin API on the
     /// Unix socket only.
@@ -228,6 +239,7 @@ impl Default for CaConfig {
             agent_ttl: hour(),
             ca_ttl: year(),
             upstream: None,
+            keys: KeysConfig::default(),
             admin_ids: Vec::new(),
         }
     }

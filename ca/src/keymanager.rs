@@ -1,18 +1,28 @@
 //! Where the CA's private keys live: [`KeyManager`] hands out signing keys
 //! by slot name. [`MemoryKeyManager`] keeps them in memory (tests, ephemeral
 //! CAs); [`DiskKeyManager`] keeps them as PKCS#8 PEM files (mode 0600) in the
-//! data directory, written atomically.
+//! data directory, written atomically; [`Pkcs11KeyManager`] keeps the X.509
+//! CA key on a PKCS#11 token. Certificates are signed through a [`CaKey`],
+//! in memory or on the token.
 
+mod ca_key;
 mod disk;
 mod memory;
+pub mod pkcs11;
 
 use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
 
 use meshid_identity::{KeyError, PrivateKey};
 
+use crate::config::KeysConfig;
+
+pub use ca_key::{CaKey, CaSignError};
 pub use disk::DiskKeyManager;
 pub(crate) use disk::write_atomic;
 pub use memory::MemoryKeyManager;
+pub use pkcs11::{Pkcs11Error, Pkcs11KeyManager};
 
 /// A key manager failure.
 #[derive(Debug, thiserror::Error)]
@@ -51,13 +61,20 @@ pub enum KeyManagerError {
     /// The slot name is not usable.
     #[error("key slot {0:?} is invalid; use 1-32 chars of [a-z0-9_-]")]
     BadSlot(String),
+    /// The key of this slot is on a token: it has no in-memory form.
+    #[error("the {0} key is on the PKCS#11 token; it cannot be read into memory")]
+    NotInMemory(String),
+    /// The token failed.
+    #[error(transparent)]
+    Pkcs11(#[from] Pkcs11Error),
 }
 
 /// Generates and loads the CA's signing keys, one per named slot
-/// (`x509-ca`, `jwt`, …). The returned [`PrivateKey`] gives an
-/// `rcgen::KeyPair` (which implements `rcgen::SigningKey`) through
-/// [`PrivateKey::key_pair`] and its public key through
-/// [`PrivateKey::public_key_der`].
+/// (`x509-ca`, `jwt`, …). [`load`](Self::load) and
+/// [`generate`](Self::generate) give keys held in memory (a [`PrivateKey`]:
+/// the JWT-SVID key); [`load_signer`](Self::load_signer) and
+/// [`generate_signer`](Self::generate_signer) give certificate signing keys
+/// ([`CaKey`]), which a key manager may keep on a token.
 pub trait KeyManager: Send + Sync + fmt::Debug {
     /// The key in `slot`, if one was generated before.
     fn load(&self, slot: &str) -> Result<Option<PrivateKey>, KeyManagerError>;
@@ -67,6 +84,25 @@ pub trait KeyManager: Send + Sync + fmt::Debug {
     /// for the store's CA key journal.
     fn key_ref(&self, slot: &str) -> String;
 
+    /// The certificate signing key in `slot`, if there is one. By default
+    /// the in-memory key of [`load`](Self::load).
+    fn load_signer(&self, slot: &str) -> Result<Option<CaKey>, KeyManagerError> {
+        self.load(slot)?.map(|k| signer(slot, &k)).transpose()
+    }
+
+    /// A new certificate signing key in `slot`. By default the in-memory
+    /// key of [`generate`](Self::generate).
+    fn generate_signer(&self, slot: &str) -> Result<CaKey, KeyManagerError> {
+        signer(slot, &self.generate(slot)?)
+    }
+
+    /// True when this key manager holds the X.509 CA key itself (on a
+    /// token): an intermediate from files then signs with it instead of a
+    /// key file. False for keys kept as files or in memory.
+    fn owns_ca_key(&self) -> bool {
+        false
+    }
+
     /// The key in `slot`, generating one if there is none.
     fn load_or_generate(&self, slot: &str) -> Result<PrivateKey, KeyManagerError> {
         match self.load(slot)? {
@@ -74,6 +110,22 @@ pub trait KeyManager: Send + Sync + fmt::Debug {
             None => self.generate(slot),
         }
     }
+}
+
+/// The key manager `[keys]` asks for: keys as files in `data_dir`, or the
+/// X.509 CA key on the token (other keys still in `data_dir`).
+pub fn open(keys: &KeysConfig, data_dir: &Path) -> Result<Arc<dyn KeyManager>, KeyManagerError> {
+    Ok(match keys.token() {
+        Some(token) => Arc::new(Pkcs11KeyManager::open(token, data_dir)?),
+        None => Arc::new(DiskKeyManager::new(data_dir)),
+    })
+}
+
+fn signer(slot: &str, key: &PrivateKey) -> Result<CaKey, KeyManagerError> {
+    CaKey::in_memory(key).map_err(|source| KeyManagerError::Generate {
+        slot: slot.to_owned(),
+        source,
+    })
 }
 
 fn check_slot(slot: &str) -> Result<(), KeyManagerError> {

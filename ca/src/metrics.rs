@@ -21,6 +21,7 @@ pub struct CaMetrics {
     registry: Arc<Registry>,
     signatures: Family<SignatureLabels, Counter>,
     signing_latency: Histogram,
+    signing_errors: Family<[(&'static str, &'static str); 1], Counter>,
     /// The store's call latency, errors and row counts.
     pub store: StoreMetrics,
     /// The earliest notAfter of the CA chain, Unix seconds.
@@ -38,6 +39,7 @@ impl CaMetrics {
         let signatures = Family::<SignatureLabels, Counter>::default();
         let signing_latency = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
         let ca_expiry = Gauge::default();
+        let signing_errors = Family::<[(&'static str, &'static str); 1], Counter>::default();
         registry.register(
             "signatures",
             "SVIDs signed, by kind and result",
@@ -47,6 +49,11 @@ impl CaMetrics {
             "signing_latency_seconds",
             "Time to verify a CSR and sign one X.509-SVID",
             signing_latency.clone(),
+        );
+        registry.register(
+            "signing_errors",
+            "Signatures the CA key's backend failed to make (the caller got UNAVAILABLE), by backend",
+            signing_errors.clone(),
         );
         let store = StoreMetrics::register(&mut registry);
         registry.register(
@@ -70,6 +77,7 @@ impl CaMetrics {
             registry: Arc::new(registry),
             signatures,
             signing_latency,
+            signing_errors,
             store,
             ca_expiry,
             upstream_reloads,
@@ -87,6 +95,11 @@ impl CaMetrics {
     /// Records one signing duration.
     pub fn signing_latency(&self, took: Duration) {
         self.signing_latency.observe(took.as_secs_f64());
+    }
+
+    /// Counts one signature the key's backend (`pkcs11`) failed to make.
+    pub fn signing_error(&self, backend: &'static str) {
+        self.signing_errors.get_or_create(&[("backend", backend)]).inc();
     }
 
     /// Sets the CA expiry gauge.

@@ -155,7 +155,7 @@ impl NodeService {
             .sign_agent_svid(agent_id, &verified.public_key_der, now)
             .map_err(|e| {
                 m.signature("agent", "error");
-                Status::internal(e.to_string())
+                Status::new(convert::signing_code(&e, m), e.to_string())
             })?;
         m.signature("agent", "ok");
         m.signing_latency(start.elapsed());

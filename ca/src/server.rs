@@ -28,7 +28,7 @@ use crate::authority::{
     Authority, AuthorityConfig, AuthorityError, CurrentAuthority, PRUNE_INTERVAL,
 };
 use crate::config::ValidConfig;
-use crate::keymanager::{DiskKeyManager, KeyManager};
+use crate::keymanager;
 use crate::metrics::CaMetrics;
 use crate::node::NodeService;
 use crate::node_attestor::JoinTokenAttestor;
@@ -104,7 +104,7 @@ impl CaServer {
             metrics.store.clone(),
         ));
         let store: Arc<dyn Store> = metered.clone();
-        let keys: Arc<dyn KeyManager> = Arc::new(DiskKeyManager::new(&cfg.data_dir));
+        let keys = keymanager::open(&cfg.raw.keys, &cfg.data_dir).map_err(AuthorityError::Keys)?;
         // The files are fingerprinted before they are read, so a change
         // while the CA starts is seen by the first reload poll.
         let disk = cfg.raw.upstream.as_ref().map(|up| {

@@ -12,13 +12,13 @@ mod self_signed;
 use std::fmt;
 use std::time::SystemTime;
 
-use meshid_identity::{PrivateKey, TrustDomain};
+use meshid_identity::TrustDomain;
 use rustls_pki_types::CertificateDer;
 
-use crate::keymanager::{KeyManager, KeyManagerError};
+use crate::keymanager::{CaKey, CaSignError, KeyManager, KeyManagerError};
 
 pub use disk::{Disk, Fingerprint, Import, ImportError, Imported};
-pub use self_signed::SelfSigned;
+pub use self_signed::{CA_KEY_SLOT, SelfSigned};
 
 /// The CA's signing material.
 #[derive(Clone)]
@@ -30,8 +30,8 @@ pub struct CaMaterial {
     pub intermediates: Vec<CertificateDer<'static>>,
     /// The trust anchors published in the bundle.
     pub roots: Vec<CertificateDer<'static>>,
-    /// The signing key (matches `signing_cert`).
-    pub key: PrivateKey,
+    /// The signing key (matches `signing_cert`), in memory or on a token.
+    pub key: CaKey,
     /// Where the key lives, for the store's CA key journal.
     pub key_ref: String,
 }
@@ -102,6 +102,15 @@ pub enum UpstreamError {
     /// Building the CA certificate failed.
     #[error("creating the CA certificate failed: {0}")]
     Sign(#[from] meshid_identity::X509Error),
+}
+
+impl From<CaSignError> for UpstreamError {
+    fn from(e: CaSignError) -> Self {
+        match e {
+            CaSignError::Unavailable { source, .. } => Self::Keys(KeyManagerError::Pkcs11(source)),
+            CaSignError::Certificate(e) => Self::Sign(e),
+        }
+    }
 }
 
 /// Supplies the CA's signing certificate, key and trust anchors.

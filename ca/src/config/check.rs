@@ -10,7 +10,7 @@ use super::{CaConfig, ConfigError, UpstreamConfig, ValidConfig};
 /// Longest lifetime any CA setting may have (100 years): keeps time
 /// arithmetic far from overflow.
 const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 86400);
-use crate::keymanager::MemoryKeyManager;
+use crate::keymanager::{KeyManager, MemoryKeyManager, Pkcs11KeyManager};
 use crate::upstream::{Disk, UpstreamAuthority};
 
 // === impl CaConfig ===
@@ -34,8 +34,21 @@ impl CaConfig {
         let valid = self.resolve()?;
         check_creatable(&valid.data_dir)?;
         if let Some(up) = &valid.raw.upstream {
+            // With the key on a token, the token is opened (read only) to
+            // check that the key is there and matches the chain.
+            let keys: Box<dyn KeyManager> = match valid.raw.keys.token() {
+                Some(token) => Box::new(
+                    Pkcs11KeyManager::open(token, &valid.data_dir).map_err(|e| {
+                        ConfigError::Invalid {
+                            field: "keys.pkcs11",
+                            reason: e.to_string(),
+                        }
+                    })?,
+                ),
+                None => Box::new(MemoryKeyManager::new()),
+            };
             Disk::from_config(up)
-                .obtain(&valid.trust_domain, &MemoryKeyManager::new(), now)
+                .obtain(&valid.trust_domain, keys.as_ref(), now)
                 .map_err(|e| ConfigError::Invalid {
                     field: "upstream",
                     reason: e.to_string(),
@@ -85,8 +98,9 @@ impl CaConfig {
             ));
         }
         self.check_admin_ids()?;
+        self.keys.check()?;
         if let Some(up) = &self.upstream {
-            check_upstream(up)?;
+            check_upstream(up, self.keys.token().is_some())?;
         }
         Ok(())
     }
@@ -150,25 +164,37 @@ impl CaConfig {
     }
 }
 
-/// Either a directory or the two files, and every path named exists.
-fn check_upstream(up: &UpstreamConfig) -> Result<(), ConfigError> {
+/// Either a directory or the two files, and every path named exists. With
+/// the key on a token, the chain file (and root file) only.
+fn check_upstream(up: &UpstreamConfig, key_on_token: bool) -> Result<(), ConfigError> {
     let invalid = |field, reason: String| ConfigError::Invalid { field, reason };
     let files = up.cert_chain_file.is_some() || up.key_file.is_some() || up.root_file.is_some();
-    match (&up.dir, files) {
-        (Some(_), true) => {
+    if key_on_token {
+        if up.dir.is_some() || up.key_file.is_some() || up.cert_chain_file.is_none() {
             return Err(invalid(
-                "upstream.dir",
-                "names the files itself; drop cert_chain_file, key_file and root_file, or drop dir"
+                "upstream",
+                "with keys.manager = \"pkcs11\" the key is on the token: give cert_chain_file \
+                 (optionally root_file), without key_file or dir"
                     .into(),
             ));
         }
-        (None, _) if up.cert_chain_file.is_none() || up.key_file.is_none() => {
-            return Err(invalid(
-                "upstream",
-                "needs cert_chain_file and key_file (optionally root_file), or dir".into(),
-            ));
+    } else {
+        match (&up.dir, files) {
+            (Some(_), true) => {
+                return Err(invalid(
+                    "upstream.dir",
+                    "names the files itself; drop cert_chain_file, key_file and root_file, or drop dir"
+                        .into(),
+                ));
+            }
+            (None, _) if up.cert_chain_file.is_none() || up.key_file.is_none() => {
+                return Err(invalid(
+                    "upstream",
+                    "needs cert_chain_file and key_file (optionally root_file), or dir".into(),
+                ));
+            }
+            _ => {}
         }
-        _ => {}
     }
     for (field, p) in [
         ("upstream.cert_chain_file", &up.cert_chain_file),

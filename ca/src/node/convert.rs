@@ -4,9 +4,10 @@ use std::time::SystemTime;
 
 use meshid_identity::{SpiffeId, TrustBundle};
 use meshid_proto::ca;
-use tonic::Status;
+use tonic::{Code, Status};
 
-use crate::authority::IssuedX509Svid;
+use crate::authority::{AuthorityError, IssuedX509Svid};
+use crate::metrics::CaMetrics;
 use crate::store::{RegistrationEntry, StoreError, StoredBundle};
 
 /// Unix seconds (0 before 1970).
@@ -83,4 +84,18 @@ pub(crate) fn entry(e: &RegistrationEntry) -> ca::Entry {
 pub(crate) fn store_status(e: StoreError) -> Status {
     tracing::warn!(error = %e, "store call failed");
     Status::unavailable(format!("the CA's store failed: {e}"))
+}
+
+/// The code for a failed signature: `UNAVAILABLE` when the signing key's
+/// token failed (counted by backend; the agent retries, and a later call
+/// gets a fresh session), `INTERNAL` otherwise.
+pub(crate) fn signing_code(e: &AuthorityError, metrics: &CaMetrics) -> Code {
+    match e {
+        AuthorityError::KeyUnavailable { backend, .. } => {
+            tracing::warn!(error = %e, "signing failed on the token");
+            metrics.signing_error(backend);
+            Code::Unavailable
+        }
+        _ => Code::Internal,
+    }
 }

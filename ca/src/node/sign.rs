@@ -148,7 +148,7 @@ pub(super) async fn x509_batch(
                 Err(e) => {
                     m.signature("x509", "error");
                     results.push(svid_result::Result::Error(item_error(
-                        Code::Internal,
+                        convert::signing_code(&e, &m),
                         e.to_string(),
                     )));
                 }

@@ -27,7 +27,8 @@ use meshid_identity::{PrivateKey, TrustDomain};
 
 use super::{CaMaterial, UpstreamAuthority, UpstreamError};
 use crate::config::UpstreamConfig;
-use crate::keymanager::KeyManager;
+use super::CA_KEY_SLOT;
+use crate::keymanager::{CaKey, KeyManager};
 use cert::ChainCert;
 use layout::Files;
 
@@ -91,6 +92,32 @@ impl Disk {
     }
 }
 
+/// The signing key: the key manager's when it holds the CA key itself (a
+/// token), else the key file's.
+fn signing_key(files: &Files, keys: &dyn KeyManager) -> Result<(CaKey, String), UpstreamError> {
+    if keys.owns_ca_key() {
+        let key_ref = keys.key_ref(CA_KEY_SLOT);
+        return match keys.load_signer(CA_KEY_SLOT)? {
+            Some(key) => Ok((key, key_ref)),
+            None => Err(UpstreamError::Invalid {
+                path: key_ref,
+                reason: "the intermediate's key is not on the token; make it there with \
+                         `meshid ca csr --hsm` and have the enterprise root sign that CSR, or \
+                         fix keys.pkcs11.key_label"
+                    .into(),
+            }),
+        };
+    }
+    let key_path = files.key.display().to_string();
+    let invalid = |reason: String| UpstreamError::Invalid {
+        path: key_path.clone(),
+        reason,
+    };
+    let private = PrivateKey::from_pem(&read(&files.key)?).map_err(|e| invalid(e.to_string()))?;
+    let key = CaKey::in_memory(&private).map_err(|e| invalid(e.to_string()))?;
+    Ok((key, key_path))
+}
+
 fn read(path: &Path) -> Result<String, UpstreamError> {
     std::fs::read_to_string(path).map_err(|source| UpstreamError::Io {
         path: path.display().to_string(),
@@ -126,7 +153,7 @@ impl UpstreamAuthority for Disk {
     fn obtain(
         &self,
         td: &TrustDomain,
-        _keys: &dyn KeyManager,
+        keys: &dyn KeyManager,
         now: SystemTime,
     ) -> Result<CaMaterial, UpstreamError> {
         let files = self.files()?;
@@ -138,11 +165,7 @@ impl UpstreamAuthority for Disk {
             Some(f) => read_certs(f)?,
             None => Vec::new(),
         };
-        let key_path = files.key.display().to_string();
-        let key = PrivateKey::from_pem(&read(&files.key)?).map_err(|e| UpstreamError::Invalid {
-            path: key_path.clone(),
-            reason: e.to_string(),
-        })?;
+        let (key, key_path) = signing_key(&files, keys)?;
         let roots_file = files.roots.as_ref().map(|p| p.display().to_string());
         let ordered = validate::order(chain, roots, roots_file.as_deref())?;
         ordered.check(td, &key, &key_path, now, self.min_remaining)?;

@@ -36,7 +36,7 @@ impl SelfSigned {
         keys: &dyn KeyManager,
         now: SystemTime,
     ) -> Result<Option<CaMaterial>, UpstreamError> {
-        let Some(key) = keys.load(CA_KEY_SLOT)? else {
+        let Some(key) = keys.load_signer(CA_KEY_SLOT)? else {
             return Ok(None);
         };
         let text = match std::fs::read_to_string(&self.cert_path) {
@@ -93,11 +93,7 @@ impl UpstreamAuthority for SelfSigned {
         if let Some(m) = self.existing(keys, now)? {
             return Ok(m);
         }
-        let key = keys.generate(CA_KEY_SLOT)?;
-        let pair = key.key_pair().map_err(|e| UpstreamError::Invalid {
-            path: keys.key_ref(CA_KEY_SLOT),
-            reason: e.to_string(),
-        })?;
+        let key = keys.generate_signer(CA_KEY_SLOT)?;
         let template = CaTemplate {
             trust_domain: td.clone(),
             common_name: "meshid root CA".into(),
@@ -105,7 +101,7 @@ impl UpstreamAuthority for SelfSigned {
             not_after: now + self.ttl,
             path_len: None,
         };
-        let cert = self_signed_ca(&template, &pair)?;
+        let cert = key.sign_with(|k| self_signed_ca(&template, &k))?;
         write_atomic(
             &self.cert_path,
             to_pem(std::slice::from_ref(&cert)).as_bytes(),

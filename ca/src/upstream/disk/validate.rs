@@ -14,6 +14,7 @@ use meshid_identity::{
 };
 
 use super::super::UpstreamError;
+use crate::keymanager::CaKey;
 use super::cert::ChainCert;
 
 /// The probe SVID's path: reserved, so no entry can ever hold it.
@@ -129,7 +130,7 @@ impl Ordered {
     pub fn check(
         &self,
         td: &TrustDomain,
-        key: &PrivateKey,
+        key: &CaKey,
         key_file: &str,
         now: SystemTime,
         min_remaining: Duration,
@@ -155,7 +156,7 @@ impl Ordered {
     fn probe(
         &self,
         td: &TrustDomain,
-        key: &PrivateKey,
+        key: &CaKey,
         now: SystemTime,
     ) -> Result<(), UpstreamError> {
         let signing = &self.path[0];
@@ -163,7 +164,6 @@ impl Ordered {
         let id = td
             .id_with_path(PROBE_PATH)
             .map_err(|e| fail(e.to_string()))?;
-        let pair = key.key_pair().map_err(|e| fail(e.to_string()))?;
         let leaf_key = PrivateKey::generate_p256().map_err(|e| fail(e.to_string()))?;
         let template = SvidTemplate {
             spiffe_id: id,
@@ -171,7 +171,8 @@ impl Ordered {
             not_before: now,
             not_after: (now + Duration::from_secs(60)).min(signing.not_after),
         };
-        let leaf = sign_svid(&template, &leaf_key.public_key_der(), &signing.der, &pair)
+        let leaf = key
+            .sign_with(|k| sign_svid(&template, &leaf_key.public_key_der(), &signing.der, &k))
             .map_err(|e| fail(format!("cannot sign with this certificate and key: {e}")))?;
         let mut chain = vec![leaf];
         chain.extend(self.path.iter().map(|c| c.der.clone()));
