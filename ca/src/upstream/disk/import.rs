@@ -62,6 +62,13 @@ pub enum ImportError {
          fix this and import again"
     )]
     Partial(UpstreamError),
+    /// Every file was written, but the directory read back as the CA reads
+    /// it does not validate (something else changed it meanwhile).
+    #[error(
+        "the files were written, but the directory does not validate as the CA reads it: {0}; \
+         check what else writes to it, then import again"
+    )]
+    ReadBack(UpstreamError),
 }
 
 /// What was activated.
@@ -87,7 +94,7 @@ fn invalid(path: &Path, reason: String) -> UpstreamError {
 // === impl Import ===
 
 impl Import {
-    /// The directory's key file, used when no key is given.
+    /// The key file to read: `key`, else the directory's `ca-key.pem`.
     pub fn key_path(&self) -> PathBuf {
         self.key.clone().unwrap_or_else(|| self.dir.join(ISTIO[1]))
     }
@@ -105,7 +112,7 @@ impl Import {
         };
         written
             .obtain(td, &MemoryKeyManager::new(), now)
-            .map_err(ImportError::Partial)?;
+            .map_err(ImportError::ReadBack)?;
         Ok(Imported { files, ..imported })
     }
 
