@@ -52,6 +52,14 @@ fn two_level(dir: &Path, policy_pathlen: u32, mesh_extra: &str) -> Pki {
     pki
 }
 
+/// A root → mesh CA PKI, the mesh CA valid from `not_before` to `not_after`.
+fn dated(dir: &Path, not_before: SystemTime, not_after: SystemTime) -> Pki {
+    let pki = Pki::new(dir);
+    pki.root("root", Alg::P256);
+    pki.ca_between("mesh", "root", Alg::P256, MESH_CA, not_before, not_after);
+    pki
+}
+
 /// One broken case: its CA config and the parts its message must hold.
 struct Broken {
     name: &'static str,
@@ -119,16 +127,7 @@ fn broken_cases(root: &Path) -> Vec<Broken> {
         ],
     });
 
-    let pki = Pki::new(&case("not-yet-valid"));
-    pki.root("root", Alg::P256);
-    pki.ca_between(
-        "mesh",
-        "root",
-        Alg::P256,
-        MESH_CA,
-        now + DAY,
-        now + 10 * DAY,
-    );
+    let pki = dated(&case("not-yet-valid"), now + DAY, now + 10 * DAY);
     cases.push(Broken {
         name: "a not-yet-valid intermediate",
         config: upstream(&pki, &pki.cert("mesh"), "mesh", ""),
@@ -138,16 +137,7 @@ fn broken_cases(root: &Path) -> Vec<Broken> {
         ],
     });
 
-    let pki = Pki::new(&case("expired"));
-    pki.root("root", Alg::P256);
-    pki.ca_between(
-        "mesh",
-        "root",
-        Alg::P256,
-        MESH_CA,
-        now - 10 * DAY,
-        now - DAY,
-    );
+    let pki = dated(&case("expired"), now - 10 * DAY, now - DAY);
     cases.push(Broken {
         name: "an expired intermediate",
         config: upstream(&pki, &pki.cert("mesh"), "mesh", ""),
@@ -303,11 +293,9 @@ async fn an_intermediate_close_to_expiry_starts_with_a_warning() {
 #[test]
 fn readyz_turns_503_when_the_intermediate_expires_under_the_running_ca() {
     let tmp = meshid_tests::tempdir();
-    let pki = Pki::new(tmp.path());
-    pki.root("root", Alg::P256);
     let now = SystemTime::now();
     let not_after = now + LIFETIME;
-    pki.ca_between("mesh", "root", Alg::P256, MESH_CA, now - DAY, not_after);
+    let pki = dated(tmp.path(), now - DAY, not_after);
     let config = upstream(&pki, &pki.cert("mesh"), "mesh", "");
     let ca = match ca(tmp.path(), &config).try_start() {
         Start::Running(ca) => ca,
