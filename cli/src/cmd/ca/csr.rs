@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use meshid_ca::config::CaConfig;
 use meshid_ca::csr::{self, IntermediateCsr};
 use meshid_identity::{KeyAlgorithm, PrivateKey, TrustDomain};
@@ -19,9 +20,10 @@ pub struct Args {
     /// running CA reads until `meshid ca import` moves it in.
     #[arg(long, value_name = "FILE")]
     key_out: Option<PathBuf>,
-    /// The key algorithm.
-    #[arg(long, value_enum, default_value_t = KeyType::EcP256)]
-    key_type: KeyType,
+    /// The key algorithm: ec-p256 (ECDSA, SHA-256), ec-p384 (ECDSA,
+    /// SHA-384) or rsa-3072 (PKCS#1 v1.5, SHA-256).
+    #[arg(long, default_value = "ec-p256", value_parser = key_type())]
+    key_type: KeyAlgorithm,
     /// Trust domain the intermediate signs for (else the config's).
     #[arg(long, env = "MESHID_TRUST_DOMAIN")]
     trust_domain: Option<TrustDomain>,
@@ -40,30 +42,6 @@ pub struct Args {
     force: bool,
 }
 
-/// The key algorithms offered (names as [`KeyAlgorithm`] spells them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum KeyType {
-    /// ECDSA P-256 (SHA-256).
-    #[value(name = "ec-p256")]
-    EcP256,
-    /// ECDSA P-384 (SHA-384).
-    #[value(name = "ec-p384")]
-    EcP384,
-    /// RSA 3072-bit (PKCS#1 v1.5, SHA-256).
-    #[value(name = "rsa-3072")]
-    Rsa3072,
-}
-
-impl From<KeyType> for KeyAlgorithm {
-    fn from(k: KeyType) -> Self {
-        match k {
-            KeyType::EcP256 => Self::EcP256,
-            KeyType::EcP384 => Self::EcP384,
-            KeyType::Rsa3072 => Self::Rsa3072,
-        }
-    }
-}
-
 /// Runs `meshid ca csr`.
 pub fn run(a: Args) -> anyhow::Result<()> {
     let trust_domain = trust_domain(a.trust_domain, a.config.as_deref())?;
@@ -73,7 +51,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ..IntermediateCsr::new(trust_domain)
     };
     let key_out = a.key_out.unwrap_or_else(|| default_key_path(&a.out));
-    let alg = KeyAlgorithm::from(a.key_type);
+    let alg = a.key_type;
     let key = PrivateKey::generate(alg)?;
     csr::create(&request, &key, &key_out, &a.out, a.force)?;
     println!("key   {} ({alg}, mode 0600)", key_out.display());
@@ -85,18 +63,21 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         request.path_len
     );
     println!(
-        "next  the PKI team signs the CSR, keeping its extensions; then run\n      \
+        "next  the PKI team signs the CSR (README: Use your enterprise root); then\n      \
          meshid ca import --cert <signed.pem> --root <root.pem> --key {} --dir <upstream dir>",
         key_out.display()
     );
     Ok(())
 }
 
+/// The names of [`KeyAlgorithm::ALL`], parsed.
+fn key_type() -> impl TypedValueParser<Value = KeyAlgorithm> {
+    PossibleValuesParser::new(KeyAlgorithm::ALL.map(KeyAlgorithm::name))
+        .try_map(|name| name.parse::<KeyAlgorithm>())
+}
+
 /// The `--trust-domain` flag, else the config file's.
-pub(super) fn trust_domain(
-    flag: Option<TrustDomain>,
-    config: Option<&Path>,
-) -> anyhow::Result<TrustDomain> {
+fn trust_domain(flag: Option<TrustDomain>, config: Option<&Path>) -> anyhow::Result<TrustDomain> {
     if let Some(td) = flag {
         return Ok(td);
     }
