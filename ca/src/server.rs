@@ -209,8 +209,14 @@ impl CaServer {
             && !interval.is_zero()
         {
             let clock = meshid_runtime::clock::system();
-            let reloader =
-                Reloader::new(authority.clone(), disk, keys, metrics.clone(), clock, seen);
+            let reloader = Reloader::new(
+                authority.clone(),
+                disk,
+                Arc::clone(&keys),
+                metrics.clone(),
+                clock,
+                seen,
+            );
             let stop = wait_for(rx.clone());
             tasks.push((
                 "upstream reload",
