@@ -6,10 +6,12 @@
 //! the public key. Lifetimes follow [`ttl::svid_lifetime`].
 
 mod current;
+mod downstream;
 mod probe;
 pub mod ttl;
 
 pub use current::{CurrentAuthority, PRUNE_INTERVAL};
+pub use downstream::{DEFAULT_DOWNSTREAM_CN, IssuedDownstreamCa};
 pub use probe::IssuanceError;
 
 use std::fmt;
@@ -82,6 +84,9 @@ pub enum AuthorityError {
     /// The signing certificate does not belong to the trust domain.
     #[error("the CA certificate is unusable: {0}")]
     BadCa(String),
+    /// A pathLenConstraint in this CA's chain forbids issuing a CA below it.
+    #[error("cannot sign a downstream CA: {0}")]
+    DownstreamForbidden(String),
     /// The signing key's token could not sign now; a later call may.
     #[error("the CA signing key on the {backend} token is unavailable: {source}")]
     KeyUnavailable {
@@ -96,7 +101,9 @@ pub enum AuthorityError {
 impl From<CaSignError> for AuthorityError {
     fn from(e: CaSignError) -> Self {
         match e {
-            CaSignError::Unavailable { backend, source } => Self::KeyUnavailable { backend, source },
+            CaSignError::Unavailable { backend, source } => {
+                Self::KeyUnavailable { backend, source }
+            }
             CaSignError::Certificate(e) => Self::Sign(e),
         }
     }

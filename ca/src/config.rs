@@ -19,6 +19,7 @@
 //! ```
 
 mod check;
+mod downstream;
 mod keys;
 
 use std::net::SocketAddr;
@@ -29,6 +30,8 @@ use meshid_identity::{SpiffeId, TrustDomain};
 use serde::Deserialize;
 
 use crate::store::StoreUrl;
+
+pub use downstream::{DownstreamConfig, JOIN_TOKEN_ENV, JoinToken, MeshidUpstreamConfig};
 
 pub use keys::{
     DEFAULT_KEY_LABEL, DEFAULT_SESSIONS, KeyManagerKind, KeyType, KeysConfig, MAX_SESSIONS,
@@ -98,6 +101,10 @@ pub struct UpstreamConfig {
     /// the intermediate is then only read at start-up).
     #[serde(default = "default_watch_interval", with = "meshid_runtime::duration")]
     pub watch_interval: Duration,
+    /// `[upstream.meshid]`: get the intermediate from another meshid CA
+    /// instead of files (the file settings must then be absent).
+    #[serde(default)]
+    pub meshid: Option<MeshidUpstreamConfig>,
 }
 
 fn default_min_remaining() -> Duration {
@@ -118,6 +125,7 @@ impl UpstreamConfig {
             dir: None,
             min_remaining: DEFAULT_MIN_REMAINING,
             watch_interval: DEFAULT_WATCH_INTERVAL,
+            meshid: None,
         }
     }
 
@@ -127,6 +135,12 @@ impl UpstreamConfig {
     pub fn describe(&self) -> String {
         let show =
             |p: &Option<PathBuf>| p.as_deref().unwrap_or(Path::new("?")).display().to_string();
+        if let Some(m) = &self.meshid {
+            return format!(
+                "intermediate from the upstream meshid CA at {}",
+                m.ca_address
+            );
+        }
         match &self.dir {
             Some(d) => format!("intermediate from the directory {}", d.display()),
             None => {
@@ -152,6 +166,7 @@ impl UpstreamConfig {
             dir: Some(dir.into()),
             min_remaining: DEFAULT_MIN_REMAINING,
             watch_interval: DEFAULT_WATCH_INTERVAL,
+            meshid: None,
         }
     }
 }
@@ -200,6 +215,9 @@ pub struct CaConfig {
     /// X.509 CA key on a PKCS#11 token).
     #[serde(default)]
     pub keys: KeysConfig,
+    /// `[downstream]`: what this CA signs for downstream meshid CAs.
+    #[serde(default)]
+    pub downstream: DownstreamConfig,
     /// SPIFFE IDs allowed to call the admin API over mTLS on the node API
     /// port (with an SVID as client certificate). Empty: admin API on the
     /// Unix socket only.
@@ -240,6 +258,7 @@ impl Default for CaConfig {
             ca_ttl: year(),
             upstream: None,
             keys: KeysConfig::default(),
+            downstream: DownstreamConfig::default(),
             admin_ids: Vec::new(),
         }
     }

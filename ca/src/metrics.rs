@@ -28,6 +28,7 @@ pub struct CaMetrics {
     pub ca_expiry: Gauge,
     upstream_reloads: Family<[(&'static str, &'static str); 1], Counter>,
     upstream_reload_failing: Gauge,
+    upstream_renewals: Family<[(&'static str, &'static str); 1], Counter>,
 }
 
 // === impl CaMetrics ===
@@ -73,7 +74,14 @@ impl CaMetrics {
             "1 while the upstream files on disk are refused (the CA keeps signing with the previous intermediate)",
             upstream_reload_failing.clone(),
         );
+        let upstream_renewals = Family::default();
+        registry.register(
+            "upstream_renewals",
+            "Intermediates asked of the upstream meshid CA, by result (applied, failed)",
+            upstream_renewals.clone(),
+        );
         Self {
+            upstream_renewals,
             registry: Arc::new(registry),
             signatures,
             signing_latency,
@@ -99,7 +107,9 @@ impl CaMetrics {
 
     /// Counts one signature the key's backend (`pkcs11`) failed to make.
     pub fn signing_error(&self, backend: &'static str) {
-        self.signing_errors.get_or_create(&[("backend", backend)]).inc();
+        self.signing_errors
+            .get_or_create(&[("backend", backend)])
+            .inc();
     }
 
     /// Sets the CA expiry gauge.
@@ -120,6 +130,14 @@ impl CaMetrics {
     /// Whether the upstream files on disk are refused right now.
     pub fn set_upstream_reload_failing(&self, failing: bool) {
         self.upstream_reload_failing.set(i64::from(failing));
+    }
+
+    /// Counts one intermediate asked of the upstream meshid CA (`applied`
+    /// or `failed`).
+    pub fn upstream_renewal(&self, result: &'static str) {
+        self.upstream_renewals
+            .get_or_create(&[("result", result)])
+            .inc();
     }
 
     /// The registry every CA metric is in (served on `/metrics`).

@@ -12,6 +12,7 @@
 
 mod auth;
 mod convert;
+mod downstream;
 mod federated;
 mod sign;
 
@@ -22,7 +23,8 @@ use meshid_identity::verify_csr;
 use meshid_proto::ca::node_server::Node;
 use meshid_proto::ca::{
     AttestRequest, AttestResponse, MintJwtSvidsRequest, MintJwtSvidsResponse, RenewAgentRequest,
-    RenewAgentResponse, SignX509SvidsRequest, SignX509SvidsResponse, SyncRequest, SyncResponse,
+    RenewAgentResponse, SignDownstreamCaRequest, SignDownstreamCaResponse, SignX509SvidsRequest,
+    SignX509SvidsResponse, SyncRequest, SyncResponse,
 };
 use meshid_runtime::clock::SharedClock;
 use tonic::{Request, Response, Status};
@@ -33,6 +35,7 @@ use crate::node_attestor::{self, AttestError, NodeAttestor};
 use crate::store::{Agent, IssuanceRecord, MAX_PAGE_LIMIT, Page, Store, StoreError};
 
 pub use auth::{Binding, ClientSvid, PeerCertificates, TlsConnection, caller_id, client_svid};
+pub use downstream::DEFAULT_DOWNSTREAM_CA_TTL;
 pub use federated::{BundleMap, FederatedBundles};
 
 /// Most CSRs (or JWT requests) one batch call may carry.
@@ -44,6 +47,7 @@ pub const DEFAULT_SYNC_PAGE: u32 = 500;
 #[derive(Clone)]
 pub struct NodeService {
     inner: Arc<Inner>,
+    downstream_ca_ttl: Duration,
 }
 
 struct Inner {
@@ -94,7 +98,15 @@ impl NodeService {
                 clock,
                 federated,
             }),
+            downstream_ca_ttl: DEFAULT_DOWNSTREAM_CA_TTL,
         }
+    }
+
+    /// Signs downstream CAs' intermediates for `ttl` (clamped to this CA's
+    /// own notAfter) instead of [`DEFAULT_DOWNSTREAM_CA_TTL`].
+    pub fn with_downstream_ca_ttl(mut self, ttl: Duration) -> Self {
+        self.downstream_ca_ttl = ttl;
+        self
     }
 
     /// The federated-bundle cache `Sync` serves from. Whoever writes a
@@ -400,6 +412,17 @@ impl Node for NodeService {
         )
         .await?;
         Ok(Response::new(MintJwtSvidsResponse { results }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn sign_downstream_ca(
+        &self,
+        req: Request<SignDownstreamCaRequest>,
+    ) -> Result<Response<SignDownstreamCaResponse>, Status> {
+        let (agent, _) = self.agent(&req).await?;
+        let now = self.now();
+        let resp = downstream::sign(self, &agent, req.into_inner(), now).await?;
+        Ok(Response::new(resp))
     }
 }
 

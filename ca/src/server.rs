@@ -34,7 +34,8 @@ use crate::node::NodeService;
 use crate::node_attestor::JoinTokenAttestor;
 use crate::reload::Reloader;
 use crate::store::{self, COUNT_REFRESH, MeteredStore, Store, StoreError};
-use crate::upstream::{Disk, SelfSigned, UpstreamAuthority};
+use crate::upstream::meshid::renew::Renewer;
+use crate::upstream::{Disk, Meshid, SelfSigned, UpstreamAuthority};
 use meshid_runtime::ops::OpsServer;
 
 /// Why the CA could not start or stopped with an error.
@@ -107,14 +108,36 @@ impl CaServer {
         let keys = keymanager::open(&cfg.raw.keys, &cfg.data_dir).map_err(AuthorityError::Keys)?;
         // The files are fingerprinted before they are read, so a change
         // while the CA starts is seen by the first reload poll.
-        let disk = cfg.raw.upstream.as_ref().map(|up| {
-            let disk = Disk::from_config(up);
-            let seen = disk.fingerprint();
-            (disk, seen, up.watch_interval)
-        });
-        let upstream: Box<dyn UpstreamAuthority> = match &disk {
+        let disk = cfg
+            .raw
+            .upstream
+            .as_ref()
+            .filter(|up| up.meshid.is_none())
+            .map(|up| {
+                let disk = Disk::from_config(up);
+                let seen = disk.fingerprint();
+                (disk, seen, up.watch_interval)
+            });
+        let local: Box<dyn UpstreamAuthority> = match &disk {
             Some((d, _, _)) => Box::new(d.clone()),
             None => Box::new(SelfSigned::new(&cfg.data_dir, cfg.raw.ca_ttl)),
+        };
+        // Below another meshid CA, the intermediate is minted over the
+        // network before the authority is built from it.
+        let meshid = match cfg.raw.upstream.as_ref().and_then(|up| up.meshid.as_ref()) {
+            Some(m) => {
+                let up = Meshid::new(m, &cfg.trust_domain, &cfg.data_dir)
+                    .map_err(AuthorityError::Upstream)?;
+                up.mint(keys.as_ref(), now)
+                    .await
+                    .map_err(AuthorityError::Upstream)?;
+                Some(Arc::new(up))
+            }
+            None => None,
+        };
+        let upstream: &dyn UpstreamAuthority = match &meshid {
+            Some(m) => m.as_ref(),
+            None => local.as_ref(),
         };
         let authority_cfg = AuthorityConfig {
             trust_domain: cfg.trust_domain.clone(),
@@ -124,7 +147,7 @@ impl CaServer {
             max_jwt_ttl: cfg.raw.max_jwt_ttl,
             agent_ttl: cfg.raw.agent_ttl,
         };
-        let authority = Authority::new(authority_cfg, upstream.as_ref(), keys.as_ref(), now)?;
+        let authority = Authority::new(authority_cfg, upstream, keys.as_ref(), now)?;
         if let Err(e) = authority.check_issuance(now) {
             // Not fatal: a chain that is not valid yet may become so; until
             // then /readyz says why the CA is not ready.
@@ -147,7 +170,8 @@ impl CaServer {
             Arc::clone(&store),
             vec![Arc::new(attestor)],
             metrics.clone(),
-        );
+        )
+        .with_downstream_ca_ttl(cfg.raw.downstream.ca_ttl);
         let bundles = node.federated_bundles();
         let server = meshid_proto::ca::node_server::NodeServer::new(node)
             .max_decoding_message_size(meshid_proto::MAX_MESSAGE_SIZE)
@@ -222,6 +246,26 @@ impl CaServer {
                 "upstream reload",
                 tokio::spawn(async move {
                     reloader.run(interval, stop).await;
+                    Ok(())
+                }),
+            ));
+        }
+
+        // An intermediate from an upstream meshid CA is renewed at half its life.
+        if let Some(up) = meshid {
+            let clock = meshid_runtime::clock::system();
+            let renewer = Renewer::new(
+                authority.clone(),
+                up,
+                Arc::clone(&keys),
+                metrics.clone(),
+                clock,
+            );
+            let stop = wait_for(rx.clone());
+            tasks.push((
+                "upstream renewal",
+                tokio::spawn(async move {
+                    renewer.run(stop).await;
                     Ok(())
                 }),
             ));

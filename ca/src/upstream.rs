@@ -5,8 +5,12 @@
 //! - [`Disk`]: an intermediate issued by an enterprise root, read from
 //!   files (chain, key, roots) or an Istio / Kubernetes directory and
 //!   validated in full at start-up; the bundle is that root.
+//! - [`Meshid`]: an intermediate signed by another meshid CA of the same
+//!   trust domain, which this CA attests to like an agent; renewed at half
+//!   its life ([`meshid::renew`]).
 
 mod disk;
+pub mod meshid;
 mod self_signed;
 
 use std::fmt;
@@ -18,6 +22,7 @@ use rustls_pki_types::CertificateDer;
 use crate::keymanager::{CaKey, CaSignError, KeyManager, KeyManagerError};
 
 pub use disk::{Disk, Fingerprint, Import, ImportError, Imported};
+pub use meshid::{Meshid, MeshidError};
 pub use self_signed::{CA_KEY_SLOT, SelfSigned};
 
 /// The CA's signing material.
@@ -99,6 +104,9 @@ pub enum UpstreamError {
         /// What is wrong and what to do.
         reason: String,
     },
+    /// The upstream meshid CA did not sign an intermediate.
+    #[error(transparent)]
+    Meshid(#[from] MeshidError),
     /// Building the CA certificate failed.
     #[error("creating the CA certificate failed: {0}")]
     Sign(#[from] meshid_identity::X509Error),

@@ -33,18 +33,18 @@ impl CaConfig {
         self.check_settings()?;
         let valid = self.resolve()?;
         check_creatable(&valid.data_dir)?;
-        if let Some(up) = &valid.raw.upstream {
+        if let Some(up) = valid.raw.upstream.as_ref().filter(|up| up.meshid.is_none()) {
             // With the key on a token, the token is opened (read only) to
             // check that the key is there and matches the chain.
             let keys: Box<dyn KeyManager> = match valid.raw.keys.token() {
-                Some(token) => Box::new(
-                    Pkcs11KeyManager::open(token, &valid.data_dir).map_err(|e| {
+                Some(token) => {
+                    Box::new(Pkcs11KeyManager::open(token, &valid.data_dir).map_err(|e| {
                         ConfigError::Invalid {
                             field: "keys.pkcs11",
                             reason: e.to_string(),
                         }
-                    })?,
-                ),
+                    })?)
+                }
                 None => Box::new(MemoryKeyManager::new()),
             };
             Disk::from_config(up)
@@ -100,7 +100,16 @@ impl CaConfig {
         self.check_admin_ids()?;
         self.keys.check()?;
         if let Some(up) = &self.upstream {
-            check_upstream(up, self.keys.token().is_some())?;
+            match &up.meshid {
+                Some(m) => check_meshid_upstream(up, m, self.trust_domain.as_ref())?,
+                None => check_upstream(up, self.keys.token().is_some())?,
+            }
+        }
+        if self.downstream.ca_ttl.is_zero() || self.downstream.ca_ttl > MAX_TTL {
+            return Err(invalid(
+                "downstream.ca_ttl",
+                "must be more than zero and at most 100 years",
+            ));
         }
         Ok(())
     }
@@ -162,6 +171,27 @@ impl CaConfig {
             raw: self,
         })
     }
+}
+
+/// `[upstream.meshid]` alone: no file settings beside it.
+fn check_meshid_upstream(
+    up: &UpstreamConfig,
+    meshid: &super::MeshidUpstreamConfig,
+    td: Option<&meshid_identity::TrustDomain>,
+) -> Result<(), ConfigError> {
+    if up.cert_chain_file.is_some()
+        || up.key_file.is_some()
+        || up.root_file.is_some()
+        || up.dir.is_some()
+    {
+        return Err(ConfigError::Invalid {
+            field: "upstream.meshid",
+            reason: "the intermediate comes from the upstream meshid CA: drop cert_chain_file, \
+                     key_file, root_file and dir, or drop [upstream.meshid]"
+                .into(),
+        });
+    }
+    meshid.check(td)
 }
 
 /// Either a directory or the two files, and every path named exists. With

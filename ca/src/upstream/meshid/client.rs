@@ -1,0 +1,216 @@
+//! The downstream CA's client of its upstream's node API: `Attest` over
+//! server-authenticated TLS, `RenewAgent` and `SignDownstreamCa` over mTLS
+//! with the downstream's agent SVID. Every connection requires the
+//! upstream to present its pinned SPIFFE ID
+//! ([`meshid_identity::tls::pinned_client_config`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use meshid_identity::tls::{ClientCert, pinned_client_config};
+use meshid_identity::{BundleSet, PrivateKey, SpiffeId, TrustBundle, TrustDomain};
+use meshid_proto::ca::node_client::NodeClient;
+use meshid_proto::ca::{
+    AttestRequest, RenewAgentRequest, SignDownstreamCaRequest, SignDownstreamCaResponse,
+};
+use rustls_pki_types::{CertificateDer, ServerName};
+use tonic::transport::{Channel, Endpoint};
+
+use super::MeshidError;
+
+/// How long one RPC may take.
+const RPC_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long connecting may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The attestation type of join tokens.
+const JOIN_TOKEN: &str = "join_token";
+
+/// An agent SVID the upstream issued: chain (leaf first) and key.
+#[derive(Clone)]
+pub(super) struct AgentSvid {
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: PrivateKey,
+}
+
+/// The upstream CA's node API.
+#[derive(Debug)]
+pub(super) struct UpstreamClient {
+    endpoint: Endpoint,
+    server_name: ServerName<'static>,
+    ca_id: SpiffeId,
+}
+
+// === impl UpstreamClient ===
+
+impl UpstreamClient {
+    /// A client of the CA at `address` (`host:port`) that must present
+    /// `ca_id`. Nothing is contacted until the first call.
+    pub fn new(address: &str, ca_id: SpiffeId) -> Result<Self, MeshidError> {
+        let bad = |m: String| MeshidError::Config(m);
+        let (host, _) = address
+            .rsplit_once(':')
+            .ok_or_else(|| bad(format!("ca_address {address:?} is not host:port")))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let server_name = ServerName::try_from(host.to_owned())
+            .map_err(|_| bad(format!("ca_address host {host:?} is not a DNS name or IP")))?;
+        let endpoint = Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|e| bad(format!("ca_address {address:?}: {e}")))?
+            .timeout(RPC_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true);
+        Ok(Self {
+            endpoint,
+            server_name,
+            ca_id,
+        })
+    }
+
+    /// Attests with `token`; returns the agent SVID chain for `key` and
+    /// the upstream's bundle.
+    pub async fn attest(
+        &self,
+        roots: &TrustBundle,
+        token: &str,
+        key: &PrivateKey,
+    ) -> Result<(Vec<CertificateDer<'static>>, meshid_proto::ca::Bundle), MeshidError> {
+        let req = AttestRequest {
+            attestation_type: JOIN_TOKEN.into(),
+            payload: token.as_bytes().to_vec(),
+            csr: csr(key)?,
+        };
+        let resp = self
+            .connect(roots, None)
+            .await?
+            .attest(req)
+            .await
+            .map_err(|s| MeshidError::from_status("attesting with the join token", s))?
+            .into_inner();
+        let svid = resp
+            .svid
+            .ok_or_else(|| MeshidError::BadResponse("attestation returned no SVID".into()))?;
+        let bundle = resp
+            .bundle
+            .ok_or_else(|| MeshidError::BadResponse("attestation returned no bundle".into()))?;
+        Ok((certs(svid.cert_chain), bundle))
+    }
+
+    /// Renews the agent SVID `current` for the new key `key`.
+    pub async fn renew_agent(
+        &self,
+        roots: &TrustBundle,
+        current: &AgentSvid,
+        key: &PrivateKey,
+    ) -> Result<Vec<CertificateDer<'static>>, MeshidError> {
+        let req = RenewAgentRequest { csr: csr(key)? };
+        let resp = self
+            .connect(roots, Some(current))
+            .await?
+            .renew_agent(req)
+            .await
+            .map_err(|s| MeshidError::from_status("renewing the agent SVID", s))?
+            .into_inner();
+        let svid = resp
+            .svid
+            .ok_or_else(|| MeshidError::BadResponse("renewal returned no SVID".into()))?;
+        Ok(certs(svid.cert_chain))
+    }
+
+    /// Asks the upstream to sign the CA CSR `csr`.
+    pub async fn sign_ca(
+        &self,
+        roots: &TrustBundle,
+        agent: &AgentSvid,
+        csr: Vec<u8>,
+    ) -> Result<SignDownstreamCaResponse, MeshidError> {
+        Ok(self
+            .connect(roots, Some(agent))
+            .await?
+            .sign_downstream_ca(SignDownstreamCaRequest { csr })
+            .await
+            .map_err(|s| MeshidError::from_status("signing this CA's intermediate", s))?
+            .into_inner())
+    }
+
+    async fn connect(
+        &self,
+        roots: &TrustBundle,
+        client: Option<&AgentSvid>,
+    ) -> Result<NodeClient<Channel>, MeshidError> {
+        let bundles: BundleSet = [roots.clone()].into_iter().collect();
+        let cert = client.map(|c| ClientCert {
+            chain: &c.chain,
+            key: &c.key,
+        });
+        let config = pinned_client_config(&self.ca_id, Arc::new(bundles), cert)
+            .map_err(|e| MeshidError::Config(format!("TLS to the upstream CA: {e}")))?;
+        let connector = meshid_runtime::tls::connector(Arc::new(config), self.server_name.clone());
+        let channel = self
+            .endpoint
+            .connect_with_connector(connector)
+            .await
+            .map_err(|e| MeshidError::Unavailable(chain_text(&e)))?;
+        Ok(NodeClient::new(channel)
+            .max_decoding_message_size(meshid_proto::MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(meshid_proto::MAX_MESSAGE_SIZE))
+    }
+}
+
+impl std::fmt::Debug for AgentSvid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentSvid")
+            .field("chain_len", &self.chain.len())
+            .field("key", &"...")
+            .finish()
+    }
+}
+
+/// A proto bundle of `td` as a [`TrustBundle`] (X.509 roots and JWT keys).
+pub(super) fn bundle_of(
+    td: &TrustDomain,
+    b: &meshid_proto::ca::Bundle,
+) -> Result<TrustBundle, MeshidError> {
+    if b.trust_domain != td.as_str() || b.x509_authorities.is_empty() {
+        return Err(MeshidError::BadResponse(format!(
+            "the upstream's bundle is for {:?} with {} roots; expected roots of {td}",
+            b.trust_domain,
+            b.x509_authorities.len()
+        )));
+    }
+    let mut out = TrustBundle::new(td.clone());
+    out.x509_authorities = certs(b.x509_authorities.clone());
+    out.jwt_authorities = b
+        .jwt_authorities
+        .iter()
+        .map(|k| meshid_identity::JwtAuthority {
+            key_id: k.key_id.clone(),
+            public_key_der: k.public_key.clone(),
+        })
+        .collect();
+    Ok(out)
+}
+
+fn certs(ders: Vec<Vec<u8>>) -> Vec<CertificateDer<'static>> {
+    ders.into_iter().map(CertificateDer::from).collect()
+}
+
+/// A CSR (DER) for `key`: the upstream uses only its public key.
+fn csr(key: &PrivateKey) -> Result<Vec<u8>, MeshidError> {
+    let kp = key
+        .key_pair()
+        .map_err(|e| MeshidError::Config(format!("agent key unusable: {e}")))?;
+    rcgen::CertificateParams::default()
+        .serialize_request(&kp)
+        .map(|c| c.der().to_vec())
+        .map_err(|e| MeshidError::Config(format!("cannot build the agent CSR: {e}")))
+}
+
+fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    msg
+}
