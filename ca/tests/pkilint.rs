@@ -9,17 +9,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use meshid_ca::authority::X509SvidSpec;
 use meshid_ca::node_attestor::join_token;
-use meshid_ca::server::CaServer;
-use meshid_identity::crypto;
-use meshid_identity::tls::SpiffeVerifier;
 use meshid_identity::x509::{self, CaTemplate, self_signed_ca, sign_ca};
-use meshid_identity::{BundleSet, PrivateKey, SpiffeId};
-use rustls::pki_types::{CertificateDer, ServerName};
+use meshid_identity::{PrivateKey, SpiffeId};
+use rustls::pki_types::CertificateDer;
 
 #[path = "support/server.rs"]
 mod server;
@@ -108,30 +104,6 @@ fn run(tool: &str, files: &[PathBuf], id: &SpiffeId) -> Vec<String> {
     findings
 }
 
-/// The leaf the CA's node API presents, as a TLS client receives it (after
-/// our SPIFFE verifier accepted it).
-async fn serving_cert(ca: &CaServer) -> CertificateDer<'static> {
-    let bundles: BundleSet = [ca.authority.bundle().as_ref().clone()]
-        .into_iter()
-        .collect();
-    let verifier = SpiffeVerifier::builder(Arc::new(bundles)).build().unwrap();
-    let mut cfg = rustls::ClientConfig::builder_with_provider(crypto::provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    cfg.alpn_protocols = vec![b"h2".to_vec()];
-    let tcp = tokio::net::TcpStream::connect(ca.node_addr).await.unwrap();
-    let name = ServerName::try_from("meshid-ca").unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
-        .connect(name, tcp)
-        .await
-        .unwrap();
-    let certs = tls.get_ref().1.peer_certificates().unwrap();
-    certs.first().cloned().unwrap()
-}
-
 /// An intermediate from the signing-certificate template, under a root
 /// from the same template (meshid's CA signs no intermediates itself today).
 /// Returns (root, intermediate).
@@ -187,7 +159,11 @@ async fn every_certificate_kind_meshid_issues_passes_pkilint() {
     let certs = [
         ("root", root.clone(), None),
         ("intermediate", inter, Some(template_root)),
-        ("ca-serving", serving_cert(&ca).await, Some(root.clone())),
+        (
+            "ca-serving",
+            server::serving_chain(&ca).await.remove(0),
+            Some(root.clone()),
+        ),
         ("agent-svid", agent.chain[0].clone(), Some(root.clone())),
         ("workload-svid", workload(&[]), Some(root.clone())),
         ("workload-svid-dns", workload(&dns), Some(root.clone())),

@@ -135,6 +135,12 @@ async fn a_replaced_intermediate_signs_new_svids_at_once_and_old_ones_stay_valid
     );
     assert!(verifies(&ca, &new));
     assert!(verifies(&ca, &old), "SVIDs of the old one stay valid");
+    let serving = server::serving_chain(&ca).await;
+    assert_eq!(
+        serving[1],
+        der(&pki, "mesh-b"),
+        "the node API serves from it too"
+    );
     assert_eq!(ca.authority.bundle().x509_authorities, [der(&pki, "root")]);
     assert_eq!(
         sequence(&ca).await,
@@ -176,6 +182,9 @@ async fn a_new_root_joins_the_bundle_and_the_old_one_leaves_once_its_svids_expir
     assert_eq!(ca.authority.bundle().x509_authorities, roots);
     assert_eq!(sequence(&ca).await, seq + 1);
     assert!(verifies(&ca, &old) && verifies(&ca, &sign(&ca)));
+    // Agents learn root-2 at their next sync: until root-1 leaves the
+    // bundle, the node API still presents a certificate of mesh-1.
+    assert_eq!(server::serving_chain(&ca).await[1], der(&pki, "mesh-1"));
 
     // Nothing changes before the old SVIDs (1 h) have expired...
     let now = SystemTime::now();
@@ -189,6 +198,7 @@ async fn a_new_root_joins_the_bundle_and_the_old_one_leaves_once_its_svids_expir
     );
     assert_eq!(sequence(&ca).await, seq + 2);
     assert!(!verifies(&ca, &old));
+    assert_eq!(server::serving_chain(&ca).await[1], der(&pki, "mesh-2"));
     ca.shutdown().await.unwrap();
 }
 

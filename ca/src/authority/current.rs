@@ -11,12 +11,15 @@
 //! replacement comes with a different root, the old roots stay in the
 //! bundle until every SVID the old authority may have signed has expired
 //! (swap time + the old authority's longest X.509 or agent TTL); then
-//! [`CurrentAuthority::prune`] drops them.
+//! [`CurrentAuthority::prune`] drops them. Until then the node API keeps
+//! presenting a serving certificate of the old chain
+//! ([`CurrentAuthority::serving`]): agents learn the new root from the
+//! bundle of their next sync, and would refuse the CA if it switched first.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use meshid_identity::TrustBundle;
 use rustls_pki_types::CertificateDer;
 
@@ -47,6 +50,9 @@ pub const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3
 struct Inner {
     authority: ArcSwap<Authority>,
     bundle: ArcSwap<TrustBundle>,
+    /// The authority replaced by one of another root, while its roots are
+    /// retained: it signs the node API's serving certificate.
+    previous: ArcSwapOption<Authority>,
     store: Arc<dyn Store>,
     metrics: CaMetrics,
     /// Serialises writers (replace, prune); readers never take it.
@@ -77,6 +83,7 @@ impl CurrentAuthority {
             inner: Arc::new(Inner {
                 authority: ArcSwap::from_pointee(authority),
                 bundle: ArcSwap::from_pointee(bundle),
+                previous: ArcSwapOption::empty(),
                 store,
                 metrics,
                 writer: tokio::sync::Mutex::new(Vec::new()),
@@ -87,6 +94,17 @@ impl CurrentAuthority {
     /// The authority to sign with now.
     pub fn load(&self) -> Arc<Authority> {
         self.inner.authority.load_full()
+    }
+
+    /// The authority that signs the node API's own serving certificate at
+    /// `now`: the current one, or, after a replacement with a new root and
+    /// until the old roots leave the bundle, the replaced one while its
+    /// chain lasts (agents may not have the new root yet).
+    pub fn serving(&self, now: SystemTime) -> Arc<Authority> {
+        match self.inner.previous.load_full() {
+            Some(previous) if previous.not_after() > now => previous,
+            _ => self.load(),
+        }
     }
 
     /// The trust bundle to serve now: the current roots, any roots of a
@@ -119,10 +137,20 @@ impl CurrentAuthority {
         candidates.retain(|r| r.until > now && !new.bundle().x509_authorities.contains(&r.der));
         let bundle = with_retained(new.bundle(), &candidates);
         let bundle = publish(self.inner.store.as_ref(), &new, bundle, now).await?;
+        let root_changed = old
+            .bundle()
+            .x509_authorities
+            .iter()
+            .any(|r| !new.bundle().x509_authorities.contains(r));
         // Bundle first: for a moment readers may see the new roots with the
         // old authority, never SVIDs of a root the bundle lacks.
         self.inner.bundle.store(Arc::new(bundle));
         self.inner.metrics.set_ca_expiry(new.not_after());
+        if candidates.is_empty() {
+            self.inner.previous.store(None);
+        } else if root_changed {
+            self.inner.previous.store(Some(old));
+        }
         self.inner.authority.store(Arc::new(new));
         *retained = candidates;
         Ok(())
@@ -141,6 +169,9 @@ impl CurrentAuthority {
         let bundle = with_retained(authority.bundle(), &keep);
         let bundle = publish(self.inner.store.as_ref(), &authority, bundle, now).await?;
         self.inner.bundle.store(Arc::new(bundle));
+        if keep.is_empty() {
+            self.inner.previous.store(None);
+        }
         *retained = keep;
         tracing::info!(
             dropped = before - retained.len(),

@@ -1,5 +1,5 @@
 //! The node API's TLS: the CA's own serving certificate (re-issued at half
-//! its lifetime, and at once when the authority is replaced) and client
+//! its lifetime, and when the authority is replaced) and client
 //! authentication that is optional at the TLS layer (so `Attest` works
 //! without a certificate) but verified whenever a certificate is presented,
 //! against the bundle the CA serves now. Every RPC except `Attest` then
@@ -47,7 +47,8 @@ fn agent_verifier(
 
 /// The CA's serving certificate: an SVID for `spiffe://<td>/meshid/ca`
 /// signed by the CA itself, re-issued once half its lifetime has passed or
-/// when the current authority is no longer the one that signed it.
+/// when [`CurrentAuthority::serving`] names another authority than the one
+/// that signed it.
 #[derive(Debug)]
 struct ServingCert {
     authority: CurrentAuthority,
@@ -88,7 +89,7 @@ impl ServingCert {
     }
 
     fn refresh(&self, now: SystemTime) -> Option<Arc<CertifiedKey>> {
-        let authority = self.authority.load();
+        let authority = self.authority.serving(now);
         let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(issued) = current.as_ref()
             && now < issued.renew_at

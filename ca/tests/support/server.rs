@@ -4,9 +4,13 @@
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::path::Path;
+use std::sync::Arc;
 
 use meshid_ca::config::CaConfig;
 use meshid_ca::server::CaServer;
+use meshid_identity::tls::SpiffeVerifier;
+use meshid_identity::{BundleSet, crypto};
+use rustls::pki_types::{CertificateDer, ServerName};
 
 /// The trust domain of every in-process CA here.
 pub const TD: &str = "example.org";
@@ -26,4 +30,28 @@ pub fn config(data_dir: &Path) -> CaConfig {
 /// Validates `cfg` and starts the CA.
 pub async fn start(cfg: CaConfig) -> CaServer {
     CaServer::start(cfg.validate().unwrap()).await.unwrap()
+}
+
+/// The chain the CA's node API presents (leaf first), as a TLS client
+/// receives it after our SPIFFE verifier accepted it against the bundle the
+/// CA serves now.
+pub async fn serving_chain(ca: &CaServer) -> Vec<CertificateDer<'static>> {
+    let bundles: BundleSet = [ca.authority.bundle().as_ref().clone()]
+        .into_iter()
+        .collect();
+    let verifier = SpiffeVerifier::builder(Arc::new(bundles)).build().unwrap();
+    let mut cfg = rustls::ClientConfig::builder_with_provider(crypto::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(ca.node_addr).await.unwrap();
+    let name = ServerName::try_from("meshid-ca").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    tls.get_ref().1.peer_certificates().unwrap().to_vec()
 }
