@@ -214,34 +214,13 @@ fn an_intermediate_whose_key_is_on_the_token_is_signed_by_an_openssl_root_and_us
             pki.root("root", Alg::Rsa(2048));
             let csr_path = hsm.dir.join("mesh.csr");
             std::fs::write(&csr_path, csr_on_token(&keys)).unwrap();
-            let ext = hsm.dir.join("mesh.ext");
-            std::fs::write(
-                &ext,
-                "[v3]\nbasicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectAltName=URI:spiffe://example.org\n",
-            )
-            .unwrap();
-            let inter = hsm.dir.join("mesh.pem");
-            let (root, root_key) = (pki.cert("root"), pki.key("root"));
-            openssl([
-                "x509",
-                "-req",
-                "-in",
-                &csr_path.display().to_string(),
-                "-CA",
-                &root.display().to_string(),
-                "-CAkey",
-                &root_key.display().to_string(),
-                "-set_serial",
-                "0x5eed",
-                "-days",
-                "20",
-                "-extfile",
-                &ext.display().to_string(),
-                "-extensions",
-                "v3",
-                "-out",
-                &inter.display().to_string(),
-            ]);
+            pki.sign(
+                "mesh",
+                &csr_path,
+                "root",
+                "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectAltName=URI:spiffe://example.org",
+            );
+            let (inter, root) = (pki.cert("mesh"), pki.cert("root"));
             let up = UpstreamConfig {
                 key_file: None,
                 root_file: Some(root.clone()),

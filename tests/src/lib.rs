@@ -17,6 +17,7 @@
 //!   feeds.
 //! - [`envoy`]: [`Envoy`] from `$ENVOY_BIN` and the example config.
 //! - [`pki`]: [`Pki`], an enterprise PKI made with the `openssl` CLI.
+//! - [`softhsm`]: SoftHSM2 token directories for the PKCS#11 tests.
 #![forbid(unsafe_code)]
 
 pub mod agent;
@@ -31,6 +32,7 @@ pub mod net;
 pub mod node;
 pub mod pki;
 pub mod process;
+pub mod softhsm;
 pub mod workload_api;
 
 pub use agent::{TestAgent, TestAgentBuilder};

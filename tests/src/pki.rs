@@ -107,7 +107,15 @@ impl Pki {
     /// lines, e.g. `basicConstraints=critical,CA:TRUE,pathlen:0`), valid
     /// from now for 20 days.
     pub fn ca(&self, name: &str, issuer: &str, alg: Alg, extensions: &str) {
-        let (csr, ext) = self.request(name, alg, extensions);
+        let (csr, _) = self.request(name, alg, extensions);
+        self.sign(name, &csr, issuer, extensions);
+    }
+
+    /// Signs the request `csr` (made elsewhere, e.g. by `meshid ca csr`)
+    /// with `issuer`, as `openssl x509 -req` does for a PKI team: the CA
+    /// certificate `name` with `extensions`, valid from now for 20 days.
+    pub fn sign(&self, name: &str, csr: &Path, issuer: &str, extensions: &str) {
+        let ext = self.extfile(name, extensions);
         openssl([
             "x509",
             "-req",
@@ -208,6 +216,11 @@ impl Pki {
             .map(String::from),
         );
         openssl(args);
+        (csr, self.extfile(name, extensions))
+    }
+
+    /// The `[v3]` extension file for the certificate `name`.
+    fn extfile(&self, name: &str, extensions: &str) -> PathBuf {
         let ext = self.dir.join(format!("{name}.ext"));
         write(
             &ext,
@@ -215,7 +228,7 @@ impl Pki {
                 "[v3]\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n{extensions}\n"
             ),
         );
-        (csr, ext)
+        ext
     }
 
     /// Writes the RSA-4096 root made once per test process (RSA-4096 key

@@ -74,6 +74,15 @@ pub enum KeyType {
 }
 
 impl KeyType {
+    /// Every key type, in the order the docs list them.
+    pub const ALL: [Self; 5] = [
+        Self::EcP256,
+        Self::EcP384,
+        Self::Rsa2048,
+        Self::Rsa3072,
+        Self::Rsa4096,
+    ];
+
     /// The name used in the config (`ec-p256`, …).
     pub fn name(self) -> &'static str {
         match self {
@@ -93,6 +102,24 @@ impl KeyType {
             Self::Rsa3072 => Some(3072),
             Self::Rsa4096 => Some(4096),
         }
+    }
+}
+
+impl std::str::FromStr for KeyType {
+    type Err = String;
+
+    /// A name of [`KeyType::name`].
+    fn from_str(name: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<_> = Self::ALL.iter().map(|k| k.name()).collect();
+                format!(
+                    "{name:?} is not a key type; use one of {}",
+                    names.join(", ")
+                )
+            })
     }
 }
 
@@ -141,8 +168,9 @@ impl KeysConfig {
         }
     }
 
-    /// The table is complete and consistent.
-    pub(super) fn check(&self) -> Result<(), ConfigError> {
+    /// The table is complete and consistent (part of
+    /// [`CaConfig::validate`](super::CaConfig::validate)).
+    pub fn check(&self) -> Result<(), ConfigError> {
         let invalid = |field, reason: &str| ConfigError::Invalid {
             field,
             reason: reason.to_owned(),
@@ -235,6 +263,15 @@ mod tests {
         assert_eq!(p.key_type, KeyType::Rsa3072);
         assert_eq!(p.key_type.rsa_bits(), Some(3072));
         assert_eq!(p.sessions, DEFAULT_SESSIONS);
+        for k in KeyType::ALL {
+            assert_eq!(k.name().parse::<KeyType>(), Ok(k));
+        }
+        assert!(
+            "ec-p521"
+                .parse::<KeyType>()
+                .unwrap_err()
+                .contains("rsa-4096")
+        );
         assert!(check("").unwrap().token().is_none());
     }
 

@@ -6,13 +6,12 @@
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use meshid_ca::config::{KeyManagerKind, KeyType, KeysConfig, Pkcs11Config};
-
-/// Where Debian's `softhsm2` package puts the module.
-pub const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+pub use meshid_tests::softhsm::MODULE;
+use meshid_tests::softhsm::SoftHsm;
 /// The user PIN of every token made here.
 pub const PIN: &str = "4321";
 /// Set in the child process.
@@ -23,7 +22,7 @@ const CHILD: &str = "MESHID_SOFTHSM_TEST_CHILD";
 pub struct Hsm {
     /// A scratch directory beside the tokens (PIN file, CA data).
     pub dir: PathBuf,
-    conf: PathBuf,
+    tokens: SoftHsm,
 }
 
 /// Runs `body` in a child process with its own SoftHSM token directory.
@@ -33,15 +32,11 @@ where
     F: FnOnce(Hsm) -> Fut,
     Fut: Future<Output = ()>,
 {
-    assert!(
-        Path::new(MODULE).exists(),
-        "{MODULE} is missing: install SoftHSM2 (apt-get install softhsm2; ./scripts/test does)"
-    );
     if let Ok(conf) = std::env::var(CHILD) {
         let conf = PathBuf::from(conf);
         let hsm = Hsm {
             dir: conf.parent().unwrap().join("scratch"),
-            conf,
+            tokens: SoftHsm::at(conf),
         };
         std::fs::create_dir_all(&hsm.dir).unwrap();
         tokio::runtime::Builder::new_multi_thread()
@@ -53,21 +48,11 @@ where
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let tokens = tmp.path().join("tokens");
-    std::fs::create_dir(&tokens).unwrap();
-    let conf = tmp.path().join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
+    let tokens = SoftHsm::new(tmp.path());
     let out = Command::new(std::env::current_exe().unwrap())
         .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD, &conf)
-        .env("SOFTHSM2_CONF", &conf)
+        .env(CHILD, tokens.conf())
+        .env("SOFTHSM2_CONF", tokens.conf())
         .output()
         .unwrap();
     let text = format!(
@@ -85,17 +70,7 @@ where
 impl Hsm {
     /// Initialises a token labelled `label` with [`PIN`].
     pub fn init_token(&self, label: &str) {
-        let out = Command::new("softhsm2-util")
-            .args(["--init-token", "--free", "--label", label])
-            .args(["--so-pin", "12345678", "--pin", PIN])
-            .env("SOFTHSM2_CONF", &self.conf)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "softhsm2-util --init-token: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.tokens.init_token(label, PIN);
     }
 
     /// A PIN file holding `pin` (mode 0600).

@@ -9,6 +9,8 @@ use meshid_ca::config::CaConfig;
 use meshid_ca::csr::{self, IntermediateCsr};
 use meshid_identity::{KeyAlgorithm, PrivateKey, TrustDomain};
 
+mod hsm;
+
 /// Arguments of `meshid ca csr`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -40,6 +42,12 @@ pub struct Args {
     /// Replace the key and CSR files if they exist.
     #[arg(long)]
     force: bool,
+    /// Make the key pair on the PKCS#11 token of the config's
+    /// `[keys.pkcs11]` (or use the one with its `key_label`) and sign the
+    /// CSR there; no key file is written. The key type is the config's
+    /// `key_type`.
+    #[arg(long, requires = "config", conflicts_with = "key_out")]
+    hsm: bool,
 }
 
 /// Runs `meshid ca csr`.
@@ -50,22 +58,31 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         common_name: a.subject_cn,
         ..IntermediateCsr::new(trust_domain)
     };
+    if let (true, Some(config)) = (a.hsm, a.config.as_deref()) {
+        return hsm::run(&request, config, &a.out, a.force);
+    }
     let key_out = a.key_out.unwrap_or_else(|| default_key_path(&a.out));
     let alg = a.key_type;
     let key = PrivateKey::generate(alg)?;
     csr::create(&request, &key, &key_out, &a.out, a.force)?;
     println!("key   {} ({alg}, mode 0600)", key_out.display());
-    println!(
-        "CSR   {} (CN={}, URI SAN spiffe://{}, basicConstraints CA:TRUE pathlen:{}, keyUsage keyCertSign cRLSign)",
-        a.out.display(),
-        request.common_name()?,
-        request.trust_domain,
-        request.path_len
-    );
+    print_request(&request, &a.out)?;
     println!(
         "next  the PKI team signs the CSR (README: Use your enterprise root); then\n      \
          meshid ca import --cert <signed.pem> --root <root.pem> --key {} --dir <upstream dir>",
         key_out.display()
+    );
+    Ok(())
+}
+
+/// The CSR line: where, and what it asks for.
+fn print_request(request: &IntermediateCsr, out: &Path) -> anyhow::Result<()> {
+    println!(
+        "CSR   {} (CN={}, URI SAN spiffe://{}, basicConstraints CA:TRUE pathlen:{}, keyUsage keyCertSign cRLSign)",
+        out.display(),
+        request.common_name()?,
+        request.trust_domain,
+        request.path_len
     );
     Ok(())
 }
