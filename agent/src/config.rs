@@ -14,11 +14,11 @@
 //! sync_interval = "5s"
 //! ```
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use meshid_identity::JoinToken;
 use meshid_identity::{SpiffeId, TrustBundle, TrustDomain};
 use meshid_runtime::uds::UdsLimits;
 use serde::Deserialize;
@@ -68,11 +68,6 @@ pub enum ConfigError {
         reason: String,
     },
 }
-
-/// A join token; `Debug` never prints it.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct JoinToken(String);
 
 /// The agent's configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -159,26 +154,6 @@ fn default_max_connections_per_uid() -> usize {
     UdsLimits::default().max_connections_per_uid
 }
 
-// === impl JoinToken ===
-
-impl JoinToken {
-    /// Wraps a token.
-    pub fn new(token: impl Into<String>) -> Self {
-        Self(token.into())
-    }
-
-    /// The token text.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for JoinToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("JoinToken(...)")
-    }
-}
-
 // === impl AgentConfig ===
 
 impl AgentConfig {
@@ -214,7 +189,7 @@ impl AgentConfig {
             && let Ok(t) = std::env::var(JOIN_TOKEN_ENV)
             && !t.is_empty()
         {
-            self.join_token = Some(JoinToken(t));
+            self.join_token = Some(JoinToken::new(t));
         }
         self
     }

@@ -4,6 +4,7 @@
 //!
 //! - [`id`]: SPIFFE IDs and trust domains, and the reserved `/meshid` space.
 //! - [`selector`]: workload and node selectors (`type:value`).
+//! - [`join_token`]: the one-time secret a node attests with.
 //! - [`key`]: private keys (generation of EC P-256/P-384 and RSA-3072,
 //!   PKCS#8/SEC1/PKCS#1 import, public key).
 //! - [`x509`]: the X.509-SVID and CA certificate profiles, CSRs, chain
@@ -21,6 +22,7 @@ pub mod bundle;
 pub mod crypto;
 mod der;
 pub mod id;
+pub mod join_token;
 pub mod jwt;
 pub mod key;
 pub mod selector;
@@ -30,6 +32,7 @@ pub mod x509;
 
 pub use bundle::{BundleError, BundleSet, JwtAuthority, TrustBundle};
 pub use id::{IdError, SpiffeId, TrustDomain};
+pub use join_token::JoinToken;
 pub use jwt::{JwtError, JwtSigningKey, JwtSvidClaims};
 pub use key::{KeyAlgorithm, KeyError, PrivateKey};
 pub use selector::{Selector, SelectorError};

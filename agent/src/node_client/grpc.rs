@@ -46,17 +46,9 @@ impl GrpcCaClient {
     ///
     /// Nothing is contacted until the first call.
     pub fn new(address: &str, ca_id: SpiffeId) -> Result<Self, CaError> {
-        let (host, _) = address
-            .rsplit_once(':')
-            .ok_or_else(|| CaError::Tls(format!("CA address {address:?} is not host:port")))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let server_name = ServerName::try_from(host.to_owned())
-            .map_err(|_| CaError::Tls(format!("CA host {host:?} is not a DNS name or IP")))?;
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| CaError::Tls(format!("CA address {address:?}: {e}")))?
-            .timeout(RPC_TIMEOUT)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true);
+        let (endpoint, server_name) =
+            meshid_runtime::tls::endpoint(address, RPC_TIMEOUT, CONNECT_TIMEOUT)
+                .map_err(|e| CaError::Tls(format!("CA address {e}")))?;
         Ok(Self {
             endpoint,
             server_name,
@@ -79,7 +71,10 @@ impl GrpcCaClient {
         let config = tls::client_config(&self.ca_id, st.bundles.clone(), Some(creds))?;
         let ch = self
             .endpoint
-            .connect_with_connector_lazy(meshid_runtime::tls::connector(config, self.server_name.clone()));
+            .connect_with_connector_lazy(meshid_runtime::tls::connector(
+                config,
+                self.server_name.clone(),
+            ));
         st.channel = Some(ch.clone());
         Ok(client(ch))
     }
@@ -112,7 +107,10 @@ impl CaClient for GrpcCaClient {
         let config = tls::client_config(&self.ca_id, bundles, None)?;
         let ch = self
             .endpoint
-            .connect_with_connector(meshid_runtime::tls::connector(config, self.server_name.clone()))
+            .connect_with_connector(meshid_runtime::tls::connector(
+                config,
+                self.server_name.clone(),
+            ))
             .await
             .map_err(transport)?;
         Ok(client(ch).attest(req).await?.into_inner())

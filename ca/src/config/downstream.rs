@@ -18,10 +18,10 @@
 //! `trust_bundle_file`, `join_token`): a downstream CA attests to its
 //! upstream exactly as an agent does.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use meshid_identity::JoinToken;
 use meshid_identity::{SpiffeId, TrustDomain};
 use serde::Deserialize;
 
@@ -73,31 +73,6 @@ impl Default for DownstreamConfig {
         Self {
             ca_ttl: default_ca_ttl(),
         }
-    }
-}
-
-/// A join token; `Debug` never prints it.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct JoinToken(String);
-
-// === impl JoinToken ===
-
-impl JoinToken {
-    /// Wraps a token.
-    pub fn new(token: impl Into<String>) -> Self {
-        Self(token.into())
-    }
-
-    /// The token text.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for JoinToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("JoinToken(...)")
     }
 }
 

@@ -46,18 +46,9 @@ impl UpstreamClient {
     /// A client of the CA at `address` (`host:port`) that must present
     /// `ca_id`. Nothing is contacted until the first call.
     pub fn new(address: &str, ca_id: SpiffeId) -> Result<Self, MeshidError> {
-        let bad = |m: String| MeshidError::Config(m);
-        let (host, _) = address
-            .rsplit_once(':')
-            .ok_or_else(|| bad(format!("ca_address {address:?} is not host:port")))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let server_name = ServerName::try_from(host.to_owned())
-            .map_err(|_| bad(format!("ca_address host {host:?} is not a DNS name or IP")))?;
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| bad(format!("ca_address {address:?}: {e}")))?
-            .timeout(RPC_TIMEOUT)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true);
+        let (endpoint, server_name) =
+            meshid_runtime::tls::endpoint(address, RPC_TIMEOUT, CONNECT_TIMEOUT)
+                .map_err(|e| MeshidError::Config(format!("ca_address {e}")))?;
         Ok(Self {
             endpoint,
             server_name,
