@@ -10,7 +10,7 @@ mod downstream;
 mod probe;
 pub mod ttl;
 
-pub use current::{CurrentAuthority, PRUNE_INTERVAL};
+pub use current::{CandidateError, CurrentAuthority, PRUNE_INTERVAL};
 pub use downstream::{DEFAULT_DOWNSTREAM_CN, IssuedDownstreamCa};
 pub use probe::IssuanceError;
 

@@ -2,18 +2,19 @@
 //! upstream files ([`Disk::fingerprint`]), and when they changed and held
 //! still for one more poll (so a chain written before its key is not read
 //! half-done), reads and validates them exactly as at start-up
-//! ([`Authority::new`], then [`Authority::check_issuance`]). Only a valid
+//! ([`CurrentAuthority::candidate`]: [`Authority::new`], then
+//! [`Authority::check_issuance`]). Only a valid
 //! intermediate replaces the current one ([`CurrentAuthority::replace`]);
 //! an invalid one is logged with the start-up message, counted, and tried
 //! again on every poll (a not-yet-valid intermediate may become valid)
 //! while the CA keeps signing with the previous one.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use meshid_runtime::clock::SharedClock;
 
-use crate::authority::{Authority, AuthorityConfig, CurrentAuthority};
+use crate::authority::{Authority, CurrentAuthority};
 use crate::keymanager::KeyManager;
 use crate::metrics::CaMetrics;
 use crate::upstream::{Disk, Fingerprint};
@@ -40,7 +41,6 @@ pub struct Reloader {
     current: CurrentAuthority,
     upstream: Disk,
     keys: Arc<dyn KeyManager>,
-    config: AuthorityConfig,
     metrics: CaMetrics,
     clock: SharedClock,
     /// The files the current authority was built from.
@@ -65,12 +65,10 @@ impl Reloader {
         clock: SharedClock,
         applied: Fingerprint,
     ) -> Self {
-        let config = current.load().config().clone();
         Self {
             current,
             upstream,
             keys,
-            config,
             metrics,
             clock,
             applied,
@@ -92,8 +90,11 @@ impl Reloader {
             return Poll::Settling;
         }
         let now = self.clock.now();
-        match self.candidate(now) {
-            Err(reason) => self.reject(now_seen, reason),
+        let candidate = self
+            .current
+            .candidate(&self.upstream, self.keys.as_ref(), now);
+        match candidate {
+            Err(e) => self.reject(now_seen, e.to_string()),
             Ok(new) if same_ca(&new, &self.current.load()) => {
                 self.applied = now_seen;
                 self.clear_failing();
@@ -129,14 +130,6 @@ impl Reloader {
             }
             self.poll().await;
         }
-    }
-
-    /// The files read and checked as at start-up.
-    fn candidate(&self, now: SystemTime) -> Result<Authority, String> {
-        let new = Authority::new(self.config.clone(), &self.upstream, self.keys.as_ref(), now)
-            .map_err(|e| e.to_string())?;
-        new.check_issuance(now).map_err(|e| e.to_string())?;
-        Ok(new)
     }
 
     fn reject(&mut self, seen: Fingerprint, reason: String) -> Poll {

@@ -23,9 +23,11 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use meshid_identity::TrustBundle;
 use rustls_pki_types::CertificateDer;
 
-use super::Authority;
+use super::{Authority, AuthorityError, IssuanceError};
+use crate::keymanager::KeyManager;
 use crate::metrics::CaMetrics;
 use crate::store::{CaKeyRecord, Store, StoreError, StoredBundle};
+use crate::upstream::UpstreamAuthority;
 
 /// The store's key slot of the X.509 CA.
 const X509_CA_SLOT: &str = "x509-ca";
@@ -33,8 +35,8 @@ const X509_CA_SLOT: &str = "x509-ca";
 /// The CA's current authority and the bundle it publishes, cheap to clone.
 ///
 /// To rotate the CA (a renewed intermediate from files or from an upstream
-/// CA): build the new [`Authority`] exactly as at start-up, check it
-/// ([`Authority::check_issuance`]), then call [`CurrentAuthority::replace`].
+/// CA): build and check the new [`Authority`] exactly as at start-up
+/// ([`CurrentAuthority::candidate`]), then call [`CurrentAuthority::replace`].
 /// New SVIDs are signed by the new authority from then on; SVIDs the old
 /// one signed stay valid until they expire. Call
 /// [`CurrentAuthority::prune`] now and then (the CA server does, every
@@ -57,6 +59,18 @@ struct Inner {
     metrics: CaMetrics,
     /// Serialises writers (replace, prune); readers never take it.
     writer: tokio::sync::Mutex<Vec<RetainedRoot>>,
+}
+
+/// Why a replacement authority is not taken.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CandidateError {
+    /// The material could not be obtained or is refused, as at start-up.
+    #[error(transparent)]
+    Authority(#[from] AuthorityError),
+    /// It would sign SVIDs that do not verify against its own bundle.
+    #[error(transparent)]
+    Issuance(#[from] IssuanceError),
 }
 
 /// A root of a replaced authority, kept in the bundle until `until`.
@@ -112,6 +126,22 @@ impl CurrentAuthority {
     /// last published.
     pub fn bundle(&self) -> Arc<TrustBundle> {
         self.inner.bundle.load_full()
+    }
+
+    /// A replacement read from `upstream` exactly as at start-up, with the
+    /// current issuance limits, and checked to sign SVIDs that verify
+    /// against its own bundle (what agents do); give it to
+    /// [`CurrentAuthority::replace`].
+    pub fn candidate(
+        &self,
+        upstream: &dyn UpstreamAuthority,
+        keys: &dyn KeyManager,
+        now: SystemTime,
+    ) -> Result<Authority, CandidateError> {
+        let config = self.load().config().clone();
+        let new = Authority::new(config, upstream, keys, now)?;
+        new.check_issuance(now)?;
+        Ok(new)
     }
 
     /// Makes `new` the authority: publishes its key and the bundle (its
