@@ -2,8 +2,8 @@
 //! downstream attests with a join token, its intermediate is signed by the
 //! upstream under a `downstream` entry, its SVIDs chain to the upstream's
 //! root (openssl verify -x509_strict), workloads of both CAs accept each
-//! other in mTLS, and it renews its intermediate without a restart. The
-//! refusals name what to do.
+//! other in mTLS, and it renews its intermediate without a restart, also
+//! across an upstream outage. The refusals name what to do.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
@@ -96,6 +96,64 @@ async fn the_downstream_renews_its_intermediate_without_a_restart() {
     let root = dir.path().join("root.pem");
     std::fs::write(&root, to_pem(&upstream.bundle().x509_authorities)).unwrap();
     openssl_verify(dir.path(), &root, &svid.chain);
+    downstream.server.shutdown().await.unwrap();
+    upstream.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn while_the_upstream_is_down_the_downstream_keeps_signing_and_renews_once_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let up_dir = dir.path().join("upstream");
+    let cfg = meshid_ca::config::CaConfig {
+        listen: format!("127.0.0.1:{}", meshid_tests::free_port())
+            .parse()
+            .unwrap(),
+        downstream: DownstreamConfig {
+            ca_ttl: Duration::from_secs(8),
+        },
+        ..server::config(&up_dir)
+    };
+    let upstream = Ca::start(cfg.clone(), &up_dir).await;
+    upstream.downstream_entry().await;
+    let (token, _) = upstream.token(Some(ALIAS)).await;
+    let down_dir = dir.path().join("downstream");
+    let downstream = Ca::start(downstream_config(&upstream, &token, &down_dir), &down_dir).await;
+    let first = downstream.server.authority.load().cert_chain()[0].clone();
+    upstream.server.shutdown().await.unwrap();
+
+    let metrics = downstream.server.metrics.clone();
+    meshid_tests::eventually_async(
+        "a failed renewal while the upstream is down",
+        Duration::from_secs(20),
+        || async {
+            let text = metrics.encode();
+            text.contains("meshid_ca_upstream_renewals_total{result=\"failed\"}")
+                .then_some(())
+        },
+    )
+    .await;
+    let svid = downstream.workload("east/during-outage").await;
+    assert_eq!(svid.chain[1], first, "still signing with the current one");
+
+    let upstream = Ca::start(cfg, &up_dir).await;
+    let renewed = meshid_tests::eventually_async(
+        "a renewal once the upstream is back",
+        Duration::from_secs(20),
+        || async {
+            let now = downstream.server.authority.load().cert_chain()[0].clone();
+            (now != first).then_some(now)
+        },
+    )
+    .await;
+    assert!(
+        metrics
+            .encode()
+            .contains("meshid_ca_upstream_renewals_total{result=\"applied\"} 1"),
+        "{}",
+        metrics.encode()
+    );
+    let svid = downstream.workload("east/after-outage").await;
+    assert_eq!(svid.chain[1], renewed);
     downstream.server.shutdown().await.unwrap();
     upstream.server.shutdown().await.unwrap();
 }
