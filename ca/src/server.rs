@@ -241,6 +241,10 @@ impl CaServer {
                 clock,
                 seen,
             );
+            tracing::info!(
+                every = %meshid_runtime::duration::format(interval),
+                "watching the upstream files for a replaced intermediate"
+            );
             let stop = wait_for(rx.clone());
             tasks.push((
                 "upstream reload",
