@@ -1,23 +1,29 @@
 //! CA issuance benchmark: N simulated agents sign X.509-SVIDs over real
 //! mTLS gRPC against an in-process CA backed by SQLite in a temp dir.
 //!
-//! `cargo run --release -p meshid-bench-ca -- --agents 8 --batch 50 --duration 10`
+//! `cargo run --release -p meshid-bench-ca -- --agents 8 --batch 50 --duration 10 --keys both`
 //!
 //! Agents pre-generate their CSRs, so client-side key generation is not
 //! measured. The run also measures the crypto ceiling (P-256 CSR verify +
 //! sign per second on all cores) and the store ceiling (issuance records
 //! per second in batches) so the numbers can be read against their limits.
+//! With `--keys softhsm` (or `both`: disk first, then SoftHSM2 in the same
+//! run) the CA key is on a SoftHSM2 token, and the token's own ceiling (raw
+//! signatures through the session pool, one thread per agent) is measured
+//! too.
 #![forbid(unsafe_code)]
 
+mod backend;
 mod client;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
+use backend::Keys;
 use clap::Parser;
 use meshid_ca::authority::X509SvidSpec;
-use meshid_ca::config::CaConfig;
+use meshid_ca::config::{CaConfig, KeyType, KeysConfig};
 use meshid_ca::node_attestor::join_token;
 use meshid_ca::server::CaServer;
 use meshid_ca::store::{IssuanceRecord, NewEntry};
@@ -36,29 +42,70 @@ struct Args {
     /// Seconds per phase.
     #[arg(long, default_value_t = 10)]
     duration: u64,
+    /// Where the CA key lives: disk, softhsm (a SoftHSM2 token) or both.
+    #[arg(long, value_enum, default_value = "disk")]
+    keys: Keys,
+    /// The CA key type on the token: ec-p256, ec-p384, rsa-2048, rsa-3072
+    /// or rsa-4096 (the disk key is always P-256).
+    #[arg(long, default_value = "ec-p256")]
+    token_key_type: KeyType,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let token = backend::token_from_env();
+    if token.is_none() && args.keys != Keys::Disk {
+        if args.keys == Keys::Both {
+            run_in_runtime(&args, None)?;
+        }
+        let forwarded: Vec<String> = vec![
+            "--agents".into(),
+            args.agents.to_string(),
+            "--batch".into(),
+            args.batch.to_string(),
+            "--duration".into(),
+            args.duration.to_string(),
+            "--token-key-type".into(),
+            args.token_key_type.name().into(),
+        ];
+        return backend::run_softhsm_child(&forwarded);
+    }
+    run_in_runtime(&args, token.as_deref())
+}
+
+fn run_in_runtime(args: &Args, token: Option<&str>) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(run(args))
+    rt.block_on(run(args, token))
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
+async fn run(args: &Args, token: Option<&str>) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
+    let keys = match token {
+        Some(t) => backend::pkcs11_keys(t, dir.path(), args.token_key_type, args.agents)?,
+        None => KeysConfig::default(),
+    };
     let cfg = CaConfig {
         trust_domain: Some("bench.example".parse()?),
         data_dir: Some(dir.path().to_path_buf()),
         listen: "127.0.0.1:0".parse()?,
         ops_listen: "127.0.0.1:0".parse()?,
+        keys: keys.clone(),
         ..CaConfig::default()
     };
     let ca = CaServer::start(cfg.validate()?).await?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let key = match token {
+        Some(t) => format!(
+            "CA key {} on SoftHSM2 token {t} ({} sessions)",
+            args.token_key_type.name(),
+            args.agents.clamp(1, meshid_ca::config::MAX_SESSIONS)
+        ),
+        None => "CA key ec-p256 on disk".into(),
+    };
     println!(
-        "meshid CA issuance benchmark: {} agents, {cores} cores, SQLite store in {}",
+        "meshid CA issuance benchmark: {key}; {} agents, {cores} cores, SQLite store in {}",
         args.agents,
         dir.path().display()
     );
@@ -82,8 +129,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let crypto = crypto_ceiling(&ca, cores, Duration::from_secs(3)).await?;
     println!(
-        "crypto ceiling: {crypto:>9.0} CSR verify + P-256 sign /s on {cores} cores (no gRPC, no store)"
+        "crypto ceiling: {crypto:>9.0} CSR verify + sign /s on {cores} cores (no gRPC, no store)"
     );
+    if token.is_some() {
+        let threads = args.agents.max(1);
+        let raw = tokio::task::block_in_place(|| {
+            backend::token_ceiling(&keys, dir.path(), threads, Duration::from_secs(3))
+        })?;
+        println!(
+            "token ceiling:  {raw:>9.0} raw signatures/s through the session pool, {threads} threads (no certificate)"
+        );
+    }
     let store = store_ceiling(&ca, args.batch.max(1), Duration::from_secs(3)).await?;
     println!(
         "store ceiling:  {store:>9.0} issuance records/s (record_issuances, {} per call, one writer)",
