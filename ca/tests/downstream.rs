@@ -157,3 +157,51 @@ async fn while_the_upstream_is_down_the_downstream_keeps_signing_and_renews_once
     downstream.server.shutdown().await.unwrap();
     upstream.server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_downstream_renews_its_agent_svid_and_restarts_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let up_dir = dir.path().join("upstream");
+    let cfg = meshid_ca::config::CaConfig {
+        agent_ttl: Duration::from_secs(8),
+        downstream: DownstreamConfig {
+            ca_ttl: Duration::from_secs(4),
+        },
+        ..server::config(&up_dir)
+    };
+    let upstream = Ca::start(cfg, &up_dir).await;
+    upstream.downstream_entry().await;
+    let (token, _) = upstream.token(Some(ALIAS)).await;
+    let down_dir = dir.path().join("downstream");
+    let config = downstream_config(&upstream, &token, &down_dir);
+    let downstream = Ca::start(config.clone(), &down_dir).await;
+    let agent_file = down_dir.join(meshid_ca::upstream::meshid::AGENT_CERT_FILE);
+    let first = std::fs::read(&agent_file).unwrap();
+    meshid_tests::eventually_async(
+        "the downstream to renew its agent SVID with the upstream",
+        Duration::from_secs(20),
+        || async { (std::fs::read(&agent_file).unwrap() != first).then_some(()) },
+    )
+    .await;
+    let key_file = down_dir.join(meshid_ca::upstream::meshid::AGENT_KEY_FILE);
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&key_file).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "the agent key is private");
+    downstream.server.shutdown().await.unwrap();
+
+    // The token was used once; the stored agent SVID is enough to start again.
+    let mut without_token = config;
+    if let Some(m) = without_token
+        .upstream
+        .as_mut()
+        .and_then(|u| u.meshid.as_mut())
+    {
+        m.join_token = None;
+    }
+    let again = Ca::start(without_token, &down_dir).await;
+    let svid = again.workload("east/after-restart").await;
+    assert_eq!(svid.chain.len(), 2);
+    again.server.shutdown().await.unwrap();
+    upstream.server.shutdown().await.unwrap();
+}
