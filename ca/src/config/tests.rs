@@ -39,6 +39,22 @@ fn durations_use_the_humantime_grammar() {
 }
 
 #[test]
+fn upstream_watch_interval_defaults_to_10s_and_0s_turns_watching_off() {
+    let parse = |extra: &str| {
+        let text = format!("[upstream]\ndir = \"/etc/cacerts\"\n{extra}");
+        CaConfig::from_toml(&text).map(|c| c.upstream.unwrap().watch_interval)
+    };
+    assert_eq!(parse("").unwrap(), DEFAULT_WATCH_INTERVAL);
+    assert_eq!(parse("watch_interval = \"0s\"").unwrap(), Duration::ZERO);
+    assert_eq!(
+        parse("watch_interval = \"500ms\"").unwrap(),
+        Duration::from_millis(500)
+    );
+    let e = parse("watch_interval = \"10\"").unwrap_err().to_string();
+    assert!(e.contains("watch_interval"), "{e}");
+}
+
+#[test]
 fn bad_durations_are_refused_naming_the_key_and_the_fix() {
     for (text, hint) in [
         ("max_x509_ttl = \"soon\"", "max_x509_ttl"),
