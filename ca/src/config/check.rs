@@ -11,7 +11,7 @@ use super::{CaConfig, ConfigError, UpstreamConfig, ValidConfig};
 /// arithmetic far from overflow.
 const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 86400);
 use crate::keymanager::{KeyManager, MemoryKeyManager, Pkcs11KeyManager};
-use crate::upstream::{Disk, UpstreamAuthority};
+use crate::upstream::{Disk, Meshid, UpstreamAuthority};
 
 // === impl CaConfig ===
 
@@ -53,6 +53,20 @@ impl CaConfig {
                     field: "upstream",
                     reason: e.to_string(),
                 })?;
+        }
+        // Below another meshid CA: its bundle file is read; nothing is contacted.
+        let meshid = valid
+            .raw
+            .upstream
+            .as_ref()
+            .and_then(|up| up.meshid.as_ref());
+        if let Some(m) = meshid {
+            Meshid::new(m, &valid.trust_domain, &valid.data_dir).map_err(|e| {
+                ConfigError::Invalid {
+                    field: "upstream.meshid",
+                    reason: e.to_string(),
+                }
+            })?;
         }
         Ok(valid)
     }

@@ -5,7 +5,9 @@ use super::*;
 
 fn config(dir: &Path, upstream: &str) -> String {
     let bundle = dir.join("upstream-bundle.pem");
-    std::fs::write(&bundle, "").unwrap();
+    if !bundle.exists() {
+        std::fs::write(&bundle, "").unwrap();
+    }
     format!(
         "trust_domain = \"example.org\"\ndata_dir = {:?}\n[upstream.meshid]\n\
          ca_address = \"ca-root.example.org:8443\"\ntrust_bundle_file = {:?}\n{upstream}",
@@ -106,4 +108,30 @@ fn bad_upstream_meshid_settings_are_refused_with_the_fix() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("downstream.ca_ttl"), "{err}");
+}
+
+#[test]
+fn preflight_reads_the_upstream_bundle_without_contacting_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = CaConfig::from_toml(&config(dir.path(), "")).unwrap();
+    let err = c
+        .preflight(std::time::SystemTime::now())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("upstream.meshid"), "{err}");
+    assert!(err.contains("CERTIFICATE"), "{err}");
+    let root = meshid_identity::PrivateKey::generate_p256().unwrap();
+    let template = meshid_identity::CaTemplate {
+        trust_domain: "example.org".parse().unwrap(),
+        common_name: "upstream root".into(),
+        not_before: std::time::SystemTime::now(),
+        not_after: std::time::SystemTime::now() + Duration::from_secs(3600),
+        path_len: None,
+    };
+    let cert = meshid_identity::x509::self_signed_ca(&template, &root.key_pair().unwrap()).unwrap();
+    let pem = meshid_identity::x509::to_pem(&[cert]);
+    std::fs::write(dir.path().join("upstream-bundle.pem"), pem).unwrap();
+    let c = CaConfig::from_toml(&config(dir.path(), "")).unwrap();
+    // The bundle is fine; the unreachable upstream is not contacted.
+    c.preflight(std::time::SystemTime::now()).unwrap();
 }
