@@ -148,7 +148,7 @@ impl NodeService {
         Ok((agent, svid.serial))
     }
 
-    fn issue_agent_svid(
+    async fn issue_agent_svid(
         &self,
         agent_id: &meshid_identity::SpiffeId,
         csr: &[u8],
@@ -160,15 +160,18 @@ impl NodeService {
             m.signature("agent", "invalid");
             Status::invalid_argument(format!("agent CSR: {e}"))
         })?;
-        let issued = self
-            .inner
-            .authority
-            .load()
-            .sign_agent_svid(agent_id, &verified.public_key_der, now)
-            .map_err(|e| {
-                m.signature("agent", "error");
-                Status::new(convert::signing_code(&e, m), e.to_string())
-            })?;
+        // Off the async workers: the CA key may be on a token.
+        let authority = self.inner.authority.load();
+        let id = agent_id.clone();
+        let signed = tokio::task::spawn_blocking(move || {
+            authority.sign_agent_svid(&id, &verified.public_key_der, now)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("signing task failed: {e}")))?;
+        let issued = signed.map_err(|e| {
+            m.signature("agent", "error");
+            Status::new(convert::signing_code(&e, m), e.to_string())
+        })?;
         m.signature("agent", "ok");
         m.signing_latency(start.elapsed());
         Ok(issued)
@@ -231,7 +234,7 @@ impl Node for NodeService {
                 node.agent_id
             )));
         }
-        let issued = self.issue_agent_svid(&node.agent_id, &req.csr, now)?;
+        let issued = self.issue_agent_svid(&node.agent_id, &req.csr, now).await?;
         store
             .upsert_agent(&Agent {
                 spiffe_id: node.agent_id.clone(),
@@ -271,7 +274,9 @@ impl Node for NodeService {
     ) -> Result<Response<RenewAgentResponse>, Status> {
         let (agent, presented) = self.agent(&req).await?;
         let now = self.now();
-        let issued = self.issue_agent_svid(&agent.spiffe_id, &req.get_ref().csr, now)?;
+        let issued = self
+            .issue_agent_svid(&agent.spiffe_id, &req.get_ref().csr, now)
+            .await?;
         let store = &self.inner.store;
         store
             .record_issuances(&[IssuanceRecord {

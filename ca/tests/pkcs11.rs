@@ -289,9 +289,18 @@ fn the_ca_refuses_to_start_without_its_token_pin_or_key() {
                 pin_file: Some(hsm.pin_file("999999")),
                 ..good.clone()
             };
-            let e = start_refused(&hsm, config(wrong_pin)).await;
+            let e = start_refused(&hsm, config(wrong_pin.clone())).await;
             assert!(e.contains("PIN rejected by token \"meshid\""), "{e}");
             assert!(!e.contains("999999"), "the PIN is never printed: {e}");
+            // `meshid ca validate` opens the token too.
+            let e = config(wrong_pin)
+                .preflight(SystemTime::now())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("keys.pkcs11") && e.contains("PIN rejected"),
+                "{e}"
+            );
 
             let missing_token = meshid_ca::config::Pkcs11Config {
                 token_label: Some("nope".into()),

@@ -27,26 +27,28 @@ impl CaConfig {
 
     /// Everything [`validate`](Self::validate) checks, and what start-up
     /// would find wrong in the files the config names (the upstream chain
-    /// and key are read and checked at `now`), without creating or
-    /// starting anything: a missing data directory must be creatable.
+    /// and key are read and checked at `now`) and in the token
+    /// `[keys.pkcs11]` names, without creating or starting anything: a
+    /// missing data directory must be creatable.
     pub fn preflight(self, now: SystemTime) -> Result<ValidConfig, ConfigError> {
         self.check_settings()?;
         let valid = self.resolve()?;
         check_creatable(&valid.data_dir)?;
+        // With the CA key on a token, the token is opened (module, token
+        // and PIN checked) and, with an intermediate, its key is matched
+        // against the chain; nothing is generated.
+        let keys: Box<dyn KeyManager> = match valid.raw.keys.token() {
+            Some(token) => {
+                Box::new(Pkcs11KeyManager::open(token, &valid.data_dir).map_err(|e| {
+                    ConfigError::Invalid {
+                        field: "keys.pkcs11",
+                        reason: e.to_string(),
+                    }
+                })?)
+            }
+            None => Box::new(MemoryKeyManager::new()),
+        };
         if let Some(up) = valid.raw.upstream.as_ref().filter(|up| up.meshid.is_none()) {
-            // With the key on a token, the token is opened (read only) to
-            // check that the key is there and matches the chain.
-            let keys: Box<dyn KeyManager> = match valid.raw.keys.token() {
-                Some(token) => {
-                    Box::new(Pkcs11KeyManager::open(token, &valid.data_dir).map_err(|e| {
-                        ConfigError::Invalid {
-                            field: "keys.pkcs11",
-                            reason: e.to_string(),
-                        }
-                    })?)
-                }
-                None => Box::new(MemoryKeyManager::new()),
-            };
             Disk::from_config(up)
                 .obtain(&valid.trust_domain, keys.as_ref(), now)
                 .map_err(|e| ConfigError::Invalid {

@@ -63,6 +63,9 @@ pub enum Pkcs11Error {
         /// The tokens the module has.
         present: String,
     },
+    /// The config names no token.
+    #[error("keys.pkcs11 names no token: set token_label or slot")]
+    NoToken,
     /// The PIN could not be read.
     #[error("cannot read the token PIN: {0}")]
     PinSource(String),
@@ -138,11 +141,7 @@ impl Pkcs11KeyManager {
         let token = match (&config.token_label, config.slot) {
             (Some(label), _) => TokenRef::Label(label),
             (None, Some(slot)) => TokenRef::Slot(slot),
-            (None, None) => {
-                return Err(Pkcs11Error::PinSource(
-                    "keys.pkcs11 names no token: set token_label or slot".into(),
-                ));
-            }
+            (None, None) => return Err(Pkcs11Error::NoToken),
         };
         let (slot, label) = module::find_token(&ctx, &config.module, token)?;
         let pin = read_pin(config)?;
