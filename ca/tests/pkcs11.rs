@@ -14,6 +14,7 @@ use cryptoki::object::{Attribute, AttributeInfo, AttributeType, ObjectClass};
 use cryptoki::session::UserType;
 use meshid_ca::authority::{Authority, AuthorityConfig};
 use meshid_ca::config::{CaConfig, KeyType, UpstreamConfig};
+use meshid_ca::csr::IntermediateCsr;
 use meshid_ca::keymanager::{KeyManager, Pkcs11KeyManager, pkcs11};
 use meshid_ca::node_attestor::join_token;
 use meshid_ca::server::CaServer;
@@ -192,14 +193,11 @@ fn an_rsa_root_key_is_generated_on_the_token_and_signs_sha256_with_rsa() {
     );
 }
 
-/// A CSR for a mesh intermediate, signed through `keys`' token key.
+/// The mesh intermediate's CSR (`meshid ca csr`'s builder), signed
+/// through `keys`' token key.
 fn csr_on_token(keys: &Pkcs11KeyManager) -> String {
     let key = keys.generate_signer(CA_KEY_SLOT).unwrap();
-    let mut params = rcgen::CertificateParams::default();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "mesh intermediate");
-    params.serialize_request(&key).unwrap().pem().unwrap()
+    IntermediateCsr::new(td()).sign(&key).unwrap().pem
 }
 
 #[test]
