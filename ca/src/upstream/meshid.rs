@@ -46,8 +46,12 @@ pub enum MeshidError {
     /// A setting is unusable.
     #[error("[upstream.meshid]: {0}")]
     Config(String),
-    /// The upstream could not be reached or failed transiently: retried.
-    #[error("the upstream meshid CA is unavailable: {0}; retrying")]
+    /// The upstream could not be reached or failed transiently (renewal
+    /// retries with backoff; at start-up the CA does not start).
+    #[error(
+        "the upstream meshid CA is unavailable: {0}; check upstream.meshid.ca_address and that \
+         the upstream CA is running"
+    )]
     Unavailable(String),
     /// The upstream refused.
     #[error("the upstream meshid CA refused {doing}: {message}")]
