@@ -15,6 +15,10 @@ use x509_parser::extensions::GeneralName;
 use super::server::{self, TD};
 use super::setup::{ALIAS, Ca, Svid, downstream_config, openssl_verify};
 
+/// A CA that may have one CA below it.
+const PATHLEN_1: &str =
+    "basicConstraints=critical,CA:TRUE,pathlen:1\nkeyUsage=critical,keyCertSign,cRLSign";
+
 /// A CSR for `key`; with `ca`, it asks for a CA (as `meshid ca csr` does).
 fn csr(key: &PrivateKey, ca: bool) -> Vec<u8> {
     let mut params = rcgen::CertificateParams::new(vec!["evil.example".to_owned()]).unwrap();
@@ -151,17 +155,12 @@ async fn the_upstream_signs_only_ca_requests_and_takes_only_their_key_and_common
 }
 
 #[tokio::test]
-async fn an_upstream_on_a_pathlen_0_intermediate_refuses_and_one_on_pathlen_1_signs() {
+async fn an_upstream_whose_chain_leaves_no_pathlen_room_refuses_and_one_on_pathlen_1_signs() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
     pki.root("root", Alg::P256);
     pki.mesh_ca("leaves-only", "root", Alg::P256, "");
-    pki.ca(
-        "nesting",
-        "root",
-        Alg::P256,
-        "basicConstraints=critical,CA:TRUE,pathlen:1\nkeyUsage=critical,keyCertSign,cRLSign",
-    );
+    pki.ca("nesting", "root", Alg::P256, PATHLEN_1);
     let on = |name: &str, data: &str| CaConfig {
         upstream: Some(UpstreamConfig {
             root_file: Some(pki.cert("root")),
@@ -188,6 +187,30 @@ async fn an_upstream_on_a_pathlen_0_intermediate_refuses_and_one_on_pathlen_1_si
         refused.message()
     );
     strict.server.shutdown().await.unwrap();
+
+    // A CA above this one whose pathLen leaves no room for one more.
+    pki.ca("policy", "root", Alg::P256, PATHLEN_1);
+    pki.ca("mesh", "policy", Alg::P256, PATHLEN_1);
+    let chain = pki.bundle("mesh-chain.pem", &["mesh", "policy"]);
+    let below_policy = CaConfig {
+        upstream: Some(UpstreamConfig {
+            root_file: Some(pki.cert("root")),
+            ..UpstreamConfig::files(chain, pki.key("mesh"))
+        }),
+        ..server::config(&dir.path().join("below-policy"))
+    };
+    let ca = Ca::start(below_policy, &dir.path().join("below-policy")).await;
+    ca.downstream_entry().await;
+    let (token, _) = ca.token(Some(ALIAS)).await;
+    let agent = ca.agent(&token).await;
+    let refused = sign(&ca, &agent, csr(&key, true)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("1 above"),
+        "{}",
+        refused.message()
+    );
+    ca.server.shutdown().await.unwrap();
 
     let up_dir = dir.path().join("nesting-ca");
     let upstream = Ca::start(on("nesting", "nesting-ca"), &up_dir).await;
