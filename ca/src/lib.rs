@@ -20,7 +20,9 @@
 //! - [`csr`]: the intermediate CA's certificate signing request for an
 //!   enterprise root (`meshid ca csr`).
 //! - [`keymanager`]: where the CA's private keys live
-//!   ([`keymanager::KeyManager`]: memory or disk).
+//!   ([`keymanager::KeyManager`]: memory, disk, or the X.509 CA key on a
+//!   PKCS#11 token; certificates are signed through a
+//!   [`keymanager::CaKey`]).
 //! - [`store`]: durable state ([`Store`]) over SQLite or PostgreSQL, and the
 //!   metered wrapper.
 //! - [`metrics`]: the CA's Prometheus metrics.
