@@ -63,18 +63,25 @@ pub(super) async fn sign(
         }
         other => other,
     };
+    // Off the async workers: the CA key may be on a token.
     let authority = svc.inner.authority.load();
-    let issued = authority
-        .sign_downstream_ca(&csr.public_key_der, cn, svc.downstream_ca_ttl, now)
-        .map_err(|e| {
-            metrics.signature("downstream", "error");
-            match e {
-                AuthorityError::DownstreamForbidden(_) => {
-                    Status::failed_precondition(e.to_string())
-                }
-                e => Status::internal(e.to_string()),
-            }
-        })?;
+    let (key, cn, ttl) = (
+        csr.public_key_der,
+        cn.map(str::to_owned),
+        svc.downstream_ca_ttl,
+    );
+    let signed = tokio::task::spawn_blocking(move || {
+        authority.sign_downstream_ca(&key, cn.as_deref(), ttl, now)
+    })
+    .await
+    .map_err(|e| Status::internal(format!("signing task failed: {e}")))?;
+    let issued = signed.map_err(|e| {
+        metrics.signature("downstream", "error");
+        match e {
+            AuthorityError::DownstreamForbidden(_) => Status::failed_precondition(e.to_string()),
+            e => Status::new(convert::signing_code(&e, metrics), e.to_string()),
+        }
+    })?;
     metrics.signature("downstream", "ok");
     metrics.signing_latency(start.elapsed());
     let serial = issued
