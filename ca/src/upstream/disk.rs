@@ -25,9 +25,9 @@ use std::time::{Duration, SystemTime};
 use meshid_identity::x509::pem_certs;
 use meshid_identity::{PrivateKey, TrustDomain};
 
+use super::CA_KEY_SLOT;
 use super::{CaMaterial, UpstreamAuthority, UpstreamError};
 use crate::config::UpstreamConfig;
-use super::CA_KEY_SLOT;
 use crate::keymanager::{CaKey, KeyManager};
 use cert::ChainCert;
 use layout::Files;

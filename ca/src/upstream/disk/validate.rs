@@ -14,8 +14,8 @@ use meshid_identity::{
 };
 
 use super::super::UpstreamError;
-use crate::keymanager::CaKey;
 use super::cert::ChainCert;
+use crate::keymanager::CaKey;
 
 /// The probe SVID's path: reserved, so no entry can ever hold it.
 const PROBE_PATH: &str = "/meshid/ca/upstream-check";
@@ -153,12 +153,7 @@ impl Ordered {
     }
 
     /// Signs a throw-away SVID and verifies it as an agent would.
-    fn probe(
-        &self,
-        td: &TrustDomain,
-        key: &CaKey,
-        now: SystemTime,
-    ) -> Result<(), UpstreamError> {
+    fn probe(&self, td: &TrustDomain, key: &CaKey, now: SystemTime) -> Result<(), UpstreamError> {
         let signing = &self.path[0];
         let fail = |reason: String| invalid(&signing.file, reason);
         let id = td
