@@ -55,9 +55,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     let dir = match (a.dir, upstream) {
         (Some(d), _) => d,
-        (None, Some(up)) => up.dir.clone().context(
-            "the config's [upstream] sets no dir; pass --dir or set [upstream] dir",
-        )?,
+        (None, Some(up)) => up
+            .dir
+            .clone()
+            .context("the config's [upstream] sets no dir; pass --dir or set [upstream] dir")?,
         (None, None) => anyhow::bail!(
             "no upstream directory: pass --dir or --config <ca.toml> with [upstream] dir"
         ),
