@@ -216,3 +216,51 @@ pub async fn mtls(
     let seen_by_client = peer_spiffe_id(tls.get_ref().1.peer_certificates().unwrap()).unwrap();
     (seen_by_client, accept.await.unwrap())
 }
+
+/// An upstream CA and a downstream CA attested to it with a one-time
+/// token, under one temp dir.
+pub struct Pair {
+    pub dir: tempfile::TempDir,
+    pub upstream: Ca,
+    /// The upstream's config, to start it again.
+    pub upstream_config: CaConfig,
+    pub downstream: Ca,
+    /// The downstream's config (with the used token), to start it again.
+    pub downstream_config: CaConfig,
+}
+
+impl Pair {
+    /// Starts the upstream on `upstream` (given the default config of its
+    /// data dir), creates the downstream entry and a token with [`ALIAS`],
+    /// and starts the downstream with it.
+    pub async fn start(upstream: impl FnOnce(CaConfig) -> CaConfig) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let up_dir = dir.path().join("upstream");
+        let upstream_config = upstream(server::config(&up_dir));
+        let up = Ca::start(upstream_config.clone(), &up_dir).await;
+        up.downstream_entry().await;
+        let (token, _) = up.token(Some(ALIAS)).await;
+        let down_dir = dir.path().join("downstream");
+        let downstream_config = downstream_config(&up, &token, &down_dir);
+        let downstream = Ca::start(downstream_config.clone(), &down_dir).await;
+        Self {
+            dir,
+            upstream: up,
+            upstream_config,
+            downstream,
+            downstream_config,
+        }
+    }
+
+    /// The upstream's roots as a PEM file (for `openssl verify -CAfile`).
+    pub fn root_file(&self) -> PathBuf {
+        let root = self.dir.path().join("root.pem");
+        std::fs::write(&root, to_pem(&self.upstream.bundle().x509_authorities)).unwrap();
+        root
+    }
+
+    /// The downstream's current intermediate.
+    pub fn intermediate(&self) -> CertificateDer<'static> {
+        self.downstream.server.authority.load().cert_chain()[0].clone()
+    }
+}
