@@ -50,9 +50,33 @@ impl Backoff {
     }
 }
 
+/// Whether a gRPC status code is worth retrying with backoff (the server
+/// was unreachable, overloaded or failed on its side) rather than a
+/// verdict on the request.
+pub fn retryable(code: tonic::Code) -> bool {
+    use tonic::Code;
+    matches!(
+        code,
+        Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::Cancelled
+            | Code::Unknown
+            | Code::ResourceExhausted
+            | Code::Aborted
+            | Code::Internal
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_transient_codes_are_retryable() {
+        assert!(retryable(tonic::Code::Unavailable));
+        assert!(!retryable(tonic::Code::PermissionDenied));
+        assert!(!retryable(tonic::Code::InvalidArgument));
+    }
 
     #[test]
     fn delays_grow_to_the_cap_and_reset() {

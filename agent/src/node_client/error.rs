@@ -101,13 +101,9 @@ impl From<tonic::Status> for CaError {
         }
         let msg = s.message().to_owned();
         match s.code() {
-            Code::Unavailable
-            | Code::DeadlineExceeded
-            | Code::Cancelled
-            | Code::Unknown
-            | Code::ResourceExhausted
-            | Code::Aborted
-            | Code::Internal => Self::Unavailable(format!("{:?}: {msg}", s.code())),
+            code if meshid_runtime::backoff::retryable(code) => {
+                Self::Unavailable(format!("{code:?}: {msg}"))
+            }
             Code::Unauthenticated | Code::NotFound => Self::AgentUnknown(msg),
             Code::PermissionDenied => Self::Banned(msg),
             code => Self::Rejected { code, message: msg },

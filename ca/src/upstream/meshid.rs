@@ -75,16 +75,11 @@ pub enum MeshidError {
 
 impl MeshidError {
     fn from_status(doing: &'static str, s: tonic::Status) -> Self {
-        use tonic::Code;
         let message = s.message().to_owned();
         match s.code() {
-            Code::Unavailable
-            | Code::DeadlineExceeded
-            | Code::Cancelled
-            | Code::Unknown
-            | Code::ResourceExhausted
-            | Code::Aborted
-            | Code::Internal => Self::Unavailable(format!("{doing}: {:?}: {message}", s.code())),
+            code if meshid_runtime::backoff::retryable(code) => {
+                Self::Unavailable(format!("{doing}: {code:?}: {message}"))
+            }
             _ => Self::Refused { doing, message },
         }
     }
