@@ -4,7 +4,8 @@
 //! - [`authority`]: lets HTTP/2 servers on Unix sockets accept the
 //!   `:authority` that gRPC C-core, Java and Swift clients send there.
 //! - [`clock`]: the one wall clock trait, real and manual (tests).
-//! - [`backoff`]: exponential backoff with jitter for retry loops.
+//! - [`backoff`]: exponential backoff with jitter for retry loops, and
+//!   which gRPC status codes are worth a retry.
 //! - [`duration`]: the one duration grammar (humantime) of every config
 //!   file and flag, as a serde field helper and a parser.
 //! - [`ops`]: the ops HTTP endpoint (`/healthz`, `/readyz`, `/metrics`)
