@@ -147,7 +147,10 @@ impl CaServer {
             max_jwt_ttl: cfg.raw.max_jwt_ttl,
             agent_ttl: cfg.raw.agent_ttl,
         };
-        let authority = Authority::new(authority_cfg, upstream, keys.as_ref(), now)?;
+        let mut authority = Authority::new(authority_cfg, upstream, keys.as_ref(), now)?;
+        if let Some(m) = &meshid {
+            authority = authority.with_jwt_authorities(&m.jwt_authorities());
+        }
         if let Err(e) = authority.check_issuance(now) {
             // Not fatal: a chain that is not valid yet may become so; until
             // then /readyz says why the CA is not ready.

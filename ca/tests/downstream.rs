@@ -6,10 +6,12 @@
 //! across an upstream outage. The refusals name what to do.
 #![allow(clippy::unwrap_used)]
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use meshid_ca::config::{CaConfig, DownstreamConfig};
 use meshid_ca::upstream::meshid::{AGENT_CERT_FILE, AGENT_KEY_FILE};
+use meshid_identity::jwt::validate;
+use meshid_identity::{BundleSet, SpiffeId};
 use meshid_tests::eventually_async;
 
 #[path = "downstream/refusals.rs"]
@@ -65,6 +67,32 @@ async fn svids_of_a_downstream_chain_to_the_upstream_root_and_workloads_of_both_
             "spiffe://example.org/west/api"
         )
     );
+    p.downstream.server.shutdown().await.unwrap();
+    p.upstream.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn upstream_jwt_svids_verify_for_the_downstream_but_not_the_other_way_yet() {
+    let p = Pair::start(|c| c).await;
+    let (upstream, downstream) = (&p.upstream, &p.downstream);
+    let jwt = |ca: &Ca, id: &str, audience: &str| {
+        let id: SpiffeId = id.parse().unwrap();
+        let aud = [audience.to_owned()];
+        let now = SystemTime::now();
+        let authority = ca.server.authority.load();
+        authority
+            .mint_jwt_svid(&id, &aud, Duration::ZERO, Duration::ZERO, now)
+            .unwrap()
+            .0
+    };
+    let trusting = |ca: &Ca| -> BundleSet { [ca.bundle()].into_iter().collect() };
+    let from_west = jwt(upstream, "spiffe://example.org/west/api", "east");
+    let claims = validate(&from_west, "east", &trusting(downstream), SystemTime::now()).unwrap();
+    assert_eq!(claims.spiffe_id.as_str(), "spiffe://example.org/west/api");
+    // The upstream does not publish the downstream's JWT key (not built).
+    let from_east = jwt(downstream, "spiffe://example.org/east/api", "west");
+    assert!(validate(&from_east, "west", &trusting(upstream), SystemTime::now()).is_err());
+    assert!(validate(&from_east, "west", &trusting(downstream), SystemTime::now()).is_ok());
     p.downstream.server.shutdown().await.unwrap();
     p.upstream.server.shutdown().await.unwrap();
 }

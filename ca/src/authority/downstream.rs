@@ -4,10 +4,13 @@
 //! ([`meshid_identity::x509::sign_ca`]): basicConstraints CA with pathLen 0,
 //! keyUsage keyCertSign + cRLSign, the URI SAN `spiffe://<td>` of this
 //! (the same) trust domain. From the request only the public key and the
-//! subject CommonName are taken.
+//! subject CommonName are taken. On the downstream side,
+//! [`Authority::with_jwt_authorities`] adds the upstream's JWT keys to the
+//! bundle it publishes.
 
 use std::time::{Duration, SystemTime};
 
+use meshid_identity::JwtAuthority;
 use meshid_identity::x509::{CaTemplate, sign_ca};
 use rustls_pki_types::CertificateDer;
 
@@ -58,6 +61,23 @@ impl Authority {
         chain.push(cert);
         chain.extend(self.chain_after_leaf.iter().cloned());
         Ok(IssuedDownstreamCa { chain, not_after })
+    }
+
+    /// Adds `more` JWT keys (an upstream meshid CA's) to the bundle this
+    /// authority publishes, after its own, each key ID once: workloads of a
+    /// downstream CA then verify the upstream's JWT-SVIDs too.
+    pub fn with_jwt_authorities(mut self, more: &[JwtAuthority]) -> Self {
+        for key in more {
+            let known = self
+                .bundle
+                .jwt_authorities
+                .iter()
+                .any(|k| k.key_id == key.key_id);
+            if !known {
+                self.bundle.jwt_authorities.push(key.clone());
+            }
+        }
+        self
     }
 
     /// Every CA certificate from the signing certificate up (the root

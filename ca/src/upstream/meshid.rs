@@ -24,7 +24,9 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use meshid_identity::x509::{pem_certs, to_pem};
-use meshid_identity::{BundleSet, PrivateKey, TrustBundle, TrustDomain, verify_x509_svid};
+use meshid_identity::{
+    BundleSet, JwtAuthority, PrivateKey, TrustBundle, TrustDomain, verify_x509_svid,
+};
 use rustls_pki_types::CertificateDer;
 
 use self::client::{AgentSvid, UpstreamClient, bundle_of};
@@ -187,6 +189,15 @@ impl Meshid {
             "the upstream meshid CA signed a new intermediate"
         );
         Ok(material)
+    }
+
+    /// The upstream's JWT keys, from the bundle it last sent.
+    pub fn jwt_authorities(&self) -> Vec<JwtAuthority> {
+        self.roots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .jwt_authorities
+            .clone()
     }
 
     /// When the last minted intermediate is due for renewal: half way

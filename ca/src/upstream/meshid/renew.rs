@@ -79,7 +79,8 @@ impl Renewer {
             self.keys.as_ref(),
             now,
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        .with_jwt_authorities(&self.upstream.jwt_authorities());
         new.check_issuance(now).map_err(|e| e.to_string())?;
         let not_after = new.not_after();
         self.current
