@@ -1,7 +1,7 @@
 //! Renewal of the intermediate an upstream meshid CA signed:
 //! [`Renewer`] mints a new one at half the current one's life, builds
-//! the authority from it exactly as at start-up ([`Authority::new`], then
-//! [`Authority::check_issuance`]) and swaps it in
+//! the authority from it exactly as at start-up
+//! ([`CurrentAuthority::candidate`]) and swaps it in
 //! ([`CurrentAuthority::replace`]), with no restart. While the upstream is
 //! down it retries with backoff and the CA keeps signing with the current
 //! intermediate (SVIDs never outlive it).
@@ -13,7 +13,7 @@ use meshid_runtime::backoff::Backoff;
 use meshid_runtime::clock::SharedClock;
 
 use super::Meshid;
-use crate::authority::{Authority, AuthorityConfig, CurrentAuthority};
+use crate::authority::CurrentAuthority;
 use crate::keymanager::KeyManager;
 use crate::metrics::CaMetrics;
 
@@ -27,7 +27,6 @@ pub struct Renewer {
     current: CurrentAuthority,
     upstream: Arc<Meshid>,
     keys: Arc<dyn KeyManager>,
-    config: AuthorityConfig,
     metrics: CaMetrics,
     clock: SharedClock,
 }
@@ -43,12 +42,10 @@ impl Renewer {
         metrics: CaMetrics,
         clock: SharedClock,
     ) -> Self {
-        let config = current.load().config().clone();
         Self {
             current,
             upstream,
             keys,
-            config,
             metrics,
             clock,
         }
@@ -73,15 +70,11 @@ impl Renewer {
             .mint(self.keys.as_ref(), now)
             .await
             .map_err(|e| e.to_string())?;
-        let new = Authority::new(
-            self.config.clone(),
-            self.upstream.as_ref(),
-            self.keys.as_ref(),
-            now,
-        )
-        .map_err(|e| e.to_string())?
-        .with_jwt_authorities(&self.upstream.jwt_authorities());
-        new.check_issuance(now).map_err(|e| e.to_string())?;
+        let new = self
+            .current
+            .candidate(self.upstream.as_ref(), self.keys.as_ref(), now)
+            .map_err(|e| e.to_string())?
+            .with_jwt_authorities(&self.upstream.jwt_authorities());
         let not_after = new.not_after();
         self.current
             .replace(new, now)
