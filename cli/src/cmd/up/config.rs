@@ -116,9 +116,22 @@ fn which(program: &str) -> Option<PathBuf> {
 }
 
 /// A port on 127.0.0.1 that was free a moment ago.
-fn free_port() -> anyhow::Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").context("cannot bind a loopback port")?;
-    Ok(l.local_addr()?.port())
+/// Picks free loopback ports that are distinct within one plan: each
+/// probe listener stays bound until the plan is made, so the kernel cannot
+/// hand the same ephemeral port out twice (it did: the CA's ops port and a
+/// proxy's inbound port once came out equal).
+#[derive(Default)]
+struct PortPicker {
+    held: Vec<TcpListener>,
+}
+
+impl PortPicker {
+    fn pick(&mut self) -> anyhow::Result<u16> {
+        let l = TcpListener::bind("127.0.0.1:0").context("cannot bind a loopback port")?;
+        let port = l.local_addr()?.port();
+        self.held.push(l);
+        Ok(port)
+    }
 }
 
 fn loopback(port: u16) -> SocketAddr {
@@ -177,11 +190,12 @@ impl Plan {
         isolation: Isolation,
         apps: [SocketAddr; 2],
     ) -> anyhow::Result<Self> {
+        let mut picker = PortPicker::default();
         let ports = Ports {
-            ca_node: free_port()?,
-            ca_ops: free_port()?,
-            agent_ops: free_port()?,
-            a_outbound: free_port()?,
+            ca_node: picker.pick()?,
+            ca_ops: picker.pick()?,
+            agent_ops: picker.pick()?,
+            a_outbound: picker.pick()?,
         };
         let our_uid = nix::unistd::getuid().as_raw();
         let names = ["service-a", "service-b"];
@@ -206,8 +220,8 @@ impl Plan {
                 name,
                 spiffe_id: format!("spiffe://{trust_domain}/demo/{name}"),
                 app: apps[i],
-                inbound_port: free_port()?,
-                ops_port: free_port()?,
+                inbound_port: picker.pick()?,
+                ops_port: picker.pick()?,
                 uid,
                 exe,
                 selectors,
