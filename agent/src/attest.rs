@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use meshid_identity::{BundleSet, PrivateKey, SpiffeId, TrustBundle, TrustDomain};
 use meshid_proto::ca::{AttestRequest, RenewAgentRequest};
+use meshid_proto::convert::trust_bundle_of;
 use rustls_pki_types::CertificateDer;
 use tokio::sync::watch;
 
@@ -66,7 +67,7 @@ pub enum AttestError {
     Missing(&'static str),
     /// A bundle the CA sent is malformed.
     #[error("CA sent a malformed bundle: {0}")]
-    BadBundle(String),
+    BadBundle(#[from] meshid_proto::convert::WireBundleError),
     /// A file in the data directory could not be read or written.
     #[error("cannot access {path}: {source}; check the data_dir permissions")]
     Store {
@@ -239,7 +240,7 @@ impl Attestor {
                 e => AttestError::Ca(e),
             })?;
         let bundle = resp.bundle.ok_or(AttestError::Missing("bundle"))?;
-        let bundle = bundle_from_proto(&self.config.trust_domain, &bundle)?;
+        let bundle = trust_bundle_of(&self.config.trust_domain, &bundle)?;
         let svid = resp.svid.ok_or(AttestError::Missing("svid"))?;
         let id = self.accept(&svid, key, bundle)?;
         tracing::info!(spiffe_id = %id.spiffe_id, "attested with join token");
@@ -353,49 +354,4 @@ impl Attestor {
         self.client.set_bundles(id.bundles());
         self.client.set_credentials(Some(id.credentials()));
     }
-}
-
-/// A proto bundle as a [`TrustBundle`], checked to be for `td`.
-pub fn bundle_from_proto(
-    td: &TrustDomain,
-    b: &meshid_proto::ca::Bundle,
-) -> Result<TrustBundle, AttestError> {
-    if b.trust_domain != td.as_str() {
-        return Err(AttestError::BadBundle(format!(
-            "bundle is for {:?}, expected {td}",
-            b.trust_domain
-        )));
-    }
-    any_bundle_from_proto(b)
-}
-
-/// A proto bundle of any trust domain as a [`TrustBundle`].
-pub fn any_bundle_from_proto(b: &meshid_proto::ca::Bundle) -> Result<TrustBundle, AttestError> {
-    let td = TrustDomain::new(&b.trust_domain)
-        .map_err(|e| AttestError::BadBundle(format!("trust domain {:?}: {e}", b.trust_domain)))?;
-    if b.x509_authorities.is_empty() {
-        return Err(AttestError::BadBundle(format!(
-            "bundle of {td} has no X.509 authorities"
-        )));
-    }
-    let mut out = TrustBundle::new(td);
-    out.x509_authorities = b
-        .x509_authorities
-        .iter()
-        .map(|c| CertificateDer::from(c.clone()))
-        .collect();
-    out.jwt_authorities = b
-        .jwt_authorities
-        .iter()
-        .map(|k| meshid_identity::JwtAuthority {
-            key_id: k.key_id.clone(),
-            public_key_der: k.public_key.clone(),
-        })
-        .collect();
-    out.sequence = u64::try_from(b.sequence).unwrap_or(0);
-    out.refresh_hint = u64::try_from(b.refresh_hint_seconds)
-        .ok()
-        .filter(|s| *s > 0)
-        .map(Duration::from_secs);
-    Ok(out)
 }

@@ -4,7 +4,6 @@
 //! RPCs, [`GrpcCaClient`] implements them over (m)TLS, and tests plug in an
 //! in-memory CA.
 
-mod csr;
 mod error;
 mod grpc;
 mod svid;
@@ -20,10 +19,16 @@ use meshid_proto::ca::{
 };
 use rustls_pki_types::CertificateDer;
 
-pub use csr::csr_der;
 pub use error::CaError;
 pub use grpc::GrpcCaClient;
 pub use svid::{IssuedSvid, check_x509_svid};
+
+/// A CSR (DER) for `key`, a key generated on this node
+/// ([`meshid_identity::x509::csr::key_only_csr`]).
+pub fn csr_der(key: &PrivateKey) -> Result<Vec<u8>, CaError> {
+    meshid_identity::x509::csr::key_only_csr(key)
+        .map_err(|e| CaError::Tls(format!("cannot build a CSR: {e}")))
+}
 
 /// The agent's own credentials for mTLS to the CA.
 #[derive(Clone)]

@@ -4,6 +4,7 @@
 //!   wire-compatible with every SPIFFE client library.
 //! - [`ca`]: the meshid CA's node API (agents) and admin API (operators).
 //! - [`envoy`]: Envoy's xDS types (SDS v3), re-exported from `envoy-types`.
+//! - [`convert`]: wire bundles as [`meshid_identity::TrustBundle`]s.
 #![forbid(unsafe_code)]
 
 /// The SPIFFE Workload API. Its proto has no package, as the spec requires.
@@ -17,6 +18,8 @@ pub mod workload {
 pub mod ca {
     include!(concat!(env!("OUT_DIR"), "/meshid.ca.v1.rs"));
 }
+
+pub mod convert;
 
 /// Envoy xDS types (SDS v3 lives at `envoy::pb::envoy::service::secret::v3`).
 pub use envoy_types as envoy;

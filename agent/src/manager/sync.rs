@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use meshid_identity::{BundleSet, Selector, SpiffeId, TrustDomain};
 use meshid_proto::ca::{Entry, SyncRequest};
+use meshid_proto::convert::{trust_bundle, trust_bundle_of};
 
-use crate::attest::{any_bundle_from_proto, bundle_from_proto};
 use crate::cache::EntryInfo;
 use crate::node_client::{CaClient, CaError};
 
@@ -36,11 +36,11 @@ pub(super) async fn sync_all(client: &dyn CaClient, td: &TrustDomain) -> Result<
             })
             .await?;
         if let Some(b) = &page.bundle {
-            let own = bundle_from_proto(td, b).map_err(|e| CaError::BadResponse(e.to_string()))?;
+            let own = trust_bundle_of(td, b).map_err(|e| CaError::BadResponse(e.to_string()))?;
             bundles.insert(own);
         }
         for fb in &page.federated_bundles {
-            match any_bundle_from_proto(fb) {
+            match trust_bundle(fb) {
                 Ok(b) if &b.trust_domain != td => bundles.insert(b),
                 Ok(_) => {
                     tracing::warn!("CA sent the own trust domain as a federated bundle; ignored")

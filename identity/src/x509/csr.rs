@@ -6,6 +6,7 @@
 //! [`verify_ca_csr`] is the one exception, for a downstream CA's request:
 //! it also reads the subject CommonName and requires the request to ask for
 //! a CA certificate, so a leaf's CSR is never turned into a CA by mistake.
+//! [`key_only_csr`] builds the request an agent sends for its own key.
 
 use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::extensions::ParsedExtension;
@@ -15,6 +16,9 @@ use x509_parser::oid_registry::{
 };
 use x509_parser::prelude::FromDer;
 use x509_parser::public_key::PublicKey;
+
+use super::X509Error;
+use crate::key::PrivateKey;
 
 /// Largest CSR accepted, in bytes of DER.
 pub const MAX_CSR_LEN: usize = 8 * 1024;
@@ -105,6 +109,19 @@ pub fn verify_ca_csr(der: &[u8]) -> Result<VerifiedCaCsr, CsrError> {
     })
 }
 
+/// A PKCS#10 request (DER) for `key` with an empty subject and no
+/// extensions: what an agent (or a downstream CA attesting like one) sends
+/// for its SVID, since the CA takes only the key ([`verify_csr`]).
+pub fn key_only_csr(key: &PrivateKey) -> Result<Vec<u8>, X509Error> {
+    let kp = key
+        .key_pair()
+        .map_err(|e| X509Error::PublicKey(e.to_string()))?;
+    rcgen::CertificateParams::default()
+        .serialize_request(&kp)
+        .map(|c| c.der().to_vec())
+        .map_err(|e| X509Error::Sign(e.to_string()))
+}
+
 fn parse(der: &[u8], keys: Keys) -> Result<X509CertificationRequest<'_>, CsrError> {
     if der.len() > MAX_CSR_LEN {
         return Err(CsrError::TooLong(der.len()));
@@ -174,13 +191,22 @@ fn check_key(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::key::PrivateKey;
 
     fn csr_der() -> Vec<u8> {
         let key = PrivateKey::generate_p256().unwrap();
         let kp = key.key_pair().unwrap();
         let params = rcgen::CertificateParams::new(vec!["x.example".to_string()]).unwrap();
         params.serialize_request(&kp).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn a_key_only_csr_verifies_and_carries_the_key() {
+        let key = PrivateKey::generate_p256().unwrap();
+        let der = key_only_csr(&key).unwrap();
+        assert_eq!(
+            verify_csr(&der).unwrap().public_key_der,
+            key.public_key_der()
+        );
     }
 
     #[test]

@@ -8,11 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use meshid_identity::tls::{ClientCert, pinned_client_config};
+use meshid_identity::x509::csr::key_only_csr;
 use meshid_identity::{BundleSet, PrivateKey, SpiffeId, TrustBundle, TrustDomain};
 use meshid_proto::ca::node_client::NodeClient;
 use meshid_proto::ca::{
     AttestRequest, RenewAgentRequest, SignDownstreamCaRequest, SignDownstreamCaResponse,
 };
+use meshid_proto::convert::trust_bundle_of;
 use rustls_pki_types::{CertificateDer, ServerName};
 use tonic::transport::{Channel, Endpoint};
 
@@ -155,29 +157,13 @@ impl std::fmt::Debug for AgentSvid {
     }
 }
 
-/// A proto bundle of `td` as a [`TrustBundle`] (X.509 roots and JWT keys).
+/// A wire bundle of `td` as a [`TrustBundle`] (X.509 roots and JWT keys).
 pub(super) fn bundle_of(
     td: &TrustDomain,
     b: &meshid_proto::ca::Bundle,
 ) -> Result<TrustBundle, MeshidError> {
-    if b.trust_domain != td.as_str() || b.x509_authorities.is_empty() {
-        return Err(MeshidError::BadResponse(format!(
-            "the upstream's bundle is for {:?} with {} roots; expected roots of {td}",
-            b.trust_domain,
-            b.x509_authorities.len()
-        )));
-    }
-    let mut out = TrustBundle::new(td.clone());
-    out.x509_authorities = certs(b.x509_authorities.clone());
-    out.jwt_authorities = b
-        .jwt_authorities
-        .iter()
-        .map(|k| meshid_identity::JwtAuthority {
-            key_id: k.key_id.clone(),
-            public_key_der: k.public_key.clone(),
-        })
-        .collect();
-    Ok(out)
+    trust_bundle_of(td, b)
+        .map_err(|e| MeshidError::BadResponse(format!("the upstream's bundle: {e}")))
 }
 
 fn certs(ders: Vec<Vec<u8>>) -> Vec<CertificateDer<'static>> {
@@ -186,13 +172,7 @@ fn certs(ders: Vec<Vec<u8>>) -> Vec<CertificateDer<'static>> {
 
 /// A CSR (DER) for `key`: the upstream uses only its public key.
 fn csr(key: &PrivateKey) -> Result<Vec<u8>, MeshidError> {
-    let kp = key
-        .key_pair()
-        .map_err(|e| MeshidError::Config(format!("agent key unusable: {e}")))?;
-    rcgen::CertificateParams::default()
-        .serialize_request(&kp)
-        .map(|c| c.der().to_vec())
-        .map_err(|e| MeshidError::Config(format!("cannot build the agent CSR: {e}")))
+    key_only_csr(key).map_err(|e| MeshidError::Config(format!("cannot build the agent CSR: {e}")))
 }
 
 fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
