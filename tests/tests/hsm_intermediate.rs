@@ -3,8 +3,10 @@
 //! pair on the token and signs the CSR through it (no key file is written);
 //! `openssl x509 -req` signs it under an RSA-4096 root (pathlen:0, a URI
 //! name constraint on the trust domain); `meshid ca validate` runs the CA's start-up checks
-//! on the chain with the token's key. A second `--hsm` CSR uses the same
-//! key; a config without `[keys.pkcs11]` is refused.
+//! on the chain with the token's key; `meshid ca import --hsm` checks it
+//! against the token and writes only chain and roots, on which the CA
+//! validates. A second `--hsm` CSR uses the same key; a config without
+//! `[keys.pkcs11]` is refused.
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
@@ -74,6 +76,44 @@ fn csr_hsm_makes_the_key_on_the_token_and_the_signed_chain_validates_with_it() {
     .unwrap();
     let validate = || Cmd::meshid().args(["ca", "validate", "--config", "ca.toml"]);
     ok(validate(), dir);
+
+    // `meshid ca import --hsm`: checked against the token's key; only the
+    // chain and the roots are written, and the CA validates on them.
+    let import = |to: &str| {
+        Cmd::meshid().args([
+            "ca", "import", "--config", "ca.toml", "--hsm", "--cert", "mesh.pem", "--root",
+            "root.pem", "--dir", to,
+        ])
+    };
+    let text = ok(import("up"), dir);
+    assert!(
+        text.contains("cert_chain_file = \"up/cert-chain.pem\""),
+        "{text}"
+    );
+    let mut written: Vec<_> = std::fs::read_dir(dir.join("up"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    written.sort();
+    assert_eq!(written, ["cert-chain.pem", "root-cert.pem"], "{text}");
+    std::fs::write(
+        dir.join("ca.toml"),
+        format!(
+            "{config}\n[upstream]\ncert_chain_file = \"up/cert-chain.pem\"\nroot_file = \"up/root-cert.pem\"\n"
+        ),
+    )
+    .unwrap();
+    ok(validate(), dir);
+    // A directory that holds a key file is not imported into with --hsm.
+    std::fs::create_dir(dir.join("keyed")).unwrap();
+    std::fs::write(dir.join("keyed/ca-key.pem"), "").unwrap();
+    let (success, text) = run(import("keyed"), dir);
+    assert!(
+        !success
+            && text.contains("but the CA key is on the token")
+            && text.contains("nothing was written"),
+        "{text}"
+    );
 
     // The same chain, with the key label pointing at no key: refused.
     std::fs::write(

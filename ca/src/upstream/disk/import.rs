@@ -8,6 +8,11 @@
 //! which never validates (the key does not match, or the chain holds a
 //! certificate that does not link), so a CA reloading midway keeps the
 //! intermediate it has; once it lands, the new set is complete.
+//!
+//! With the key on a token ([`Import::run_with_keys`] and a key manager
+//! that owns the CA key), no key file exists: the checks sign with the
+//! token's key, and only `root-cert.pem` then `cert-chain.pem` are written,
+//! for `[upstream] root_file` and `cert_chain_file`.
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -20,7 +25,7 @@ use rustls_pki_types::CertificateDer;
 use super::cert::ChainCert;
 use super::layout::{Files, ISTIO, KUBERNETES};
 use super::{Disk, Source, read};
-use crate::keymanager::{MemoryKeyManager, write_atomic};
+use crate::keymanager::{KeyManager, MemoryKeyManager, write_atomic};
 use crate::upstream::{CaMaterial, UpstreamAuthority, UpstreamError};
 
 /// The mode of the key in the directory.
@@ -102,9 +107,25 @@ impl Import {
     /// Checks the files for SVIDs of `td` at `now`, then writes them into
     /// the directory. Writes nothing when a check fails.
     pub fn run(&self, td: &TrustDomain, now: SystemTime) -> Result<Imported, ImportError> {
+        self.run_with_keys(td, &MemoryKeyManager::new(), now)
+    }
+
+    /// [`run`](Self::run) with the CA's key manager: when it holds the CA
+    /// key itself (a PKCS#11 token), the intermediate must match the
+    /// token's key and no key file is read or written; the directory then
+    /// gets `root-cert.pem` and `cert-chain.pem` only.
+    pub fn run_with_keys(
+        &self,
+        td: &TrustDomain,
+        keys: &dyn KeyManager,
+        now: SystemTime,
+    ) -> Result<Imported, ImportError> {
+        if keys.owns_ca_key() {
+            return self.run_on_token(td, keys, now);
+        }
         let (material, key, imported) = self.check(td, now).map_err(ImportError::Refused)?;
         self.check_dir().map_err(ImportError::Refused)?;
-        let files = self.write(&material, &key)?;
+        let files = self.write(&material, Some(&key))?;
         // Read back as the CA will read the directory.
         let written = Disk {
             source: Source::Dir(self.dir.clone()),
@@ -116,6 +137,54 @@ impl Import {
         Ok(Imported { files, ..imported })
     }
 
+    /// The files the CA reads when its key is on a token: (chain, roots).
+    pub fn token_files(&self) -> (PathBuf, PathBuf) {
+        (self.dir.join(ISTIO[2]), self.dir.join(ISTIO[3]))
+    }
+
+    fn run_on_token(
+        &self,
+        td: &TrustDomain,
+        keys: &dyn KeyManager,
+        now: SystemTime,
+    ) -> Result<Imported, ImportError> {
+        let refused = ImportError::Refused;
+        if self.key.is_some() {
+            return Err(refused(invalid(
+                &self.key_path(),
+                "is a key file, but the CA key is on the token ([keys] manager = \"pkcs11\"); \
+                 leave out --key"
+                    .into(),
+            )));
+        }
+        let given = self.given(td, keys, now).map_err(refused)?;
+        let (material, imported) = given;
+        self.check_dir().map_err(refused)?;
+        let key_file = self.dir.join(ISTIO[1]);
+        if key_file.exists() {
+            return Err(refused(invalid(
+                &key_file,
+                "is a key file in the upstream directory, but the CA key is on the token; \
+                 import into a directory without one"
+                    .into(),
+            )));
+        }
+        let files = self.write(&material, None)?;
+        let (chain, roots) = self.token_files();
+        let written = Disk {
+            source: Source::Files(Files {
+                chain: vec![chain],
+                key: PathBuf::new(),
+                roots: Some(roots),
+            }),
+            min_remaining: self.min_remaining,
+        };
+        written
+            .obtain(td, keys, now)
+            .map_err(ImportError::ReadBack)?;
+        Ok(Imported { files, ..imported })
+    }
+
     /// The given files, checked as the CA checks them at start-up: the
     /// material, the key as read, and what to report.
     fn check(
@@ -123,6 +192,26 @@ impl Import {
         td: &TrustDomain,
         now: SystemTime,
     ) -> Result<(CaMaterial, PrivateKey, Imported), UpstreamError> {
+        let (material, imported) = self.given(td, &MemoryKeyManager::new(), now)?;
+        let key = self.read_key()?;
+        if material.key.public_key_der() != key.public_key_der() {
+            return Err(invalid(
+                &self.key_path(),
+                "was replaced while it was being checked; run import again".into(),
+            ));
+        }
+        Ok((material, key, imported))
+    }
+
+    /// The given files through the start-up checks, signing with `keys`'
+    /// CA key when it owns one (else with the key file): the material and
+    /// what to report.
+    fn given(
+        &self,
+        td: &TrustDomain,
+        keys: &dyn KeyManager,
+        now: SystemTime,
+    ) -> Result<(CaMaterial, Imported), UpstreamError> {
         let given = Disk {
             source: Source::Files(Files {
                 chain: std::iter::once(self.cert.clone())
@@ -133,21 +222,14 @@ impl Import {
             }),
             min_remaining: self.min_remaining,
         };
-        let material = given.obtain(td, &MemoryKeyManager::new(), now)?;
+        let material = given.obtain(td, keys, now)?;
         if material.signing_cert_is_root() {
             return Err(invalid(
                 &self.cert,
                 "is a root; import the intermediate the root signed, not the root itself".into(),
             ));
         }
-        let key = self.read_key()?;
         let signing = self.facts(&material.signing_cert)?;
-        if signing.spki != key.public_key_der() {
-            return Err(invalid(
-                &self.key_path(),
-                "was replaced while it was being checked; run import again".into(),
-            ));
-        }
         let issuer = match material.intermediates.first().or(material.roots.first()) {
             Some(c) => self.facts(c)?.subject,
             None => String::new(),
@@ -158,7 +240,7 @@ impl Import {
             not_after: signing.not_after,
             files: Vec::new(),
         };
-        Ok((material, key, imported))
+        Ok((material, imported))
     }
 
     fn facts(&self, der: &CertificateDer<'static>) -> Result<ChainCert, UpstreamError> {
@@ -212,22 +294,26 @@ impl Import {
     /// Writes roots, chain and key, then the signing certificate.
     /// A failure before the first file landed is [`ImportError::Refused`]
     /// (nothing was written), a later one [`ImportError::Partial`].
-    fn write(&self, m: &CaMaterial, key: &PrivateKey) -> Result<Vec<PathBuf>, ImportError> {
+    /// Without a key (it is on a token), only roots and chain are written,
+    /// the chain (which starts with the signing certificate) last.
+    fn write(&self, m: &CaMaterial, key: Option<&PrivateKey>) -> Result<Vec<PathBuf>, ImportError> {
         // ISTIO: (signing cert, key, chain to the root, roots).
         let [cert, key_file, chain, roots] = ISTIO.map(|n| self.dir.join(n));
         let roots_pem = to_pem(&m.roots);
         let chain_pem = to_pem(&m.full_chain());
-        let key_pem = key.to_pkcs8_pem();
+        let key_pem = key.map(PrivateKey::to_pkcs8_pem);
         let cert_pem = to_pem(std::slice::from_ref(&m.signing_cert));
         let mut steps: Vec<(&Path, &[u8], u32)> = vec![
             (&roots, roots_pem.as_bytes(), CERT_MODE),
             (&chain, chain_pem.as_bytes(), CERT_MODE),
         ];
-        // A key already in the directory stays as it is.
-        if self.key.as_deref().is_some_and(|k| k != key_file) {
-            steps.push((&key_file, key_pem.as_bytes(), KEY_MODE));
+        if let Some(key_pem) = &key_pem {
+            // A key already in the directory stays as it is.
+            if self.key.as_deref().is_some_and(|k| k != key_file) {
+                steps.push((&key_file, key_pem.as_bytes(), KEY_MODE));
+            }
+            steps.push((&cert, cert_pem.as_bytes(), CERT_MODE));
         }
-        steps.push((&cert, cert_pem.as_bytes(), CERT_MODE));
         let mut written = Vec::new();
         for (path, bytes, mode) in steps {
             if let Err(source) = write_atomic(path, bytes, mode) {

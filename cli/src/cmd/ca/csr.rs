@@ -9,7 +9,7 @@ use meshid_ca::config::CaConfig;
 use meshid_ca::csr::{self, IntermediateCsr};
 use meshid_identity::{KeyAlgorithm, PrivateKey, TrustDomain};
 
-mod hsm;
+pub(super) mod hsm;
 
 /// Arguments of `meshid ca csr`.
 #[derive(Debug, clap::Args)]

@@ -34,9 +34,15 @@ pub struct Args {
     /// Trust domain (else the config's).
     #[arg(long, env = "MESHID_TRUST_DOMAIN")]
     trust_domain: Option<TrustDomain>,
-    /// The CA's TOML config: trust domain, `[upstream] dir`, `min_remaining`.
+    /// The CA's TOML config: trust domain, `[upstream] dir`, `min_remaining`
+    /// and, with `--hsm`, `[keys.pkcs11]`.
     #[arg(long, env = "MESHID_CA_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
+    /// The intermediate's key is on the token of the config's
+    /// `[keys.pkcs11]` (made by `meshid ca csr --hsm`): check against it and
+    /// write only root-cert.pem and cert-chain.pem (no key file).
+    #[arg(long, requires = "config", conflicts_with = "key")]
+    hsm: bool,
 }
 
 /// Runs `meshid ca import`.
@@ -71,7 +77,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         dir,
         min_remaining: upstream.map_or(DEFAULT_MIN_REMAINING, |u| u.min_remaining),
     };
-    let done = import.run(&trust_domain, SystemTime::now())?;
+    let token = match (a.hsm, &config, &a.config) {
+        (true, Some(cfg), Some(path)) => Some(super::csr::hsm::open_token(cfg, path)?),
+        _ => None,
+    };
+    let done = match &token {
+        Some(keys) => import.run_with_keys(&trust_domain, keys, SystemTime::now())?,
+        None => import.run(&trust_domain, SystemTime::now())?,
+    };
     println!("imported into {}", import.dir.display());
     println!("  intermediate  {}", done.subject);
     println!("  issuer        {}", done.issuer);
@@ -83,9 +96,19 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     for f in &done.files {
         println!("  wrote         {}", f.display());
     }
-    println!(
-        "A CA with [upstream] dir = \"{}\" takes it on its next reload (or restart).",
-        import.dir.display()
-    );
+    if token.is_some() {
+        let (chain, roots) = import.token_files();
+        println!(
+            "A CA with [keys] manager = \"pkcs11\" and [upstream] cert_chain_file = \"{}\", \
+             root_file = \"{}\" takes it on its next reload (or restart).",
+            chain.display(),
+            roots.display()
+        );
+    } else {
+        println!(
+            "A CA with [upstream] dir = \"{}\" takes it on its next reload (or restart).",
+            import.dir.display()
+        );
+    }
     Ok(())
 }

@@ -18,16 +18,8 @@ pub(super) fn run(
     force: bool,
 ) -> anyhow::Result<()> {
     let cfg = CaConfig::from_file(config)?;
-    cfg.keys.check()?;
-    let token = cfg.keys.token().with_context(|| {
-        format!(
-            "{} does not put the CA key on a token; --hsm needs [keys] manager = \"pkcs11\" and [keys.pkcs11]",
-            config.display()
-        )
-    })?;
-    // Only the CA key is used: nothing is written to the data directory.
-    let data_dir = cfg.data_dir.clone().unwrap_or_else(std::env::temp_dir);
-    let keys = Pkcs11KeyManager::open(token, data_dir)?;
+    let keys = open_token(&cfg, config)?;
+    let token = cfg.keys.token().context("no token")?;
     let existing = keys.load_signer(CA_KEY_SLOT)?.is_some();
     let key = keys.generate_signer(CA_KEY_SLOT)?;
     let signed = request.sign(&key)?;
@@ -50,4 +42,22 @@ pub(super) fn run(
         config.display()
     );
     Ok(())
+}
+
+/// The token of `cfg`'s `[keys.pkcs11]` (`config` names the file in
+/// errors), for `csr --hsm` and `import --hsm`.
+pub(in crate::cmd::ca) fn open_token(
+    cfg: &CaConfig,
+    config: &Path,
+) -> anyhow::Result<Pkcs11KeyManager> {
+    cfg.keys.check()?;
+    let token = cfg.keys.token().with_context(|| {
+        format!(
+            "{} does not put the CA key on a token; --hsm needs [keys] manager = \"pkcs11\" and [keys.pkcs11]",
+            config.display()
+        )
+    })?;
+    // Only the CA key is used: nothing is written to the data directory.
+    let data_dir = cfg.data_dir.clone().unwrap_or_else(std::env::temp_dir);
+    Ok(Pkcs11KeyManager::open(token, data_dir)?)
 }
