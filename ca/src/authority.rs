@@ -8,11 +8,13 @@
 mod current;
 mod downstream;
 mod probe;
+mod published;
 pub mod ttl;
 
 pub use current::{CandidateError, CurrentAuthority, PRUNE_INTERVAL};
 pub use downstream::{DEFAULT_DOWNSTREAM_CN, IssuedDownstreamCa};
 pub use probe::IssuanceError;
+pub use published::{MAX_PUBLISHED_KEYS, PublishKeyError};
 
 use std::fmt;
 use std::time::{Duration, SystemTime};
@@ -327,7 +329,7 @@ impl fmt::Debug for Authority {
 }
 
 /// A stable key ID: the first 16 hex chars of SHA-256 of the public key.
-fn key_id(spki: &[u8]) -> String {
+pub(crate) fn key_id(spki: &[u8]) -> String {
     hex::encode(&sha2::Sha256::digest(spki)[..8])
 }
 

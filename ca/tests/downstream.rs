@@ -72,7 +72,7 @@ async fn svids_of_a_downstream_chain_to_the_upstream_root_and_workloads_of_both_
 }
 
 #[tokio::test]
-async fn upstream_jwt_svids_verify_for_the_downstream_but_not_the_other_way_yet() {
+async fn jwt_svids_of_each_ca_verify_against_the_other_cas_bundle() {
     let p = Pair::start(|c| c).await;
     let (upstream, downstream) = (&p.upstream, &p.downstream);
     let jwt = |ca: &Ca, id: &str, audience: &str| {
@@ -89,10 +89,12 @@ async fn upstream_jwt_svids_verify_for_the_downstream_but_not_the_other_way_yet(
     let from_west = jwt(upstream, "spiffe://example.org/west/api", "east");
     let claims = validate(&from_west, "east", &trusting(downstream), SystemTime::now()).unwrap();
     assert_eq!(claims.spiffe_id.as_str(), "spiffe://example.org/west/api");
-    // The upstream does not publish the downstream's JWT key (not built).
+    // The downstream handed the upstream its JWT key with SignDownstreamCa.
     let from_east = jwt(downstream, "spiffe://example.org/east/api", "west");
-    assert!(validate(&from_east, "west", &trusting(upstream), SystemTime::now()).is_err());
+    let claims = validate(&from_east, "west", &trusting(upstream), SystemTime::now()).unwrap();
+    assert_eq!(claims.spiffe_id.as_str(), "spiffe://example.org/east/api");
     assert!(validate(&from_east, "west", &trusting(downstream), SystemTime::now()).is_ok());
+    assert!(validate(&from_east, "east", &trusting(upstream), SystemTime::now()).is_err());
     p.downstream.server.shutdown().await.unwrap();
     p.upstream.server.shutdown().await.unwrap();
 }

@@ -6,7 +6,7 @@
 //! its input as hostile: sizes are bounded and every key is checked.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use rustls_pki_types::CertificateDer;
 use x509_parser::certificate::X509Certificate;
@@ -85,6 +85,10 @@ pub struct JwtAuthority {
     pub key_id: String,
     /// The public key as DER SubjectPublicKeyInfo.
     pub public_key_der: Vec<u8>,
+    /// When the key stops being trusted, if it has an end (a key another
+    /// CA published here); kept in the bundle JSON as the JWK member `exp`
+    /// (Unix seconds), which other readers ignore (RFC 7517 section 4).
+    pub expires_at: Option<SystemTime>,
 }
 
 /// The roots of trust of one trust domain.
@@ -175,6 +179,37 @@ impl std::fmt::Debug for TrustBundle {
             .field("jwt_authorities", &self.jwt_authorities.len())
             .field("sequence", &self.sequence)
             .finish()
+    }
+}
+
+// === impl JwtAuthority ===
+
+impl JwtAuthority {
+    /// Longest key ID accepted from another CA, in bytes.
+    pub const MAX_KEY_ID_LEN: usize = 128;
+    /// Largest public key accepted from another CA, in bytes of DER.
+    pub const MAX_KEY_LEN: usize = 2048;
+
+    /// Checks a key another party sent: a key ID of 1 to
+    /// [`Self::MAX_KEY_ID_LEN`] printable ASCII bytes and a public key of a
+    /// type JWT-SVIDs may use (EC P-256/P-384, RSA), at most
+    /// [`Self::MAX_KEY_LEN`] bytes.
+    pub fn check(&self) -> Result<(), BundleError> {
+        let kid = &self.key_id;
+        if kid.is_empty()
+            || kid.len() > Self::MAX_KEY_ID_LEN
+            || !kid.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(BundleError::InvalidKey(
+                "the key ID must be 1 to 128 printable ASCII characters",
+            ));
+        }
+        if self.public_key_der.len() > Self::MAX_KEY_LEN {
+            return Err(BundleError::InvalidKey(
+                "the public key is larger than 2048 bytes",
+            ));
+        }
+        jwk::KeyParams::from_spki_der(&self.public_key_der).map(|_| ())
     }
 }
 

@@ -1,7 +1,7 @@
 //! Wire bundles ([`ca::Bundle`]) as [`TrustBundle`]s: the one conversion
 //! agents and downstream CAs use for what a meshid CA sends.
 
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use meshid_identity::{JwtAuthority, TrustBundle, TrustDomain};
 use rustls_pki_types::CertificateDer;
@@ -66,6 +66,10 @@ pub fn trust_bundle(b: &ca::Bundle) -> Result<TrustBundle, WireBundleError> {
         .map(|k| JwtAuthority {
             key_id: k.key_id.clone(),
             public_key_der: k.public_key.clone(),
+            expires_at: u64::try_from(k.expires_at)
+                .ok()
+                .filter(|s| *s > 0)
+                .map(|s| UNIX_EPOCH + Duration::from_secs(s)),
         })
         .collect();
     out.sequence = u64::try_from(b.sequence).unwrap_or(0);

@@ -12,15 +12,24 @@
 //! 5. west's `meshid proxy` outbound (pinned to east) → east's `meshid
 //!    proxy` inbound (a policy allowing only west) → backend: each proxy
 //!    trusts only its own agent's bundle, so each side verified the other's
-//!    SVID across the two CAs.
+//!    SVID across the two CAs;
+//! 6. a JWT-SVID from each agent validates through the other agent's
+//!    Workload API (`ValidateJWTSVID`): the downstream serves the upstream's
+//!    JWT keys, and the upstream publishes the downstream's, which it got
+//!    with `SignDownstreamCa`.
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
 use std::time::Duration;
 
 use meshid_identity::x509::{pem_certs, to_pem};
+use meshid_proto::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
+use meshid_proto::workload::{JwtsvidRequest, ValidateJwtsvidRequest};
 use meshid_tests::http::{backend, http};
-use meshid_tests::{Child, Cmd, Mesh, TestAgent, TestCa, current_uid, eventually, free_port};
+use meshid_tests::{
+    Child, Cmd, Mesh, TestAgent, TestCa, current_uid, eventually, eventually_async, free_port,
+};
+use tonic::transport::Channel;
 
 /// How long the proxies may take to get their SVIDs and connect.
 const READY: Duration = Duration::from_secs(45);
@@ -76,6 +85,70 @@ fn workloads_of_an_upstream_and_a_downstream_ca_call_each_other_over_mtls() {
 
     openssl_verifies(&east.workload_socket, &upstream_root, dir);
     proxies_call_each_other(&west, &east.workload_socket);
+    jwt_svids_validate_across(west.workload_socket(), &east.workload_socket);
+}
+
+/// A JWT-SVID fetched from each agent validates at the other agent.
+fn jwt_svids_validate_across(west: &Path, east: &Path) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for (from, to, audience) in [(west, east, "east"), (east, west, "west")] {
+        let id = rt.block_on(eventually_async(
+            "a JWT-SVID validated by the other CA's agent",
+            READY,
+            || async move {
+                let token = fetch_jwt(from, audience).await?;
+                validate_jwt(to, &token, audience).await
+            },
+        ));
+        let expected = if audience == "east" {
+            "spiffe://example.org/west"
+        } else {
+            EAST
+        };
+        assert_eq!(id, expected);
+    }
+}
+
+async fn workload_client(socket: &Path) -> Option<SpiffeWorkloadApiClient<Channel>> {
+    let channel = meshid_runtime::uds::channel(socket).await.ok()?;
+    Some(SpiffeWorkloadApiClient::new(channel))
+}
+
+fn with_header<T>(msg: T) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    req.metadata_mut()
+        .insert("workload.spiffe.io", "true".parse().unwrap());
+    req
+}
+
+async fn fetch_jwt(socket: &Path, audience: &str) -> Option<String> {
+    let req = JwtsvidRequest {
+        audience: vec![audience.to_owned()],
+        spiffe_id: String::new(),
+    };
+    let resp = workload_client(socket)
+        .await?
+        .fetch_jwtsvid(with_header(req))
+        .await
+        .ok()?;
+    resp.into_inner().svids.into_iter().next().map(|s| s.svid)
+}
+
+/// The SPIFFE ID of `token` if the agent at `socket` validates it.
+async fn validate_jwt(socket: &Path, token: &str, audience: &str) -> Option<String> {
+    let req = ValidateJwtsvidRequest {
+        audience: audience.to_owned(),
+        svid: token.to_owned(),
+    };
+    let resp = workload_client(socket)
+        .await?
+        .validate_jwtsvid(with_header(req))
+        .await
+        .ok()?;
+    Some(resp.into_inner().spiffe_id)
 }
 
 /// East's SVID as the agent serves it verifies under the upstream's root.

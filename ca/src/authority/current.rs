@@ -15,14 +15,19 @@
 //! presenting a serving certificate of the old chain
 //! ([`CurrentAuthority::serving`]): agents learn the new root from the
 //! bundle of their next sync, and would refuse the CA if it switched first.
+//!
+//! JWT keys a downstream CA published ([`CurrentAuthority::publish_jwt_authority`],
+//! kept in `published.rs`) are merged into the bundle here too, in the one
+//! place every bundle is built ([`Extras::bundle`]).
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
-use meshid_identity::TrustBundle;
+use meshid_identity::{JwtAuthority, TrustBundle};
 use rustls_pki_types::CertificateDer;
 
+use super::published::{PublishKeyError, PublishedKeys};
 use super::{Authority, AuthorityError, IssuanceError};
 use crate::keymanager::KeyManager;
 use crate::metrics::CaMetrics;
@@ -57,8 +62,17 @@ struct Inner {
     previous: ArcSwapOption<Authority>,
     store: Arc<dyn Store>,
     metrics: CaMetrics,
-    /// Serialises writers (replace, prune); readers never take it.
-    writer: tokio::sync::Mutex<Vec<RetainedRoot>>,
+    /// Serialises writers (replace, prune, publish); readers never take it.
+    writer: tokio::sync::Mutex<Extras>,
+}
+
+/// What the published bundle holds beyond the current authority's own.
+#[derive(Debug, Default)]
+struct Extras {
+    /// Roots of replaced authorities.
+    roots: Vec<RetainedRoot>,
+    /// JWT keys other CAs published.
+    jwt: PublishedKeys,
 }
 
 /// Why a replacement authority is not taken.
@@ -91,7 +105,17 @@ impl CurrentAuthority {
         metrics: CaMetrics,
         now: SystemTime,
     ) -> Result<Self, StoreError> {
-        let bundle = publish(store.as_ref(), &authority, authority.bundle().clone(), now).await?;
+        let stored = store.get_bundle(authority.trust_domain()).await?;
+        let jwt = stored
+            .and_then(|b| TrustBundle::from_spiffe_json(b.trust_domain, &b.spiffe_json).ok())
+            .map(|b| PublishedKeys::recover(&b, authority.bundle(), now))
+            .unwrap_or_default();
+        let extras = Extras {
+            roots: Vec::new(),
+            jwt,
+        };
+        let bundle = extras.bundle(authority.bundle());
+        let bundle = publish(store.as_ref(), &authority, bundle, now).await?;
         metrics.set_ca_expiry(authority.not_after());
         Ok(Self {
             inner: Arc::new(Inner {
@@ -100,7 +124,7 @@ impl CurrentAuthority {
                 previous: ArcSwapOption::empty(),
                 store,
                 metrics,
-                writer: tokio::sync::Mutex::new(Vec::new()),
+                writer: tokio::sync::Mutex::new(extras),
             }),
         })
     }
@@ -150,10 +174,10 @@ impl CurrentAuthority {
     /// old authority's longest SVID lifetime. On a store error nothing is
     /// swapped; the caller may retry.
     pub async fn replace(&self, new: Authority, now: SystemTime) -> Result<(), StoreError> {
-        let mut retained = self.inner.writer.lock().await;
+        let mut extras = self.inner.writer.lock().await;
         let old = self.load();
         let keep_until = now + longest_svid_ttl(&old);
-        let mut candidates = retained.clone();
+        let mut candidates = extras.roots.clone();
         for der in &self.bundle().x509_authorities {
             if !new.bundle().x509_authorities.contains(der)
                 && !candidates.iter().any(|r| &r.der == der)
@@ -165,7 +189,13 @@ impl CurrentAuthority {
             }
         }
         candidates.retain(|r| r.until > now && !new.bundle().x509_authorities.contains(&r.der));
-        let bundle = with_retained(new.bundle(), &candidates);
+        let mut jwt = extras.jwt.clone();
+        jwt.prune(now);
+        let next = Extras {
+            roots: candidates,
+            jwt,
+        };
+        let bundle = next.bundle(new.bundle());
         let bundle = publish(self.inner.store.as_ref(), &new, bundle, now).await?;
         let root_changed = old
             .bundle()
@@ -176,38 +206,84 @@ impl CurrentAuthority {
         // old authority, never SVIDs of a root the bundle lacks.
         self.inner.bundle.store(Arc::new(bundle));
         self.inner.metrics.set_ca_expiry(new.not_after());
-        if candidates.is_empty() {
+        if next.roots.is_empty() {
             self.inner.previous.store(None);
         } else if root_changed {
             self.inner.previous.store(Some(old));
         }
         self.inner.authority.store(Arc::new(new));
-        *retained = candidates;
+        *extras = next;
         Ok(())
     }
 
-    /// Drops retained roots whose SVIDs have all expired by `now` and
-    /// republishes the bundle if that changed it. Returns whether it did.
+    /// Drops retained roots whose SVIDs have all expired by `now`, and
+    /// published JWT keys past their expiry, and republishes the bundle if
+    /// that changed it. Returns whether it did.
     pub async fn prune(&self, now: SystemTime) -> Result<bool, StoreError> {
-        let mut retained = self.inner.writer.lock().await;
-        let before = retained.len();
-        let keep: Vec<RetainedRoot> = retained.iter().filter(|r| r.until > now).cloned().collect();
-        if keep.len() == before {
+        let mut extras = self.inner.writer.lock().await;
+        let before = extras.roots.len();
+        let roots: Vec<RetainedRoot> = extras
+            .roots
+            .iter()
+            .filter(|r| r.until > now)
+            .cloned()
+            .collect();
+        let mut jwt = extras.jwt.clone();
+        let keys_expired = jwt.prune(now);
+        if roots.len() == before && !keys_expired {
             return Ok(false);
         }
+        let next = Extras { roots, jwt };
         let authority = self.load();
-        let bundle = with_retained(authority.bundle(), &keep);
-        let bundle = publish(self.inner.store.as_ref(), &authority, bundle, now).await?;
-        self.inner.bundle.store(Arc::new(bundle));
-        if keep.is_empty() {
+        self.publish_with(&authority, &next, now).await?;
+        if next.roots.is_empty() {
             self.inner.previous.store(None);
         }
-        *retained = keep;
+        let dropped = before - next.roots.len();
+        *extras = next;
         tracing::info!(
-            dropped = before - retained.len(),
-            "roots of a replaced CA dropped from the bundle: every SVID they signed has expired"
+            dropped_roots = dropped,
+            keys_expired,
+            "bundle pruned: roots whose SVIDs have all expired, JWT keys of other CAs past \
+             their expiry"
         );
         Ok(true)
+    }
+
+    /// Publishes another CA's JWT key (a downstream CA's) in this CA's
+    /// bundle until `key.expires_at`: checked, bounded to
+    /// [`super::MAX_PUBLISHED_KEYS`], replacing a key of the same ID, stored
+    /// (the bundle sequence moves) and served at once.
+    pub async fn publish_jwt_authority(
+        &self,
+        key: JwtAuthority,
+        now: SystemTime,
+    ) -> Result<(), PublishKeyError> {
+        let mut extras = self.inner.writer.lock().await;
+        let authority = self.load();
+        let mut jwt = extras.jwt.clone();
+        jwt.insert(key, authority.bundle(), now)?;
+        let next = Extras {
+            roots: extras.roots.clone(),
+            jwt,
+        };
+        self.publish_with(&authority, &next, now).await?;
+        *extras = next;
+        Ok(())
+    }
+
+    /// Stores and serves `authority`'s bundle with `extras` (the current
+    /// authority stays).
+    async fn publish_with(
+        &self,
+        authority: &Authority,
+        extras: &Extras,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        let bundle = extras.bundle(authority.bundle());
+        let bundle = publish(self.inner.store.as_ref(), authority, bundle, now).await?;
+        self.inner.bundle.store(Arc::new(bundle));
+        Ok(())
     }
 
     /// Calls [`CurrentAuthority::prune`] every `interval` until `stop`
@@ -246,15 +322,21 @@ fn longest_svid_ttl(a: &Authority) -> std::time::Duration {
     c.max_x509_ttl.max(c.default_x509_ttl).max(c.agent_ttl)
 }
 
-/// `own` with the retained roots appended (after the current ones).
-fn with_retained(own: &TrustBundle, retained: &[RetainedRoot]) -> TrustBundle {
-    let mut bundle = own.clone();
-    for r in retained {
-        if !bundle.x509_authorities.contains(&r.der) {
-            bundle.x509_authorities.push(r.der.clone());
+// === impl Extras ===
+
+impl Extras {
+    /// `own` with the retained roots (after the current ones) and the
+    /// published JWT keys (after its own) appended.
+    fn bundle(&self, own: &TrustBundle) -> TrustBundle {
+        let mut bundle = own.clone();
+        for r in &self.roots {
+            if !bundle.x509_authorities.contains(&r.der) {
+                bundle.x509_authorities.push(r.der.clone());
+            }
         }
+        self.jwt.add_to(&mut bundle);
+        bundle
     }
-    bundle
 }
 
 /// Records `authority`'s key slot and `bundle` in the store; the returned

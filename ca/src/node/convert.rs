@@ -35,7 +35,7 @@ pub(crate) fn bundle(b: &TrustBundle) -> ca::Bundle {
             .map(|a| ca::JwtKey {
                 key_id: a.key_id.clone(),
                 public_key: a.public_key_der.clone(),
-                expires_at: 0,
+                expires_at: a.expires_at.map_or(0, unix),
             })
             .collect(),
         sequence: i64::try_from(b.sequence).unwrap_or(i64::MAX),

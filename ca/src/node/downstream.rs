@@ -6,15 +6,21 @@
 //! parent is the agent (or one of its node aliases) and whose selectors are
 //! all among the agent's node selectors. Everything else is refused with
 //! `PERMISSION_DENIED` naming the entry to create.
+//!
+//! The request may carry the downstream's JWT key: it is checked before
+//! anything is signed and, once the intermediate is signed, published in
+//! this CA's bundle until that intermediate's notAfter
+//! ([`crate::authority::CurrentAuthority::publish_jwt_authority`]), so the
+//! downstream's JWT-SVIDs verify for this CA's workloads.
 
 use std::time::{Duration, Instant, SystemTime};
 
-use meshid_identity::verify_ca_csr;
+use meshid_identity::{JwtAuthority, verify_ca_csr};
 use meshid_proto::ca::{SignDownstreamCaRequest, SignDownstreamCaResponse};
 use tonic::Status;
 
 use super::{NodeService, agent_parents, convert};
-use crate::authority::AuthorityError;
+use crate::authority::{AuthorityError, PublishKeyError};
 use crate::store::{Agent, IssuanceRecord, MAX_PAGE_LIMIT, Page, RegistrationEntry, Store};
 
 /// Lifetime of a downstream CA's intermediate unless the CA's
@@ -54,6 +60,17 @@ pub(super) async fn sign(
         metrics.signature("downstream", "invalid");
         Status::invalid_argument(format!("downstream CA CSR: {e}"))
     })?;
+    let jwt = req.jwt_authority.map(|k| JwtAuthority {
+        key_id: k.key_id,
+        public_key_der: k.public_key,
+        expires_at: None,
+    });
+    if let Some(Err(e)) = jwt.as_ref().map(JwtAuthority::check) {
+        metrics.signature("downstream", "invalid");
+        return Err(Status::invalid_argument(format!(
+            "the downstream CA's JWT key: {e}"
+        )));
+    }
     let cn = match csr.common_name.as_deref() {
         Some(cn) if cn.is_empty() || cn.len() > MAX_CN_LEN => {
             metrics.signature("downstream", "invalid");
@@ -82,6 +99,20 @@ pub(super) async fn sign(
             e => Status::new(convert::signing_code(&e, metrics), e.to_string()),
         }
     })?;
+    if let Some(mut key) = jwt {
+        key.expires_at = Some(issued.not_after);
+        let key_id = key.key_id.clone();
+        svc.inner
+            .authority
+            .publish_jwt_authority(key, now)
+            .await
+            .map_err(|e| match e {
+                PublishKeyError::Store(e) => convert::store_status(e),
+                PublishKeyError::TooMany => Status::resource_exhausted(e.to_string()),
+                e => Status::invalid_argument(e.to_string()),
+            })?;
+        tracing::info!(agent = %agent.spiffe_id, key_id, "published a downstream CA's JWT key");
+    }
     metrics.signature("downstream", "ok");
     metrics.signing_latency(start.elapsed());
     let serial = issued

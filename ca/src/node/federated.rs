@@ -167,6 +167,7 @@ mod tests {
             public_key_der: meshid_identity::PrivateKey::generate_p256()
                 .unwrap()
                 .public_key_der(),
+            expires_at: None,
         });
         let stored = StoredBundle {
             trust_domain: td(domain),

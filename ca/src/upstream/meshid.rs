@@ -9,7 +9,9 @@
 //! network) makes a new CA key through the [`KeyManager`], a CSR
 //! ([`IntermediateCsr`]) and has it signed; [`UpstreamAuthority::obtain`]
 //! then hands out the last minted material. [`renew`] mints a new one at
-//! half its life and swaps it in without a restart.
+//! half its life and swaps it in without a restart. Each mint hands the
+//! upstream this CA's JWT key, which the upstream publishes in its bundle
+//! until the new intermediate expires: JWT-SVIDs verify both ways.
 //!
 //! The agent SVID (`<data_dir>/upstream-agent.key.pem`, mode 0600, and
 //! `upstream-agent.crt.pem`) survives restarts and is renewed
@@ -31,6 +33,7 @@ use rustls_pki_types::CertificateDer;
 
 use self::client::{AgentSvid, UpstreamClient, bundle_of};
 use super::{CaMaterial, UpstreamAuthority, UpstreamError};
+use crate::authority::{JWT_KEY_SLOT, key_id};
 use crate::config::{ConfigError, MeshidUpstreamConfig};
 use crate::csr::IntermediateCsr;
 use crate::keymanager::{KeyManager, write_atomic};
@@ -146,7 +149,9 @@ impl Meshid {
     }
 
     /// Gets a new intermediate signed by the upstream: a new CA key in the
-    /// key manager's CA slot, a CSR for it, `SignDownstreamCa`. The result
+    /// key manager's CA slot, a CSR for it, `SignDownstreamCa` (which also
+    /// hands the upstream this CA's JWT key, from the key manager's JWT
+    /// slot, to publish until the new intermediate expires). The result
     /// is what [`UpstreamAuthority::obtain`] returns from now on.
     pub async fn mint(
         &self,
@@ -158,7 +163,16 @@ impl Meshid {
         let csr = IntermediateCsr::new(self.trust_domain.clone())
             .sign(&key)
             .map_err(|e| MeshidError::Config(format!("the intermediate's CSR: {e}")))?;
-        let resp = self.client.sign_ca(&self.roots(), &agent, csr.der).await?;
+        let jwt = keys.load_or_generate(JWT_KEY_SLOT)?.public_key_der();
+        let jwt = JwtAuthority {
+            key_id: key_id(&jwt),
+            public_key_der: jwt,
+            expires_at: None,
+        };
+        let resp = self
+            .client
+            .sign_ca(&self.roots(), &agent, csr.der, &jwt)
+            .await?;
         let bundle = resp
             .bundle
             .as_ref()

@@ -7,7 +7,7 @@ use meshid_ca::config::{CaConfig, UpstreamConfig};
 use meshid_ca::server::CaServer;
 use meshid_ca::store::NewEntry;
 use meshid_identity::{PrivateKey, Selector};
-use meshid_proto::ca::SignDownstreamCaRequest;
+use meshid_proto::ca::{JwtKey, SignDownstreamCaRequest};
 use meshid_tests::{Alg, ClientSvid, Pki, node_client};
 use tonic::Code;
 use x509_parser::extensions::GeneralName;
@@ -36,12 +36,22 @@ fn csr(key: &PrivateKey, ca: bool) -> Vec<u8> {
 }
 
 async fn sign(ca: &Ca, agent: &Svid, csr: Vec<u8>) -> Result<Vec<Vec<u8>>, tonic::Status> {
+    sign_publishing(ca, agent, csr, None).await
+}
+
+/// `SignDownstreamCa` that also hands the upstream the JWT key `jwt`.
+async fn sign_publishing(
+    ca: &Ca,
+    agent: &Svid,
+    csr: Vec<u8>,
+    jwt_authority: Option<JwtKey>,
+) -> Result<Vec<Vec<u8>>, tonic::Status> {
     let creds = ClientSvid {
         chain: &agent.chain,
         key: &agent.key,
     };
     let mut c = node_client(ca.server.node_addr, &ca.bundle(), Some(creds)).await;
-    c.sign_downstream_ca(SignDownstreamCaRequest { csr })
+    c.sign_downstream_ca(SignDownstreamCaRequest { csr, jwt_authority })
         .await
         .map(|r| r.into_inner().ca_cert_chain)
 }
@@ -224,4 +234,69 @@ async fn an_upstream_whose_chain_leaves_no_pathlen_room_refuses_and_one_on_pathl
     openssl_verify(dir.path(), &pki.cert("root"), &svid.chain);
     downstream.server.shutdown().await.unwrap();
     upstream.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_jwt_key_is_published_only_for_a_downstream_entry_only_when_usable_and_survives_a_restart()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = Ca::start(server::config(dir.path()), dir.path()).await;
+    let (token, _) = upstream.token(Some(ALIAS)).await;
+    let agent = upstream.agent(&token).await;
+    let ca_key = PrivateKey::generate_p256().unwrap();
+    let jwt = |key_id: &str, public_key: Vec<u8>| JwtKey {
+        key_id: key_id.into(),
+        public_key,
+        expires_at: 0,
+    };
+    let good = jwt(
+        "east-1",
+        PrivateKey::generate_p256().unwrap().public_key_der(),
+    );
+    let publish = |k: JwtKey| sign_publishing(&upstream, &agent, csr(&ca_key, true), Some(k));
+
+    let denied = publish(good.clone()).await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    upstream.downstream_entry().await;
+    for (bad, why) in [
+        (
+            jwt("east-1", vec![0x30, 0x03, 1, 2, 3]),
+            "invalid public key",
+        ),
+        (jwt("east-1", vec![0x30; 3000]), "larger than 2048"),
+        (jwt("", good.public_key.clone()), "key ID"),
+        (jwt("a b", good.public_key.clone()), "key ID"),
+    ] {
+        let refused = publish(bad).await.unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument);
+        assert!(refused.message().contains(why), "{}", refused.message());
+    }
+    assert_eq!(
+        upstream.bundle().jwt_authorities.len(),
+        1,
+        "only its own key"
+    );
+
+    let sequence = upstream.bundle().sequence;
+    let chain = publish(good.clone()).await.unwrap();
+    let bundle = upstream.bundle();
+    assert!(bundle.sequence > sequence);
+    let published = bundle.jwt_authority("east-1").unwrap();
+    assert_eq!(published.public_key_der, good.public_key);
+    let (_, cert) = x509_parser::parse_x509_certificate(&chain[0]).unwrap();
+    let not_after = SystemTime::UNIX_EPOCH
+        + Duration::from_secs(u64::try_from(cert.validity().not_after.timestamp()).unwrap());
+    let expires_at = published.expires_at.unwrap();
+    assert!(
+        expires_at >= not_after && expires_at < not_after + Duration::from_secs(1),
+        "until the intermediate expires"
+    );
+
+    upstream.server.shutdown().await.unwrap();
+    let again = Ca::start(server::config(dir.path()), dir.path()).await;
+    assert!(
+        again.bundle().jwt_authority("east-1").is_some(),
+        "kept across a restart"
+    );
+    again.server.shutdown().await.unwrap();
 }

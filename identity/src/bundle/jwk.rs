@@ -45,6 +45,8 @@ pub(crate) struct JwkFields {
     #[serde(rename = "use")]
     pub(crate) use_: Option<String>,
     pub(crate) x5c: Option<Vec<String>>,
+    /// meshid's end of trust for a JWT key (Unix seconds).
+    pub(crate) exp: Option<u64>,
 }
 
 /// Builds the DER SubjectPublicKeyInfo of an EC P-256 key from its JWK

@@ -6,7 +6,7 @@
 //! a `kid`. JWKs with any other `use` are ignored, as the spec requires.
 
 use std::collections::HashSet;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -51,6 +51,10 @@ pub(super) fn encode(bundle: &TrustBundle) -> String {
         }
         jwk.insert("kid".into(), authority.key_id.clone().into());
         jwk.insert("use".into(), USE_JWT.into());
+        if let Some(at) = authority.expires_at {
+            let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            jwk.insert("exp".into(), secs.into());
+        }
         keys.push(Value::Object(jwk));
     }
     let mut doc = Map::new();
@@ -118,5 +122,6 @@ fn jwt_authority(jwk: &JwkFields) -> Result<JwtAuthority, BundleError> {
     Ok(JwtAuthority {
         key_id,
         public_key_der: params.to_spki_der(),
+        expires_at: jwk.exp.map(|s| UNIX_EPOCH + Duration::from_secs(s)),
     })
 }

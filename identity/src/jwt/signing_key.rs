@@ -67,6 +67,7 @@ impl JwtSigningKey {
         JwtAuthority {
             key_id: self.key_id.clone(),
             public_key_der: self.public_spki.clone(),
+            expires_at: None,
         }
     }
 

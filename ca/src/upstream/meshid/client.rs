@@ -1,6 +1,7 @@
 //! The downstream CA's client of its upstream's node API: `Attest` over
 //! server-authenticated TLS, `RenewAgent` and `SignDownstreamCa` over mTLS
-//! with the downstream's agent SVID. Every connection requires the
+//! with the downstream's agent SVID (it also carries the downstream's JWT
+//! key for the upstream to publish). Every connection requires the
 //! upstream to present its pinned SPIFFE ID
 //! ([`meshid_identity::tls::pinned_client_config`]).
 
@@ -9,10 +10,10 @@ use std::time::Duration;
 
 use meshid_identity::tls::{ClientCert, pinned_client_config};
 use meshid_identity::x509::csr::key_only_csr;
-use meshid_identity::{BundleSet, PrivateKey, SpiffeId, TrustBundle, TrustDomain};
+use meshid_identity::{BundleSet, JwtAuthority, PrivateKey, SpiffeId, TrustBundle, TrustDomain};
 use meshid_proto::ca::node_client::NodeClient;
 use meshid_proto::ca::{
-    AttestRequest, RenewAgentRequest, SignDownstreamCaRequest, SignDownstreamCaResponse,
+    AttestRequest, JwtKey, RenewAgentRequest, SignDownstreamCaRequest, SignDownstreamCaResponse,
 };
 use meshid_proto::convert::trust_bundle_of;
 use rustls_pki_types::{CertificateDer, ServerName};
@@ -108,17 +109,27 @@ impl UpstreamClient {
         Ok(certs(svid.cert_chain))
     }
 
-    /// Asks the upstream to sign the CA CSR `csr`.
+    /// Asks the upstream to sign the CA CSR `csr` and to publish this CA's
+    /// JWT key `jwt` in its bundle.
     pub async fn sign_ca(
         &self,
         roots: &TrustBundle,
         agent: &AgentSvid,
         csr: Vec<u8>,
+        jwt: &JwtAuthority,
     ) -> Result<SignDownstreamCaResponse, MeshidError> {
+        let req = SignDownstreamCaRequest {
+            csr,
+            jwt_authority: Some(JwtKey {
+                key_id: jwt.key_id.clone(),
+                public_key: jwt.public_key_der.clone(),
+                expires_at: 0,
+            }),
+        };
         Ok(self
             .connect(roots, Some(agent))
             .await?
-            .sign_downstream_ca(SignDownstreamCaRequest { csr })
+            .sign_downstream_ca(req)
             .await
             .map_err(|s| MeshidError::from_status("signing this CA's intermediate", s))?
             .into_inner())
