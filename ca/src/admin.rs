@@ -24,7 +24,7 @@ use meshid_proto::ca::{self as pb, admin_server::Admin, admin_server::AdminServe
 use tonic::{Request, Response, Status};
 
 use crate::node::FederatedBundles;
-use crate::store::{EntryFilter, Page, Store, StoredBundle};
+use crate::store::{EntryFilter, Page, SlotState, Store, StoredBundle};
 use convert::{agent_to_proto, bundle_to_proto, entry_to_proto, unix_seconds};
 use validate::InvalidInput;
 
@@ -505,7 +505,7 @@ impl Admin for AdminService {
             .map_err(|e| status::store(&e))?;
         let Some(active) = keys
             .iter()
-            .find(|k| k.state == "active" && !k.cert_chain_pem.trim().is_empty())
+            .find(|k| k.state == SlotState::Active && !k.cert_chain_pem.trim().is_empty())
         else {
             return Err(Status::unavailable(
                 "the CA has no active signing key yet; wait for it to finish starting",

@@ -47,7 +47,7 @@ pub use metrics::StoreMetrics;
 pub use model::{
     Agent, CaKeyRecord, EntryFilter, EntryUpdate, IssuanceRecord, JoinToken, MAX_DNS_NAMES,
     MAX_FEDERATES_WITH, MAX_GET_ENTRIES, MAX_PAGE_LIMIT, MAX_SELECTORS, MAX_SYNC_PARENTS, NewEntry,
-    Page, RegistrationEntry, StoredBundle,
+    Page, RegistrationEntry, SlotState, StoredBundle,
 };
 pub use postgres::PostgresStore;
 pub use sql::SqlStore;

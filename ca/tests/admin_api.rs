@@ -503,7 +503,7 @@ async fn bundles_own_and_federated() {
             cert_chain_pem: to_pem(std::slice::from_ref(&own_root)),
             key_ref: "memory".into(),
             not_after: now() + Duration::from_secs(86400),
-            state: "active".into(),
+            state: meshid_ca::store::SlotState::Active,
         })
         .await
         .unwrap();

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use meshid_ca::store::{
     self, Agent, CaKeyRecord, EntryFilter, EntryUpdate, IssuanceRecord, JoinToken, MAX_GET_ENTRIES,
-    NewEntry, OpenOptions, Page, Store, StoreError, StoreUrl, StoredBundle,
+    NewEntry, OpenOptions, Page, SlotState, Store, StoreError, StoreUrl, StoredBundle,
 };
 use meshid_identity::{Selector, SpiffeId, TrustDomain};
 use meshid_runtime::clock::ManualClock;
@@ -973,22 +973,26 @@ async fn row_stamps_follow_the_store_clock(s: Arc<dyn Store>, clock: ManualClock
 
 async fn ca_keys_and_health(s: Arc<dyn Store>) {
     s.health().await.unwrap();
-    let key = |slot: &str, state: &str| CaKeyRecord {
+    let key = |slot: &str, state: SlotState| CaKeyRecord {
         slot: slot.into(),
         cert_chain_pem: "-----BEGIN CERTIFICATE-----\n...\n".into(),
         key_ref: format!("/var/lib/meshid/keys/{slot}.pem"),
         not_after: at(99_000),
-        state: state.into(),
+        state,
     };
-    s.put_ca_key(&key("B", "prepared")).await.unwrap();
-    s.put_ca_key(&key("A", "active")).await.unwrap();
-    s.put_ca_key(&key("A", "old")).await.unwrap();
+    s.put_ca_key(&key("B", SlotState::Prepared)).await.unwrap();
+    s.put_ca_key(&key("A", SlotState::Active)).await.unwrap();
+    s.put_ca_key(&key("A", SlotState::Old)).await.unwrap();
     assert_eq!(
         s.list_ca_keys().await.unwrap(),
-        vec![key("A", "old"), key("B", "prepared")]
+        vec![key("A", SlotState::Old), key("B", SlotState::Prepared)]
     );
     assert!(matches!(
-        s.put_ca_key(&key("C", "bogus")).await,
+        s.put_ca_key(&CaKeyRecord {
+            slot: String::new(),
+            ..key("C", SlotState::Active)
+        })
+        .await,
         Err(StoreError::Invalid(_))
     ));
 }

@@ -149,7 +149,10 @@ async fn a_replaced_intermediate_signs_new_svids_at_once_and_old_ones_stay_valid
     );
     // The admin API's GetAuthority reads the key journal: the new chain.
     let keys = ca.store.list_ca_keys().await.unwrap();
-    let active = keys.iter().find(|k| k.state == "active").unwrap();
+    let active = keys
+        .iter()
+        .find(|k| k.state == meshid_ca::store::SlotState::Active)
+        .unwrap();
     let journal = pem_certs(&active.cert_chain_pem).unwrap();
     assert_eq!(journal, [der(&pki, "mesh-b"), der(&pki, "root")]);
     assert!(metric(

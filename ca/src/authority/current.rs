@@ -31,7 +31,7 @@ use super::published::{PublishKeyError, PublishedKeys};
 use super::{Authority, AuthorityError, IssuanceError};
 use crate::keymanager::KeyManager;
 use crate::metrics::CaMetrics;
-use crate::store::{CaKeyRecord, Store, StoreError, StoredBundle};
+use crate::store::{CaKeyRecord, SlotState, Store, StoreError, StoredBundle};
 use crate::upstream::UpstreamAuthority;
 
 /// The store's key slot of the X.509 CA.
@@ -353,7 +353,7 @@ async fn publish(
             cert_chain_pem: meshid_identity::x509::to_pem(&authority.cert_chain()),
             key_ref: authority.key_ref().to_owned(),
             not_after: authority.not_after(),
-            state: "active".into(),
+            state: SlotState::Active,
         })
         .await?;
     let td = authority.trust_domain();

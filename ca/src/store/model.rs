@@ -255,6 +255,59 @@ pub struct CaKeyRecord {
     pub key_ref: String,
     /// CA certificate expiry.
     pub not_after: SystemTime,
-    /// `prepared`, `active` or `old`.
-    pub state: String,
+    /// Where the slot is in its life.
+    pub state: SlotState,
+}
+
+/// The life of a CA key slot: a key is `Prepared` (published in the bundle,
+/// not signing yet), then `Active` (signing), then `Old` (no longer
+/// signing; kept until what it signed has expired).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SlotState {
+    /// Made and published, not signing yet.
+    Prepared,
+    /// Signing.
+    Active,
+    /// Retired from signing.
+    Old,
+}
+
+impl SlotState {
+    /// The name stored in the database and shown to operators.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Prepared => "prepared",
+            Self::Active => "active",
+            Self::Old => "old",
+        }
+    }
+
+    /// The state named `s`; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Prepared, Self::Active, Self::Old]
+            .into_iter()
+            .find(|state| state.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for SlotState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SlotState;
+
+    #[test]
+    fn slot_states_round_trip_by_name_and_nothing_else_parses() {
+        for s in [SlotState::Prepared, SlotState::Active, SlotState::Old] {
+            assert_eq!(SlotState::parse(s.as_str()), Some(s));
+            assert_eq!(s.to_string(), s.as_str());
+        }
+        for bad in ["", "ACTIVE", "bogus", "active "] {
+            assert_eq!(SlotState::parse(bad), None, "{bad:?}");
+        }
+    }
 }

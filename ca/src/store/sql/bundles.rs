@@ -68,18 +68,12 @@ pub(super) async fn list(s: &This) -> Result<Vec<StoredBundle>, StoreError> {
 pub(super) async fn put_ca_key(s: &This, key: &CaKeyRecord) -> Result<(), StoreError> {
     codec::check_key("CA key slot", &key.slot)?;
     codec::check_key("CA key reference", &key.key_ref)?;
-    if !matches!(key.state.as_str(), "prepared" | "active" | "old") {
-        return Err(StoreError::Invalid(format!(
-            "CA key state {:?} must be prepared, active or old",
-            key.state.chars().take(40).collect::<String>()
-        )));
-    }
     sqlx::query(queries::UPSERT_CA_KEY)
         .bind(&key.slot)
         .bind(&key.cert_chain_pem)
         .bind(&key.key_ref)
         .bind(codec::to_ms(key.not_after)?)
-        .bind(&key.state)
+        .bind(key.state.as_str())
         .execute(&s.pool)
         .await?;
     Ok(())

@@ -8,7 +8,7 @@ use super::Db;
 use crate::store::StoreError;
 use crate::store::codec;
 use crate::store::model::{
-    Agent, CaKeyRecord, IssuanceRecord, JoinToken, RegistrationEntry, StoredBundle,
+    Agent, CaKeyRecord, IssuanceRecord, JoinToken, RegistrationEntry, SlotState, StoredBundle,
 };
 
 /// A row of this backend.
@@ -108,11 +108,22 @@ pub(super) fn bundle(row: &DbRow) -> Result<StoredBundle, StoreError> {
 /// A CA key slot.
 pub(super) fn ca_key(row: &DbRow) -> Result<CaKeyRecord, StoreError> {
     let slot: String = row.try_get("slot")?;
+    let state: String = row.try_get("state")?;
+    let state = SlotState::parse(&state).ok_or_else(|| {
+        codec::corrupt(
+            "ca_keys",
+            &slot,
+            format!(
+                "state {:?} is not prepared, active or old",
+                state.chars().take(40).collect::<String>()
+            ),
+        )
+    })?;
     Ok(CaKeyRecord {
         cert_chain_pem: row.try_get("cert_chain_pem")?,
         key_ref: row.try_get("key_ref")?,
         not_after: codec::from_ms(row.try_get("not_after_ms")?, "ca_keys", &slot)?,
-        state: row.try_get("state")?,
+        state,
         slot,
     })
 }
