@@ -19,6 +19,7 @@ mod validate;
 pub use fingerprint::Fingerprint;
 pub use import::{Import, ImportError, Imported};
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -118,11 +119,29 @@ fn signing_key(files: &Files, keys: &dyn KeyManager) -> Result<(CaKey, String), 
     Ok((key, key_path))
 }
 
+/// The largest certificate or key file the CA reads (a chain of a few
+/// certificates is a few kilobytes); the fingerprint reads no more either.
+pub(super) const MAX_FILE: u64 = 1 << 20;
+
+/// The file's text, refused when it is larger than [`MAX_FILE`].
 fn read(path: &Path) -> Result<String, UpstreamError> {
-    std::fs::read_to_string(path).map_err(|source| UpstreamError::Io {
+    let io = |source| UpstreamError::Io {
         path: path.display().to_string(),
         source,
-    })
+    };
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE + 1).read_to_string(&mut text))
+        .map_err(io)?;
+    if u64::try_from(text.len()).unwrap_or(u64::MAX) > MAX_FILE {
+        return Err(UpstreamError::Invalid {
+            path: path.display().to_string(),
+            reason: format!(
+                "is larger than {MAX_FILE} bytes; give only the PEM certificates or key it should hold"
+            ),
+        });
+    }
+    Ok(text)
 }
 
 /// Every certificate of `path`, parsed.
@@ -188,5 +207,26 @@ impl UpstreamAuthority for Disk {
             key,
             key_ref: key_path,
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_larger_than_the_bound_is_refused_naming_it() {
+        let d = tempfile::tempdir().unwrap();
+        let big = d.path().join("chain.pem");
+        std::fs::write(&big, vec![b'A'; usize::try_from(MAX_FILE).unwrap() + 1]).unwrap();
+        let e = read(&big).unwrap_err().to_string();
+        assert!(
+            e.contains("chain.pem") && e.contains("is larger than"),
+            "{e}"
+        );
+        let ok = d.path().join("small.pem");
+        std::fs::write(&ok, "x").unwrap();
+        assert_eq!(read(&ok).unwrap(), "x");
     }
 }

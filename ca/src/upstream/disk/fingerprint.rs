@@ -14,11 +14,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use super::Disk;
-
-/// The most of one file the digest reads; larger files are refused by the
-/// loader anyway, so their tail cannot matter.
-const MAX_FILE: u64 = 1 << 20;
+use super::{Disk, MAX_FILE};
 
 /// A SHA-256 over the upstream's file names and contents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +46,9 @@ fn file_into(h: &mut Sha256, path: &Path) {
     h.update(path.as_os_str().as_encoded_bytes());
     h.update([0]);
     let mut content = Vec::new();
-    match std::fs::File::open(path).and_then(|f| f.take(MAX_FILE).read_to_end(&mut content)) {
+    // One byte past the loader's bound: a file grown past it still changes
+    // the digest, and the loader then refuses it.
+    match std::fs::File::open(path).and_then(|f| f.take(MAX_FILE + 1).read_to_end(&mut content)) {
         Ok(n) => {
             h.update(u64::try_from(n).unwrap_or(u64::MAX).to_be_bytes());
             h.update(&content);
