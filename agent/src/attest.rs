@@ -5,6 +5,14 @@
 //! renews its SVID at a fraction of its lifetime, and attests again when
 //! the CA no longer knows it (evicted) and a token is configured. A banned
 //! agent stops.
+//!
+//! The attestor is the one writer of the data directory: besides its own
+//! key and SVID it stores the own trust domain's bundle each time a sync
+//! brings a changed one (the SVID manager hands it over, see
+//! [`Attestor::maintain`]), so an agent restarted after a CA rotation
+//! trusts the new root even when its `trust_bundle_file` (bootstrap only,
+//! never written) predates it. It also renews its own SVID early when the
+//! CA rotated out or tainted the key that signed it ([`crate::reissue`]).
 
 pub mod store;
 
@@ -16,10 +24,13 @@ use meshid_identity::{BundleSet, PrivateKey, SpiffeId, TrustBundle, TrustDomain}
 use meshid_proto::ca::{AttestRequest, RenewAgentRequest};
 use meshid_proto::convert::trust_bundle_of;
 use rustls_pki_types::CertificateDer;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use crate::config::JoinToken;
+use crate::manager::SyncedTrust;
+use crate::metrics::AgentMetrics;
 use crate::node_client::{AgentCredentials, CaClient, CaError, check_x509_svid, csr_der};
+use crate::reissue::KeyWatch;
 use meshid_runtime::clock::SharedClock;
 
 /// The attestation type name for join tokens.
@@ -129,6 +140,19 @@ pub struct Attestor {
     config: AttestConfig,
     client: Arc<dyn CaClient>,
     clock: SharedClock,
+    metrics: AgentMetrics,
+}
+
+/// What [`Attestor::maintain`] listens to besides its timer.
+#[derive(Debug)]
+pub struct MaintainSignals {
+    /// Renew at once (e.g. the SVID manager saw the CA refuse the agent).
+    pub kick: Arc<Notify>,
+    /// The own bundle and the CA's key state after each sync that changed
+    /// them ([`crate::manager::SvidManager::on_trust`]).
+    pub trust: watch::Receiver<Option<Arc<SyncedTrust>>>,
+    /// Stop when this changes (or its sender is dropped).
+    pub shutdown: watch::Receiver<bool>,
 }
 
 // === impl AgentIdentity ===
@@ -164,7 +188,13 @@ impl Attestor {
             config,
             client,
             clock,
+            metrics: AgentMetrics::default(),
         }
+    }
+
+    /// Counts early re-issues of the agent's own SVID in `metrics`.
+    pub fn set_metrics(&mut self, metrics: AgentMetrics) {
+        self.metrics = metrics;
     }
 
     /// The stored identity if still valid, else a fresh attestation.
@@ -273,31 +303,63 @@ impl Attestor {
         }
     }
 
-    /// Renews the identity at its renewal point (or at once when `kick` is
-    /// notified, e.g. the SVID manager saw the CA refuse the agent) until
-    /// `shutdown` or a fatal error (banned, evicted without token).
-    /// Publishes each new identity on `tx`.
+    /// Renews the identity at its renewal point, or earlier when the CA's
+    /// keys call for it or `signals.kick` is notified, until shutdown or a
+    /// fatal error (banned, evicted without token). Stores each changed
+    /// bundle from `signals.trust` and publishes each new identity on `tx`.
     pub async fn maintain(
         &self,
         mut current: AgentIdentity,
         tx: watch::Sender<AgentIdentity>,
-        kick: Arc<tokio::sync::Notify>,
-        mut shutdown: watch::Receiver<bool>,
+        signals: MaintainSignals,
     ) -> Result<(), AttestError> {
+        let MaintainSignals {
+            kick,
+            trust,
+            mut shutdown,
+        } = signals;
+        let mut trust = Some(trust);
+        let mut keys = KeyWatch::new(leaf_of(&current), None);
         let mut backoff = crate::backoff::ca_retry();
         loop {
             let now = self.clock.now();
-            let due = current.renew_at(self.config.renew_fraction);
+            let renew_at = current.renew_at(self.config.renew_fraction);
+            let due = keys.plan().map_or(renew_at, |p| p.at.min(renew_at));
             let wait = due.duration_since(now).unwrap_or(Duration::ZERO);
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = kick.notified() => tracing::info!("renewing agent SVID early: the CA refused it"),
+                update = next_trust(&mut trust) => {
+                    if let Some(update) = update {
+                        if self.take_trust(&mut current, &update) {
+                            tx.send_replace(current.clone());
+                        }
+                        keys.update(update.ca_keys.as_ref(), self.clock.now());
+                    }
+                    continue;
+                }
                 _ = shutdown.changed() => return Ok(()),
             }
+            let now = self.clock.now();
+            let early = keys
+                .plan()
+                .filter(|p| p.at <= now && now < renew_at)
+                .map(|p| p.reason);
             match self.renew(&current).await {
                 Ok(id) => {
                     backoff.reset();
+                    if let Some(reason) = early {
+                        self.metrics.reissued(reason);
+                        tracing::info!(
+                            reason = reason.as_str(),
+                            "agent SVID re-issued under the CA's current key"
+                        );
+                    }
                     current = id;
+                    let latest = trust
+                        .as_ref()
+                        .and_then(|t| t.borrow().as_ref().and_then(|u| u.ca_keys.clone()));
+                    keys = KeyWatch::new(leaf_of(&current), latest);
                     tx.send_replace(current.clone());
                 }
                 Err(AttestError::Ca(e)) if e.is_transient() => {
@@ -311,6 +373,24 @@ impl Attestor {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Takes the bundle of a sync: stores it if it changed and verifies
+    /// renewals against it from now on. True if it changed.
+    fn take_trust(&self, current: &mut AgentIdentity, update: &SyncedTrust) -> bool {
+        if update.bundle == current.bundle {
+            return false;
+        }
+        match store::save_bundle(&self.config.data_dir, &update.bundle) {
+            Ok(()) => tracing::info!(
+                authorities = update.bundle.x509_authorities.len(),
+                "stored the CA's changed trust bundle"
+            ),
+            // The bundle is still used; only a restart would miss it.
+            Err(e) => tracing::warn!(error = %e, "cannot store the CA's changed trust bundle"),
+        }
+        current.bundle = update.bundle.clone();
+        true
     }
 
     /// Verifies an issued agent SVID, persists it and installs it.
@@ -354,4 +434,23 @@ impl Attestor {
         self.client.set_bundles(id.bundles());
         self.client.set_credentials(Some(id.credentials()));
     }
+}
+
+/// The next trust update; pends forever once the sender is gone (the SVID
+/// manager stopped), so the renewal loop does not spin on a closed channel.
+async fn next_trust(
+    rx: &mut Option<watch::Receiver<Option<Arc<SyncedTrust>>>>,
+) -> Option<Arc<SyncedTrust>> {
+    let Some(r) = rx else {
+        return std::future::pending().await;
+    };
+    if r.changed().await.is_err() {
+        *rx = None;
+        return None;
+    }
+    r.borrow_and_update().clone()
+}
+
+fn leaf_of(id: &AgentIdentity) -> &[u8] {
+    id.chain.first().map(|c| c.as_ref()).unwrap_or_default()
 }

@@ -6,6 +6,8 @@
 //! ```toml
 //! trust_domain = "example.org"
 //! ca_address = "ca.example.org:8081"
+//! # or several CA replicas, tried in order when one is down:
+//! # ca_addresses = ["ca-0.example.org:8081", "ca-1.example.org:8081"]
 //! # ca_spiffe_id = "spiffe://example.org/meshid/ca"   (the default)
 //! trust_bundle_file = "/etc/meshid/ca-bundle.pem"
 //! data_dir = "/var/lib/meshid-agent"
@@ -30,6 +32,8 @@ pub const MAX_BATCH_SIZE: usize = 500;
 /// Path of the SPIFFE ID the meshid CA serves its node API as
 /// (`spiffe://<trust_domain>/meshid/ca`); the agent talks to no other server.
 pub const DEFAULT_CA_PATH: &str = meshid_identity::id::CA_PATH;
+/// Most entries in `ca_addresses`.
+pub const MAX_CA_ADDRESSES: usize = 16;
 /// Largest configuration file accepted, in bytes.
 pub const MAX_CONFIG_LEN: usize = 1024 * 1024;
 
@@ -46,8 +50,8 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The file is larger than [`MAX_CONFIG_LEN`].
-    #[error("agent config is {0} bytes; the limit is 1 MiB")]
-    TooLarge(usize),
+    #[error("agent config is larger than the 1 MiB limit")]
+    TooLarge,
     /// The TOML is malformed or has an unknown/mistyped field.
     #[error("agent config is not valid: {0}")]
     Parse(#[from] toml::de::Error),
@@ -75,8 +79,14 @@ pub enum ConfigError {
 pub struct AgentConfig {
     /// The trust domain the agent and its CA belong to.
     pub trust_domain: TrustDomain,
-    /// The CA's node API, `host:port`.
+    /// The CA's node API, `host:port` (a DNS name may resolve to several
+    /// replicas). Empty when `ca_addresses` is set; exactly one of the two.
+    #[serde(default)]
     pub ca_address: String,
+    /// The node APIs of several CA replicas, each `host:port`, tried in
+    /// this order when one fails (at most [`MAX_CA_ADDRESSES`]).
+    #[serde(default)]
+    pub ca_addresses: Vec<String>,
     /// The SPIFFE ID the CA must present on every connection (default
     /// `spiffe://<trust_domain>/meshid/ca`); must be in `trust_domain`.
     #[serde(default)]
@@ -160,7 +170,7 @@ impl AgentConfig {
     /// Parses and validates TOML text.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         if text.len() > MAX_CONFIG_LEN {
-            return Err(ConfigError::TooLarge(text.len()));
+            return Err(ConfigError::TooLarge);
         }
         let config: Self = toml::from_str(text)?;
         config.validate()?;
@@ -173,13 +183,12 @@ impl AgentConfig {
             path: path.to_owned(),
             source,
         };
-        let len = std::fs::metadata(path).map_err(read)?.len();
-        if len > MAX_CONFIG_LEN as u64 {
-            return Err(ConfigError::TooLarge(
-                usize::try_from(len).unwrap_or(usize::MAX),
-            ));
-        }
-        let text = std::fs::read_to_string(path).map_err(read)?;
+        let text = meshid_runtime::fs::read_to_string(path, MAX_CONFIG_LEN as u64).map_err(
+            |e| match e {
+                meshid_runtime::fs::ReadError::TooLarge { .. } => ConfigError::TooLarge,
+                e => read(e.into()),
+            },
+        )?;
         Self::from_toml(&text)
     }
 
@@ -210,6 +219,16 @@ impl AgentConfig {
         }
     }
 
+    /// The CA addresses to call, in order: `ca_addresses`, else
+    /// `ca_address`.
+    pub fn ca_targets(&self) -> Vec<String> {
+        if self.ca_addresses.is_empty() {
+            vec![self.ca_address.clone()]
+        } else {
+            self.ca_addresses.clone()
+        }
+    }
+
     /// Reads `trust_bundle_file` (if set) as the roots of `trust_domain`.
     pub fn trust_bundle(&self) -> Result<Option<TrustBundle>, ConfigError> {
         let Some(path) = &self.trust_bundle_file else {
@@ -219,13 +238,9 @@ impl AgentConfig {
             path: path.clone(),
             reason,
         };
-        let len = std::fs::metadata(path)
-            .map_err(|e| err(e.to_string()))?
-            .len();
-        if len > meshid_identity::x509::MAX_PEM_LEN as u64 {
-            return Err(err(format!("{len} bytes is too large for a CA bundle")));
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let text =
+            meshid_runtime::fs::read_to_string(path, meshid_identity::x509::MAX_PEM_LEN as u64)
+                .map_err(|e| err(format!("{e} (a CA bundle)")))?;
         TrustBundle::from_pem(self.trust_domain.clone(), &text)
             .map(Some)
             .map_err(|e| err(e.to_string()))
@@ -263,16 +278,7 @@ impl AgentConfig {
                 ),
             });
         }
-        if self
-            .ca_address
-            .rsplit_once(':')
-            .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
-        {
-            return Err(invalid(
-                "ca_address",
-                "must be host:port, e.g. \"ca.example.org:8081\"",
-            ));
-        }
+        self.validate_ca_addresses()?;
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must name a directory"));
         }
@@ -308,6 +314,56 @@ impl AgentConfig {
 }
 
 impl AgentConfig {
+    fn validate_ca_addresses(&self) -> Result<(), ConfigError> {
+        let invalid = |field, reason: String| ConfigError::Invalid { field, reason };
+        let host_port = |a: &str| {
+            a.rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+        };
+        match (self.ca_address.is_empty(), self.ca_addresses.is_empty()) {
+            (true, true) => {
+                return Err(invalid(
+                    "ca_address",
+                    "is required: the CA's host:port, e.g. \"ca.example.org:8081\" (or ca_addresses for several CA replicas)".into(),
+                ));
+            }
+            (false, false) => {
+                return Err(invalid(
+                    "ca_addresses",
+                    "set either ca_address or ca_addresses, not both (put every CA address in ca_addresses)".into(),
+                ));
+            }
+            (false, true) if !host_port(&self.ca_address) => {
+                return Err(invalid(
+                    "ca_address",
+                    "must be host:port, e.g. \"ca.example.org:8081\"".into(),
+                ));
+            }
+            _ => {}
+        }
+        if self.ca_addresses.len() > MAX_CA_ADDRESSES {
+            return Err(invalid(
+                "ca_addresses",
+                format!(
+                    "lists {} addresses; at most {MAX_CA_ADDRESSES} (a DNS name resolving to every replica counts once)",
+                    self.ca_addresses.len()
+                ),
+            ));
+        }
+        for (i, a) in self.ca_addresses.iter().enumerate() {
+            if !host_port(a) {
+                return Err(invalid(
+                    "ca_addresses",
+                    format!("entry {a:?} must be host:port, e.g. \"ca-0.example.org:8081\""),
+                ));
+            }
+            if self.ca_addresses[..i].contains(a) {
+                return Err(invalid("ca_addresses", format!("{a:?} is listed twice")));
+            }
+        }
+        Ok(())
+    }
+
     fn validate_listener_limits(&self) -> Result<(), ConfigError> {
         let invalid = |field, reason: &str| ConfigError::Invalid {
             field,

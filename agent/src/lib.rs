@@ -14,6 +14,8 @@
 //! - [`cache`]: the snapshot of identities the manager publishes and the
 //!   servers read.
 //! - [`manager`]: the SVID manager: sync entries, issue, rotate.
+//! - [`reissue`]: which SVIDs the CA's key rotation (or a taint) replaces
+//!   early, from the key state every sync carries.
 //! - [`attest`]: node attestation: the agent's own SVID, renewal.
 //! - [`node_client`]: the client of the CA's node API ([`node_client::CaClient`]).
 //! - `backoff`: the agent's CA retry policy on `meshid_runtime::backoff`.
@@ -28,6 +30,7 @@ pub mod config;
 pub mod manager;
 pub mod metrics;
 pub mod node_client;
+pub mod reissue;
 pub mod run;
 pub mod sds;
 pub mod workload_api;

@@ -4,6 +4,10 @@
 //! (so removed entries disappear), issues SVIDs for new or changed entries
 //! and for those past their rotation point (50% ± 10% of life by default),
 //! drops expired ones and publishes a new [`Snapshot`] when anything changed.
+//! SVIDs whose signing key the CA rotated out or tainted are re-issued
+//! early ([`crate::reissue`]); the own trust domain's bundle and the CA's
+//! key state go to the attestor ([`SvidManager::on_trust`]), which keeps
+//! the agent's own SVID and the stored bundle in step.
 //! [`SvidManager::run`] repeats passes every `sync_interval`, or after an
 //! exponential backoff while the CA is unreachable — cached SVIDs keep being
 //! served until they expire.
@@ -12,11 +16,11 @@ mod issue;
 mod jwt;
 mod sync;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use meshid_identity::{BundleSet, TrustDomain};
+use meshid_identity::{BundleSet, TrustBundle, TrustDomain};
 use rand::Rng;
 use tokio::sync::{Notify, watch};
 
@@ -24,6 +28,7 @@ use crate::backoff::Backoff;
 use crate::cache::{CachedSvid, EntryInfo, Snapshot};
 use crate::metrics::AgentMetrics;
 use crate::node_client::{CaClient, CaError};
+use crate::reissue::{CaKeys, KeyWatch, Reason};
 use crate::workload_api::MintError;
 use meshid_runtime::clock::SharedClock;
 
@@ -54,6 +59,18 @@ pub struct ManagerConfig {
 struct Slot {
     svid: Arc<CachedSvid>,
     rotate_at: SystemTime,
+    keys: KeyWatch,
+}
+
+/// What a sync told about the own trust domain, for the attestor: the
+/// bundle (to store and to verify its renewed SVID) and the CA's key state
+/// (to re-issue its own SVID on rotation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncedTrust {
+    /// The own trust domain's bundle as the CA serves it.
+    pub bundle: TrustBundle,
+    /// The CA's key state, if it sent one.
+    pub ca_keys: Option<Arc<CaKeys>>,
 }
 
 /// Keeps SVIDs for every entry and publishes [`Snapshot`]s.
@@ -69,6 +86,9 @@ pub struct SvidManager {
     tx: watch::Sender<Arc<Snapshot>>,
     backoff: Backoff,
     agent_refused: Option<Arc<Notify>>,
+    trust: Option<watch::Sender<Option<Arc<SyncedTrust>>>>,
+    ca_keys: Option<Arc<CaKeys>>,
+    jwt: JwtCache,
     synced_once: bool,
 }
 
@@ -141,6 +161,19 @@ impl crate::workload_api::JwtMinter for ManagerHandle {
     }
 }
 
+// === impl Slot ===
+
+impl Slot {
+    /// The normal rotation point, or the re-issue point the CA's keys call
+    /// for if that is earlier.
+    fn due_at(&self) -> SystemTime {
+        match self.keys.plan() {
+            Some(p) => p.at.min(self.rotate_at),
+            None => self.rotate_at,
+        }
+    }
+}
+
 // === impl SvidManager ===
 
 impl SvidManager {
@@ -165,6 +198,9 @@ impl SvidManager {
             tx,
             backoff,
             agent_refused: None,
+            trust: None,
+            ca_keys: None,
+            jwt: jwt.clone(),
             synced_once: false,
         };
         (m, ManagerHandle { rx, jwt })
@@ -174,6 +210,12 @@ impl SvidManager {
     /// attestor can renew or re-attest at once.
     pub fn on_agent_refused(&mut self, notify: Arc<Notify>) {
         self.agent_refused = Some(notify);
+    }
+
+    /// Publishes the own trust domain's bundle and the CA's key state on
+    /// `tx` after every sync that changed them (the attestor listens).
+    pub fn on_trust(&mut self, tx: watch::Sender<Option<Arc<SyncedTrust>>>) {
+        self.trust = Some(tx);
     }
 
     /// True after the first complete sync.
@@ -209,12 +251,25 @@ impl SvidManager {
         self.synced_once = true;
         self.metrics.last_sync.set(unix_f64(self.clock.now()));
         if *synced.bundles != *self.bundles {
+            let jwt_keys = |b: &BundleSet| {
+                b.get(&self.config.trust_domain)
+                    .map(|own| own.jwt_authorities.clone())
+            };
+            if jwt_keys(&synced.bundles) != jwt_keys(&self.bundles) {
+                self.jwt.clear();
+            }
             self.client.set_bundles(Arc::new(own_only(
                 &synced.bundles,
                 &self.config.trust_domain,
             )));
             self.bundles = synced.bundles;
         }
+        let keys = synced.ca_keys.map(Arc::new);
+        if keys != self.ca_keys {
+            self.ca_keys = keys;
+            self.jwt.clear();
+        }
+        self.announce_trust();
         self.entries = synced
             .entries
             .into_iter()
@@ -222,12 +277,24 @@ impl SvidManager {
             .collect();
         self.reconcile_slots();
         let now = self.clock.now();
+        for slot in self.slots.values_mut() {
+            slot.keys.update(self.ca_keys.as_ref(), now);
+        }
+        // Entries re-issued only because of the CA's keys, for the metric.
+        let mut early: HashMap<String, Reason> = HashMap::new();
         let due: Vec<EntryInfo> = self
             .entries
             .values()
             .filter(|e| match self.slots.get(&e.id) {
                 None => true,
-                Some(s) => s.svid.entry != **e || now >= s.rotate_at,
+                Some(s) if s.svid.entry != **e || now >= s.rotate_at => true,
+                Some(s) => match s.keys.plan() {
+                    Some(p) if now >= p.at => {
+                        early.insert(e.id.clone(), p.reason);
+                        true
+                    }
+                    _ => false,
+                },
             })
             .cloned()
             .collect();
@@ -250,12 +317,19 @@ impl SvidManager {
         for svid in issued.svids {
             self.metrics.svids_issued.inc();
             tracing::debug!(entry = %svid.entry.id, spiffe_id = %svid.entry.spiffe_id, serial = %svid.serial, "SVID issued");
+            if let Some(reason) = early.get(&svid.entry.id) {
+                self.metrics.reissued(*reason);
+                tracing::info!(entry = %svid.entry.id, spiffe_id = %svid.entry.spiffe_id, reason = reason.as_str(), "SVID re-issued under the CA's current key");
+            }
             let rotate_at = self.rotate_at(&svid);
+            let leaf = svid.chain.first().map(|c| c.as_ref()).unwrap_or_default();
+            let keys = KeyWatch::new(leaf, self.ca_keys.clone());
             self.slots.insert(
                 svid.entry.id.clone(),
                 Slot {
                     svid: Arc::new(svid),
                     rotate_at,
+                    keys,
                 },
             );
         }
@@ -266,6 +340,27 @@ impl SvidManager {
             }
             None => Ok(()),
         }
+    }
+
+    /// Sends the own bundle and the CA's key state to the attestor if they
+    /// changed since the last send.
+    fn announce_trust(&self) {
+        let Some(tx) = &self.trust else { return };
+        let Some(bundle) = self.bundles.get(&self.config.trust_domain) else {
+            return;
+        };
+        tx.send_if_modified(|cur| {
+            let same = cur
+                .as_ref()
+                .is_some_and(|c| c.bundle == *bundle && c.ca_keys == self.ca_keys);
+            if !same {
+                *cur = Some(Arc::new(SyncedTrust {
+                    bundle: bundle.clone(),
+                    ca_keys: self.ca_keys.clone(),
+                }));
+            }
+            !same
+        });
     }
 
     /// Drops SVIDs of removed entries; carries changed metadata over to
@@ -328,7 +423,7 @@ impl SvidManager {
         self.metrics
             .svids_cached
             .set(i64::try_from(svids.len()).unwrap_or(i64::MAX));
-        let next = self.slots.values().map(|s| s.rotate_at).min();
+        let next = self.slots.values().map(Slot::due_at).min();
         self.metrics
             .next_rotation
             .set(next.map_or(0, |t| unix_f64(t) as i64));
@@ -363,7 +458,7 @@ impl SvidManager {
         let now = self.clock.now();
         let mut wake = base;
         for s in self.slots.values() {
-            let rotate = rotations.then_some(s.rotate_at);
+            let rotate = rotations.then_some(s.due_at());
             for t in rotate.into_iter().chain([s.svid.not_after]) {
                 if let Ok(d) = t.duration_since(now)
                     && !d.is_zero()

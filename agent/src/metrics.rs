@@ -3,7 +3,9 @@
 use std::sync::atomic::AtomicU64;
 
 use meshid_runtime::uds::UdsMetrics;
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
@@ -20,6 +22,9 @@ pub struct AgentMetrics {
     pub rotation_failures: Counter,
     /// SVIDs issued.
     pub svids_issued: Counter,
+    /// SVIDs (the agent's own included) re-issued early because the CA
+    /// rotated or tainted the key that signed them.
+    pub svids_reissued: Family<ReasonLabel, Counter>,
     /// Full syncs that failed.
     pub sync_failures: Counter,
     /// Unix time of the last successful sync.
@@ -29,7 +34,25 @@ pub struct AgentMetrics {
     pub uds: UdsMetrics,
 }
 
+/// The `reason` label: `rotation` or `taint` ([`crate::reissue::Reason`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// Why the SVID was re-issued.
+    pub reason: &'static str,
+}
+
 // === impl AgentMetrics ===
+
+impl AgentMetrics {
+    /// Counts one SVID re-issued early for `reason`.
+    pub fn reissued(&self, reason: crate::reissue::Reason) {
+        self.svids_reissued
+            .get_or_create(&ReasonLabel {
+                reason: reason.as_str(),
+            })
+            .inc();
+    }
+}
 
 impl AgentMetrics {
     /// Creates the metrics and registers them under `meshid_agent_`.
@@ -60,6 +83,11 @@ impl AgentMetrics {
             m.rotation_failures.clone(),
         );
         r.register("svids_issued", "X.509-SVIDs issued", m.svids_issued.clone());
+        r.register(
+            "svids_reissued",
+            "SVIDs re-issued early because the CA rotated (reason=rotation) or tainted (reason=taint) their signing key",
+            m.svids_reissued.clone(),
+        );
         r.register(
             "sync_failures",
             "Syncs with the CA that failed",

@@ -5,6 +5,7 @@
 //! in-memory CA.
 
 mod error;
+mod failover;
 mod grpc;
 mod svid;
 mod tls;
@@ -20,6 +21,7 @@ use meshid_proto::ca::{
 use rustls_pki_types::CertificateDer;
 
 pub use error::CaError;
+pub use failover::MAX_PEERS;
 pub use grpc::GrpcCaClient;
 pub use svid::{IssuedSvid, check_x509_svid};
 

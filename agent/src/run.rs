@@ -12,7 +12,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
-use crate::attest::{AgentIdentity, AttestConfig, AttestError, Attestor};
+use crate::attest::{AgentIdentity, AttestConfig, AttestError, Attestor, MaintainSignals};
 use crate::attestor::{UnixAttestor, UnixAttestorConfig, WorkloadAttestor};
 use crate::config::{AgentConfig, ConfigError};
 use crate::manager::{ManagerConfig, SvidManager};
@@ -61,8 +61,8 @@ pub async fn run(
     // Refuse a socket layout workloads cannot reach before spending the token.
     workload_api::check_socket_reachable(&config.workload_api_socket, &config.data_dir)?;
     workload_api::check_socket_reachable(config.sds_socket(), &config.data_dir)?;
-    let client = Arc::new(GrpcCaClient::new(
-        &config.ca_address,
+    let client = Arc::new(GrpcCaClient::with_addresses(
+        &config.ca_targets(),
         config.ca_spiffe_id()?,
     )?);
 
@@ -75,7 +75,9 @@ pub async fn run(
         });
     }
 
-    let attestor = Attestor::new(
+    let mut registry = Registry::default();
+    let metrics = AgentMetrics::register(&mut registry);
+    let mut attestor = Attestor::new(
         AttestConfig {
             trust_domain: td.clone(),
             data_dir: config.data_dir.clone(),
@@ -86,13 +88,12 @@ pub async fn run(
         client.clone(),
         clock.clone(),
     );
+    attestor.set_metrics(metrics.clone());
     let Some(identity) = start_identity(&attestor, stop_rx.clone()).await? else {
         return Ok(());
     };
     tracing::info!(spiffe_id = %identity.spiffe_id, not_after = ?identity.not_after, "agent identity ready");
 
-    let mut registry = Registry::default();
-    let metrics = AgentMetrics::register(&mut registry);
     let uds_metrics = metrics.uds.clone();
     let limits = config.listener_limits();
     let mut mcfg = ManagerConfig::new(td);
@@ -103,6 +104,10 @@ pub async fn run(
     let (mut manager, handle) = SvidManager::new(mcfg, client, clock.clone(), metrics);
     let kick = Arc::new(Notify::new());
     manager.on_agent_refused(kick.clone());
+    // The attestor is the one writer of the stored bundle: the manager
+    // hands it every changed bundle instead of writing the file itself.
+    let (trust_tx, trust) = watch::channel(None);
+    manager.on_trust(trust_tx);
 
     let mut tasks: JoinSet<Result<(), RunError>> = JoinSet::new();
     {
@@ -110,7 +115,15 @@ pub async fn run(
         let (id_tx, _id_rx) = watch::channel(identity.clone());
         tasks.spawn(async move {
             attestor
-                .maintain(identity, id_tx, kick, stop)
+                .maintain(
+                    identity,
+                    id_tx,
+                    MaintainSignals {
+                        kick,
+                        trust,
+                        shutdown: stop,
+                    },
+                )
                 .await
                 .map_err(RunError::from)
         });

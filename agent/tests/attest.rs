@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fake_ca::{FakeCa, t0};
-use meshid_agent::attest::{AttestConfig, AttestError, Attestor, store};
+use meshid_agent::attest::{AttestConfig, AttestError, Attestor, MaintainSignals, store};
 use meshid_agent::config::JoinToken;
 use meshid_runtime::clock::{ManualClock, SharedClock, TokioClock};
 
@@ -31,6 +31,19 @@ fn attestor(
         ca.clone(),
         clock,
     )
+}
+
+/// The maintain loop's signals with no trust updates (their sender is gone).
+fn signals(
+    kick: Arc<tokio::sync::Notify>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> MaintainSignals {
+    let (_, trust) = tokio::sync::watch::channel(None);
+    MaintainSignals {
+        kick,
+        trust,
+        shutdown,
+    }
 }
 
 #[tokio::test]
@@ -198,7 +211,7 @@ async fn agent_svid_is_renewed_at_half_life_and_early_when_kicked() {
     let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let task = {
         let kick = kick.clone();
-        tokio::spawn(async move { a.maintain(id, tx, kick, stop_rx).await })
+        tokio::spawn(async move { a.maintain(id, tx, signals(kick, stop_rx)).await })
     };
 
     // Agent TTL 3600 s (+10 s backdate): renewal due ~1795 s from now.
@@ -234,7 +247,7 @@ async fn agent_svid_renewal_retries_at_most_10s_apart_while_the_ca_is_down() {
     let kick = Arc::new(tokio::sync::Notify::new());
     let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     ca.lock().down = true;
-    tokio::spawn(async move { a.maintain(id, tx, kick, stop_rx).await });
+    tokio::spawn(async move { a.maintain(id, tx, signals(kick, stop_rx)).await });
 
     // Renewal is due ~1795 s from now; the CA stays down well past it.
     tokio::time::sleep(Duration::from_secs(2400)).await;
@@ -251,4 +264,44 @@ async fn agent_svid_renewal_retries_at_most_10s_apart_while_the_ca_is_down() {
         back.elapsed()
     );
     assert_eq!(ca.lock().renewals, 1);
+}
+
+#[test]
+fn concurrent_bundle_writes_never_share_a_temporary_file() {
+    // The failure of an earlier second writer: two writes through one
+    // temporary name renamed each other's file away (ENOENT) or a half
+    // written one into place. Every write now has a temporary file of its own.
+    let clock: SharedClock = Arc::new(ManualClock::new(t0()));
+    let dir = tempfile::tempdir().unwrap();
+    let bundles: Vec<_> = (0..4)
+        .map(|_| FakeCa::new(clock.clone()).trust_bundle())
+        .collect();
+    std::thread::scope(|s| {
+        for b in &bundles {
+            let dir = dir.path();
+            s.spawn(move || {
+                for _ in 0..50 {
+                    store::save_bundle(dir, b).unwrap();
+                }
+            });
+        }
+    });
+    let text = std::fs::read(dir.path().join(store::BUNDLE_FILE)).unwrap();
+    let stored =
+        meshid_identity::TrustBundle::from_spiffe_json(bundles[0].trust_domain.clone(), &text)
+            .unwrap();
+    assert!(
+        bundles
+            .iter()
+            .any(|b| b.x509_authorities == stored.x509_authorities)
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        left.len(),
+        1,
+        "only the bundle, no temporary file: {left:?}"
+    );
 }

@@ -16,7 +16,6 @@ use meshid_agent::attest::{AttestConfig, AttestError, Attestor};
 use meshid_agent::config::JoinToken;
 use meshid_agent::node_client::{AgentCredentials, CaClient, CaError, GrpcCaClient};
 use meshid_identity::SpiffeId;
-use meshid_proto::ca::SyncRequest;
 use meshid_runtime::clock::{SharedClock, SystemClock};
 use tls_peer::TlsPeer;
 
@@ -141,13 +140,7 @@ async fn mtls_calls_after_attestation_are_pinned_too() {
     client.set_bundles(Arc::new(std::iter::once(ca.trust_bundle()).collect()));
     client.set_credentials(Some(AgentCredentials { chain, key }));
 
-    let err = client
-        .sync(SyncRequest {
-            page_token: String::new(),
-            page_size: 0,
-        })
-        .await
-        .unwrap_err();
+    let err = client.sync(fake_ca::first_page()).await.unwrap_err();
     assert!(matches!(err, CaError::WrongCa { .. }), "{err}");
     assert!(err.is_transient(), "retried with backoff, fail closed");
     evil.wait_for_handshakes(1).await;

@@ -10,15 +10,29 @@
 #
 #   bench/agent-scale/run.sh                       # builds once (release), runs, writes the table
 #   COUNT=2000 STREAMS=200 SKIP_BUILD=1 bench/agent-scale/run.sh
+#   MODE=key-rotation bench/agent-scale/run.sh     # CA key rotation instead (see below; needs root)
 #
-# Knobs: COUNT (10000) STREAMS (1000) TTL seconds (60; >= 60, rotation at ~50%) BATCH agent
+# MODE=key-rotation: the CA runs with [rotation] reissue_spread = "0s"; the entries select uids
+# 20000.. (PER_UID=500 entries each) and `meshid-bench-agent key-rotation` watches every SVID with
+# one Workload API stream per uid (a child run as that uid, so this must run as root), prepares a
+# new X.509 CA key (admin PrepareKey), waits until every stream trusts the new root, activates it
+# (ActivateKey, force) and times until every SVID served is signed by the new key. TTL defaults to
+# 3600 there (no ordinary rotation during the run); STREAMS, ROUNDS, NO_ROTATION do not apply.
+#
+# Knobs: COUNT (10000) STREAMS (1000) TTL seconds (60, key-rotation 3600; >= 60, rotation at ~50%) BATCH agent
 # batch_size (500) SYNC agent sync_interval (5s) JITTER agent rotation_jitter (0.1)
 # ROUNDS (1) rounds of STREAMS streams opened and closed (agent RSS after each; the last round stays
 # open for rotation) SETTLE seconds after closing before RSS is read (3)
 # AGENT_WRAP (see below); NO_ROTATION=1 skips the rotation phase; BENCH_DIR (/tmp/meshid-bench); KEEP=1 keeps the run dir.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-COUNT=${COUNT:-10000} STREAMS=${STREAMS:-1000} TTL=${TTL:-60}
+MODE=${MODE:-scale} PER_UID=${PER_UID:-500}
+case "$MODE" in
+  scale) TTL=${TTL:-60} ;;
+  key-rotation) TTL=${TTL:-3600} ;;
+  *) echo "MODE must be scale or key-rotation, not $MODE" >&2; exit 2 ;;
+esac
+COUNT=${COUNT:-10000} STREAMS=${STREAMS:-1000}
 BATCH=${BATCH:-500} SYNC=${SYNC:-5s} JITTER=${JITTER:-0.1} ROUNDS=${ROUNDS:-1} SETTLE=${SETTLE:-3}
 BENCH_DIR=${BENCH_DIR:-/tmp/meshid-bench}
 OUT=$BENCH_DIR/results/$(date -u +%Y%m%dT%H%M%SZ)
@@ -72,7 +86,12 @@ wait_for() {
 # --- the CA.
 CA_PORT=$("$BENCH" port) CA_OPS=$("$BENCH" port) AGENT_OPS=$("$BENCH" port)
 SOCK=$RUN/ca/admin.sock
-"$MESHID" ca serve --trust-domain "$TD" --data-dir "$RUN/ca" --listen "127.0.0.1:$CA_PORT" \
+CA_CONFIG=()
+if [ "$MODE" = key-rotation ]; then
+  printf '[rotation]\nreissue_spread = "0s"\n' >"$RUN/ca.toml"
+  CA_CONFIG=(--config "$RUN/ca.toml")
+fi
+"$MESHID" ca serve "${CA_CONFIG[@]}" --trust-domain "$TD" --data-dir "$RUN/ca" --listen "127.0.0.1:$CA_PORT" \
   --ops-listen "127.0.0.1:$CA_OPS" --admin-socket "$SOCK" >"$RUN/ca.log" 2>&1 &
 CA_PID=$!
 PIDS+=("$CA_PID")
@@ -84,8 +103,9 @@ TOKEN=$(sed -n 's/^ *"token": *"\([^"]*\)".*/\1/p' <<<"$TOKEN_JSON")
 AGENT_ID=$(sed -n 's/^ *"spiffe_id": *"\([^"]*\)".*/\1/p' <<<"$TOKEN_JSON")
 [ -n "$TOKEN" ] && [ -n "$AGENT_ID" ] || { echo "cannot read the join token: $TOKEN_JSON" >&2; exit 1; }
 timeout 30 "$MESHID" bundle show --format pem --admin-socket "$SOCK" >"$RUN/bundle.pem"
+UIDS=(--bench-uid "$(id -u)"); [ "$MODE" = key-rotation ] && UIDS=(--per-uid "$PER_UID")
 timeout 300 "$BENCH" entries --admin-socket "$SOCK" --trust-domain "$TD" --parent-id "$AGENT_ID" \
-  --count "$COUNT" --bench-uid "$(id -u)" --ttl "$TTL" | tee "$RUN/entries.txt"
+  --count "$COUNT" "${UIDS[@]}" --ttl "$TTL" | tee "$RUN/entries.txt"
 
 # --- the agent.
 cat >"$RUN/agent.toml" <<TOML
@@ -118,11 +138,22 @@ if [ "${#WRAP[@]}" -gt 0 ]; then
   echo "agent pid $AGENT_PID (under ${WRAP[*]})"
 fi
 
+mkdir -p "$OUT"
+LABEL="agent: batch_size=$BATCH sync_interval=$SYNC rotation_jitter=$JITTER; CA: SQLite, $(head -n1 "$RUN/entries.txt")"
+if [ "$MODE" = key-rotation ]; then
+  # --- CA key rotation (bounded: each of its three waits at most 300 s).
+  timeout 1000 "$BENCH" key-rotation --admin-socket "$SOCK" --socket "$RUN/agent.sock" \
+    --agent-ops "127.0.0.1:$AGENT_OPS" --ca-ops "127.0.0.1:$CA_OPS" --count "$COUNT" \
+    --per-uid "$PER_UID" --timeout 300 --out "$OUT/key-rotation.txt" \
+    --label "$LABEL; [rotation] reissue_spread = 0s"
+  cp "$RUN/ca.log" "$RUN/agent.log" "$OUT/" 2>/dev/null || true
+  exit 0
+fi
+
 # --- measure (bounded: issuance, streams, one rotation at ~50% of TTL, stream updates).
 ROT=(); [ "${NO_ROTATION:-0}" = 1 ] && ROT=(--no-rotation)
-mkdir -p "$OUT"
 timeout $((TTL + 480 + ROUNDS * (60 + SETTLE))) "$BENCH" measure --agent-ops "127.0.0.1:$AGENT_OPS" --ca-ops "127.0.0.1:$CA_OPS" \
   --agent-pid "$AGENT_PID" --agent-started-ms "$START_MS" --socket "$RUN/agent.sock" \
   --count "$COUNT" --streams "$STREAMS" --ttl "$TTL" --rounds "$ROUNDS" --settle "$SETTLE" "${ROT[@]}" --out "$OUT/agent.txt" \
-  --label "agent: batch_size=$BATCH sync_interval=$SYNC rotation_jitter=$JITTER; CA: SQLite, $(head -n1 "$RUN/entries.txt")"
+  --label "$LABEL"
 cp "$RUN/ca.log" "$RUN/agent.log" "$OUT/" 2>/dev/null || true

@@ -9,6 +9,7 @@
 //! store is left untouched. Batch creation reports one result per item.
 
 pub mod convert;
+mod rotation;
 pub mod socket;
 mod status;
 pub mod validate;
@@ -24,7 +25,8 @@ use meshid_proto::ca::{self as pb, admin_server::Admin, admin_server::AdminServe
 use tonic::{Request, Response, Status};
 
 use crate::node::FederatedBundles;
-use crate::store::{EntryFilter, Page, SlotState, Store, StoredBundle};
+use crate::rotation::Engine;
+use crate::store::{EntryFilter, KeyKind, Page, SlotState, Store, StoredBundle};
 use convert::{agent_to_proto, bundle_to_proto, entry_to_proto, unix_seconds};
 use validate::InvalidInput;
 
@@ -66,6 +68,7 @@ pub struct AdminService {
     authority_kind: String,
     clock: SharedClock,
     federated: Option<FederatedBundles>,
+    engine: Option<Engine>,
 }
 
 // === impl AdminService ===
@@ -81,7 +84,15 @@ impl AdminService {
             authority_kind: String::new(),
             clock: meshid_runtime::clock::system(),
             federated: None,
+            engine: None,
         }
+    }
+
+    /// Serves the key rotation calls through `engine` (without one they
+    /// answer `Unavailable`).
+    pub fn with_engine(mut self, engine: Engine) -> Self {
+        self.engine = Some(engine);
+        self
     }
 
     /// Uses `clock` instead of the system clock.
@@ -319,6 +330,11 @@ impl Admin for AdminService {
                 .map(convert::selector_from_proto)
                 .transpose()
                 .map_err(|e| status::invalid(&e))?,
+            // Empty: no owner filter (an operator's entries have owner "").
+            owner: (!req.by_owner.is_empty())
+                .then(|| validate::owner("by_owner", &req.by_owner))
+                .transpose()
+                .map_err(|e| status::invalid(&e))?,
         };
         let (entries, next) = self
             .store
@@ -494,27 +510,119 @@ impl Admin for AdminService {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn list_key_slots(
+        &self,
+        _request: Request<pb::ListKeySlotsRequest>,
+    ) -> Result<Response<pb::ListKeySlotsResponse>, Status> {
+        let engine = rotation::engine(self.engine.as_ref())?;
+        let views = engine.slots().await.map_err(|e| rotation::status(&e))?;
+        Ok(Response::new(pb::ListKeySlotsResponse {
+            slots: views.iter().map(rotation::slot).collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn prepare_key(
+        &self,
+        request: Request<pb::PrepareKeyRequest>,
+    ) -> Result<Response<pb::KeySlot>, Status> {
+        let engine = rotation::engine(self.engine.as_ref())?;
+        let kind = rotation::kind(request.get_ref().kind)?;
+        let slot = engine
+            .prepare(kind)
+            .await
+            .map_err(|e| rotation::status(&e))?;
+        Ok(Response::new(rotation::with_live(engine, slot).await))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn activate_key(
+        &self,
+        request: Request<pb::ActivateKeyRequest>,
+    ) -> Result<Response<pb::KeySlot>, Status> {
+        let engine = rotation::engine(self.engine.as_ref())?;
+        let req = request.into_inner();
+        let kind = rotation::kind(req.kind)?;
+        let slot = engine
+            .activate(kind, req.force)
+            .await
+            .map_err(|e| rotation::status(&e))?;
+        Ok(Response::new(rotation::with_live(engine, slot).await))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn taint_key(
+        &self,
+        request: Request<pb::TaintKeyRequest>,
+    ) -> Result<Response<pb::KeySlot>, Status> {
+        let engine = rotation::engine(self.engine.as_ref())?;
+        let key_id = rotation::key_id(&request.get_ref().key_id)?;
+        let slot = engine
+            .taint(key_id)
+            .await
+            .map_err(|e| rotation::status(&e))?;
+        Ok(Response::new(rotation::with_live(engine, slot).await))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn revoke_key(
+        &self,
+        request: Request<pb::RevokeKeyRequest>,
+    ) -> Result<Response<pb::KeySlot>, Status> {
+        let engine = rotation::engine(self.engine.as_ref())?;
+        let req = request.get_ref();
+        let key_id = rotation::key_id(&req.key_id)?;
+        let slot = engine
+            .revoke(key_id, req.force)
+            .await
+            .map_err(|e| rotation::status(&e))?;
+        Ok(Response::new(rotation::slot(&crate::rotation::SlotView {
+            slot,
+            live_svids: 0,
+        })))
+    }
+
     async fn get_authority(
         &self,
         _request: Request<pb::GetAuthorityRequest>,
     ) -> Result<Response<pb::Authority>, Status> {
-        let keys = self
+        let slots = self
             .store
-            .list_ca_keys()
+            .list_key_slots()
             .await
             .map_err(|e| status::store(&e))?;
-        let Some(active) = keys
+        // This replica's active CA (any replica's on a bare store).
+        let me = self.engine.as_ref().map(|e| e.replica().as_str());
+        let active = |k: &&crate::store::KeySlot| {
+            k.kind == KeyKind::X509
+                && k.state == SlotState::Active
+                && !k.public_pem.trim().is_empty()
+        };
+        let mine = slots
             .iter()
-            .find(|k| k.state == SlotState::Active && !k.cert_chain_pem.trim().is_empty())
-        else {
+            .filter(active)
+            .find(|k| me.is_none_or(|me| k.replica == me));
+        let Some(active) = mine.or_else(|| slots.iter().find(active)) else {
+            // Activation retires the old slot, then writes the new one: in
+            // between the journal shows no active key, but this replica
+            // signs with the authority it holds.
+            if let Some(engine) = &self.engine {
+                let current = engine.current().load();
+                return Ok(Response::new(pb::Authority {
+                    trust_domain: self.trust_domain.to_string(),
+                    cert_chain: current.cert_chain().iter().map(|c| c.to_vec()).collect(),
+                    expires_at: unix_seconds(current.not_after()),
+                    kind: self.authority_kind.clone(),
+                }));
+            }
             return Err(Status::unavailable(
                 "the CA has no active signing key yet; wait for it to finish starting",
             ));
         };
-        let chain = meshid_identity::x509::pem_certs(&active.cert_chain_pem).map_err(|e| {
+        let chain = meshid_identity::x509::pem_certs(&active.public_pem).map_err(|e| {
             Status::data_loss(format!(
                 "the certificate chain of CA key slot {} is unreadable: {e}",
-                active.slot
+                active.id
             ))
         })?;
         Ok(Response::new(pb::Authority {

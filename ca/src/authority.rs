@@ -11,7 +11,7 @@ mod probe;
 mod published;
 pub mod ttl;
 
-pub use current::{CandidateError, CurrentAuthority, PRUNE_INTERVAL};
+pub use current::{CandidateError, CurrentAuthority, SigningKeys};
 pub use downstream::{DEFAULT_DOWNSTREAM_CN, IssuedDownstreamCa};
 pub use probe::IssuanceError;
 pub use published::{MAX_PUBLISHED_KEYS, PublishKeyError};
@@ -135,6 +135,9 @@ pub struct IssuedX509Svid {
     pub serial: String,
     /// The leaf's notAfter.
     pub not_after: SystemTime,
+    /// The signing key's ID in the key journal
+    /// ([`Authority::x509_key_id`]), for the issuance record.
+    pub ca_key_id: String,
 }
 
 /// The CA's signing identity.
@@ -151,6 +154,12 @@ pub struct Authority {
     /// The public key of [`Authority::check_issuance`]'s probe SVIDs (its
     /// private half is dropped at once: a probe is never used).
     probe_spki: Vec<u8>,
+    /// Hex keyIdentifier of the AuthorityKeyIdentifier of the leaves it signs.
+    x509_key_id: String,
+    /// The JWT key's `kid`.
+    jwt_kid: String,
+    /// The JWT key itself (for a replacement X.509 authority).
+    jwt_private: meshid_identity::PrivateKey,
 }
 
 // === impl Authority ===
@@ -165,6 +174,19 @@ impl Authority {
         now: SystemTime,
     ) -> Result<Self, AuthorityError> {
         let material = upstream.obtain(&config.trust_domain, keys, now)?;
+        let jwt_private = keys.load_or_generate(JWT_KEY_SLOT)?;
+        Self::assemble(config, upstream.kind(), material, &jwt_private, now)
+    }
+
+    /// The authority signing X.509-SVIDs with `material` and JWT-SVIDs with
+    /// `jwt_private`; `kind` names where the material came from.
+    pub fn assemble(
+        config: AuthorityConfig,
+        kind: &'static str,
+        material: CaMaterial,
+        jwt_private: &meshid_identity::PrivateKey,
+        now: SystemTime,
+    ) -> Result<Self, AuthorityError> {
         let key_pair = material.key.clone();
         // No SVID may outlive any certificate of the chain, root included.
         let ca_not_after = ttl::chain_not_after(&material.full_chain())
@@ -172,9 +194,8 @@ impl Authority {
         if ca_not_after <= now {
             return Err(AuthorityError::CaExpired);
         }
-        let jwt_private = keys.load_or_generate(JWT_KEY_SLOT)?;
         let kid = key_id(&jwt_private.public_key_der());
-        let jwt_key = JwtSigningKey::from_pkcs8_der(kid, jwt_private.pkcs8_der())?;
+        let jwt_key = JwtSigningKey::from_pkcs8_der(kid.clone(), jwt_private.pkcs8_der())?;
         let mut bundle = TrustBundle::new(config.trust_domain.clone());
         bundle.x509_authorities = material.roots.clone();
         bundle.jwt_authorities = vec![jwt_key.public_authority()];
@@ -182,8 +203,8 @@ impl Authority {
         let probe_spki = meshid_identity::PrivateKey::generate_p256()
             .map_err(|e| AuthorityError::BadCa(format!("probe key: {e}")))?
             .public_key_der();
-        Ok(Self {
-            kind: upstream.kind(),
+        let mut authority = Self {
+            kind,
             chain_after_leaf: material.chain_after_leaf(),
             config,
             material,
@@ -192,7 +213,28 @@ impl Authority {
             jwt_key,
             bundle,
             probe_spki,
-        })
+            x509_key_id: String::new(),
+            jwt_kid: kid,
+            jwt_private: jwt_private.clone(),
+        };
+        authority.x509_key_id = authority.signed_key_id(now)?;
+        Ok(authority)
+    }
+
+    /// The keyIdentifier of the AuthorityKeyIdentifier this CA writes into
+    /// its leaves, lowercase hex: signs a probe leaf and reads it.
+    fn signed_key_id(&self, now: SystemTime) -> Result<String, AuthorityError> {
+        let id = self
+            .config
+            .trust_domain
+            .id_with_path("/meshid/ca/key-id-probe")
+            .map_err(|e| AuthorityError::BadCa(e.to_string()))?;
+        let leaf = self.sign_leaf(&id, &[], &self.probe_spki, Duration::from_secs(60), now)?;
+        meshid_identity::x509::authority_key_id(&leaf.chain[0])
+            .map(hex::encode)
+            .ok_or_else(|| {
+                AuthorityError::BadCa("a signed leaf carries no AuthorityKeyIdentifier".into())
+            })
     }
 
     /// Signs an X.509-SVID.
@@ -254,6 +296,7 @@ impl Authority {
             chain,
             serial,
             not_after,
+            ca_key_id: self.x509_key_id.clone(),
         })
     }
 
@@ -304,6 +347,27 @@ impl Authority {
     /// Where the signing key lives (for the store's CA key journal).
     pub fn key_ref(&self) -> &str {
         &self.material.key_ref
+    }
+
+    /// The X.509 key's ID in the key journal: lowercase hex of the
+    /// keyIdentifier in the AuthorityKeyIdentifier of the leaves it signs.
+    pub fn x509_key_id(&self) -> &str {
+        &self.x509_key_id
+    }
+
+    /// The JWT key's ID (`kid`).
+    pub fn jwt_key_id(&self) -> &str {
+        &self.jwt_kid
+    }
+
+    /// The JWT-SVID signing key.
+    pub(crate) fn jwt_private(&self) -> &meshid_identity::PrivateKey {
+        &self.jwt_private
+    }
+
+    /// The signing material (certificates and key).
+    pub fn material(&self) -> &CaMaterial {
+        &self.material
     }
 
     /// `self-signed`, `disk`, ….

@@ -20,7 +20,9 @@
 
 mod check;
 mod downstream;
+mod ha;
 mod keys;
+mod rotation;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -32,6 +34,10 @@ use serde::Deserialize;
 use crate::store::StoreUrl;
 
 pub use downstream::{DownstreamConfig, JOIN_TOKEN_ENV, JoinToken, MeshidUpstreamConfig};
+
+pub use ha::{DEFAULT_LEASE_TTL, DEFAULT_REFRESH_INTERVAL, HaConfig};
+
+pub use rotation::{Fraction, RotationConfig};
 
 pub use keys::{
     DEFAULT_KEY_LABEL, DEFAULT_SESSIONS, KeyManagerKind, KeyType, KeysConfig, MAX_SESSIONS,
@@ -223,6 +229,13 @@ pub struct CaConfig {
     /// Unix socket only.
     #[serde(default)]
     pub admin_ids: Vec<SpiffeId>,
+    /// `[ha]`: this replica's ID and how replicas sharing one store keep
+    /// in step.
+    #[serde(default)]
+    pub ha: HaConfig,
+    /// `[rotation]`: when the next signing keys are prepared and activated.
+    #[serde(default)]
+    pub rotation: RotationConfig,
 }
 
 fn default_listen() -> SocketAddr {
@@ -260,6 +273,8 @@ impl Default for CaConfig {
             keys: KeysConfig::default(),
             downstream: DownstreamConfig::default(),
             admin_ids: Vec::new(),
+            ha: HaConfig::default(),
+            rotation: RotationConfig::default(),
         }
     }
 }
@@ -285,10 +300,11 @@ pub struct ValidConfig {
 impl CaConfig {
     /// Reads a TOML file.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = meshid_runtime::fs::read_to_string(path, meshid_runtime::fs::MAX_SMALL_FILE)
+            .map_err(|e| ConfigError::Read {
+                path: path.display().to_string(),
+                source: e.into(),
+            })?;
         Self::from_toml(&text).map_err(|e| match e {
             ConfigError::Parse { message, .. } => ConfigError::Parse {
                 path: path.display().to_string(),

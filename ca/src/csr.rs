@@ -26,7 +26,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyUsagePurpose, SanType,
 };
 
-use crate::keymanager::write_atomic;
+use meshid_runtime::fs::write_atomic;
 
 /// The longest common name X.520 allows (`ub-common-name`).
 pub const MAX_COMMON_NAME: usize = 64;

@@ -20,7 +20,6 @@ use crate::config::KeysConfig;
 
 pub use ca_key::{CaKey, CaSignError};
 pub use disk::DiskKeyManager;
-pub(crate) use disk::write_atomic;
 pub use memory::MemoryKeyManager;
 pub use pkcs11::{Pkcs11Error, Pkcs11KeyManager};
 

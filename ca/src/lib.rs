@@ -15,6 +15,8 @@
 //!   [`authority::CurrentAuthority`], the one every reader uses, swappable.
 //! - [`reload`]: hot reload of an intermediate from disk: watched,
 //!   validated as at start-up, swapped in only when valid.
+//! - [`rotation`]: the key journal and live rotation of the CA's X.509
+//!   and JWT keys (prepare → activate → retire), shared by CA replicas.
 //! - [`upstream`]: where the CA's own certificate comes from
 //!   ([`upstream::UpstreamAuthority`]: self-signed or from disk).
 //! - [`csr`]: the intermediate CA's certificate signing request for an
@@ -37,6 +39,7 @@ pub mod metrics;
 pub mod node;
 pub mod node_attestor;
 pub mod reload;
+pub mod rotation;
 pub mod server;
 pub mod store;
 pub mod upstream;

@@ -11,6 +11,10 @@ use prometheus_client::registry::Registry;
 
 use crate::store::StoreMetrics;
 
+mod rotation;
+
+pub use rotation::RotationMetrics;
+
 /// Labels of the signature counter: `kind` (`x509`, `jwt`, `agent`) and
 /// `result` (`ok`, `denied`, `invalid`, `error`).
 pub type SignatureLabels = [(&'static str, &'static str); 2];
@@ -29,6 +33,8 @@ pub struct CaMetrics {
     upstream_reloads: Family<[(&'static str, &'static str); 1], Counter>,
     upstream_reload_failing: Gauge,
     upstream_renewals: Family<[(&'static str, &'static str); 1], Counter>,
+    /// Key expiry and rotation steps.
+    pub rotation: RotationMetrics,
 }
 
 // === impl CaMetrics ===
@@ -80,7 +86,9 @@ impl CaMetrics {
             "Intermediates asked of the upstream meshid CA, by result (applied, failed)",
             upstream_renewals.clone(),
         );
+        let rotation = RotationMetrics::register(&mut registry);
         Self {
+            rotation,
             upstream_renewals,
             registry: Arc::new(registry),
             signatures,
@@ -138,6 +146,21 @@ impl CaMetrics {
         self.upstream_renewals
             .get_or_create(&[("result", result)])
             .inc();
+    }
+
+    /// See [`RotationMetrics::set_bundle_authority_expiry`].
+    pub fn set_bundle_authority_expiry(&self, authorities: &[(String, SystemTime)]) {
+        self.rotation.set_bundle_authority_expiry(authorities);
+    }
+
+    /// See [`RotationMetrics::set_key_expiry`].
+    pub fn set_key_expiry(&self, keys: &[(&'static str, &'static str, SystemTime)]) {
+        self.rotation.set_key_expiry(keys);
+    }
+
+    /// Counts one rotation step of `kind` (`x509`, `jwt`).
+    pub fn rotation_step(&self, kind: &'static str, step: &'static str) {
+        self.rotation.step(kind, step);
     }
 
     /// The registry every CA metric is in (served on `/metrics`).

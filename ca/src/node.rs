@@ -8,7 +8,9 @@
 //!
 //! The check is one primary-key read of the agent per call, never a cache:
 //! with CA replicas on PostgreSQL a ban or eviction on one replica must
-//! bind every replica at once.
+//! bind every replica at once. Entries are read from the store on every
+//! `Sync` too, so one written through another replica is in the next page;
+//! only federated bundles are cached (see [`FederatedBundles::MAX_AGE`]).
 
 mod auth;
 mod convert;
@@ -29,6 +31,7 @@ use meshid_proto::ca::{
 use meshid_runtime::clock::SharedClock;
 use tonic::{Request, Response, Status};
 
+use crate::admin::convert::entry_to_proto;
 use crate::authority::CurrentAuthority;
 use crate::metrics::CaMetrics;
 use crate::node_attestor::{self, AttestError, NodeAttestor};
@@ -257,6 +260,7 @@ impl Node for NodeService {
                 entry_id: None,
                 not_after: issued.not_after,
                 issued_at: now,
+                ca_key_id: Some(issued.ca_key_id.clone()),
             }])
             .await
             .map_err(convert::store_status)?;
@@ -286,6 +290,7 @@ impl Node for NodeService {
                 entry_id: None,
                 not_after: issued.not_after,
                 issued_at: now,
+                ca_key_id: Some(issued.ca_key_id.clone()),
             }])
             .await
             .map_err(convert::store_status)?;
@@ -361,10 +366,11 @@ impl Node for NodeService {
                 .collect()
         };
         Ok(Response::new(SyncResponse {
-            entries: entries.iter().map(convert::entry).collect(),
+            entries: entries.iter().map(entry_to_proto).collect(),
             next_page_token: next.unwrap_or_default(),
             bundle: Some(convert::bundle(&self.inner.authority.bundle())),
             federated_bundles,
+            ca_keys: convert::ca_keys(&self.inner.authority.signing_keys()),
         }))
     }
 

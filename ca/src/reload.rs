@@ -2,21 +2,25 @@
 //! upstream files ([`Disk::fingerprint`]), and when they changed and held
 //! still for one more poll (so a chain written before its key is not read
 //! half-done), reads and validates them exactly as at start-up
-//! ([`CurrentAuthority::candidate`]: [`Authority::new`], then
-//! [`Authority::check_issuance`]). Only a valid
-//! intermediate replaces the current one ([`CurrentAuthority::replace`]);
+//! ([`CurrentAuthority::candidate`]: as [`crate::authority::Authority::new`],
+//! then [`crate::authority::Authority::check_issuance`]). Only a valid
+//! intermediate replaces the current one;
 //! an invalid one is logged with the start-up message, counted, and tried
 //! again on every poll (a not-yet-valid intermediate may become valid)
-//! while the CA keeps signing with the previous one.
+//! while the CA keeps signing with the previous one. A valid one goes to
+//! the rotation engine ([`Engine::offer`]): under the same roots it signs
+//! at once; with a new root it is published first and signs after the
+//! propagation delay.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use meshid_runtime::clock::SharedClock;
 
-use crate::authority::{Authority, CurrentAuthority};
+use crate::authority::CurrentAuthority;
 use crate::keymanager::KeyManager;
 use crate::metrics::CaMetrics;
+use crate::rotation::{Engine, Offered};
 use crate::upstream::{Disk, Fingerprint};
 
 /// What one poll did.
@@ -28,7 +32,8 @@ pub enum Poll {
     /// The files changed since the last poll; they are read once they
     /// hold still for one more.
     Settling,
-    /// A valid replacement is now the current authority.
+    /// A valid replacement was taken: it signs now, or (a new root)
+    /// after the propagation delay.
     Applied,
     /// The files changed but hold the same CA; nothing was swapped.
     Same,
@@ -39,6 +44,7 @@ pub enum Poll {
 /// Watches the disk upstream and swaps in valid replacements.
 pub struct Reloader {
     current: CurrentAuthority,
+    engine: Engine,
     upstream: Disk,
     keys: Arc<dyn KeyManager>,
     metrics: CaMetrics,
@@ -55,10 +61,10 @@ pub struct Reloader {
 // === impl Reloader ===
 
 impl Reloader {
-    /// A reloader of `current` from `upstream`; `applied` is the
+    /// A reloader of `engine`'s authority from `upstream`; `applied` is the
     /// fingerprint taken before the current authority was read.
     pub fn new(
-        current: CurrentAuthority,
+        engine: Engine,
         upstream: Disk,
         keys: Arc<dyn KeyManager>,
         metrics: CaMetrics,
@@ -66,7 +72,8 @@ impl Reloader {
         applied: Fingerprint,
     ) -> Self {
         Self {
-            current,
+            current: engine.current().clone(),
+            engine,
             upstream,
             keys,
             metrics,
@@ -95,25 +102,33 @@ impl Reloader {
             .candidate(&self.upstream, self.keys.as_ref(), now);
         match candidate {
             Err(e) => self.reject(now_seen, e.to_string()),
-            Ok(new) if same_ca(&new, &self.current.load()) => {
-                self.applied = now_seen;
-                self.clear_failing();
-                Poll::Same
-            }
             Ok(new) => {
                 let (kind, not_after) = (new.kind(), new.not_after());
-                if let Err(e) = self.current.replace(new, now).await {
-                    // Not a verdict on the files: try again on the next poll.
-                    tracing::warn!(error = %e, "cannot publish the replaced intermediate; retrying");
-                    return Poll::Settling;
-                }
+                let offered = match self.engine.offer(new).await {
+                    Ok(o) => o,
+                    Err(e) => {
+                        // Not a verdict on the files: try again on the next poll.
+                        tracing::warn!(error = %e, "cannot take the replaced intermediate; retrying");
+                        return Poll::Settling;
+                    }
+                };
                 self.applied = now_seen;
-                self.metrics.upstream_reload("applied");
                 self.clear_failing();
+                if offered == Offered::Same {
+                    return Poll::Same;
+                }
+                self.metrics.upstream_reload("applied");
+                let when = match offered {
+                    Offered::Prepared => {
+                        "its root is new: published now, it signs new SVIDs after the \
+                         propagation delay"
+                    }
+                    _ => "new SVIDs are signed by it",
+                };
                 tracing::info!(
                     authority = kind,
                     not_after = %humantime::format_rfc3339_seconds(not_after),
-                    "replaced intermediate taken: new SVIDs are signed by it"
+                    "replaced intermediate taken: {when}"
                 );
                 Poll::Applied
             }
@@ -162,10 +177,4 @@ impl std::fmt::Debug for Reloader {
             .field("applied", &self.applied)
             .finish()
     }
-}
-
-/// Whether two authorities sign with the same chain and publish the same
-/// roots (a rewrite of identical files).
-fn same_ca(a: &Authority, b: &Authority) -> bool {
-    a.cert_chain() == b.cert_chain() && a.bundle().x509_authorities == b.bundle().x509_authorities
 }

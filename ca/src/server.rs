@@ -17,25 +17,26 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::admin::{AdminDefaults, AdminService};
-use crate::authority::{
-    Authority, AuthorityConfig, AuthorityError, CurrentAuthority, PRUNE_INTERVAL,
-};
+use crate::authority::{AuthorityConfig, AuthorityError, CurrentAuthority};
 use crate::config::ValidConfig;
 use crate::keymanager;
 use crate::metrics::CaMetrics;
 use crate::node::NodeService;
 use crate::node_attestor::JoinTokenAttestor;
 use crate::reload::Reloader;
+use crate::rotation::{
+    Engine, EngineParts, ReplicaId, ReplicaIdError, RotationError, Schedule, X509Source,
+};
 use crate::store::{self, COUNT_REFRESH, MeteredStore, Store, StoreError};
 use crate::upstream::meshid::renew::Renewer;
-use crate::upstream::{Disk, Meshid, SelfSigned, UpstreamAuthority};
+use crate::upstream::{Disk, Meshid, UpstreamAuthority};
+use meshid_runtime::clock::SharedClock;
 use meshid_runtime::ops::OpsServer;
 
 /// Why the CA could not start or stopped with an error.
@@ -48,6 +49,12 @@ pub enum ServerError {
     /// The signing authority could not be set up.
     #[error(transparent)]
     Authority(#[from] AuthorityError),
+    /// The key journal could not be adopted.
+    #[error("CA key journal: {0}")]
+    Rotation(#[from] RotationError),
+    /// The replica ID could not be read or written.
+    #[error(transparent)]
+    ReplicaId(#[from] ReplicaIdError),
     /// A listener could not be bound.
     #[error("cannot listen on {what} {addr}: {source}; is another process using it?")]
     Bind {
@@ -81,8 +88,10 @@ pub struct CaServer {
     pub ops_addr: SocketAddr,
     /// The admin API socket.
     pub admin_socket: PathBuf,
-    /// The signing authority (swapped when the intermediate is replaced).
+    /// The signing authority (swapped when a new key is activated).
     pub authority: CurrentAuthority,
+    /// The key rotation engine.
+    pub engine: Engine,
     /// The store.
     pub store: Arc<dyn Store>,
     /// The metrics.
@@ -98,7 +107,16 @@ impl CaServer {
     /// Opens the store, sets up the authority, binds every listener and
     /// starts serving.
     pub async fn start(cfg: ValidConfig) -> Result<Self, ServerError> {
-        let now = SystemTime::now();
+        Self::start_with_clock(cfg, meshid_runtime::clock::system()).await
+    }
+
+    /// [`CaServer::start`] with the rotation engine (and upstream reloads)
+    /// deciding by `clock` (tests drive a manual one through a rotation).
+    pub async fn start_with_clock(
+        cfg: ValidConfig,
+        clock: SharedClock,
+    ) -> Result<Self, ServerError> {
+        let now = clock.now();
         let metrics = CaMetrics::new();
         let metered = Arc::new(MeteredStore::new(
             store::open(&cfg.store).await?,
@@ -118,10 +136,9 @@ impl CaServer {
                 let seen = disk.fingerprint();
                 (disk, seen, up.watch_interval)
             });
-        let local: Box<dyn UpstreamAuthority> = match &disk {
-            Some((d, _, _)) => Box::new(d.clone()),
-            None => Box::new(SelfSigned::new(&cfg.data_dir, cfg.raw.ca_ttl)),
-        };
+        let local: Option<Box<dyn UpstreamAuthority>> = disk
+            .as_ref()
+            .map(|(d, _, _)| Box::new(d.clone()) as Box<dyn UpstreamAuthority>);
         // Below another meshid CA, the intermediate is minted over the
         // network before the authority is built from it.
         let meshid = match cfg.raw.upstream.as_ref().and_then(|up| up.meshid.as_ref()) {
@@ -135,9 +152,36 @@ impl CaServer {
             }
             None => None,
         };
-        let upstream: &dyn UpstreamAuthority = match &meshid {
-            Some(m) => m.as_ref(),
-            None => local.as_ref(),
+        let upstream: Option<&dyn UpstreamAuthority> = match &meshid {
+            Some(m) => Some(m.as_ref()),
+            None => local.as_deref(),
+        };
+        let (source, upstream_material) = match upstream {
+            Some(up) => {
+                let material = up
+                    .obtain(&cfg.trust_domain, keys.as_ref(), now)
+                    .map_err(AuthorityError::Upstream)?;
+                let refusal = if meshid.is_some() {
+                    "this CA's intermediate comes from the upstream meshid CA and is renewed from \
+                     it at half its life; it cannot be prepared here"
+                } else {
+                    "this CA's intermediate comes from the upstream files: replace them (chain \
+                     and key) and the CA prepares the new one by itself"
+                };
+                (
+                    X509Source::Upstream {
+                        refusal: refusal.to_owned(),
+                    },
+                    Some((up.kind(), material)),
+                )
+            }
+            None => (
+                X509Source::SelfSigned {
+                    data_dir: cfg.data_dir.clone(),
+                    ttl: cfg.raw.ca_ttl,
+                },
+                None,
+            ),
         };
         let authority_cfg = AuthorityConfig {
             trust_domain: cfg.trust_domain.clone(),
@@ -147,17 +191,31 @@ impl CaServer {
             max_jwt_ttl: cfg.raw.max_jwt_ttl,
             agent_ttl: cfg.raw.agent_ttl,
         };
-        let mut authority = Authority::new(authority_cfg, upstream, keys.as_ref(), now)?;
-        if let Some(m) = &meshid {
-            authority = authority.with_jwt_authorities(&m.jwt_authorities());
-        }
-        if let Err(e) = authority.check_issuance(now) {
+        let replica = ReplicaId::resolve(cfg.raw.ha.replica_id.as_ref(), &cfg.data_dir)?;
+        let engine = Engine::start(EngineParts {
+            replica,
+            store: Arc::clone(&store),
+            keys: Arc::clone(&keys),
+            clock: Arc::clone(&clock),
+            schedule: Schedule::new(cfg.raw.rotation.clone(), &authority_cfg),
+            lease_ttl: cfg.raw.ha.lease_ttl,
+            limits: authority_cfg,
+            source,
+            upstream: upstream_material,
+            upstream_jwt: meshid
+                .as_ref()
+                .map(|m| m.jwt_authorities())
+                .unwrap_or_default(),
+            jwt_key_ttl: cfg.raw.rotation.jwt_key_ttl(cfg.raw.ca_ttl),
+            metrics: metrics.clone(),
+        })
+        .await?;
+        let authority = engine.current().clone();
+        if let Err(e) = authority.load().check_issuance(now) {
             // Not fatal: a chain that is not valid yet may become so; until
             // then /readyz says why the CA is not ready.
             tracing::error!(error = %e, "the CA cannot issue SVIDs that agents accept");
         }
-        let authority =
-            CurrentAuthority::start(authority, Arc::clone(&store), metrics.clone(), now).await?;
 
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -188,7 +246,8 @@ impl CaServer {
         };
         let admin = AdminService::new(Arc::clone(&store), cfg.trust_domain.clone(), defaults)
             .with_authority_kind(authority.load().kind())
-            .with_federated_bundles(bundles);
+            .with_federated_bundles(bundles)
+            .with_engine(engine.clone());
         let admin_tls = admin_over_mtls(&cfg, admin.clone());
         let signal = wait_for(rx.clone());
         tasks.push((
@@ -235,13 +294,12 @@ impl CaServer {
         if let Some((disk, seen, interval)) = disk
             && !interval.is_zero()
         {
-            let clock = meshid_runtime::clock::system();
             let reloader = Reloader::new(
-                authority.clone(),
+                engine.clone(),
                 disk,
                 Arc::clone(&keys),
                 metrics.clone(),
-                clock,
+                Arc::clone(&clock),
                 seen,
             );
             tracing::info!(
@@ -260,13 +318,12 @@ impl CaServer {
 
         // An intermediate from an upstream meshid CA is renewed at half its life.
         if let Some(up) = meshid {
-            let clock = meshid_runtime::clock::system();
             let renewer = Renewer::new(
-                authority.clone(),
+                engine.clone(),
                 up,
                 Arc::clone(&keys),
                 metrics.clone(),
-                clock,
+                Arc::clone(&clock),
             );
             let stop = wait_for(rx.clone());
             tasks.push((
@@ -278,14 +335,14 @@ impl CaServer {
             ));
         }
 
-        // Roots of a replaced authority leave the bundle once their SVIDs
-        // have all expired.
-        let (current, stop) = (authority.clone(), wait_for(rx.clone()));
+        // Key rotation: the schedule, and what other replicas wrote (every
+        // [ha] refresh_interval).
+        let (rotation, refresh) = (engine.clone(), cfg.raw.ha.refresh_interval);
+        let stop = rx.clone();
         tasks.push((
-            "bundle pruning",
+            "key rotation",
             tokio::spawn(async move {
-                let clock = meshid_runtime::clock::system();
-                current.prune_until(PRUNE_INTERVAL, clock, stop).await;
+                rotation.run(refresh, stop).await;
                 Ok(())
             }),
         ));
@@ -321,6 +378,7 @@ impl CaServer {
             ops_addr,
             admin_socket: cfg.admin_socket,
             authority,
+            engine,
             store,
             metrics,
             shutdown,

@@ -45,9 +45,10 @@ pub use error::StoreError;
 pub use metered::{COUNT_REFRESH, MeteredStore};
 pub use metrics::StoreMetrics;
 pub use model::{
-    Agent, CaKeyRecord, EntryFilter, EntryUpdate, IssuanceRecord, JoinToken, MAX_DNS_NAMES,
-    MAX_FEDERATES_WITH, MAX_GET_ENTRIES, MAX_PAGE_LIMIT, MAX_SELECTORS, MAX_SYNC_PARENTS, NewEntry,
-    Page, RegistrationEntry, SlotState, StoredBundle,
+    Agent, EntryFilter, EntryUpdate, IssuanceRecord, JoinToken, KeyKind, KeySlot, Lease,
+    MAX_DNS_NAMES, MAX_FEDERATES_WITH, MAX_GET_ENTRIES, MAX_OWNER_LEN, MAX_PAGE_LIMIT,
+    MAX_SELECTORS, MAX_SYNC_PARENTS, NewEntry, Page, RegistrationEntry, SlotState, StoredBundle,
+    owner_problem,
 };
 pub use postgres::PostgresStore;
 pub use sql::SqlStore;
@@ -164,10 +165,41 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// All stored bundles, by trust domain.
     async fn list_bundles(&self) -> Result<Vec<StoredBundle>, StoreError>;
 
-    /// Inserts or replaces a CA key slot.
-    async fn put_ca_key(&self, key: &CaKeyRecord) -> Result<(), StoreError>;
-    /// All CA key slots, by slot name.
-    async fn list_ca_keys(&self) -> Result<Vec<CaKeyRecord>, StoreError>;
+    /// The CA key journal: every replica's key slots, in ID order.
+    async fn list_key_slots(&self) -> Result<Vec<KeySlot>, StoreError>;
+    /// Inserts or replaces a key slot, only while `lease` is held with its
+    /// token (checked by the database in the same statement as the write),
+    /// else [`StoreError::LeaseLost`] and nothing is written. The slot's
+    /// `id` must be its [`KeySlot::slot_id`] and its optional times must
+    /// fit its state (`activated_at` once active, `retired_at` exactly
+    /// when old), else [`StoreError::Invalid`].
+    async fn put_key_slot(&self, slot: &KeySlot, lease: &Lease) -> Result<(), StoreError>;
+    /// Deletes a key slot, fenced like [`Store::put_key_slot`]; an unknown
+    /// ID → [`StoreError::NotFound`].
+    async fn delete_key_slot(&self, id: &str, lease: &Lease) -> Result<(), StoreError>;
+    /// Takes lease `name` for `holder` for `ttl` (1 ms to 24 h) in one
+    /// atomic statement: `Some` if it was free, expired, or already
+    /// `holder`'s (then renewed with the same token), `None` while another
+    /// holder has it. The token grows whenever the lease changes hands or
+    /// is re-taken after it expired. Times come from the store's clock.
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, StoreError>;
+    /// Gives `lease` up at once (it stays recorded, expired, so the next
+    /// token is higher); does nothing unless it is held with that token.
+    async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError>;
+    /// Lease `name` as last recorded (its expiry is past once it lapsed or
+    /// was released); `None` if it was never taken. For telling who holds
+    /// it: only [`Store::acquire_lease`] takes it.
+    async fn get_lease(&self, name: &str) -> Result<Option<Lease>, StoreError>;
+    /// How many issuance records of each signing key
+    /// ([`IssuanceRecord::ca_key_id`]) are still valid (`not_after` after
+    /// the store clock's now), by key ID; records without a key ID are
+    /// not counted.
+    async fn live_issuances_by_key(&self) -> Result<Vec<(String, u64)>, StoreError>;
 
     /// Checks the database answers (`SELECT 1`).
     async fn health(&self) -> Result<(), StoreError>;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use meshid_ca::admin::{AdminDefaults, AdminService, socket};
-use meshid_ca::store::{self, Agent, CaKeyRecord, Store, StoredBundle};
+use meshid_ca::store::{self, Agent, KeyKind, KeySlot, SlotState, Store, StoredBundle};
 use meshid_identity::x509::{CaTemplate, self_signed_ca, to_pem};
 use meshid_identity::{PrivateKey, Selector, SpiffeId, TrustBundle, TrustDomain};
 use meshid_proto::ca::{self as pb, admin_client::AdminClient, entry_result};
@@ -15,6 +15,9 @@ use tonic::Code;
 use tonic::transport::Channel;
 
 const NOW: u64 = 1_800_000_000;
+
+#[path = "admin_api/entry_owner.rs"]
+mod entry_owner;
 
 struct Harness {
     client: AdminClient<Channel>,
@@ -497,14 +500,36 @@ async fn bundles_own_and_federated() {
         )
         .await
         .unwrap();
+    let lease = h
+        .store
+        .acquire_lease("rotation", "ca-a", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
     h.store
-        .put_ca_key(&CaKeyRecord {
-            slot: "A".into(),
-            cert_chain_pem: to_pem(std::slice::from_ref(&own_root)),
-            key_ref: "memory".into(),
-            not_after: now() + Duration::from_secs(86400),
-            state: meshid_ca::store::SlotState::Active,
-        })
+        .put_key_slot(
+            &KeySlot {
+                id: KeySlot::slot_id("ca-a", KeyKind::X509, 1),
+                replica: "ca-a".into(),
+                kind: KeyKind::X509,
+                generation: 1,
+                state: SlotState::Active,
+                key_id: "0a0b".into(),
+                key_slot: "x509-ca".into(),
+                key_ref: "memory".into(),
+                public_pem: to_pem(std::slice::from_ref(&own_root)),
+                roots_pem: to_pem(std::slice::from_ref(&own_root)),
+                not_before: now(),
+                not_after: now() + Duration::from_secs(86400),
+                prepared_at: now(),
+                activated_at: Some(now()),
+                retired_at: None,
+                publish_until: None,
+                tainted: false,
+                updated_at: now(),
+            },
+            &lease,
+        )
         .await
         .unwrap();
     let got = h

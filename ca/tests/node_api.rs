@@ -29,7 +29,7 @@ mod agent_binding;
 #[path = "support/server.rs"]
 mod server;
 
-use server::TD;
+use server::{Agent, TD};
 
 struct Ca {
     server: CaServer,
@@ -105,23 +105,6 @@ async fn new_token(ca: &Ca, alias: Option<SpiffeId>) -> (String, SpiffeId) {
     (token, id)
 }
 
-#[derive(Debug)]
-struct Agent {
-    id: SpiffeId,
-    key: PrivateKey,
-    chain: Vec<CertificateDer<'static>>,
-}
-
-impl Agent {
-    /// Its SVID as node API client credentials.
-    fn svid(&self) -> ClientSvid<'_> {
-        ClientSvid {
-            chain: &self.chain,
-            key: &self.key,
-        }
-    }
-}
-
 async fn attest(ca: &Ca, token: &str) -> Result<Agent, tonic::Status> {
     let key = PrivateKey::generate_p256().unwrap();
     let mut c = node_client(ca.server.node_addr, &bundle(ca), None).await;
@@ -133,17 +116,7 @@ async fn attest(ca: &Ca, token: &str) -> Result<Agent, tonic::Status> {
         })
         .await?
         .into_inner();
-    let svid = resp.svid.unwrap();
-    let chain: Vec<CertificateDer<'static>> = svid
-        .cert_chain
-        .into_iter()
-        .map(CertificateDer::from)
-        .collect();
-    Ok(Agent {
-        id: svid.spiffe_id.parse().unwrap(),
-        key,
-        chain,
-    })
+    Ok(Agent::from_svid(key, resp.svid.unwrap()))
 }
 
 async fn agent_client(ca: &Ca, agent: &Agent) -> NodeClient<Channel> {
@@ -192,14 +165,26 @@ async fn agent_attests_syncs_and_gets_svids_shaped_by_its_entries() {
     let via_alias = entry(&ca, "db", &alias, &[]).await;
     let other_parent: SpiffeId = format!("spiffe://{TD}/other-agent").parse().unwrap();
     let _not_mine = entry(&ca, "secret", &other_parent, &[]).await;
+    // A Kubernetes controller's entry: agents see its owner too.
+    let mut pod = NewEntry::new(
+        format!("spiffe://{TD}/pod").parse().unwrap(),
+        alias.clone(),
+        vec![Selector::parse("unix:uid:1001").unwrap()],
+    );
+    pod.owner = "k8s/demo".into();
+    let pod = ca.server.store.create_entry(pod).await.unwrap().id;
 
     let mut c = agent_client(&ca, &agent).await;
     let sync = c.sync(SyncRequest::default()).await.unwrap().into_inner();
     let mut ids: Vec<_> = sync.entries.iter().map(|e| e.id.clone()).collect();
     ids.sort();
-    let mut want = vec![direct.clone(), via_alias.clone()];
+    let mut want = vec![direct.clone(), via_alias.clone(), pod.clone()];
     want.sort();
     assert_eq!(ids, want);
+    for e in &sync.entries {
+        let owner = if e.id == pod { "k8s/demo" } else { "" };
+        assert_eq!(e.owner, owner, "{}", e.spiffe_id);
+    }
     assert_eq!(sync.bundle.unwrap().trust_domain, TD);
     assert!(sync.next_page_token.is_empty());
 

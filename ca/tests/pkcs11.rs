@@ -432,3 +432,34 @@ fn a_token_failure_at_run_time_is_unavailable_to_the_agent_and_the_next_call_rec
         },
     );
 }
+
+#[test]
+fn a_root_whose_key_is_on_the_token_is_not_rotated_here_and_prepare_says_why() {
+    softhsm::run(
+        "a_root_whose_key_is_on_the_token_is_not_rotated_here_and_prepare_says_why",
+        |hsm| async move {
+            hsm.init_token("meshid");
+            let cfg = CaConfig {
+                keys: Hsm::keys(hsm.pkcs11("meshid", KeyType::EcP256)),
+                ..server::config(&hsm.dir.join("ca"))
+            };
+            let ca = server::start(cfg).await;
+            let e = ca
+                .engine
+                .prepare(meshid_ca::store::KeyKind::X509)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("PKCS#11 token") && e.contains("meshid ca csr --hsm"),
+                "{e}"
+            );
+            // The JWT key is on disk: it rotates.
+            ca.engine
+                .prepare(meshid_ca::store::KeyKind::Jwt)
+                .await
+                .unwrap();
+            ca.shutdown().await.unwrap();
+        },
+    );
+}

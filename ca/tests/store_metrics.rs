@@ -4,11 +4,12 @@
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use meshid_ca::server::CaServer;
 use meshid_ca::store::{
-    self, MeteredStore, NewEntry, SqliteStore, Store, StoreError, StoreMetrics, StoreUrl,
+    self, KeyKind, KeySlot, MeteredStore, NewEntry, SlotState, SqliteStore, Store, StoreError,
+    StoreMetrics, StoreUrl,
 };
 use meshid_identity::{Selector, SpiffeId};
 use prometheus_client::registry::Registry;
@@ -151,6 +152,65 @@ async fn failures_are_counted_by_operation_and_kind() {
         text.contains("meshid_ca_store_call_duration_seconds_count{op=\"create_entry\"} 2"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn key_journal_and_lease_calls_are_metered() {
+    let (store, _, registry) = metered().await;
+    let lease = store
+        .acquire_lease("rotation", "ca-a", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store.list_key_slots().await.unwrap().is_empty());
+    let err = store
+        .delete_key_slot("ca-a/x509/1", &lease)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    store.release_lease(&lease).await.unwrap();
+    let slot = KeySlot {
+        id: KeySlot::slot_id("ca-a", KeyKind::Jwt, 1),
+        replica: "ca-a".into(),
+        kind: KeyKind::Jwt,
+        generation: 1,
+        state: SlotState::Prepared,
+        key_id: "kid-1".into(),
+        key_slot: "jwt".into(),
+        key_ref: "memory".into(),
+        public_pem: String::new(),
+        roots_pem: String::new(),
+        not_before: SystemTime::now(),
+        not_after: SystemTime::now(),
+        prepared_at: SystemTime::now(),
+        activated_at: None,
+        retired_at: None,
+        publish_until: None,
+        tainted: false,
+        updated_at: SystemTime::now(),
+    };
+    let err = store.put_key_slot(&slot, &lease).await.unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost { .. }), "{err:?}");
+    assert!(store.live_issuances_by_key().await.unwrap().is_empty());
+    let text = text(&registry);
+    for op in [
+        "acquire_lease",
+        "list_key_slots",
+        "delete_key_slot",
+        "release_lease",
+        "put_key_slot",
+        "live_issuances_by_key",
+    ] {
+        let count = format!("meshid_ca_store_call_duration_seconds_count{{op=\"{op}\"}} 1");
+        assert!(text.contains(&count), "{op}: {text}");
+    }
+    for (op, kind) in [
+        ("delete_key_slot", "not_found"),
+        ("put_key_slot", "lease_lost"),
+    ] {
+        let errors = format!("meshid_ca_store_call_errors_total{{op=\"{op}\",kind=\"{kind}\"}} 1");
+        assert!(text.contains(&errors), "{op}: {text}");
+    }
 }
 
 #[tokio::test]

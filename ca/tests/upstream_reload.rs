@@ -1,6 +1,8 @@
 //! Hot reload of an enterprise intermediate: a running CA on openssl-made
 //! files picks up a replacement, validates it as at start-up, signs new
-//! SVIDs with it at once and keeps the SVIDs of the old one valid; an
+//! SVIDs with it at once (under the same root; a new root is published
+//! first and signs after the propagation delay) and keeps the SVIDs of the
+//! old one valid; an
 //! invalid replacement is refused (old one kept, metric set, log says why);
 //! a Kubernetes Secret's `..data` symlink swap and a chain written before
 //! its key are handled.
@@ -11,15 +13,17 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use meshid_ca::authority::X509SvidSpec;
 use meshid_ca::config::{CaConfig, UpstreamConfig};
 use meshid_ca::server::CaServer;
 use meshid_identity::x509::pem_certs;
-use meshid_identity::{BundleSet, PrivateKey, SpiffeId, verify_x509_svid};
+
+use meshid_runtime::clock::{ManualClock, SharedClock};
 use rustls_pki_types::CertificateDer;
 
 #[path = "support/server.rs"]
 mod server;
+#[path = "rotation/support.rs"]
+mod support;
 
 use meshid_tests::eventually::eventually_async;
 use meshid_tests::pki::{Alg, Pki};
@@ -47,6 +51,11 @@ fn der(pki: &Pki, name: &str) -> CertificateDer<'static> {
 
 /// A CA on `up`, polling its files every 50 ms.
 async fn start(dir: &Path, up: UpstreamConfig) -> CaServer {
+    start_clocked(dir, up, meshid_runtime::clock::system()).await
+}
+
+/// [`start`] with the CA's rotation deciding by `clock`.
+async fn start_clocked(dir: &Path, up: UpstreamConfig, clock: SharedClock) -> CaServer {
     let up = UpstreamConfig {
         watch_interval: Duration::from_millis(50),
         ..up
@@ -55,7 +64,7 @@ async fn start(dir: &Path, up: UpstreamConfig) -> CaServer {
         upstream: Some(up),
         ..server::config(&dir.join("ca-data"))
     };
-    server::start(cfg).await
+    server::start_with_clock(cfg, clock).await
 }
 
 /// The files the CA reads: `chain.pem`, `key.pem`, `root.pem`, holding
@@ -72,28 +81,12 @@ fn install(pki: &Pki, mesh: &str, root: &str) -> UpstreamConfig {
 
 /// An SVID signed now by the CA's current authority.
 fn sign(ca: &CaServer) -> Vec<CertificateDer<'static>> {
-    let id: SpiffeId = "spiffe://example.org/ns/payments/sa/api".parse().unwrap();
-    let key = PrivateKey::generate_p256().unwrap().public_key_der();
-    let spec = X509SvidSpec {
-        spiffe_id: &id,
-        dns_names: &[],
-        public_key_der: &key,
-        requested_ttl: Duration::ZERO,
-        entry_ttl: Duration::ZERO,
-    };
-    let authority = ca.authority.load();
-    authority
-        .sign_x509_svid(&spec, SystemTime::now())
-        .unwrap()
-        .chain
+    support::sign(ca, SystemTime::now())
 }
 
 /// Whether `svid` verifies against the bundle the CA serves now.
 fn verifies(ca: &CaServer, svid: &[CertificateDer<'static>]) -> bool {
-    let bundles: BundleSet = [ca.authority.bundle().as_ref().clone()]
-        .into_iter()
-        .collect();
-    verify_x509_svid(svid, &bundles, SystemTime::now()).is_ok()
+    support::verifies(ca, svid, SystemTime::now())
 }
 
 /// Waits until the CA signs with `intermediate`.
@@ -106,6 +99,16 @@ async fn signs_with(ca: &CaServer, intermediate: &CertificateDer<'static>) {
 
 fn metric(ca: &CaServer, line: &str) -> bool {
     ca.metrics.encode().lines().any(|l| l == line)
+}
+
+/// Waits until every one of `lines` is in the CA's metrics. The reloader
+/// swaps the authority first and updates its metrics just after, so a test
+/// that has seen the swap must wait for them rather than race the poll task.
+async fn metrics_show(ca: &CaServer, lines: &[&str]) {
+    eventually_async(&format!("metrics show {lines:?}"), WAIT, || async {
+        lines.iter().all(|l| metric(ca, l)).then_some(())
+    })
+    .await;
 }
 
 async fn sequence(ca: &CaServer) -> i64 {
@@ -148,18 +151,24 @@ async fn a_replaced_intermediate_signs_new_svids_at_once_and_old_ones_stay_valid
         "same root: the bundle is unchanged"
     );
     // The admin API's GetAuthority reads the key journal: the new chain.
-    let keys = ca.store.list_ca_keys().await.unwrap();
-    let active = keys
+    let slots = ca.store.list_key_slots().await.unwrap();
+    let active = slots
         .iter()
-        .find(|k| k.state == meshid_ca::store::SlotState::Active)
+        .find(|k| {
+            k.kind == meshid_ca::store::KeyKind::X509
+                && k.state == meshid_ca::store::SlotState::Active
+        })
         .unwrap();
-    let journal = pem_certs(&active.cert_chain_pem).unwrap();
+    let journal = pem_certs(&active.public_pem).unwrap();
     assert_eq!(journal, [der(&pki, "mesh-b"), der(&pki, "root")]);
-    assert!(metric(
+    metrics_show(
         &ca,
-        "meshid_ca_upstream_reloads_total{result=\"applied\"} 1"
-    ));
-    assert!(metric(&ca, "meshid_ca_upstream_reload_failing 0"));
+        &[
+            "meshid_ca_upstream_reloads_total{result=\"applied\"} 1",
+            "meshid_ca_upstream_reload_failing 0",
+        ],
+    )
+    .await;
     let expiry = ca.authority.load().not_after();
     let secs = expiry
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -173,40 +182,58 @@ async fn a_replaced_intermediate_signs_new_svids_at_once_and_old_ones_stay_valid
 }
 
 #[tokio::test]
-async fn a_new_root_joins_the_bundle_and_the_old_one_leaves_once_its_svids_expired() {
+async fn a_new_root_is_published_before_it_signs_and_leaves_once_the_old_svids_expired() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
     pki.root("root-1", Alg::P256);
     pki.root("root-2", Alg::P256);
     pki.mesh_ca("mesh-1", "root-1", Alg::P256, "");
     pki.mesh_ca("mesh-2", "root-2", Alg::P256, "");
-    let ca = start(dir.path(), install(&pki, "mesh-1", "root-1")).await;
+    let clock = Arc::new(ManualClock::new(SystemTime::now()));
+    let ca = start_clocked(dir.path(), install(&pki, "mesh-1", "root-1"), clock.clone()).await;
     let old = sign(&ca);
     let seq = sequence(&ca).await;
 
+    // The new root is published at once; the old intermediate still signs
+    // (agents learn root-2 at their next sync, before any SVID chains to it).
     install(&pki, "mesh-2", "root-2");
+    eventually_async("root-2 is published", WAIT, || async {
+        ca.authority
+            .bundle()
+            .x509_authorities
+            .contains(&der(&pki, "root-2"))
+            .then_some(())
+    })
+    .await;
+    let published = [der(&pki, "root-1"), der(&pki, "root-2")];
+    assert_eq!(ca.authority.bundle().x509_authorities, published);
+    assert_eq!(sequence(&ca).await, seq + 1);
+    assert_eq!(ca.authority.load().cert_chain()[0], der(&pki, "mesh-1"));
+    assert_eq!(server::serving_chain(&ca).await[1], der(&pki, "mesh-1"));
+
+    // After the propagation delay (30s) it signs.
+    clock.advance(Duration::from_secs(31));
+    ca.engine.tick().await.unwrap();
     signs_with(&ca, &der(&pki, "mesh-2")).await;
     let roots = [der(&pki, "root-2"), der(&pki, "root-1")];
     assert_eq!(ca.authority.bundle().x509_authorities, roots);
-    assert_eq!(sequence(&ca).await, seq + 1);
+    assert_eq!(sequence(&ca).await, seq + 2);
     assert!(verifies(&ca, &old) && verifies(&ca, &sign(&ca)));
-    // Agents learn root-2 at their next sync: until root-1 leaves the
-    // bundle, the node API still presents a certificate of mesh-1.
-    assert_eq!(server::serving_chain(&ca).await[1], der(&pki, "mesh-1"));
+    assert_eq!(server::serving_chain(&ca).await[1], der(&pki, "mesh-2"));
 
     // Nothing changes before the old SVIDs (1 h) have expired...
-    let now = SystemTime::now();
-    assert!(!ca.authority.prune(now).await.unwrap());
+    clock.advance(Duration::from_secs(3500));
+    ca.engine.tick().await.unwrap();
+    assert_eq!(ca.authority.bundle().x509_authorities, roots);
     // ...then the old root is dropped and the sequence moves again.
-    let later = now + Duration::from_secs(3601);
-    assert!(ca.authority.prune(later).await.unwrap());
+    clock.advance(Duration::from_secs(101));
+    ca.engine.tick().await.unwrap();
     assert_eq!(
         ca.authority.bundle().x509_authorities,
         [der(&pki, "root-2")]
     );
-    assert_eq!(sequence(&ca).await, seq + 2);
+    assert_eq!(sequence(&ca).await, seq + 3);
     assert!(!verifies(&ca, &old));
-    assert_eq!(server::serving_chain(&ca).await[1], der(&pki, "mesh-2"));
     ca.shutdown().await.unwrap();
 }
 
@@ -225,6 +252,17 @@ impl Write for Logs {
 }
 
 impl Logs {
+    /// This thread's log lines from now until the guard is dropped.
+    fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+        let logs = Self::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        (logs, tracing::subscriber::set_default(subscriber))
+    }
+
     fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
@@ -232,13 +270,7 @@ impl Logs {
 
 #[tokio::test]
 async fn invalid_replacements_are_refused_with_the_start_up_message_and_the_old_one_kept() {
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = Logs::capture();
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
     pki.root("root", Alg::P256);
@@ -269,11 +301,7 @@ async fn invalid_replacements_are_refused_with_the_start_up_message_and_the_old_
             "meshid_ca_upstream_reloads_total{{result=\"rejected\"}} {}",
             n + 1
         );
-        eventually_async(&format!("{cert} is refused"), WAIT, || async {
-            metric(&ca, &rejected).then_some(())
-        })
-        .await;
-        assert!(metric(&ca, "meshid_ca_upstream_reload_failing 1"));
+        metrics_show(&ca, &[&rejected, "meshid_ca_upstream_reload_failing 1"]).await;
         assert_eq!(
             ca.authority.load().cert_chain()[0],
             mesh,
@@ -361,10 +389,43 @@ async fn a_chain_written_before_its_key_ends_with_the_new_pair_taken() {
     // ...and taken once its key follows.
     replace(&pki.dir.join("key.pem"), &read(&pki.key("mesh-b")));
     signs_with(&ca, &der(&pki, "mesh-b")).await;
-    assert!(metric(&ca, "meshid_ca_upstream_reload_failing 0"));
-    assert!(metric(
+    metrics_show(
         &ca,
-        "meshid_ca_upstream_reloads_total{result=\"applied\"} 1"
-    ));
+        &[
+            "meshid_ca_upstream_reload_failing 0",
+            "meshid_ca_upstream_reloads_total{result=\"applied\"} 1",
+        ],
+    )
+    .await;
+    ca.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_intermediate_close_to_expiry_with_no_successor_warns_at_most_hourly() {
+    let (logs, _guard) = Logs::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    pki.root("root", Alg::P256);
+    pki.mesh_ca("mesh", "root", Alg::P256, "");
+    let now = SystemTime::now();
+    let clock = Arc::new(ManualClock::new(now));
+    let ca = start_clocked(dir.path(), install(&pki, "mesh", "root"), clock.clone()).await;
+    let warned = || {
+        logs.text()
+            .matches("an active CA key expires soon and no successor is prepared")
+            .count()
+    };
+    ca.engine.tick().await.unwrap();
+    assert_eq!(warned(), 0, "20 days left: no warning");
+
+    // 8 of its 20 days left: within warn_before (30 days, clamped to half
+    // its life), and nobody replaced the files.
+    clock.set(now + 12 * DAY);
+    ca.engine.tick().await.unwrap();
+    ca.engine.tick().await.unwrap();
+    assert_eq!(warned(), 1, "{}", logs.text());
+    clock.advance(Duration::from_secs(3601));
+    ca.engine.tick().await.unwrap();
+    assert_eq!(warned(), 2, "again after an hour");
     ca.shutdown().await.unwrap();
 }

@@ -5,6 +5,7 @@ mod bundle;
 mod ca;
 mod entry;
 mod healthcheck;
+mod k8s;
 mod policy;
 mod proxy;
 mod token;
@@ -33,6 +34,9 @@ pub enum Command {
     /// Exits 0 when an ops endpoint is ready (--url) or an agent's Workload
     /// API answers (--socket); for container probes.
     Healthcheck(healthcheck::Args),
+    /// Kubernetes: the controller that registers pods, the sidecar
+    /// injector, the CRDs.
+    K8s(k8s::Args),
 }
 
 /// Runs one subcommand to completion.
@@ -47,5 +51,6 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
         Command::Policy(a) => policy::run(a).await,
         Command::Up(a) => up::run(a).await,
         Command::Healthcheck(a) => healthcheck::run(a).await,
+        Command::K8s(a) => k8s::run(a).await,
     }
 }

@@ -3,7 +3,7 @@
 //! Building: [`self_signed_ca`], [`sign_ca`] and [`sign_svid`] turn a template
 //! plus a public key into a certificate that follows the X.509-SVID spec.
 //! Reading: [`spiffe_id_of`], [`not_after`], [`public_key_of`],
-//! [`serial_of`], [`pem_certs`], [`to_pem`], and [`split_chain`] for
+//! [`serial_of`], [`authority_key_id`], [`pem_certs`], [`to_pem`], and [`split_chain`] for
 //! concatenated DER (the Workload API's `x509_svid` and `bundle` fields).
 //! Requests: [`csr::verify_csr`] accepts a PKCS#10 request for its key only.
 
@@ -56,6 +56,21 @@ pub fn serial_of(cert_der: &[u8]) -> Result<String, SvidError> {
     Ok(hex::encode(
         parse_cert(cert_der)?.tbs_certificate.raw_serial(),
     ))
+}
+
+/// The keyIdentifier of a certificate's AuthorityKeyIdentifier extension
+/// (raw bytes): which CA key signed it, as rotation state names keys.
+/// `None` if the certificate is unreadable or carries none.
+pub fn authority_key_id(cert_der: &[u8]) -> Option<Vec<u8>> {
+    let cert = parse_cert(cert_der).ok()?;
+    cert.extensions()
+        .iter()
+        .find_map(|ext| match ext.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                aki.key_identifier.as_ref().map(|k| k.0.to_vec())
+            }
+            _ => None,
+        })
 }
 
 /// Reads every `CERTIFICATE` block of a PEM text, in order.

@@ -15,6 +15,7 @@
 //!   - { listen: "127.0.0.1:15001", upstream: "10.0.0.7:15006",
 //!       server_id: "spiffe://example.org/backend", protocol: http }
 //! policy: policy.yaml
+//! pod_labels_file: /etc/meshid/proxy/labels   # for policies with a selector
 //! mode: enforce
 //! ops_listen: "127.0.0.1:15020"
 //! access_log: stdout
@@ -59,6 +60,12 @@ pub struct ProxyConfig {
     /// Authorization policy file (Istio-style); absent: allow everything.
     #[serde(default)]
     pub policy: Option<PathBuf>,
+    /// The workload's labels, as a downward API volume writes them (one
+    /// `key="value"` per line): policies whose `selector` does not match
+    /// are skipped. Read at start and on every policy or labels change;
+    /// needed (and then must be valid) only while a policy has a selector.
+    #[serde(default)]
+    pub pod_labels_file: Option<PathBuf>,
     /// Enforce policy decisions, or only log what would be denied.
     #[serde(default)]
     pub mode: Mode,

@@ -73,6 +73,35 @@ pub trait IdentitySource: Send + 'static {
     fn start(self: Box<Self>) -> IdentityWatch;
 }
 
+/// The source `config` names, for the proxy and anything else that serves
+/// with an SVID (the injection webhook): a file source's reload metrics go
+/// into `registry` as `identity_files_*`.
+pub fn from_config(
+    config: &crate::config::IdentityConfig,
+    registry: &mut prometheus_client::registry::Registry,
+) -> Box<dyn IdentitySource> {
+    use crate::config::IdentityConfig;
+    match config {
+        IdentityConfig::WorkloadApi { socket } => Box::new(WorkloadApiSource::new(socket.clone())),
+        IdentityConfig::Files {
+            cert, key, bundle, ..
+        } => {
+            let files = FileSource::new(
+                cert.clone(),
+                key.clone(),
+                bundle.clone(),
+                config.poll_interval().unwrap_or_default(),
+            );
+            files.reload_metrics().register(
+                registry,
+                "identity_files",
+                "identity files (SVID, key, bundle)",
+            );
+            Box::new(files)
+        }
+    }
+}
+
 // === impl Identity ===
 
 impl Identity {

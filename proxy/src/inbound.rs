@@ -1,5 +1,8 @@
 //! Inbound listeners: terminate mTLS (client SVID required), identify the
-//! peer, authorize, forward to the local application.
+//! peer, authorize, forward to the local application. The policy file's
+//! peer authentication may let plaintext in instead (`PERMISSIVE`: when the
+//! first byte is not a TLS handshake; `DISABLE`: always), from a peer
+//! without identity.
 
 use crate::config::{InboundConfig, Protocol};
 use crate::connect::Upstream;
@@ -7,15 +10,23 @@ use crate::context::{Peer, Shared};
 use crate::http::{Forward, UpstreamVersion, serve_connection};
 use crate::limit::ConnLimit;
 use crate::metrics::{ConnLabels, INBOUND};
+use crate::policy::MtlsMode;
 use crate::tcp::{self, Route};
 use crate::tls::handshake_error_reason;
 use meshid_identity::tls::peer_spiffe_id;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
 /// Longest a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a PERMISSIVE listener waits for the client's first byte.
+const DETECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// The first byte of a TLS connection: a handshake record (ClientHello).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+/// The source label of a peer without a verified SPIFFE ID.
+const UNAUTHENTICATED: &str = "-";
 
 /// Accepts on `listener` until draining starts.
 /// A connection beyond `cap` is closed at once (and counted).
@@ -78,6 +89,25 @@ async fn connection(
     destination: Arc<str>,
 ) -> Result<(), &'static str> {
     let _ = tcp.set_nodelay(true);
+    let mode = shared
+        .policy
+        .load()
+        .peer_authentication()
+        .mode(cfg.forward_to.port());
+    let mtls = match mode {
+        MtlsMode::Strict => true,
+        MtlsMode::Permissive => starts_with_tls(&tcp).await?,
+        MtlsMode::Disable => false,
+    };
+    if !mtls {
+        shared.metrics.peer_authentication(mode.as_str(), false);
+        let peer = Peer {
+            id: None,
+            label: Arc::from(UNAUTHENTICATED),
+        };
+        forward(tcp, peer, cfg, shared, fwd, destination).await;
+        return Ok(());
+    }
     let tls = shared.tls.current().ok_or("no identity loaded yet")?;
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.server.clone());
     let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
@@ -93,6 +123,7 @@ async fn connection(
         }
     };
     shared.metrics.handshake(INBOUND);
+    shared.metrics.peer_authentication(mode.as_str(), true);
     let peer = stream
         .get_ref()
         .1
@@ -100,24 +131,59 @@ async fn connection(
         .and_then(peer_spiffe_id);
     let label: Arc<str> = peer
         .as_ref()
-        .map_or_else(|| Arc::from("-"), |p| Arc::from(p.as_str()));
+        .map_or_else(|| Arc::from(UNAUTHENTICATED), |p| Arc::from(p.as_str()));
+    forward(
+        stream,
+        Peer { id: peer, label },
+        cfg,
+        shared,
+        fwd,
+        destination,
+    )
+    .await;
+    Ok(())
+}
+
+/// Serves an admitted connection from `peer` by the listener's protocol.
+async fn forward<IO>(
+    io: IO,
+    peer: Peer,
+    cfg: &InboundConfig,
+    shared: Arc<Shared>,
+    fwd: Arc<Forward>,
+    destination: Arc<str>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     match cfg.protocol {
         Protocol::Tcp => {
             let route = Route {
                 upstream: cfg.forward_to,
                 destination,
             };
-            tcp::inbound(stream, Peer { id: peer, label }, &route, shared).await;
+            tcp::inbound(io, peer, &route, shared).await;
         }
         _ => {
             shared.metrics.connection(&ConnLabels {
                 direction: INBOUND,
-                source: label.clone(),
+                source: peer.label.clone(),
                 destination,
                 decision: "-",
             });
-            serve_connection(stream, Peer { id: peer, label }, fwd).await;
+            serve_connection(io, peer, fwd).await;
         }
     }
-    Ok(())
+}
+
+/// PERMISSIVE: true if the client opens with a TLS handshake record. A
+/// client that sends nothing within [`DETECT_TIMEOUT`] is taken as
+/// plaintext (a server-speaks-first protocol).
+async fn starts_with_tls(tcp: &TcpStream) -> Result<bool, &'static str> {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(DETECT_TIMEOUT, tcp.peek(&mut first)).await {
+        Ok(Ok(0)) => Err("closed before sending anything"),
+        Ok(Ok(_)) => Ok(first[0] == TLS_HANDSHAKE_RECORD),
+        Ok(Err(_)) => Err("read failed"),
+        Err(_) => Ok(false),
+    }
 }

@@ -91,6 +91,15 @@ pub struct TlsErrorLabels {
     pub reason: &'static str,
 }
 
+/// Labels of the inbound peer authentication counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerAuthLabels {
+    /// The listener's mode: `STRICT`, `PERMISSIVE` or `DISABLE`.
+    pub peer_authentication: &'static str,
+    /// `mtls` (client SVID verified) or `plaintext`.
+    pub transport: &'static str,
+}
+
 /// Labels of the per-listener connection metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ListenerLabels {
@@ -110,6 +119,7 @@ pub struct Metrics {
     latency: Family<LatencyLabels, Histogram>,
     tls_errors: Family<TlsErrorLabels, Counter>,
     handshakes: Family<DirectionLabels, Counter>,
+    peer_auth: Family<PeerAuthLabels, Counter>,
     cert_expiry: Gauge<i64>,
     /// `enforce` or `audit`: the `mode` label of every series.
     mode: &'static str,
@@ -134,6 +144,7 @@ impl Metrics {
             }),
             tls_errors: Family::default(),
             handshakes: Family::default(),
+            peer_auth: Family::default(),
             cert_expiry: Gauge::default(),
             mode: match mode {
                 Mode::Audit => "audit",
@@ -165,6 +176,11 @@ impl Metrics {
             "tls_handshakes",
             "Completed TLS handshakes",
             m.handshakes.clone(),
+        );
+        r.register(
+            "inbound_peer_authentication",
+            "Inbound connections let in, by the listener's peer authentication mode and transport (mtls, plaintext)",
+            m.peer_auth.clone(),
         );
         r.register(
             "listener_connections",
@@ -233,6 +249,18 @@ impl Metrics {
     pub fn handshake(&self, direction: Direction) {
         self.handshakes
             .get_or_create(&DirectionLabels { direction })
+            .inc();
+    }
+
+    /// Counts one inbound connection let in under `mode`, over mTLS or
+    /// plaintext.
+    pub fn peer_authentication(&self, mode: &'static str, mtls: bool) {
+        let transport = if mtls { "mtls" } else { "plaintext" };
+        self.peer_auth
+            .get_or_create(&PeerAuthLabels {
+                peer_authentication: mode,
+                transport,
+            })
             .inc();
     }
 

@@ -4,10 +4,9 @@ mod listen;
 mod workers;
 
 use crate::access_log::AccessLog;
-use crate::config::{IdentityConfig, Protocol, ProxyConfig};
+use crate::config::{Protocol, ProxyConfig};
 use crate::context::Shared;
 use crate::drain::{Drain, DrainHandle};
-use crate::identity::{FileSource, IdentitySource, WorkloadApiSource};
 use crate::limit::ConnLimit;
 use crate::metrics::{INBOUND, Metrics, OUTBOUND};
 use crate::policy::{PolicySet, PolicyWatcher};
@@ -93,25 +92,10 @@ pub struct Running {
 pub async fn start(config: ProxyConfig) -> Result<Running, RunError> {
     config.validate()?;
     let mut registry = Registry::default();
-    let source: Box<dyn IdentitySource> = match &config.identity {
-        IdentityConfig::WorkloadApi { socket } => Box::new(WorkloadApiSource::new(socket.clone())),
-        IdentityConfig::Files {
-            cert, key, bundle, ..
-        } => {
-            let files = FileSource::new(
-                cert.clone(),
-                key.clone(),
-                bundle.clone(),
-                config.identity.poll_interval().unwrap_or_default(),
-            );
-            files.reload_metrics().register(
-                registry.sub_registry_with_prefix("meshid_proxy"),
-                "identity_files",
-                "identity files (SVID, key, bundle)",
-            );
-            Box::new(files)
-        }
-    };
+    let source = crate::identity::from_config(
+        &config.identity,
+        registry.sub_registry_with_prefix("meshid_proxy"),
+    );
     let identity = source.start();
     let clients = config
         .outbound
@@ -138,10 +122,14 @@ pub async fn start(config: ProxyConfig) -> Result<Running, RunError> {
 
     let (policy, watcher) = match &config.policy {
         Some(p) => {
-            let w = PolicyWatcher::start(p, POLICY_POLL).map_err(|source| RunError::Policy {
-                path: p.clone(),
-                source,
-            })?;
+            let labels = config.pod_labels_file.clone();
+            let w =
+                PolicyWatcher::start_for_workload(p, labels, POLICY_POLL).map_err(|source| {
+                    RunError::Policy {
+                        path: p.clone(),
+                        source,
+                    }
+                })?;
             w.reload_metrics().register(
                 registry.sub_registry_with_prefix("meshid_proxy"),
                 "policy",

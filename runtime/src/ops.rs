@@ -38,8 +38,6 @@ use std::time::Duration;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::registry::Registry;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 use respond::Routes;
 
@@ -111,38 +109,15 @@ impl OpsServer {
             readiness: self.readiness,
             request_timeout: self.limits.request_timeout,
         });
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let mut conns = JoinSet::new();
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((tcp, peer)) if conns.len() >= self.limits.max_connections => {
-                        tracing::debug!(%peer, max = self.limits.max_connections, "ops: at the connection cap, closing");
-                        drop(tcp);
-                    }
-                    Ok((tcp, _)) => {
-                        conns.spawn(connection(tcp, routes.clone(), self.limits.clone(), stop_rx.clone()));
-                    }
-                    Err(e) => {
-                        // Out of file descriptors and the like: wait instead of spinning.
-                        tracing::warn!(error = %e, "ops: accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                },
-                Some(_) = conns.join_next(), if !conns.is_empty() => {}
-                () = &mut shutdown => break,
-            }
-        }
-        drop(listener);
-        let _ = stop_tx.send(true);
-        let drained = async { while conns.join_next().await.is_some() {} };
-        if tokio::time::timeout(self.limits.drain_timeout, drained)
-            .await
-            .is_err()
-        {
-            tracing::debug!("ops: connections still open after the drain timeout; closing them");
-        }
+        let limits = self.limits;
+        let accept = crate::accept::AcceptLimits {
+            max_connections: limits.max_connections,
+            drain_timeout: limits.drain_timeout,
+        };
+        crate::accept::serve("ops", listener, accept, shutdown, move |tcp, draining| {
+            connection(tcp, routes.clone(), limits.clone(), draining)
+        })
+        .await;
     }
 }
 
@@ -159,7 +134,7 @@ async fn connection(
     tcp: TcpStream,
     routes: Arc<Routes>,
     limits: OpsLimits,
-    mut stop: watch::Receiver<bool>,
+    draining: crate::accept::Draining,
 ) {
     let svc = hyper::service::service_fn(move |req| {
         let routes = routes.clone();
@@ -172,10 +147,7 @@ async fn connection(
         .max_buf_size(MAX_REQUEST_HEAD)
         .serve_connection(TokioIo::new(tcp), svc);
     tokio::pin!(conn);
-    let stopped = async move {
-        // The `Ref` the wait returns must not live across an await.
-        let _ = stop.wait_for(|stopped| *stopped).await.is_ok();
-    };
+    let stopped = draining.started();
     let served = async {
         tokio::select! {
             r = conn.as_mut() => r,

@@ -18,6 +18,7 @@ pub const READY: Duration = Duration::from_secs(60);
 pub struct TestAgentBuilder {
     trust_domain: String,
     ca_address: String,
+    ca_addresses: Vec<String>,
     bundle_file: PathBuf,
     dir: PathBuf,
     join_token: Option<String>,
@@ -51,6 +52,13 @@ impl TestAgentBuilder {
         self
     }
 
+    /// Calls the CA replicas at `addrs` in this order (`ca_addresses`)
+    /// instead of the one CA it was made for.
+    pub fn ca_addresses(mut self, addrs: &[std::net::SocketAddr]) -> Self {
+        self.ca_addresses = addrs.iter().map(ToString::to_string).collect();
+        self
+    }
+
     /// Serves SDS on a socket of its own.
     pub fn sds_socket(mut self) -> Self {
         self.sds_socket = true;
@@ -79,11 +87,15 @@ impl TestAgentBuilder {
         let ops_port = self.ops.then(free_port);
         let data_dir = self.dir.join("agent");
         let config_file = self.dir.join("agent.toml");
+        let ca = if self.ca_addresses.is_empty() {
+            format!("ca_address = {:?}", self.ca_address)
+        } else {
+            format!("ca_addresses = {:?}", self.ca_addresses)
+        };
         let mut toml = format!(
-            "trust_domain = {td:?}\nca_address = {ca:?}\ntrust_bundle_file = {bundle:?}\n\
+            "trust_domain = {td:?}\n{ca}\ntrust_bundle_file = {bundle:?}\n\
              data_dir = {data:?}\nworkload_api_socket = {wl:?}\nsync_interval = \"1s\"\n",
             td = self.trust_domain,
-            ca = self.ca_address,
             bundle = self.bundle_file.display().to_string(),
             data = data_dir.display().to_string(),
             wl = workload_socket.display().to_string(),
@@ -127,6 +139,7 @@ impl TestAgent {
         TestAgentBuilder {
             trust_domain: ca.trust_domain().to_owned(),
             ca_address: ca.node_addr().to_string(),
+            ca_addresses: Vec::new(),
             bundle_file,
             dir: dir.to_owned(),
             join_token: None,
@@ -134,6 +147,27 @@ impl TestAgent {
             ops: false,
             extra: String::new(),
         }
+    }
+
+    /// The leaf of every X.509-SVID the agent serves this process now
+    /// (`meshid agent api fetch --write` into `dir`, which is replaced);
+    /// empty if the fetch fails.
+    pub fn served_leaves(&self, dir: &Path) -> Vec<Vec<u8>> {
+        let _ = std::fs::remove_dir_all(dir);
+        let out = Cmd::meshid()
+            .args(["agent", "api", "fetch", "--socket"])
+            .args([&self.workload_socket])
+            .args(["--write"])
+            .args([dir])
+            .output();
+        if !out.status.success() {
+            return Vec::new();
+        }
+        (0..)
+            .map(|i| dir.join(format!("svid.{i}.pem")))
+            .take_while(|f| f.exists())
+            .filter_map(|f| crate::certs::read_pem(&f).into_iter().next())
+            .collect()
     }
 
     /// Waits until `meshid agent api fetch` on the Workload API socket

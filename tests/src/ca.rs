@@ -183,6 +183,22 @@ impl TestCa {
             .run_ok()
     }
 
+    /// `meshid <args> --admin-socket <socket>`, which must fail; its stderr
+    /// (the CA's refusal).
+    pub fn admin_refused(&self, args: &[&str]) -> String {
+        let out = Cmd::meshid()
+            .args(args)
+            .args(["--admin-socket"])
+            .args([&self.admin_socket])
+            .output();
+        assert!(
+            !out.status.success(),
+            "meshid {args:?} succeeded:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
     /// [`admin`](Self::admin) with `--output json`, parsed.
     pub fn admin_json(&self, args: &[&str]) -> serde_json::Value {
         let mut all = args.to_vec();
@@ -230,6 +246,60 @@ impl TestCa {
     /// The trust bundle as PEM (`meshid bundle show --format pem`).
     pub fn bundle_pem(&self) -> String {
         self.admin(&["bundle", "show", "--format", "pem"])
+    }
+
+    /// The trust bundle's X.509 authorities (DER), in the CA's order.
+    pub fn bundle_certs(&self) -> Vec<Vec<u8>> {
+        let pem = self.bundle_pem();
+        meshid_identity::x509::pem_certs(&pem)
+            .unwrap_or_else(|e| panic!("the bundle is not PEM certificates ({e}):\n{pem}"))
+            .into_iter()
+            .map(|c| c.to_vec())
+            .collect()
+    }
+
+    /// Every key slot of every replica, as `meshid ca rotation show
+    /// --output json` prints them.
+    pub fn key_slots(&self) -> Vec<serde_json::Value> {
+        let v = self.admin_json(&["ca", "rotation", "show"]);
+        v["slots"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no slots in:\n{v}"))
+            .clone()
+    }
+
+    /// The key IDs of the slots of `kind` (`x509`, `jwt`) in `state`
+    /// (`prepared`, `active`, `old`), all replicas.
+    pub fn key_ids(&self, kind: &str, state: &str) -> Vec<String> {
+        self.key_slots()
+            .iter()
+            .filter(|s| s["kind"] == kind && s["state"] == state)
+            .filter_map(|s| s["key_id"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// SVIDs this CA process signed so far (`meshid_ca_signatures_total`
+    /// on its ops endpoint, every kind and result); 0 if it does not answer.
+    pub fn signatures(&self) -> u64 {
+        let (_, body) = crate::http::http(self.ops_port, "GET", "/metrics");
+        body.lines()
+            .filter(|l| l.starts_with("meshid_ca_signatures_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+
+    /// The issuance records the CA's default SQLite store
+    /// (`<data dir>/ca.db`) holds for the certificate with serial `serial`
+    /// (lowercase hex): the signing key (`ca_key_id`, empty if none was
+    /// recorded) of each, read with the `sqlite3` CLI.
+    pub fn issuance_records(&self, serial: &str) -> Vec<String> {
+        let db = self.data_dir().join("ca.db");
+        let out = Cmd::new("sqlite3")
+            .args(["-readonly"])
+            .args([&db])
+            .args([crate::certs::issuance_query(serial)])
+            .run_ok();
+        out.lines().map(str::to_owned).collect()
     }
 
     /// Stops it with SIGTERM; its exit status.

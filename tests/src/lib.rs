@@ -8,7 +8,17 @@
 //! - [`net`]: free ports, waiting for ports and sockets.
 //! - [`eventually`](mod@eventually): poll a condition with a deadline instead of sleeping.
 //! - [`lines`]: wait for a line in a log file.
-//! - [`http`](mod@http): a recording HTTP/1.1 backend and a one-request client.
+//! - [`http`](mod@http): a recording HTTP/1.1 backend, a one-request client
+//!   and a keep-alive client.
+//! - [`load`]: continuous bounded HTTP load, failures counted by reason.
+//! - [`proxy`]: [`TestProxy`], `meshid proxy run` on the Workload API.
+//! - [`traffic`]: [`Traffic`], meshid proxy → meshid proxy and Envoy →
+//!   meshid proxy paths, pooled and one handshake per request.
+//! - [`certs`]: the chain a TLS server presents, AKI and serial (openssl).
+//! - [`workload_client`]: JWT-SVIDs and JWT bundles from a real agent.
+//! - [`jwt_load`]: continuous JWT-SVID fetch and validation.
+//! - [`kube`](mod@kube): [`FakeApiServer`](kube::FakeApiServer), a Kubernetes API server
+//!   on loopback for kube-rs clients (controller, webhook tests).
 //! - [`ca`]: [`TestCa`], `meshid ca serve` with its operator steps.
 //! - [`agent`]: [`TestAgent`], `meshid agent run` against a [`TestCa`].
 //! - [`mesh`]: [`Mesh`], a CA and an agent serving this process an SVID.
@@ -17,23 +27,32 @@
 //!   feeds.
 //! - [`envoy`]: [`Envoy`] from `$ENVOY_BIN` and the example config.
 //! - [`pki`]: [`Pki`], an enterprise PKI made with the `openssl` CLI.
+//! - [`postgres`]: a fresh PostgreSQL database per test (psql).
 //! - [`softhsm`]: SoftHSM2 token directories for the PKCS#11 tests.
 #![forbid(unsafe_code)]
 
 pub mod agent;
 pub mod bin;
 pub mod ca;
+pub mod certs;
 pub mod envoy;
 pub mod eventually;
 pub mod http;
+pub mod jwt_load;
+pub mod kube;
 pub mod lines;
+pub mod load;
 pub mod mesh;
 pub mod net;
 pub mod node;
 pub mod pki;
+pub mod postgres;
 pub mod process;
+pub mod proxy;
 pub mod softhsm;
+pub mod traffic;
 pub mod workload_api;
+pub mod workload_client;
 
 pub use agent::{TestAgent, TestAgentBuilder};
 pub use bin::meshid_bin;
@@ -46,6 +65,8 @@ pub use net::{free_port, wait_for_port, wait_for_socket};
 pub use node::{ClientSvid, node_client};
 pub use pki::{Alg, Pki};
 pub use process::{Child, Cmd};
+pub use proxy::TestProxy;
+pub use traffic::Traffic;
 pub use workload_api::FakeWorkloadApi;
 
 /// A fresh temporary directory, removed on drop.

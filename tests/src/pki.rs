@@ -265,6 +265,39 @@ impl Pki {
         std::fs::rename(&tmp, &key).unwrap_or_else(|e| panic!("rename {tmp}: {e}"));
     }
 
+    /// Points the files a CA's `[upstream]` watches (`key.pem`, `chain.pem`
+    /// and `root.pem` in [`dir`](Self::dir)) at intermediate `mesh` under
+    /// `root`, each file renamed over the old one (key first, then chain,
+    /// as an operator replacing a Secret's files would).
+    pub fn install(&self, mesh: &str, root: &str) {
+        for (file, from) in [
+            ("root.pem", self.cert(root)),
+            ("key.pem", self.key(mesh)),
+            ("chain.pem", self.cert(mesh)),
+        ] {
+            let path = self.dir.join(file);
+            let tmp = path.with_extension("tmp");
+            write(&tmp, &read(&from));
+            std::fs::rename(&tmp, &path)
+                .unwrap_or_else(|e| panic!("rename {}: {e}", tmp.display()));
+        }
+    }
+
+    /// The CA config's `[upstream]` section on the files [`install`]
+    /// writes, polled every `watch_interval` (e.g. `"200ms"`).
+    ///
+    /// [`install`]: Self::install
+    pub fn upstream_config(&self, watch_interval: &str) -> String {
+        let show = |n: &str| self.dir.join(n).display().to_string();
+        format!(
+            "[upstream]\ncert_chain_file = {:?}\nkey_file = {:?}\nroot_file = {:?}\n\
+             watch_interval = {watch_interval:?}\n",
+            show("chain.pem"),
+            show("key.pem"),
+            show("root.pem"),
+        )
+    }
+
     /// Concatenates the certificates `names` into `file`.
     pub fn bundle(&self, file: &str, names: &[&str]) -> PathBuf {
         let text: String = names.iter().map(|n| read(&self.cert(n))).collect();

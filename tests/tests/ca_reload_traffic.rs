@@ -11,9 +11,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use meshid_identity::x509::pem_certs;
+use meshid_tests::certs::read_pem;
 use meshid_tests::http::{backend, http};
-use meshid_tests::{Alg, Child, Cmd, Mesh, Pki, eventually, free_port, tempdir};
+use meshid_tests::proxy::Listener;
+use meshid_tests::{Alg, Cmd, Mesh, Pki, TestProxy, eventually, free_port, tempdir};
 
 /// How long the proxies may take to get their SVIDs and connect.
 const READY: Duration = Duration::from_secs(45);
@@ -23,33 +24,6 @@ const MAX_REQUESTS: usize = 1500;
 /// Requests still sent once the agent serves SVIDs of the new intermediate.
 const AFTER_NEW_SVID: usize = 150;
 const PAUSE: Duration = Duration::from_millis(20);
-
-/// Puts `text` at `path` by renaming a sibling over it.
-fn replace(path: &Path, text: &[u8]) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
-/// Points the CA's files at intermediate `mesh` (key first, then chain).
-fn install(pki: &Pki, mesh: &str) {
-    replace(
-        &pki.dir.join("key.pem"),
-        &std::fs::read(pki.key(mesh)).unwrap(),
-    );
-    replace(
-        &pki.dir.join("chain.pem"),
-        &std::fs::read(pki.cert(mesh)).unwrap(),
-    );
-}
-
-fn der(path: &Path) -> Vec<Vec<u8>> {
-    pem_certs(&std::fs::read_to_string(path).unwrap())
-        .unwrap()
-        .into_iter()
-        .map(|c| c.to_vec())
-        .collect()
-}
 
 /// The intermediate the agent's current X.509-SVID chains to, as written
 /// by `meshid agent api fetch --write` (leaf + intermediates).
@@ -63,17 +37,7 @@ fn served_intermediate(mesh: &Mesh, out: &Path) -> Option<Vec<u8>> {
     if !fetched.status.success() {
         return None;
     }
-    der(&out.join("svid.0.pem")).get(1).cloned()
-}
-
-/// `meshid proxy run` on `body` (YAML), logging into the mesh's log dir.
-fn proxy(mesh: &Mesh, name: &str, body: String) -> Child {
-    let file = mesh.tmp.path().join(format!("{name}-proxy.yaml"));
-    std::fs::write(&file, body).unwrap();
-    Cmd::meshid()
-        .args(["proxy", "run", "--config"])
-        .args([&file])
-        .spawn(&mesh.logs)
+    read_pem(&out.join("svid.0.pem")).get(1).cloned()
 }
 
 #[test]
@@ -83,25 +47,16 @@ fn the_intermediate_is_replaced_under_continuous_mtls_traffic_without_a_failed_r
     pki.root("root", Alg::P256);
     pki.mesh_ca("mesh-a", "root", Alg::P256, "");
     pki.mesh_ca("mesh-b", "root", Alg::P256, "");
-    replace(
-        &pki.dir.join("root.pem"),
-        &std::fs::read(pki.cert("root")).unwrap(),
-    );
-    install(&pki, "mesh-a");
-    let show = |n: &str| pki.dir.join(n).display().to_string();
+    pki.install("mesh-a", "root");
     let mesh = Mesh::builder()
         .ca_config(&format!(
-            "default_x509_ttl = \"20s\"\nmax_x509_ttl = \"20s\"\n\
-             [upstream]\ncert_chain_file = {:?}\nkey_file = {:?}\nroot_file = {:?}\n\
-             watch_interval = \"200ms\"\n",
-            show("chain.pem"),
-            show("key.pem"),
-            show("root.pem"),
+            "default_x509_ttl = \"20s\"\nmax_x509_ttl = \"20s\"\n{}",
+            pki.upstream_config("200ms")
         ))
         .start();
     let dir = mesh.tmp.path();
-    let mesh_a = der(&pki.cert("mesh-a")).remove(0);
-    let mesh_b = der(&pki.cert("mesh-b")).remove(0);
+    let mesh_a = read_pem(&pki.cert("mesh-a")).remove(0);
+    let mesh_b = read_pem(&pki.cert("mesh-b")).remove(0);
     assert_eq!(
         served_intermediate(&mesh, &dir.join("svid-a")),
         Some(mesh_a)
@@ -110,27 +65,34 @@ fn the_intermediate_is_replaced_under_continuous_mtls_traffic_without_a_failed_r
     // backend ← inbound proxy (mTLS) ← outbound proxy (plain HTTP in).
     let (backend_port, seen) = backend();
     let (inbound, outbound) = (free_port(), free_port());
-    let socket = mesh.workload_socket().display().to_string();
-    let mut inbound_proxy = proxy(
-        &mesh,
+    let socket = mesh.workload_socket();
+    let TestProxy {
+        child: mut inbound_proxy,
+        ..
+    } = TestProxy::start(
+        dir,
+        &mesh.logs,
         "inbound",
-        format!(
-            "identity:\n  workload_api: {{ socket: {socket:?} }}\ninbound:\n  - {{ listen: \
-             \"127.0.0.1:{inbound}\", forward_to: \"127.0.0.1:{backend_port}\", protocol: http }}\n\
-             ops_listen: \"127.0.0.1:{}\"\n",
-            free_port(),
-        ),
+        socket,
+        &[Listener::Inbound {
+            port: inbound,
+            forward_to: backend_port,
+        }],
     );
-    let mut outbound_proxy = proxy(
-        &mesh,
+    let TestProxy {
+        child: mut outbound_proxy,
+        ..
+    } = TestProxy::start(
+        dir,
+        &mesh.logs,
         "outbound",
-        format!(
-            "identity:\n  workload_api: {{ socket: {socket:?} }}\noutbound:\n  - {{ listen: \
-             \"127.0.0.1:{outbound}\", upstream: \"127.0.0.1:{inbound}\", server_id: {:?}, \
-             protocol: http }}\nops_listen: \"127.0.0.1:{}\"\n",
-            mesh.spiffe_id,
-            free_port(),
-        ),
+        socket,
+        &[Listener::Outbound {
+            port: outbound,
+            upstream: inbound,
+            server_id: mesh.spiffe_id.clone(),
+            pool: true,
+        }],
     );
     eventually("a first request through both proxies", READY, || {
         assert!(inbound_proxy.is_running(), "{}", inbound_proxy.log());
@@ -151,7 +113,7 @@ fn the_intermediate_is_replaced_under_continuous_mtls_traffic_without_a_failed_r
         }
         sent += 1;
         if sent == BEFORE_SWAP {
-            install(&pki, "mesh-b");
+            pki.install("mesh-b", "root");
         }
         if sent > BEFORE_SWAP && new_svid_at.is_none() && sent.is_multiple_of(25) {
             let out = dir.join(format!("svid-{sent}"));

@@ -23,13 +23,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use meshid_identity::x509::{pem_certs, to_pem};
-use meshid_proto::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
-use meshid_proto::workload::{JwtsvidRequest, ValidateJwtsvidRequest};
 use meshid_tests::http::{backend, http};
+use meshid_tests::workload_client::{fetch_jwt, validate_jwt};
 use meshid_tests::{
     Child, Cmd, Mesh, TestAgent, TestCa, current_uid, eventually, eventually_async, free_port,
 };
-use tonic::transport::Channel;
 
 /// How long the proxies may take to get their SVIDs and connect.
 const READY: Duration = Duration::from_secs(45);
@@ -110,45 +108,6 @@ fn jwt_svids_validate_across(west: &Path, east: &Path) {
         };
         assert_eq!(id, expected);
     }
-}
-
-async fn workload_client(socket: &Path) -> Option<SpiffeWorkloadApiClient<Channel>> {
-    let channel = meshid_runtime::uds::channel(socket).await.ok()?;
-    Some(SpiffeWorkloadApiClient::new(channel))
-}
-
-fn with_header<T>(msg: T) -> tonic::Request<T> {
-    let mut req = tonic::Request::new(msg);
-    req.metadata_mut()
-        .insert("workload.spiffe.io", "true".parse().unwrap());
-    req
-}
-
-async fn fetch_jwt(socket: &Path, audience: &str) -> Option<String> {
-    let req = JwtsvidRequest {
-        audience: vec![audience.to_owned()],
-        spiffe_id: String::new(),
-    };
-    let resp = workload_client(socket)
-        .await?
-        .fetch_jwtsvid(with_header(req))
-        .await
-        .ok()?;
-    resp.into_inner().svids.into_iter().next().map(|s| s.svid)
-}
-
-/// The SPIFFE ID of `token` if the agent at `socket` validates it.
-async fn validate_jwt(socket: &Path, token: &str, audience: &str) -> Option<String> {
-    let req = ValidateJwtsvidRequest {
-        audience: audience.to_owned(),
-        svid: token.to_owned(),
-    };
-    let resp = workload_client(socket)
-        .await?
-        .validate_jwtsvid(with_header(req))
-        .await
-        .ok()?;
-    Some(resp.into_inner().spiffe_id)
 }
 
 /// East's SVID as the agent serves it verifies under the upstream's root.

@@ -34,91 +34,6 @@ fn write_public(path: &Path, text: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
 }
 
-/// Envoy's outbound side for (a): a plain-HTTP listener routing to a
-/// cluster that speaks mTLS (TLS 1.3, SDS `default` + `ROOTCA`) to our
-/// proxy's inbound and accepts only the proxy's SPIFFE ID.
-fn envoy_outbound_listener(port: u16) -> String {
-    format!(
-        r#"  - name: outbound_to_meshid
-    address:
-      socket_address: {{ address: 127.0.0.1, port_value: {port} }}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: outbound
-          route_config:
-            virtual_hosts:
-            - name: meshid
-              domains: ["*"]
-              routes:
-              - match: {{ prefix: "/" }}
-                route: {{ cluster: meshid_inbound }}
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-"#
-    )
-}
-
-fn envoy_outbound_cluster(upstream_port: u16) -> String {
-    let sds = "sds_config:
-                resource_api_version: V3
-                api_config_source:
-                  api_type: GRPC
-                  transport_api_version: V3
-                  grpc_services:
-                  - envoy_grpc: { cluster_name: meshid_agent_sds }";
-    format!(
-        r#"  - name: meshid_inbound
-    type: STATIC
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: meshid_inbound
-      endpoints:
-      - lb_endpoints:
-        - endpoint:
-            address:
-              socket_address: {{ address: 127.0.0.1, port_value: {upstream_port} }}
-    transport_socket:
-      name: envoy.transport_sockets.tls
-      typed_config:
-        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
-        common_tls_context:
-          tls_certificate_sds_secret_configs:
-          - name: default
-            {sds}
-          combined_validation_context:
-            default_validation_context:
-              match_typed_subject_alt_names:
-              - san_type: URI
-                matcher: {{ exact: "{PROXY_ID}" }}
-            validation_context_sds_secret_config:
-              name: ROOTCA
-              {sds_vc}
-"#,
-        sds = sds,
-        sds_vc = sds.replace("\n                ", "\n                  "),
-    )
-}
-
-/// examples/envoy/envoy.yaml (Envoy's inbound, for (b)) filled in, plus the
-/// outbound listener and cluster for (a).
-fn envoy_config(vars: &[(&str, String)], listener: &str, cluster: &str) -> String {
-    let mut text = meshid_tests::envoy::example_config(vars);
-    for (section, extra) in [("  listeners:\n", listener), ("  clusters:\n", cluster)] {
-        assert_eq!(
-            text.matches(section).count(),
-            1,
-            "{section:?} in examples/envoy/envoy.yaml"
-        );
-        text = text.replace(section, &format!("{section}{extra}"));
-    }
-    text
-}
-
 #[test]
 fn envoy_and_meshid_proxy_talk_mtls_both_ways_with_sds_identities() {
     let Some(envoy_bin) = Envoy::from_env("the meshid proxy <-> Envoy interop test") else {
@@ -197,7 +112,7 @@ fn envoy_and_meshid_proxy_talk_mtls_both_ways_with_sds_identities() {
     let envoy_yaml = root.join("envoy.yaml");
     std::fs::write(
         &envoy_yaml,
-        envoy_config(
+        meshid_tests::envoy::config_with(
             &[
                 ("SDS_SOCKET", wl.display().to_string()),
                 ("ADMIN_PORT", envoy_admin.to_string()),
@@ -205,8 +120,12 @@ fn envoy_and_meshid_proxy_talk_mtls_both_ways_with_sds_identities() {
                 ("BACKEND_PORT", backend_port.to_string()),
                 ("TRUST_DOMAIN", TD.to_string()),
             ],
-            &envoy_outbound_listener(envoy_out),
-            &envoy_outbound_cluster(proxy_in),
+            &meshid_tests::envoy::outbound_listener(
+                "outbound_to_meshid",
+                envoy_out,
+                "meshid_inbound",
+            ),
+            &meshid_tests::envoy::mtls_cluster("meshid_inbound", proxy_in, PROXY_ID, false),
         ),
     )
     .unwrap();

@@ -1,10 +1,15 @@
 //! The agent's identity on disk: key, SVID chain and trust bundle in the
 //! data directory, each written atomically with mode 0600.
+//!
+//! Only the attestor writes here ([`super::Attestor`]: attestation,
+//! renewal, and the bundle the SVID manager hands it after a sync).
+//! Each write still goes through its own temporary file (process ID and a
+//! counter in the name), so two writes can never rename each other's half
+//! written file into place.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
 
 use meshid_identity::{PrivateKey, TrustBundle, TrustDomain};
 use rustls_pki_types::CertificateDer;
@@ -80,40 +85,21 @@ fn read(path: &Path) -> Result<Option<String>, AttestError> {
         path: path.to_owned(),
         source,
     };
-    match fs::metadata(path) {
-        Ok(m) if m.len() > MAX_FILE_LEN => Err(AttestError::Corrupt {
+    match meshid_runtime::fs::read_to_string(path, MAX_FILE_LEN) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(meshid_runtime::fs::ReadError::Io(e)) => Err(err(e)),
+        Err(e) => Err(AttestError::Corrupt {
             path: path.to_owned(),
-            reason: format!("{} bytes is too large", m.len()),
+            reason: e.to_string(),
         }),
-        Ok(_) => fs::read_to_string(path).map(Some).map_err(err),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(err(e)),
     }
 }
 
-/// Writes `bytes` to a 0600 temporary file, syncs it and renames it over `path`.
+/// Writes `bytes` to `path` (0600) through runtime's one atomic write.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AttestError> {
-    let err = |source| AttestError::Store {
+    meshid_runtime::fs::write_atomic(path, bytes, 0o600).map_err(|source| AttestError::Store {
         path: path.to_owned(),
         source,
-    };
-    let mut tmp = PathBuf::from(path);
-    tmp.set_extension("tmp");
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(err)?;
-    f.write_all(bytes).map_err(err)?;
-    f.sync_all().map_err(err)?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(err)?;
-    if let Some(parent) = path.parent()
-        && let Ok(d) = fs::File::open(parent)
-    {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    })
 }

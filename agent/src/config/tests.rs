@@ -74,6 +74,21 @@ fn malformed_trust_domain_fails_the_load_naming_the_key() {
 }
 
 #[test]
+fn an_endless_or_oversized_trust_bundle_file_is_refused_without_reading_it_all() {
+    let text = format!("{MINIMAL}\ntrust_bundle_file = \"/dev/zero\"\n");
+    let err = AgentConfig::from_toml(&text)
+        .unwrap()
+        .trust_bundle()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("larger than"), "{err}");
+    let err = AgentConfig::load(std::path::Path::new("/dev/zero"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("1 MiB"), "{err}");
+}
+
+#[test]
 fn trust_bundle_file_is_read_as_the_roots_of_the_trust_domain() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bundle.pem");
@@ -131,4 +146,41 @@ fn ca_spiffe_id_outside_the_trust_domain_or_malformed_is_refused() {
     let text = format!("{MINIMAL}\nca_spiffe_id = \"spiffe://other.org/meshid/ca\"\n");
     let err = AgentConfig::from_toml(&text).unwrap_err().to_string();
     assert!(err.contains("trust domain example.org"), "{err}");
+}
+
+#[test]
+fn several_ca_addresses_are_taken_in_order_and_checked() {
+    let several = MINIMAL.replace(
+        "ca_address = \"127.0.0.1:8081\"",
+        "ca_addresses = [\"ca-0.example.org:8081\", \"[::1]:8081\"]",
+    );
+    let c = AgentConfig::from_toml(&several).unwrap();
+    assert_eq!(c.ca_targets(), vec!["ca-0.example.org:8081", "[::1]:8081"]);
+    assert_eq!(
+        AgentConfig::from_toml(MINIMAL).unwrap().ca_targets(),
+        vec!["127.0.0.1:8081"]
+    );
+
+    let both = format!("{MINIMAL}\nca_addresses = [\"a:1\"]\n");
+    let none = MINIMAL.replace("ca_address = \"127.0.0.1:8081\"", "");
+    let list = |l: &str| {
+        MINIMAL.replace(
+            "ca_address = \"127.0.0.1:8081\"",
+            &format!("ca_addresses = [{l}]"),
+        )
+    };
+    let many = (0..17)
+        .map(|i| format!("\"ca-{i}:1\""))
+        .collect::<Vec<_>>()
+        .join(",");
+    for (text, field, says) in [
+        (both, "ca_addresses", "not both"),
+        (none, "ca_address", "required"),
+        (list("\"a:1\", \"nohost\""), "ca_addresses", "nohost"),
+        (list("\"a:1\", \"a:1\""), "ca_addresses", "twice"),
+        (list(&many), "ca_addresses", "at most 16"),
+    ] {
+        let err = AgentConfig::from_toml(&text).unwrap_err().to_string();
+        assert!(err.contains(field) && err.contains(says), "{err}");
+    }
 }

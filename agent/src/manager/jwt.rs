@@ -1,5 +1,6 @@
 //! JWT-SVIDs minted by the CA, cached per (entry, audience) until half
-//! their life has passed.
+//! their life has passed, or until a sync shows the CA's JWT keys or key
+//! state changed (a rotation or a taint).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -151,6 +152,12 @@ impl JwtCache {
         }
         cache.insert(key, (minted.clone(), now + life / 2));
         Ok(minted)
+    }
+
+    /// Drops every cached JWT-SVID (the CA's JWT keys or key state
+    /// changed: a token from a retired or tainted key is not handed out).
+    pub(super) fn clear(&self) {
+        self.lock().clear();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, (JwtSvid, SystemTime)>> {

@@ -8,6 +8,7 @@ use meshid_proto::convert::{trust_bundle, trust_bundle_of};
 
 use crate::cache::EntryInfo;
 use crate::node_client::{CaClient, CaError};
+use crate::reissue::CaKeys;
 
 /// Most pages one sync reads before giving up.
 const MAX_PAGES: usize = 10_000;
@@ -21,12 +22,15 @@ const MAX_PAGE_TOKEN_LEN: usize = 4096;
 pub(super) struct Synced {
     pub(super) entries: Vec<EntryInfo>,
     pub(super) bundles: Arc<BundleSet>,
+    /// The CA's key state (the last page's), if it sent one.
+    pub(super) ca_keys: Option<CaKeys>,
 }
 
 /// Reads every page; fails unless the whole state arrived.
 pub(super) async fn sync_all(client: &dyn CaClient, td: &TrustDomain) -> Result<Synced, CaError> {
     let mut entries = Vec::new();
     let mut bundles = BundleSet::new();
+    let mut ca_keys = None;
     let mut token = String::new();
     for _ in 0..MAX_PAGES {
         let page = client
@@ -38,6 +42,9 @@ pub(super) async fn sync_all(client: &dyn CaClient, td: &TrustDomain) -> Result<
         if let Some(b) = &page.bundle {
             let own = trust_bundle_of(td, b).map_err(|e| CaError::BadResponse(e.to_string()))?;
             bundles.insert(own);
+        }
+        if let Some(k) = CaKeys::from_wire(page.ca_keys.as_ref())? {
+            ca_keys = Some(k);
         }
         for fb in &page.federated_bundles {
             match trust_bundle(fb) {
@@ -66,6 +73,7 @@ pub(super) async fn sync_all(client: &dyn CaClient, td: &TrustDomain) -> Result<
             return Ok(Synced {
                 entries,
                 bundles: Arc::new(bundles),
+                ca_keys,
             });
         }
         if page.next_page_token.len() > MAX_PAGE_TOKEN_LEN {

@@ -1,7 +1,10 @@
 //! [`CaClient`] over gRPC: `Attest` over server-authenticated TLS, every
 //! other RPC over mTLS with the current agent SVID. Every connection
-//! requires the server to present the CA's SPIFFE ID.
+//! requires the server to present the CA's SPIFFE ID. With several CA
+//! addresses (replicas, or a DNS name resolving to several), a call that
+//! fails transiently is retried on the next address ([`super::failover`]).
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,9 +14,9 @@ use meshid_proto::ca::{
     AttestRequest, AttestResponse, MintJwtSvidsRequest, MintJwtSvidsResponse, RenewAgentRequest,
     RenewAgentResponse, SignX509SvidsRequest, SignX509SvidsResponse, SyncRequest, SyncResponse,
 };
-use rustls_pki_types::ServerName;
 use tonic::transport::{Channel, Endpoint};
 
+use super::failover::{Peer, Peers};
 use super::{AgentCredentials, CaClient, CaError, tls};
 
 /// How long one RPC may take.
@@ -24,8 +27,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The CA node API over the network.
 #[derive(Debug)]
 pub struct GrpcCaClient {
-    endpoint: Endpoint,
-    server_name: ServerName<'static>,
+    peers: Peers,
     ca_id: SpiffeId,
     state: Mutex<State>,
 }
@@ -34,7 +36,19 @@ pub struct GrpcCaClient {
 struct State {
     bundles: Arc<BundleSet>,
     creds: Option<AgentCredentials>,
-    channel: Option<Channel>,
+    /// The address that answered last: every call starts there.
+    sticky: Option<Peer>,
+    /// The mTLS channel to `sticky` for the current credentials.
+    channel: Option<(Peer, Channel)>,
+}
+
+/// Which TLS a call uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Auth {
+    /// Server-authenticated only (attestation).
+    Server,
+    /// The agent SVID as client certificate.
+    Mutual,
 }
 
 // === impl GrpcCaClient ===
@@ -46,12 +60,14 @@ impl GrpcCaClient {
     ///
     /// Nothing is contacted until the first call.
     pub fn new(address: &str, ca_id: SpiffeId) -> Result<Self, CaError> {
-        let (endpoint, server_name) =
-            meshid_runtime::tls::endpoint(address, RPC_TIMEOUT, CONNECT_TIMEOUT)
-                .map_err(|e| CaError::Tls(format!("CA address {e}")))?;
+        Self::with_addresses(&[address.to_owned()], ca_id)
+    }
+
+    /// A client of the CA replicas at `addresses` (each `host:port`, tried
+    /// in this order on failures), every one presenting `ca_id`.
+    pub fn with_addresses(addresses: &[String], ca_id: SpiffeId) -> Result<Self, CaError> {
         Ok(Self {
-            endpoint,
-            server_name,
+            peers: Peers::new(addresses)?,
             ca_id,
             state: Mutex::new(State::default()),
         })
@@ -61,22 +77,115 @@ impl GrpcCaClient {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The mTLS channel for the current credentials (built lazily).
-    fn mtls(&self) -> Result<NodeClient<Channel>, CaError> {
+    /// Runs `rpc` on the address that worked last, then on transient
+    /// failures on the next addresses, each at most once; the last error
+    /// when none answered.
+    async fn call<T, F, Fut>(&self, auth: Auth, rpc: F) -> Result<T, CaError>
+    where
+        F: Fn(NodeClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let mut tried: Vec<Peer> = Vec::new();
+        let mut queue: std::collections::VecDeque<Peer> = self.lock().sticky.into_iter().collect();
+        let mut resolved = false;
+        let mut last = None;
+        loop {
+            let peer = match queue.pop_front() {
+                Some(p) => p,
+                None if resolved => break,
+                None => {
+                    resolved = true;
+                    match self.peers.after(tried.last().copied(), &tried).await {
+                        Ok(next) => queue.extend(next),
+                        Err(e) => {
+                            last.get_or_insert(e);
+                        }
+                    }
+                    continue;
+                }
+            };
+            tried.push(peer);
+            let result = match self.channel(peer, auth).await {
+                Ok(ch) => rpc(client(ch)).await.map_err(CaError::from),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(resp) => {
+                    self.stick(peer);
+                    return Ok(resp.into_inner());
+                }
+                Err(e) if e.is_transient() => {
+                    let e = self.at(peer, e);
+                    self.forget(peer);
+                    tracing::warn!(ca = %self.peers.describe(peer), error = %e, "CA call failed; trying the next CA address if there is one");
+                    last = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| CaError::Unavailable("no CA address to call".into())))
+    }
+
+    /// A channel to `peer`: for mTLS the cached one (built lazily), for
+    /// attestation a fresh connection.
+    async fn channel(&self, peer: Peer, auth: Auth) -> Result<Channel, CaError> {
+        let endpoint = self.endpoint(peer)?;
+        let server_name = self.peers.server_name(peer);
+        if auth == Auth::Server {
+            let bundles = self.lock().bundles.clone();
+            let config = tls::client_config(&self.ca_id, bundles, None)?;
+            return endpoint
+                .connect_with_connector(meshid_runtime::tls::connector(config, server_name))
+                .await
+                .map_err(transport);
+        }
         let mut st = self.lock();
-        if let Some(ch) = &st.channel {
-            return Ok(client(ch.clone()));
+        if let Some((p, ch)) = &st.channel
+            && *p == peer
+        {
+            return Ok(ch.clone());
         }
         let creds = st.creds.as_ref().ok_or(CaError::NoCredentials)?;
         let config = tls::client_config(&self.ca_id, st.bundles.clone(), Some(creds))?;
-        let ch = self
-            .endpoint
-            .connect_with_connector_lazy(meshid_runtime::tls::connector(
-                config,
-                self.server_name.clone(),
-            ));
-        st.channel = Some(ch.clone());
-        Ok(client(ch))
+        let ch = endpoint
+            .connect_with_connector_lazy(meshid_runtime::tls::connector(config, server_name));
+        st.channel = Some((peer, ch.clone()));
+        Ok(ch)
+    }
+
+    fn endpoint(&self, peer: Peer) -> Result<Endpoint, CaError> {
+        meshid_runtime::tls::endpoint(&peer.addr.to_string(), RPC_TIMEOUT, CONNECT_TIMEOUT)
+            .map(|(e, _)| e)
+            .map_err(|e| CaError::Tls(format!("CA address {e}")))
+    }
+
+    /// `peer` answered: start there from now on.
+    fn stick(&self, peer: Peer) {
+        let mut st = self.lock();
+        if st.sticky != Some(peer) {
+            if st.sticky.is_some() {
+                tracing::info!(ca = %self.peers.describe(peer), "using this CA address from now on");
+            }
+            st.sticky = Some(peer);
+        }
+    }
+
+    /// `peer` failed: drop its channel.
+    fn forget(&self, peer: Peer) {
+        let mut st = self.lock();
+        if st.channel.as_ref().is_some_and(|(p, _)| *p == peer) {
+            st.channel = None;
+        }
+    }
+
+    /// A transient error naming the address it came from.
+    fn at(&self, peer: Peer, e: CaError) -> CaError {
+        match e {
+            CaError::Unavailable(m) => {
+                CaError::Unavailable(format!("{}: {m}", self.peers.describe(peer)))
+            }
+            e => e,
+        }
     }
 }
 
@@ -103,39 +212,49 @@ fn transport(e: tonic::transport::Error) -> CaError {
 #[async_trait::async_trait]
 impl CaClient for GrpcCaClient {
     async fn attest(&self, req: AttestRequest) -> Result<AttestResponse, CaError> {
-        let bundles = self.lock().bundles.clone();
-        let config = tls::client_config(&self.ca_id, bundles, None)?;
-        let ch = self
-            .endpoint
-            .connect_with_connector(meshid_runtime::tls::connector(
-                config,
-                self.server_name.clone(),
-            ))
-            .await
-            .map_err(transport)?;
-        Ok(client(ch).attest(req).await?.into_inner())
+        self.call(Auth::Server, |mut c| {
+            let req = req.clone();
+            async move { c.attest(req).await }
+        })
+        .await
     }
 
     async fn renew_agent(&self, req: RenewAgentRequest) -> Result<RenewAgentResponse, CaError> {
-        Ok(self.mtls()?.renew_agent(req).await?.into_inner())
+        self.call(Auth::Mutual, |mut c| {
+            let req = req.clone();
+            async move { c.renew_agent(req).await }
+        })
+        .await
     }
 
     async fn sync(&self, req: SyncRequest) -> Result<SyncResponse, CaError> {
-        Ok(self.mtls()?.sync(req).await?.into_inner())
+        self.call(Auth::Mutual, |mut c| {
+            let req = req.clone();
+            async move { c.sync(req).await }
+        })
+        .await
     }
 
     async fn sign_x509_svids(
         &self,
         req: SignX509SvidsRequest,
     ) -> Result<SignX509SvidsResponse, CaError> {
-        Ok(self.mtls()?.sign_x509_svids(req).await?.into_inner())
+        self.call(Auth::Mutual, |mut c| {
+            let req = req.clone();
+            async move { c.sign_x509_svids(req).await }
+        })
+        .await
     }
 
     async fn mint_jwt_svids(
         &self,
         req: MintJwtSvidsRequest,
     ) -> Result<MintJwtSvidsResponse, CaError> {
-        Ok(self.mtls()?.mint_jwt_svids(req).await?.into_inner())
+        self.call(Auth::Mutual, |mut c| {
+            let req = req.clone();
+            async move { c.mint_jwt_svids(req).await }
+        })
+        .await
     }
 
     fn set_credentials(&self, creds: Option<AgentCredentials>) {

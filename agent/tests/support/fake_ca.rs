@@ -1,4 +1,6 @@
-//! An in-memory CA node API that really signs, for agent tests.
+//! An in-memory CA node API that really signs, for agent tests. It can
+//! rotate its root (the new root joins the bundle and signs from then on)
+//! and publish its key state (`SyncResponse.ca_keys`) like a rotating CA.
 #![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
 
@@ -34,13 +36,23 @@ pub struct FakeState {
     pub renewals: usize,
     pub jwt_mints: usize,
     pub creds: Option<AgentCredentials>,
+    /// Sent as `SyncResponse.ca_keys` (None: a CA that predates rotation).
+    pub ca_keys: Option<CaKeys>,
+}
+
+/// The roots: the one signing now and every one in the bundle.
+#[derive(Debug)]
+struct Roots {
+    key: PrivateKey,
+    signing: CertificateDer<'static>,
+    published: Vec<CertificateDer<'static>>,
+    sequence: i64,
 }
 
 #[derive(Debug)]
 pub struct FakeCa {
     pub td: TrustDomain,
-    root_key: PrivateKey,
-    pub root: CertificateDer<'static>,
+    roots: Mutex<Roots>,
     clock: SharedClock,
     pub state: Mutex<FakeState>,
 }
@@ -48,23 +60,15 @@ pub struct FakeCa {
 impl FakeCa {
     pub fn new(clock: SharedClock) -> Arc<Self> {
         let td = TrustDomain::new(TD).unwrap();
-        let root_key = PrivateKey::generate_p256().unwrap();
-        let now = clock.now();
-        let root = self_signed_ca(
-            &CaTemplate {
-                trust_domain: td.clone(),
-                common_name: "fake root".into(),
-                not_before: now,
-                not_after: now + Duration::from_secs(365 * 86400),
-                path_len: None,
-            },
-            &root_key.key_pair().unwrap(),
-        )
-        .unwrap();
+        let (key, root) = new_root(&td, clock.now());
         Arc::new(Self {
             td,
-            root_key,
-            root,
+            roots: Mutex::new(Roots {
+                key,
+                signing: root.clone(),
+                published: vec![root],
+                sequence: 1,
+            }),
             clock,
             state: Mutex::new(FakeState {
                 svid_ttl: Duration::from_secs(1000),
@@ -94,18 +98,53 @@ impl FakeCa {
     }
 
     pub fn bundle(&self) -> Bundle {
+        let roots = self.roots.lock().unwrap();
         Bundle {
             trust_domain: TD.into(),
-            x509_authorities: vec![self.root.to_vec()],
-            sequence: 1,
+            x509_authorities: roots.published.iter().map(|c| c.to_vec()).collect(),
+            sequence: roots.sequence,
             ..Default::default()
         }
     }
 
+    /// The bundle as the agent holds it (every published root).
     pub fn trust_bundle(&self) -> meshid_identity::TrustBundle {
         let mut b = meshid_identity::TrustBundle::new(self.td.clone());
-        b.x509_authorities.push(self.root.clone());
+        b.x509_authorities = self.roots.lock().unwrap().published.clone();
         b
+    }
+
+    /// The root signing now.
+    pub fn root(&self) -> CertificateDer<'static> {
+        self.roots.lock().unwrap().signing.clone()
+    }
+
+    /// The key ID (AKI keyIdentifier) of the leaves the current root signs.
+    pub fn key_id(&self) -> Vec<u8> {
+        let (chain, _) = self.issue("spiffe://example.org/probe");
+        meshid_identity::x509::authority_key_id(&chain[0]).unwrap()
+    }
+
+    /// A new root joins the bundle (sequence + 1) and signs from now on;
+    /// the old one stays in the bundle. Returns the old key ID.
+    pub fn rotate(&self) -> Vec<u8> {
+        let old = self.key_id();
+        let (key, root) = new_root(&self.td, self.clock.now());
+        let mut roots = self.roots.lock().unwrap();
+        roots.key = key;
+        roots.signing = root.clone();
+        roots.published.push(root);
+        roots.sequence += 1;
+        old
+    }
+
+    /// Publishes `active` and `tainted` as the CA's key state.
+    pub fn set_keys(&self, active: &[&[u8]], tainted: &[&[u8]], spread_seconds: u32) {
+        self.lock().ca_keys = Some(CaKeys {
+            active: active.iter().map(|k| k.to_vec()).collect(),
+            tainted: tainted.iter().map(|k| k.to_vec()).collect(),
+            reissue_spread_seconds: spread_seconds,
+        });
     }
 
     fn sign(
@@ -118,18 +157,7 @@ impl FakeCa {
         let csr = verify_csr(csr).map_err(|e| e.to_string())?;
         let now = self.clock.now();
         let spiffe_id = meshid_identity::SpiffeId::parse(path).map_err(|e| e.to_string())?;
-        let cert = sign_svid(
-            &SvidTemplate {
-                spiffe_id: spiffe_id.clone(),
-                dns_names: vec![],
-                not_before: now,
-                not_after: now + ttl,
-            },
-            &csr.public_key_der,
-            &self.root,
-            &self.root_key.key_pair().unwrap(),
-        )
-        .map_err(|e| e.to_string())?;
+        let cert = self.sign_key(&spiffe_id, &csr.public_key_der, now, now + ttl)?;
         Ok(X509Svid {
             spiffe_id: spiffe_id.as_str().into(),
             cert_chain: vec![cert.to_vec()],
@@ -224,6 +252,7 @@ impl CaClient for FakeCa {
             next_page_token: next,
             bundle: Some(self.bundle()),
             federated_bundles: vec![],
+            ca_keys: st.ca_keys.clone(),
         })
     }
 
@@ -308,19 +337,39 @@ impl FakeCa {
     pub fn issue(&self, spiffe_id: &str) -> (Vec<CertificateDer<'static>>, PrivateKey) {
         let key = PrivateKey::generate_p256().unwrap();
         let now = self.clock.now();
-        let cert = sign_svid(
-            &SvidTemplate {
-                spiffe_id: meshid_identity::SpiffeId::parse(spiffe_id).unwrap(),
-                dns_names: vec![],
-                not_before: now,
-                not_after: now + Duration::from_secs(3600),
-            },
-            &key.public_key_der(),
-            &self.root,
-            &self.root_key.key_pair().unwrap(),
-        )
-        .unwrap();
+        let id = meshid_identity::SpiffeId::parse(spiffe_id).unwrap();
+        let cert = self
+            .sign_key(
+                &id,
+                &key.public_key_der(),
+                now,
+                now + Duration::from_secs(3600),
+            )
+            .unwrap();
         (vec![cert], key)
+    }
+
+    /// A leaf for `spiffe_id` and `spki` signed by the current root.
+    fn sign_key(
+        &self,
+        spiffe_id: &meshid_identity::SpiffeId,
+        spki: &[u8],
+        not_before: SystemTime,
+        not_after: SystemTime,
+    ) -> Result<CertificateDer<'static>, String> {
+        let roots = self.roots.lock().unwrap();
+        sign_svid(
+            &SvidTemplate {
+                spiffe_id: spiffe_id.clone(),
+                dns_names: vec![],
+                not_before,
+                not_after,
+            },
+            spki,
+            &roots.signing,
+            &roots.key.key_pair().unwrap(),
+        )
+        .map_err(|e| e.to_string())
     }
 
     /// Marks the agent as attested without going through `attest`.
@@ -332,6 +381,31 @@ impl FakeCa {
             key: PrivateKey::generate_p256().unwrap(),
         });
     }
+}
+
+/// The first page of a sync.
+pub fn first_page() -> SyncRequest {
+    SyncRequest {
+        page_token: String::new(),
+        page_size: 0,
+    }
+}
+
+/// A fresh key and a self-signed root of `td`, valid a year from `now`.
+fn new_root(td: &TrustDomain, now: SystemTime) -> (PrivateKey, CertificateDer<'static>) {
+    let key = PrivateKey::generate_p256().unwrap();
+    let root = self_signed_ca(
+        &CaTemplate {
+            trust_domain: td.clone(),
+            common_name: "fake root".into(),
+            not_before: now,
+            not_after: now + Duration::from_secs(365 * 86400),
+            path_len: None,
+        },
+        &key.key_pair().unwrap(),
+    )
+    .unwrap();
+    (key, root)
 }
 
 /// A fixed, certificate-friendly start time (2027-01-15).

@@ -3,7 +3,9 @@
 //! Entry 0 selects the benchmark client's uid, so each Workload API stream
 //! the benchmark opens gets exactly one SVID; entries 1.. select uids no
 //! process has (`20000 + i`): the agent issues and rotates them, but serves
-//! them to nobody.
+//! them to nobody. With `--per-uid N`, entry `i` selects uid
+//! `20000 + i / N` instead, so `key-rotation` can watch every SVID with one
+//! stream per uid.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -32,12 +34,18 @@ pub struct Args {
     #[arg(long, default_value_t = 1000)]
     batch: usize,
     /// uid entry 0 selects (the benchmark client's).
+    #[arg(long, required_unless_present = "per_uid", conflicts_with = "per_uid")]
+    bench_uid: Option<u32>,
+    /// Entries per uid (from 20000 up), instead of `--bench-uid`.
     #[arg(long)]
-    bench_uid: u32,
+    per_uid: Option<u32>,
     /// X.509-SVID lifetime in seconds (the CA accepts 60 and up).
     #[arg(long, default_value_t = 300)]
     ttl: u32,
 }
+
+/// The first uid the entries select besides `--bench-uid`.
+pub const UID_BASE: u32 = 20_000;
 
 /// Creates the entries and prints how long it took.
 pub async fn run(a: Args) -> anyhow::Result<()> {
@@ -81,7 +89,11 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
 }
 
 fn entry(a: &Args, i: u32) -> Entry {
-    let uid = if i == 0 { a.bench_uid } else { 20_000 + i };
+    let uid = match (a.per_uid, a.bench_uid) {
+        (Some(n), _) => UID_BASE + i / n.max(1),
+        (None, Some(bench)) if i == 0 => bench,
+        (None, _) => UID_BASE + i,
+    };
     Entry {
         spiffe_id: format!("spiffe://{}/bench/w{i}", a.trust_domain),
         parent_id: a.parent_id.clone(),
@@ -94,7 +106,8 @@ fn entry(a: &Args, i: u32) -> Entry {
     }
 }
 
-async fn connect(path: &Path) -> anyhow::Result<AdminClient<Channel>> {
+/// An admin API client on the CA's Unix socket.
+pub async fn connect(path: &Path) -> anyhow::Result<AdminClient<Channel>> {
     let channel = meshid_runtime::uds::channel(path)
         .await
         .context("cannot reach the CA admin socket")?;

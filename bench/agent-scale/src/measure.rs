@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::metrics::{sample, scrape};
+use crate::metrics::Scrape;
 use crate::procfs::{self, Rss};
 use crate::report::{self, Report, mb, ms, secs};
 
@@ -61,30 +61,8 @@ pub struct Args {
     label: Vec<String>,
 }
 
-/// Counters read from both `/metrics` endpoints at one moment.
-#[derive(Debug, Default, Clone, Copy)]
-struct Scrape {
-    cached: f64,
-    issued: f64,
-    failures: f64,
-    next_rotation: f64,
-    ca_signed: f64,
-    ca_sign_secs: f64,
-}
-
 async fn read(a: &Args) -> anyhow::Result<Scrape> {
-    let agent = scrape(a.agent_ops).await?;
-    let ca = scrape(a.ca_ops).await?;
-    let x509_ok = ["kind=\"x509\"", "result=\"ok\""];
-    Ok(Scrape {
-        cached: sample(&agent, "meshid_agent_svids_cached", &[]).unwrap_or(0.0),
-        issued: sample(&agent, "meshid_agent_svids_issued_total", &[]).unwrap_or(0.0),
-        failures: sample(&agent, "meshid_agent_rotation_failures_total", &[]).unwrap_or(0.0),
-        next_rotation: sample(&agent, "meshid_agent_next_rotation_timestamp_seconds", &[])
-            .unwrap_or(0.0),
-        ca_signed: sample(&ca, "meshid_ca_signatures_total", &x509_ok).unwrap_or(0.0),
-        ca_sign_secs: sample(&ca, "meshid_ca_signing_latency_seconds_sum", &[]).unwrap_or(0.0),
-    })
+    crate::metrics::read(a.agent_ops, a.ca_ops).await
 }
 
 fn rss(pid: u32) -> anyhow::Result<Rss> {

@@ -38,6 +38,56 @@ async fn get(addr: SocketAddr) -> anyhow::Result<String> {
     Ok(body.to_owned())
 }
 
+/// Counters read from the agent's and the CA's `/metrics` at one moment.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Scrape {
+    /// SVIDs the agent serves.
+    pub cached: f64,
+    /// SVIDs the agent has had issued.
+    pub issued: f64,
+    /// SVIDs the agent re-issued early because the CA key rotated.
+    pub reissued: f64,
+    /// Failed issuances and rotations.
+    pub failures: f64,
+    /// The agent's next planned rotation, Unix seconds.
+    pub next_rotation: f64,
+    /// X.509-SVIDs the CA signed.
+    pub ca_signed: f64,
+    /// Seconds the CA spent verifying and signing (histogram sum).
+    pub ca_sign_secs: f64,
+}
+
+/// Reads [`Scrape`] from the agent's and the CA's ops endpoints.
+pub async fn read(agent_ops: SocketAddr, ca_ops: SocketAddr) -> anyhow::Result<Scrape> {
+    let agent = scrape(agent_ops).await?;
+    let ca = scrape(ca_ops).await?;
+    Ok(Scrape {
+        cached: sample(&agent, "meshid_agent_svids_cached", &[]).unwrap_or(0.0),
+        issued: sample(&agent, "meshid_agent_svids_issued_total", &[]).unwrap_or(0.0),
+        reissued: sample(
+            &agent,
+            "meshid_agent_svids_reissued_total",
+            &["reason=\"rotation\""],
+        )
+        .unwrap_or(0.0),
+        failures: sample(&agent, "meshid_agent_rotation_failures_total", &[]).unwrap_or(0.0),
+        next_rotation: sample(&agent, "meshid_agent_next_rotation_timestamp_seconds", &[])
+            .unwrap_or(0.0),
+        ca_signed: ca_signed(&ca),
+        ca_sign_secs: sample(&ca, "meshid_ca_signing_latency_seconds_sum", &[]).unwrap_or(0.0),
+    })
+}
+
+/// X.509-SVIDs signed, from the CA's `/metrics` text.
+pub fn ca_signed(ca: &str) -> f64 {
+    sample(
+        ca,
+        "meshid_ca_signatures_total",
+        &["kind=\"x509\"", "result=\"ok\""],
+    )
+    .unwrap_or(0.0)
+}
+
 /// The value of the first sample named `name` whose label set contains
 /// every one of `labels` (e.g. `kind="x509"`).
 pub fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {

@@ -135,7 +135,8 @@ async fn stream(
     }
 }
 
-async fn connect(
+/// Opens a `FetchX509SVID` stream on `socket`.
+pub async fn connect(
     socket: PathBuf,
 ) -> Result<tonic::Streaming<meshid_proto::workload::X509svidResponse>, String> {
     let channel = meshid_runtime::uds::channel(&socket)

@@ -20,6 +20,8 @@ const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 /// The token the child process uses (set by the parent).
 const TOKEN_ENV: &str = "MESHID_BENCH_SOFTHSM_TOKEN";
 const PIN: &str = "1234";
+/// Where `--postgres-url` is read from when the flag is not given.
+pub const POSTGRES_URL_ENV: &str = "MESHID_TEST_POSTGRES_URL";
 
 /// `--keys`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -38,8 +40,9 @@ pub fn token_from_env() -> Option<String> {
 }
 
 /// Runs this benchmark again with `args` in a child process that uses a
-/// fresh SoftHSM2 token; its output goes to ours.
-pub fn run_softhsm_child(args: &[String]) -> anyhow::Result<()> {
+/// fresh SoftHSM2 token (and `postgres_url`, if any, through the
+/// environment); its output goes to ours.
+pub fn run_softhsm_child(args: &[String], postgres_url: Option<&str>) -> anyhow::Result<()> {
     anyhow::ensure!(
         Path::new(MODULE).exists(),
         "{MODULE} is missing: apt-get install softhsm2"
@@ -67,7 +70,11 @@ pub fn run_softhsm_child(args: &[String]) -> anyhow::Result<()> {
         "softhsm2-util --init-token: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let status = Command::new(std::env::current_exe()?)
+    let mut child = Command::new(std::env::current_exe()?);
+    if let Some(url) = postgres_url {
+        child.env(POSTGRES_URL_ENV, url);
+    }
+    let status = child
         .args(args)
         .args(["--keys", "softhsm"])
         .env("SOFTHSM2_CONF", &conf)

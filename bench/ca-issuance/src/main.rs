@@ -1,34 +1,36 @@
 //! CA issuance benchmark: N simulated agents sign X.509-SVIDs over real
-//! mTLS gRPC against an in-process CA backed by SQLite in a temp dir.
+//! mTLS gRPC against in-process CAs: one replica on SQLite in a temp dir,
+//! or two replicas on one PostgreSQL database (`--store`).
 //!
-//! `cargo run --release -p meshid-bench-ca -- --agents 8 --batch 50 --duration 10 --keys both`
+//! `cargo run --release -p meshid-bench-ca -- --agents 8 --batch 50 --duration 10 --store both`
 //!
 //! Agents pre-generate their CSRs, so client-side key generation is not
-//! measured. The run also measures the crypto ceiling (P-256 CSR verify +
-//! sign per second on all cores) and the store ceiling (issuance records
-//! per second in batches) so the numbers can be read against their limits.
-//! With `--keys softhsm` (or `both`: disk first, then SoftHSM2 in the same
-//! run) the CA key is on a SoftHSM2 token, and the token's own ceiling (raw
-//! signatures through the session pool, one thread per agent) is measured
-//! too.
+//! measured. With two replicas the agents are split between them (agent
+//! `i` attests to and signs at replica `i % 2`, trusting that replica's
+//! own bundle). Each configuration also measures the store ceiling
+//! (issuance records per second, one writer and one per agent), and the
+//! run the crypto ceiling (P-256 CSR verify + sign per second on all
+//! cores), so the numbers can be read against their limits. With `--keys
+//! softhsm` (or `both`: disk first, then SoftHSM2 in the same run) the CA
+//! key is on a SoftHSM2 token, and the token's own ceiling (raw signatures
+//! through the session pool, one thread per agent) is measured too.
 #![forbid(unsafe_code)]
 
 mod backend;
+mod ceiling;
 mod client;
+mod load;
+mod replicas;
 
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use anyhow::Context as _;
 use backend::Keys;
 use clap::Parser;
-use meshid_ca::authority::X509SvidSpec;
-use meshid_ca::config::{CaConfig, KeyType, KeysConfig};
-use meshid_ca::node_attestor::join_token;
-use meshid_ca::server::CaServer;
-use meshid_ca::store::{IssuanceRecord, NewEntry};
-use meshid_identity::{PrivateKey, Selector, verify_csr};
-use meshid_proto::ca::{AttestRequest, SignX509SvidsRequest, SvidRequest, svid_result};
+use meshid_ca::config::{KeyType, KeysConfig};
+use replicas::{Backend, Replicas, StoreChoice};
+
+/// Seconds each ceiling is measured for.
+const CEILING: Duration = Duration::from_secs(3);
 
 /// Benchmark flags.
 #[derive(Debug, Parser)]
@@ -49,6 +51,14 @@ struct Args {
     /// or rsa-4096 (the disk key is always P-256).
     #[arg(long, default_value = "ec-p256")]
     token_key_type: KeyType,
+    /// The CA's store: sqlite (one replica), postgres-2 (two replicas on
+    /// one PostgreSQL database) or both (one after the other).
+    #[arg(long, value_enum, default_value = "sqlite")]
+    store: StoreChoice,
+    /// A PostgreSQL server for postgres-2; the run creates its own database
+    /// there (the role needs CREATEDB) and drops it at the end.
+    #[arg(long, env = backend::POSTGRES_URL_ENV, hide_env_values = true)]
+    postgres_url: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -67,8 +77,12 @@ fn main() -> anyhow::Result<()> {
             args.duration.to_string(),
             "--token-key-type".into(),
             args.token_key_type.name().into(),
+            "--store".into(),
+            args.store.name().into(),
         ];
-        return backend::run_softhsm_child(&forwarded);
+        // The PostgreSQL URL reaches the child through the environment
+        // (never on its command line).
+        return backend::run_softhsm_child(&forwarded, args.postgres_url.as_deref());
     }
     run_in_runtime(&args, token.as_deref())
 }
@@ -80,21 +94,21 @@ fn run_in_runtime(args: &Args, token: Option<&str>) -> anyhow::Result<()> {
     rt.block_on(run(args, token))
 }
 
+/// One configuration's results, for the summary.
+struct Row {
+    backend: Backend,
+    unbatched: f64,
+    batched: f64,
+    store_one: f64,
+    store_all: f64,
+}
+
 async fn run(args: &Args, token: Option<&str>) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let keys = match token {
         Some(t) => backend::pkcs11_keys(t, dir.path(), args.token_key_type, args.agents)?,
         None => KeysConfig::default(),
     };
-    let cfg = CaConfig {
-        trust_domain: Some("bench.example".parse()?),
-        data_dir: Some(dir.path().to_path_buf()),
-        listen: "127.0.0.1:0".parse()?,
-        ops_listen: "127.0.0.1:0".parse()?,
-        keys: keys.clone(),
-        ..CaConfig::default()
-    };
-    let ca = CaServer::start(cfg.validate()?).await?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let key = match token {
         Some(t) => format!(
@@ -105,229 +119,78 @@ async fn run(args: &Args, token: Option<&str>) -> anyhow::Result<()> {
         None => "CA key ec-p256 on disk".into(),
     };
     println!(
-        "meshid CA issuance benchmark: {key}; {} agents, {cores} cores, SQLite store in {}",
-        args.agents,
-        dir.path().display()
+        "meshid CA issuance benchmark: {key}; {} agents, {cores} cores",
+        args.agents
     );
-
-    let mut agents = Vec::new();
-    for i in 0..args.agents {
-        agents.push(setup_agent(&ca, i).await?);
-    }
-    let duration = Duration::from_secs(args.duration);
-    for batch in [1, args.batch] {
-        let r = phase(&agents, batch, duration).await?;
+    let writers = args.agents.max(1);
+    let batch = args.batch.max(1);
+    let mut rows = Vec::new();
+    for (n, &backend) in args.store.backends().iter().enumerate() {
+        let replicas = Replicas::start(backend, args.postgres_url.as_deref(), &keys).await?;
+        println!("== {}", backend.label());
+        let mut agents = Vec::new();
+        for i in 0..args.agents {
+            agents.push(load::setup_agent(&replicas.cas[i % replicas.cas.len()], i).await?);
+        }
+        let duration = Duration::from_secs(args.duration);
+        let mut rates = Vec::new();
+        for b in [1, batch] {
+            let r = load::phase(&agents, b, duration).await?;
+            println!(
+                "batch {b:>4}: {:>9.0} issuances/s  ({} SVIDs in {:.1}s, {} calls)  call latency p50 {:.2} ms  p99 {:.2} ms",
+                r.rate(),
+                r.issued,
+                r.elapsed.as_secs_f64(),
+                r.latencies.len(),
+                r.pct_ms(0.50),
+                r.pct_ms(0.99),
+            );
+            rates.push(r.rate());
+        }
+        if n == 0 {
+            let crypto = ceiling::crypto(&replicas.cas[0], cores, CEILING).await?;
+            println!(
+                "crypto ceiling: {crypto:>9.0} CSR verify + sign /s on {cores} cores (no gRPC, no store)"
+            );
+            if token.is_some() {
+                let threads = args.agents.max(1);
+                let raw = tokio::task::block_in_place(|| {
+                    backend::token_ceiling(&keys, dir.path(), threads, CEILING)
+                })?;
+                println!(
+                    "token ceiling:  {raw:>9.0} raw signatures/s through the session pool, {threads} threads (no certificate)"
+                );
+            }
+        }
+        let stores = replicas.stores();
+        let store_one = ceiling::store(&stores, 1, batch, CEILING).await?;
+        let store_all = ceiling::store(&stores, writers, batch, CEILING).await?;
         println!(
-            "batch {batch:>4}: {:>9.0} issuances/s  ({} SVIDs in {:.1}s, {} calls)  call latency p50 {:.2} ms  p99 {:.2} ms",
-            r.issued as f64 / r.elapsed.as_secs_f64(),
-            r.issued,
-            r.elapsed.as_secs_f64(),
-            r.latencies.len(),
-            pct(&r.latencies, 0.50),
-            pct(&r.latencies, 0.99),
+            "store ceiling:  {store_one:>9.0} issuance records/s with one writer, {store_all:.0} with {writers} (record_issuances, {batch} per call)"
         );
+        replicas.shutdown().await?;
+        rows.push(Row {
+            backend,
+            unbatched: rates[0],
+            batched: rates[1],
+            store_one,
+            store_all,
+        });
     }
-    let crypto = crypto_ceiling(&ca, cores, Duration::from_secs(3)).await?;
-    println!(
-        "crypto ceiling: {crypto:>9.0} CSR verify + sign /s on {cores} cores (no gRPC, no store)"
-    );
-    if token.is_some() {
-        let threads = args.agents.max(1);
-        let raw = tokio::task::block_in_place(|| {
-            backend::token_ceiling(&keys, dir.path(), threads, Duration::from_secs(3))
-        })?;
+    if rows.len() > 1 {
         println!(
-            "token ceiling:  {raw:>9.0} raw signatures/s through the session pool, {threads} threads (no certificate)"
+            "\n| store | batch 1, SVIDs/s | batch {batch}, SVIDs/s | store ceiling, 1 writer | {writers} writers |\n|---|---|---|---|---|"
         );
+        for r in &rows {
+            println!(
+                "| {} | {:.0} | {:.0} | {:.0} | {:.0} |",
+                r.backend.label(),
+                r.unbatched,
+                r.batched,
+                r.store_one,
+                r.store_all
+            );
+        }
     }
-    let store = store_ceiling(&ca, args.batch.max(1), Duration::from_secs(3)).await?;
-    println!(
-        "store ceiling:  {store:>9.0} issuance records/s (record_issuances, {} per call, one writer)",
-        args.batch.max(1)
-    );
-    ca.shutdown().await?;
     Ok(())
-}
-
-struct BenchAgent {
-    client: meshid_proto::ca::node_client::NodeClient<tonic::transport::Channel>,
-    entry_id: String,
-    csrs: Vec<Vec<u8>>,
-}
-
-fn csr(key: &PrivateKey) -> anyhow::Result<Vec<u8>> {
-    let params = rcgen::CertificateParams::new(Vec::<String>::new())?;
-    Ok(params.serialize_request(&key.key_pair()?)?.der().to_vec())
-}
-
-async fn setup_agent(ca: &CaServer, i: usize) -> anyhow::Result<BenchAgent> {
-    let (token, rec) = join_token::generate(SystemTime::now(), Duration::from_secs(600), None);
-    ca.store.create_join_token(&rec).await?;
-    let bundle = ca.authority.bundle().as_ref().clone();
-    let key = PrivateKey::generate_p256()?;
-    let mut anon = client::connect(ca.node_addr, bundle.clone(), None).await?;
-    let svid = anon
-        .attest(AttestRequest {
-            attestation_type: "join_token".into(),
-            payload: token.into_bytes(),
-            csr: csr(&key)?,
-        })
-        .await?
-        .into_inner()
-        .svid
-        .context("attest returned no SVID")?;
-    let agent_id: meshid_identity::SpiffeId = svid.spiffe_id.parse()?;
-    let chain = svid
-        .cert_chain
-        .into_iter()
-        .map(rustls::pki_types::CertificateDer::from)
-        .collect();
-    let entry = ca
-        .store
-        .create_entry(NewEntry::new(
-            format!("spiffe://bench.example/workload/{i}").parse()?,
-            agent_id,
-            vec![Selector::parse(&format!("unix:uid:{}", 1000 + i))?],
-        ))
-        .await?;
-    let client = client::connect(ca.node_addr, bundle, Some((chain, &key))).await?;
-    let mut csrs = Vec::new();
-    for _ in 0..64 {
-        csrs.push(csr(&PrivateKey::generate_p256()?)?);
-    }
-    Ok(BenchAgent {
-        client,
-        entry_id: entry.id,
-        csrs,
-    })
-}
-
-struct PhaseResult {
-    issued: u64,
-    elapsed: Duration,
-    latencies: Vec<Duration>,
-}
-
-async fn phase(
-    agents: &[BenchAgent],
-    batch: usize,
-    duration: Duration,
-) -> anyhow::Result<PhaseResult> {
-    let start = Instant::now();
-    let deadline = start + duration;
-    let mut tasks = Vec::new();
-    for a in agents {
-        let mut client = a.client.clone();
-        let requests: Vec<SvidRequest> = (0..batch)
-            .map(|k| SvidRequest {
-                entry_id: a.entry_id.clone(),
-                csr: a.csrs[k % a.csrs.len()].clone(),
-                ttl_seconds: 0,
-            })
-            .collect();
-        tasks.push(tokio::spawn(async move {
-            let mut issued = 0u64;
-            let mut latencies = Vec::new();
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                let resp = client
-                    .sign_x509_svids(SignX509SvidsRequest {
-                        requests: requests.clone(),
-                    })
-                    .await?;
-                latencies.push(t.elapsed());
-                issued += resp
-                    .into_inner()
-                    .results
-                    .iter()
-                    .filter(|r| matches!(r.result, Some(svid_result::Result::Svid(_))))
-                    .count() as u64;
-            }
-            Ok::<_, tonic::Status>((issued, latencies))
-        }));
-    }
-    let mut issued = 0;
-    let mut latencies = Vec::new();
-    for t in tasks {
-        let (n, l) = t.await??;
-        issued += n;
-        latencies.extend(l);
-    }
-    latencies.sort();
-    Ok(PhaseResult {
-        issued,
-        elapsed: start.elapsed(),
-        latencies,
-    })
-}
-
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
-
-/// CSR verify + sign on every core, straight through the authority.
-async fn crypto_ceiling(ca: &CaServer, cores: usize, duration: Duration) -> anyhow::Result<f64> {
-    let csr = Arc::new(csr(&PrivateKey::generate_p256()?)?);
-    let id: meshid_identity::SpiffeId = "spiffe://bench.example/crypto".parse()?;
-    let start = Instant::now();
-    let mut threads = Vec::new();
-    for _ in 0..cores {
-        let authority = ca.authority.load();
-        let csr = Arc::clone(&csr);
-        let id = id.clone();
-        threads.push(tokio::task::spawn_blocking(move || {
-            let mut n = 0u64;
-            while start.elapsed() < duration {
-                let Ok(v) = verify_csr(&csr) else { break };
-                let spec = X509SvidSpec {
-                    spiffe_id: &id,
-                    dns_names: &[],
-                    public_key_der: &v.public_key_der,
-                    requested_ttl: Duration::ZERO,
-                    entry_ttl: Duration::ZERO,
-                };
-                if authority.sign_x509_svid(&spec, SystemTime::now()).is_err() {
-                    break;
-                }
-                n += 1;
-            }
-            n
-        }));
-    }
-    let mut total = 0;
-    for t in threads {
-        total += t.await?;
-    }
-    Ok(total as f64 / start.elapsed().as_secs_f64())
-}
-
-/// Issuance records per second through the store alone.
-async fn store_ceiling(ca: &CaServer, batch: usize, duration: Duration) -> anyhow::Result<f64> {
-    let id: meshid_identity::SpiffeId = "spiffe://bench.example/store".parse()?;
-    let start = Instant::now();
-    let mut n = 0u64;
-    let mut serial = 0u64;
-    while start.elapsed() < duration {
-        let now = SystemTime::now();
-        let records: Vec<_> = (0..batch)
-            .map(|_| {
-                serial += 1;
-                IssuanceRecord {
-                    serial: format!("ffff{serial:028x}"),
-                    spiffe_id: id.clone(),
-                    agent_id: None,
-                    entry_id: None,
-                    not_after: now + Duration::from_secs(3600),
-                    issued_at: now,
-                }
-            })
-            .collect();
-        ca.store.record_issuances(&records).await?;
-        n += batch as u64;
-    }
-    Ok(n as f64 / start.elapsed().as_secs_f64())
 }

@@ -54,6 +54,7 @@ pub fn entry_to_proto(e: &RegistrationEntry) -> pb::Entry {
         revision: e.revision,
         created_at: unix_seconds(e.created_at),
         hint: String::new(),
+        owner: e.owner.clone(),
     }
 }
 
@@ -88,6 +89,7 @@ pub fn new_entry_from_proto(p: &pb::Entry, td: &TrustDomain) -> Result<NewEntry,
     )?;
     let dns_names = validate::dns_names(&p.dns_names)?;
     let federates_with = validate::federates_with(&p.federates_with, td)?;
+    let owner = validate::owner("owner", &p.owner)?;
     if !p.hint.is_empty() {
         return Err(InvalidInput::Field {
             field: "hint",
@@ -104,6 +106,7 @@ pub fn new_entry_from_proto(p: &pb::Entry, td: &TrustDomain) -> Result<NewEntry,
         admin: p.admin,
         federates_with,
         downstream: p.downstream,
+        owner,
     })
 }
 
@@ -119,6 +122,7 @@ pub fn entry_update(new: NewEntry) -> EntryUpdate {
         admin: Some(new.admin),
         federates_with: Some(new.federates_with),
         downstream: Some(new.downstream),
+        owner: Some(new.owner),
     }
 }
 
@@ -172,6 +176,7 @@ mod tests {
             dns_names: vec!["Web.Local".into()],
             federates_with: vec!["partner.org".into()],
             x509_svid_ttl_seconds: 3600,
+            owner: "k8s/demo".into(),
             ..Default::default()
         }
     }
@@ -192,6 +197,7 @@ mod tests {
             admin: false,
             federates_with: new.federates_with.clone(),
             downstream: false,
+            owner: new.owner.clone(),
             revision: 1,
             created_at: UNIX_EPOCH + Duration::from_secs(7),
             updated_at: UNIX_EPOCH + Duration::from_secs(7),
@@ -201,6 +207,7 @@ mod tests {
         assert_eq!(wire.x509_svid_ttl_seconds, 3600);
         assert_eq!(wire.federates_with, vec!["partner.org"]);
         assert_eq!(wire.created_at, 7);
+        assert_eq!(wire.owner, "k8s/demo");
         assert_eq!(new_entry_from_proto(&wire, &td).unwrap(), new);
     }
 
@@ -210,6 +217,18 @@ mod tests {
         let mut e = wire_entry();
         e.parent_id = e.spiffe_id.clone();
         assert!(new_entry_from_proto(&e, &td).is_err());
+    }
+
+    #[test]
+    fn entry_with_a_bad_owner_is_refused() {
+        let td = TrustDomain::new("example.org").unwrap();
+        let mut e = wire_entry();
+        e.owner = "k8s:demo".into();
+        let err = new_entry_from_proto(&e, &td).unwrap_err();
+        assert!(
+            matches!(err, InvalidInput::BadOwner { field: "owner", .. }),
+            "{err:?}"
+        );
     }
 
     #[test]

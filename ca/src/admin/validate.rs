@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use meshid_identity::{Selector, SpiffeId, TrustDomain};
 
-use crate::store::{MAX_DNS_NAMES, MAX_FEDERATES_WITH, MAX_SELECTORS};
+use crate::store::{MAX_DNS_NAMES, MAX_FEDERATES_WITH, MAX_SELECTORS, owner_problem};
 
 /// Longest X.509-SVID lifetime an entry may ask for (30 days).
 pub const MAX_X509_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -132,6 +132,17 @@ pub enum InvalidInput {
         min: u64,
         /// Largest allowed.
         max: u64,
+    },
+    /// An entry owner that is too long or holds characters outside
+    /// `a-z 0-9 . _ - /`.
+    #[error("{field} {value:?} {reason}")]
+    BadOwner {
+        /// The request field.
+        field: &'static str,
+        /// What was sent (truncated).
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
     },
     /// A field that must be empty (or must be set) is not.
     #[error("{field}: {reason}")]
@@ -323,6 +334,19 @@ pub fn federates_with(
     Ok(out)
 }
 
+/// Checks an entry owner: empty (an operator's entry) or a short
+/// lowercase path such as `k8s/prod`.
+pub fn owner(field: &'static str, value: &str) -> Result<String, InvalidInput> {
+    match owner_problem(value) {
+        None => Ok(value.to_owned()),
+        Some(reason) => Err(InvalidInput::BadOwner {
+            field,
+            value: echo(value),
+            reason,
+        }),
+    }
+}
+
 /// Checks a lifetime in seconds: 0 is "the default", else `min..=max`.
 pub fn ttl(
     field: &'static str,
@@ -425,6 +449,20 @@ mod tests {
         assert!(ttl("x", 59, MIN_X509_TTL, MAX_X509_TTL).is_err());
         assert!(ttl("x", 3600, MIN_X509_TTL, MAX_X509_TTL).is_ok());
         assert!(ttl("x", u32::MAX, MIN_X509_TTL, MAX_X509_TTL).is_err());
+    }
+
+    #[test]
+    fn owners_are_checked_and_named_in_the_error() {
+        assert_eq!(owner("owner", "k8s/demo").unwrap(), "k8s/demo");
+        assert_eq!(owner("owner", "").unwrap(), "");
+        let err = owner("by_owner", "K8s/Demo").unwrap_err();
+        assert!(matches!(err, InvalidInput::BadOwner { .. }));
+        assert!(
+            err.to_string()
+                .starts_with("by_owner \"K8s/Demo\" may hold only"),
+            "{err}"
+        );
+        assert!(owner("owner", &"a".repeat(129)).is_err());
     }
 
     #[test]

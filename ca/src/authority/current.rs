@@ -3,76 +3,62 @@
 //!
 //! Every part of the CA that signs or serves the bundle (node API, its own
 //! serving certificate, readiness, metrics) reads the authority through this
-//! handle on each use, so a replaced intermediate is used at once. Readers
+//! handle on each use, so a newly activated key is used at once. Readers
 //! never lock: [`CurrentAuthority::load`] is an atomic pointer load
 //! (`arc-swap`).
 //!
-//! The published bundle is kept here, not in the [`Authority`]: when a
-//! replacement comes with a different root, the old roots stay in the
-//! bundle until every SVID the old authority may have signed has expired
-//! (swap time + the old authority's longest X.509 or agent TTL); then
-//! [`CurrentAuthority::prune`] drops them. Until then the node API keeps
-//! presenting a serving certificate of the old chain
-//! ([`CurrentAuthority::serving`]): agents learn the new root from the
-//! bundle of their next sync, and would refuse the CA if it switched first.
-//!
-//! JWT keys a downstream CA published ([`CurrentAuthority::publish_jwt_authority`],
-//! kept in `published.rs`) are merged into the bundle here too, in the one
-//! place every bundle is built ([`Extras::bundle`]).
+//! The authority is this replica's active X.509 CA and active JWT key, as
+//! the rotation engine ([`crate::rotation`]) makes them. The bundle served
+//! is derived from the key journal of every replica (prepared keys before
+//! they sign, retired ones until what they signed has expired), plus the JWT
+//! keys downstream CAs published ([`CurrentAuthority::publish_jwt_authority`],
+//! kept in `published.rs`), written to the store with the sequence
+//! compare-and-swap ([`CurrentAuthority::publish`]); each replica serves the
+//! newest stored one ([`CurrentAuthority::serve_bundle`]).
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use arc_swap::{ArcSwap, ArcSwapOption};
+use arc_swap::ArcSwap;
 use meshid_identity::{JwtAuthority, TrustBundle};
-use rustls_pki_types::CertificateDer;
 
 use super::published::{PublishKeyError, PublishedKeys};
 use super::{Authority, AuthorityError, IssuanceError};
 use crate::keymanager::KeyManager;
 use crate::metrics::CaMetrics;
-use crate::store::{CaKeyRecord, SlotState, Store, StoreError, StoredBundle};
+use crate::rotation::Journal;
+use crate::store::{Store, StoreError, StoredBundle};
 use crate::upstream::UpstreamAuthority;
 
-/// The store's key slot of the X.509 CA.
-const X509_CA_SLOT: &str = "x509-ca";
+/// How often a bundle write is retried after another writer's.
+const PUBLISH_ATTEMPTS: usize = 5;
 
-/// The CA's current authority and the bundle it publishes, cheap to clone.
-///
-/// To rotate the CA (a renewed intermediate from files or from an upstream
-/// CA): build and check the new [`Authority`] exactly as at start-up
-/// ([`CurrentAuthority::candidate`]), then call [`CurrentAuthority::replace`].
-/// New SVIDs are signed by the new authority from then on; SVIDs the old
-/// one signed stay valid until they expire. Call
-/// [`CurrentAuthority::prune`] now and then (the CA server does, every
-/// [`PRUNE_INTERVAL`]) to drop old roots whose SVIDs have all expired.
+/// The CA's current authority and the bundle it serves, cheap to clone.
 #[derive(Clone)]
 pub struct CurrentAuthority {
     inner: Arc<Inner>,
 }
 
-/// How often the CA server calls [`CurrentAuthority::prune`].
-pub const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
-
 struct Inner {
     authority: ArcSwap<Authority>,
     bundle: ArcSwap<TrustBundle>,
-    /// The authority replaced by one of another root, while its roots are
-    /// retained: it signs the node API's serving certificate.
-    previous: ArcSwapOption<Authority>,
+    keys: ArcSwap<SigningKeys>,
     store: Arc<dyn Store>,
     metrics: CaMetrics,
-    /// Serialises writers (replace, prune, publish); readers never take it.
-    writer: tokio::sync::Mutex<Extras>,
+    /// Serialises bundle writers; readers never take it.
+    writer: tokio::sync::Mutex<()>,
 }
 
-/// What the published bundle holds beyond the current authority's own.
-#[derive(Debug, Default)]
-struct Extras {
-    /// Roots of replaced authorities.
-    roots: Vec<RetainedRoot>,
-    /// JWT keys other CAs published.
-    jwt: PublishedKeys,
+/// Which X.509 CA keys sign now and which are tainted (every replica's),
+/// by key ID: what agents compare their SVIDs' AuthorityKeyIdentifier with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SigningKeys {
+    /// Key IDs (hex) of the active X.509 slots.
+    pub active: Vec<String>,
+    /// Key IDs (hex) of tainted X.509 slots.
+    pub tainted: Vec<String>,
+    /// `[rotation] reissue_spread`.
+    pub reissue_spread: Duration,
 }
 
 /// Why a replacement authority is not taken.
@@ -87,46 +73,23 @@ pub enum CandidateError {
     Issuance(#[from] IssuanceError),
 }
 
-/// A root of a replaced authority, kept in the bundle until `until`.
-#[derive(Debug, Clone)]
-struct RetainedRoot {
-    der: CertificateDer<'static>,
-    until: SystemTime,
-}
-
 // === impl CurrentAuthority ===
 
 impl CurrentAuthority {
-    /// Publishes `authority`'s key and bundle to `store` (the bundle
-    /// sequence moves only when its content changed) and makes it current.
-    pub async fn start(
-        authority: Authority,
-        store: Arc<dyn Store>,
-        metrics: CaMetrics,
-        now: SystemTime,
-    ) -> Result<Self, StoreError> {
-        let stored = store.get_bundle(authority.trust_domain()).await?;
-        let jwt = stored
-            .and_then(|b| TrustBundle::from_spiffe_json(b.trust_domain, &b.spiffe_json).ok())
-            .map(|b| PublishedKeys::recover(&b, authority.bundle(), now))
-            .unwrap_or_default();
-        let extras = Extras {
-            roots: Vec::new(),
-            jwt,
-        };
-        let bundle = extras.bundle(authority.bundle());
-        let bundle = publish(store.as_ref(), &authority, bundle, now).await?;
+    /// `authority` as the current one, serving its own bundle until the
+    /// first [`CurrentAuthority::publish`].
+    pub fn new(authority: Authority, store: Arc<dyn Store>, metrics: CaMetrics) -> Self {
         metrics.set_ca_expiry(authority.not_after());
-        Ok(Self {
+        Self {
             inner: Arc::new(Inner {
+                bundle: ArcSwap::from_pointee(authority.bundle().clone()),
                 authority: ArcSwap::from_pointee(authority),
-                bundle: ArcSwap::from_pointee(bundle),
-                previous: ArcSwapOption::empty(),
+                keys: ArcSwap::from_pointee(SigningKeys::default()),
                 store,
                 metrics,
-                writer: tokio::sync::Mutex::new(extras),
+                writer: tokio::sync::Mutex::new(()),
             }),
-        })
+        }
     }
 
     /// The authority to sign with now.
@@ -134,28 +97,26 @@ impl CurrentAuthority {
         self.inner.authority.load_full()
     }
 
-    /// The authority that signs the node API's own serving certificate at
-    /// `now`: the current one, or, after a replacement with a new root and
-    /// until the old roots leave the bundle, the replaced one while its
-    /// chain lasts (agents may not have the new root yet).
-    pub fn serving(&self, now: SystemTime) -> Arc<Authority> {
-        match self.inner.previous.load_full() {
-            Some(previous) if previous.not_after() > now => previous,
-            _ => self.load(),
-        }
+    /// The authority that signs the node API's own serving certificate:
+    /// the current one (its root was in the bundle before it was activated).
+    pub fn serving(&self, _now: SystemTime) -> Arc<Authority> {
+        self.load()
     }
 
-    /// The trust bundle to serve now: the current roots, any roots of a
-    /// replaced authority still retained, the JWT keys, and the sequence
-    /// last published.
+    /// The trust bundle to serve now: every replica's published keys and
+    /// the JWT keys of downstream CAs, with the stored sequence.
     pub fn bundle(&self) -> Arc<TrustBundle> {
         self.inner.bundle.load_full()
     }
 
+    /// The X.509 keys signing now and the tainted ones (for Sync).
+    pub fn signing_keys(&self) -> Arc<SigningKeys> {
+        self.inner.keys.load_full()
+    }
+
     /// A replacement read from `upstream` exactly as at start-up, with the
-    /// current issuance limits, and checked to sign SVIDs that verify
-    /// against its own bundle (what agents do); give it to
-    /// [`CurrentAuthority::replace`].
+    /// current issuance limits and JWT key, and checked to sign SVIDs that
+    /// verify against its own bundle (what agents do).
     pub fn candidate(
         &self,
         upstream: &dyn UpstreamAuthority,
@@ -163,91 +124,50 @@ impl CurrentAuthority {
         now: SystemTime,
     ) -> Result<Authority, CandidateError> {
         let config = self.load().config().clone();
-        let new = Authority::new(config, upstream, keys, now)?;
+        let material = upstream
+            .obtain(&config.trust_domain, keys, now)
+            .map_err(AuthorityError::from)?;
+        let jwt = self.load().jwt_private().clone();
+        let new = Authority::assemble(config, upstream.kind(), material, &jwt, now)?;
         new.check_issuance(now)?;
         Ok(new)
     }
 
-    /// Makes `new` the authority: publishes its key and the bundle (its
-    /// roots plus the retained ones) to the store, then swaps it in. Roots of
-    /// the old authority that `new` lacks are retained until `now` plus the
-    /// old authority's longest SVID lifetime. On a store error nothing is
-    /// swapped; the caller may retry.
-    pub async fn replace(&self, new: Authority, now: SystemTime) -> Result<(), StoreError> {
-        let mut extras = self.inner.writer.lock().await;
-        let old = self.load();
-        let keep_until = now + longest_svid_ttl(&old);
-        let mut candidates = extras.roots.clone();
-        for der in &self.bundle().x509_authorities {
-            if !new.bundle().x509_authorities.contains(der)
-                && !candidates.iter().any(|r| &r.der == der)
-            {
-                candidates.push(RetainedRoot {
-                    der: der.clone(),
-                    until: keep_until,
-                });
-            }
-        }
-        candidates.retain(|r| r.until > now && !new.bundle().x509_authorities.contains(&r.der));
-        let mut jwt = extras.jwt.clone();
-        jwt.prune(now);
-        let next = Extras {
-            roots: candidates,
-            jwt,
-        };
-        let bundle = next.bundle(new.bundle());
-        let bundle = publish(self.inner.store.as_ref(), &new, bundle, now).await?;
-        let root_changed = old
-            .bundle()
-            .x509_authorities
-            .iter()
-            .any(|r| !new.bundle().x509_authorities.contains(r));
-        // Bundle first: for a moment readers may see the new roots with the
-        // old authority, never SVIDs of a root the bundle lacks.
-        self.inner.bundle.store(Arc::new(bundle));
-        self.inner.metrics.set_ca_expiry(new.not_after());
-        if next.roots.is_empty() {
-            self.inner.previous.store(None);
-        } else if root_changed {
-            self.inner.previous.store(Some(old));
-        }
-        self.inner.authority.store(Arc::new(new));
-        *extras = next;
-        Ok(())
+    /// Makes `authority` the one that signs (the rotation engine's
+    /// activation).
+    pub(crate) fn swap(&self, authority: Authority) {
+        self.inner.metrics.set_ca_expiry(authority.not_after());
+        self.inner.authority.store(Arc::new(authority));
     }
 
-    /// Drops retained roots whose SVIDs have all expired by `now`, and
-    /// published JWT keys past their expiry, and republishes the bundle if
-    /// that changed it. Returns whether it did.
-    pub async fn prune(&self, now: SystemTime) -> Result<bool, StoreError> {
-        let mut extras = self.inner.writer.lock().await;
-        let before = extras.roots.len();
-        let roots: Vec<RetainedRoot> = extras
-            .roots
-            .iter()
-            .filter(|r| r.until > now)
-            .cloned()
-            .collect();
-        let mut jwt = extras.jwt.clone();
-        let keys_expired = jwt.prune(now);
-        if roots.len() == before && !keys_expired {
-            return Ok(false);
+    /// Serves `bundle` if it is newer (a higher sequence) than the one
+    /// served; true if it did.
+    pub(crate) fn serve_bundle(&self, bundle: TrustBundle) -> bool {
+        let current = self.bundle();
+        if bundle.sequence < current.sequence || *current == bundle {
+            return false;
         }
-        let next = Extras { roots, jwt };
-        let authority = self.load();
-        self.publish_with(&authority, &next, now).await?;
-        if next.roots.is_empty() {
-            self.inner.previous.store(None);
+        self.inner.bundle.store(Arc::new(bundle));
+        true
+    }
+
+    /// Sets the keys Sync reports.
+    pub(crate) fn set_signing_keys(&self, keys: SigningKeys) {
+        if *self.signing_keys() != keys {
+            self.inner.keys.store(Arc::new(keys));
         }
-        let dropped = before - next.roots.len();
-        *extras = next;
-        tracing::info!(
-            dropped_roots = dropped,
-            keys_expired,
-            "bundle pruned: roots whose SVIDs have all expired, JWT keys of other CAs past \
-             their expiry"
-        );
-        Ok(true)
+    }
+
+    /// Derives the bundle from the key journal, stores it (the sequence
+    /// moves only when its content changed) and serves it.
+    pub async fn publish(&self, now: SystemTime) -> Result<Arc<TrustBundle>, StoreError> {
+        let _one = self.inner.writer.lock().await;
+        let bundle = self.write_bundle(None, now).await.map_err(|e| match e {
+            PublishKeyError::Store(e) => e,
+            other => StoreError::Invalid(other.to_string()),
+        })?;
+        self.serve_bundle(bundle);
+        Ok(self.bundle())
     }
 
     /// Publishes another CA's JWT key (a downstream CA's) in this CA's
@@ -259,51 +179,61 @@ impl CurrentAuthority {
         key: JwtAuthority,
         now: SystemTime,
     ) -> Result<(), PublishKeyError> {
-        let mut extras = self.inner.writer.lock().await;
-        let authority = self.load();
-        let mut jwt = extras.jwt.clone();
-        jwt.insert(key, authority.bundle(), now)?;
-        let next = Extras {
-            roots: extras.roots.clone(),
-            jwt,
-        };
-        self.publish_with(&authority, &next, now).await?;
-        *extras = next;
+        let _one = self.inner.writer.lock().await;
+        let bundle = self.write_bundle(Some(key), now).await?;
+        self.serve_bundle(bundle);
         Ok(())
     }
 
-    /// Stores and serves `authority`'s bundle with `extras` (the current
-    /// authority stays).
-    async fn publish_with(
+    /// The bundle of the journal (and `add`), written with the sequence
+    /// compare-and-swap, re-derived when another writer came first.
+    async fn write_bundle(
         &self,
-        authority: &Authority,
-        extras: &Extras,
+        add: Option<JwtAuthority>,
         now: SystemTime,
-    ) -> Result<(), StoreError> {
-        let bundle = extras.bundle(authority.bundle());
-        let bundle = publish(self.inner.store.as_ref(), authority, bundle, now).await?;
-        self.inner.bundle.store(Arc::new(bundle));
-        Ok(())
-    }
-
-    /// Calls [`CurrentAuthority::prune`] every `interval` until `stop`
-    /// completes; store errors are logged and retried on the next tick.
-    pub async fn prune_until(
-        &self,
-        interval: std::time::Duration,
-        clock: meshid_runtime::clock::SharedClock,
-        stop: impl std::future::Future<Output = ()>,
-    ) {
-        tokio::pin!(stop);
-        loop {
-            tokio::select! {
-                () = &mut stop => return,
-                () = tokio::time::sleep(interval) => {}
+    ) -> Result<TrustBundle, PublishKeyError> {
+        let store = self.inner.store.as_ref();
+        let authority = self.load();
+        let td = authority.trust_domain().clone();
+        let mut last = None;
+        for _ in 0..PUBLISH_ATTEMPTS {
+            let journal = Journal::new(store.list_key_slots().await?);
+            let stored = store.get_bundle(&td).await?;
+            let mut bundle = derive(&journal, &authority, now);
+            let previous = stored.as_ref().and_then(|b| {
+                TrustBundle::from_spiffe_json(b.trust_domain.clone(), &b.spiffe_json).ok()
+            });
+            let mut published = previous
+                .as_ref()
+                .map(|b| PublishedKeys::recover(b, &bundle, now))
+                .unwrap_or_default();
+            if let Some(key) = add.clone() {
+                published.insert(key, &bundle, now)?;
             }
-            if let Err(e) = self.prune(clock.now()).await {
-                tracing::warn!(error = %e, "cannot drop expired roots from the bundle; retrying");
+            published.prune(now);
+            published.add_to(&mut bundle);
+            let sequence = stored.as_ref().map_or(0, |b| b.sequence);
+            bundle.sequence = u64::try_from(sequence).unwrap_or(0);
+            let json = bundle.to_spiffe_json().into_bytes();
+            if stored.as_ref().is_some_and(|old| old.spiffe_json == json) {
+                return Ok(bundle);
+            }
+            bundle.sequence += 1;
+            let next = StoredBundle {
+                trust_domain: td.clone(),
+                spiffe_json: bundle.to_spiffe_json().into_bytes(),
+                sequence: i64::try_from(bundle.sequence).unwrap_or(i64::MAX),
+                updated_at: now,
+            };
+            match store.put_bundle(&next, Some(sequence)).await {
+                Ok(()) => return Ok(bundle),
+                Err(e @ StoreError::Conflict { .. }) => last = Some(e),
+                Err(e) => return Err(e.into()),
             }
         }
+        Err(last
+            .unwrap_or_else(|| StoreError::Invalid("the trust bundle kept changing".into()))
+            .into())
     }
 }
 
@@ -316,61 +246,24 @@ impl std::fmt::Debug for CurrentAuthority {
     }
 }
 
-/// The longest lifetime of any SVID `a` signs (workload or agent).
-fn longest_svid_ttl(a: &Authority) -> std::time::Duration {
-    let c = a.config();
-    c.max_x509_ttl.max(c.default_x509_ttl).max(c.agent_ttl)
-}
-
-// === impl Extras ===
-
-impl Extras {
-    /// `own` with the retained roots (after the current ones) and the
-    /// published JWT keys (after its own) appended.
-    fn bundle(&self, own: &TrustBundle) -> TrustBundle {
-        let mut bundle = own.clone();
-        for r in &self.roots {
-            if !bundle.x509_authorities.contains(&r.der) {
-                bundle.x509_authorities.push(r.der.clone());
-            }
+/// The bundle of `journal` at `now` (every replica's published keys), with
+/// `authority`'s own keys (and any upstream CA's JWT keys it carries)
+/// included even before the journal lists them.
+fn derive(journal: &Journal, authority: &Authority, now: SystemTime) -> TrustBundle {
+    let own = authority.bundle();
+    let mut bundle = TrustBundle::new(own.trust_domain.clone());
+    bundle.refresh_hint = own.refresh_hint;
+    bundle.x509_authorities = journal.x509_roots(now);
+    for root in &own.x509_authorities {
+        if !bundle.x509_authorities.contains(root) {
+            bundle.x509_authorities.push(root.clone());
         }
-        self.jwt.add_to(&mut bundle);
-        bundle
     }
-}
-
-/// Records `authority`'s key slot and `bundle` in the store; the returned
-/// bundle carries the sequence stored, bumped only when the content changed.
-async fn publish(
-    store: &dyn Store,
-    authority: &Authority,
-    mut bundle: TrustBundle,
-    now: SystemTime,
-) -> Result<TrustBundle, StoreError> {
-    store
-        .put_ca_key(&CaKeyRecord {
-            slot: X509_CA_SLOT.into(),
-            cert_chain_pem: meshid_identity::x509::to_pem(&authority.cert_chain()),
-            key_ref: authority.key_ref().to_owned(),
-            not_after: authority.not_after(),
-            state: SlotState::Active,
-        })
-        .await?;
-    let td = authority.trust_domain();
-    let existing = store.get_bundle(td).await?;
-    let previous = existing.as_ref().map_or(0, |b| b.sequence);
-    bundle.sequence = u64::try_from(previous).unwrap_or(0);
-    let json = bundle.to_spiffe_json().into_bytes();
-    if existing.as_ref().is_some_and(|old| old.spiffe_json == json) {
-        return Ok(bundle);
+    bundle.jwt_authorities = journal.jwt_keys(now);
+    for key in &own.jwt_authorities {
+        if bundle.jwt_authority(&key.key_id).is_none() {
+            bundle.jwt_authorities.push(key.clone());
+        }
     }
-    bundle.sequence += 1;
-    let stored = StoredBundle {
-        trust_domain: td.clone(),
-        spiffe_json: bundle.to_spiffe_json().into_bytes(),
-        sequence: i64::try_from(bundle.sequence).unwrap_or(i64::MAX),
-        updated_at: now,
-    };
-    store.put_bundle(&stored, Some(previous)).await?;
-    Ok(bundle)
+    bundle
 }

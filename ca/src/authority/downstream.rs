@@ -27,6 +27,8 @@ pub struct IssuedDownstreamCa {
     pub chain: Vec<CertificateDer<'static>>,
     /// The new intermediate's notAfter.
     pub not_after: SystemTime,
+    /// The signing key's ID in the key journal, for the issuance record.
+    pub ca_key_id: String,
 }
 
 // === impl Authority ===
@@ -60,7 +62,11 @@ impl Authority {
         let mut chain = Vec::with_capacity(1 + self.chain_after_leaf.len());
         chain.push(cert);
         chain.extend(self.chain_after_leaf.iter().cloned());
-        Ok(IssuedDownstreamCa { chain, not_after })
+        Ok(IssuedDownstreamCa {
+            chain,
+            not_after,
+            ca_key_id: self.x509_key_id.clone(),
+        })
     }
 
     /// Adds `more` JWT keys (an upstream meshid CA's) to the bundle this

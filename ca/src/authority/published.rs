@@ -20,6 +20,18 @@ pub enum PublishKeyError {
     /// The key or its ID is malformed, too large or of an unusable type.
     #[error("the JWT key is refused: {0}")]
     Invalid(#[from] BundleError),
+    /// The key ID is not the digest of the key, so a CA could publish a key
+    /// under an ID another CA's tokens carry.
+    #[error(
+        "the JWT key ID {key_id:?} is not its key's ID {expected:?} (the first 16 hex digits of \
+         SHA-256 of the public key); meshid CAs name their keys so"
+    )]
+    NotKeyDigest {
+        /// The ID sent.
+        key_id: String,
+        /// The ID of the key sent.
+        expected: String,
+    },
     /// The key ID is one of this CA's own keys.
     #[error("the JWT key ID {0:?} is this CA's own; use a key ID of the publishing CA's key")]
     OwnKeyId(String),
@@ -69,6 +81,16 @@ impl PublishedKeys {
         now: SystemTime,
     ) -> Result<(), PublishKeyError> {
         key.check()?;
+        // The ID is bound to the key: one downstream CA cannot take over a
+        // key ID another one's tokens carry (replacing a key of the same ID
+        // then only renews that very key).
+        let expected = super::key_id(&key.public_key_der);
+        if key.key_id != expected {
+            return Err(PublishKeyError::NotKeyDigest {
+                key_id: key.key_id,
+                expected,
+            });
+        }
         if own.jwt_authority(&key.key_id).is_some() {
             return Err(PublishKeyError::OwnKeyId(key.key_id));
         }
@@ -116,10 +138,11 @@ mod tests {
 
     use super::*;
 
-    fn key(id: &str, expires_at: Option<SystemTime>) -> JwtAuthority {
+    fn key(expires_at: Option<SystemTime>) -> JwtAuthority {
+        let public_key_der = PrivateKey::generate_p256().unwrap().public_key_der();
         JwtAuthority {
-            key_id: id.into(),
-            public_key_der: PrivateKey::generate_p256().unwrap().public_key_der(),
+            key_id: super::super::key_id(&public_key_der),
+            public_key_der,
             expires_at,
         }
     }
@@ -129,26 +152,46 @@ mod tests {
         let now = SystemTime::now();
         let later = Some(now + Duration::from_secs(60));
         let mut own = TrustBundle::new(TrustDomain::new("example.org").unwrap());
-        own.jwt_authorities.push(key("own", None));
+        let own_key = key(None);
+        own.jwt_authorities.push(own_key.clone());
         let mut p = PublishedKeys::default();
-        for i in 0..MAX_PUBLISHED_KEYS {
-            p.insert(key(&format!("k{i}"), later), &own, now).unwrap();
+        let mut first = None;
+        for _ in 0..MAX_PUBLISHED_KEYS {
+            let k = key(later);
+            first.get_or_insert_with(|| k.clone());
+            p.insert(k, &own, now).unwrap();
         }
-        // The same ID again replaces, one more is refused.
-        p.insert(key("k0", later), &own, now).unwrap();
+        // The same key again replaces (renews) it, one more is refused.
+        p.insert(first.clone().unwrap(), &own, now).unwrap();
         assert!(matches!(
-            p.insert(key("k-extra", later), &own, now),
+            p.insert(key(later), &own, now),
             Err(PublishKeyError::TooMany)
         ));
+        let mut mine = own_key.clone();
+        mine.expires_at = later;
         assert!(matches!(
-            p.insert(key("own", later), &own, now),
+            p.insert(mine, &own, now),
             Err(PublishKeyError::OwnKeyId(_))
         ));
+        // Another key under a published key's ID is refused, so is any ID
+        // that is not its key's digest.
+        let mut squatter = key(later);
+        squatter.key_id = first.clone().unwrap().key_id;
         assert!(matches!(
-            p.insert(key("k1", None), &own, now),
+            p.insert(squatter, &own, now),
+            Err(PublishKeyError::NotKeyDigest { .. })
+        ));
+        let mut named = key(later);
+        named.key_id = "k1".into();
+        assert!(matches!(
+            p.insert(named, &own, now),
+            Err(PublishKeyError::NotKeyDigest { .. })
+        ));
+        assert!(matches!(
+            p.insert(key(None), &own, now),
             Err(PublishKeyError::Expired(_))
         ));
-        let mut garbage = key("g", later);
+        let mut garbage = key(later);
         garbage.public_key_der = vec![0x30, 0x03, 1, 2, 3];
         assert!(matches!(
             p.insert(garbage, &own, now),

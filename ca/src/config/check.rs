@@ -114,6 +114,8 @@ impl CaConfig {
             ));
         }
         self.check_admin_ids()?;
+        self.ha.check()?;
+        self.rotation.check(self.ca_ttl, self.max_jwt_ttl)?;
         self.keys.check()?;
         if let Some(up) = &self.upstream {
             match &up.meshid {

@@ -133,13 +133,7 @@ impl MeshidUpstreamConfig {
         }
         if let Some(path) = &self.join_token_file {
             let field = "upstream.meshid.join_token_file";
-            let len = std::fs::metadata(path)
-                .map_err(|e| invalid(field, format!("{}: {e}", path.display())))?
-                .len();
-            if len > MAX_TOKEN_FILE {
-                return Err(invalid(field, format!("{} is too large", path.display())));
-            }
-            let text = std::fs::read_to_string(path)
+            let text = meshid_runtime::fs::read_to_string(path, MAX_TOKEN_FILE)
                 .map_err(|e| invalid(field, format!("{}: {e}", path.display())))?;
             let token = text.lines().next().unwrap_or("").trim();
             if token.is_empty() {

@@ -1,9 +1,8 @@
 //! Keys as PKCS#8 PEM files (`<dir>/<slot>.key.pem`, mode 0600).
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 
 use meshid_identity::PrivateKey;
 
@@ -36,11 +35,12 @@ impl KeyManager for DiskKeyManager {
             path: path.display().to_string(),
             reason,
         };
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(unreadable(e.to_string())),
-        };
+        let text =
+            match meshid_runtime::fs::read_to_string(&path, meshid_runtime::fs::MAX_SMALL_FILE) {
+                Ok(t) => t,
+                Err(e) if e.is_not_found() => return Ok(None),
+                Err(e) => return Err(unreadable(e.to_string())),
+            };
         let mode = fs::metadata(&path)
             .map_err(|e| unreadable(e.to_string()))?
             .permissions()
@@ -60,50 +60,18 @@ impl KeyManager for DiskKeyManager {
         check_slot(slot)?;
         let key = generate_key(slot)?;
         let path = self.path(slot);
-        write_atomic(&path, key.to_pkcs8_pem().as_bytes(), 0o600).map_err(|source| {
-            KeyManagerError::Write {
+        meshid_runtime::fs::write_atomic(&path, key.to_pkcs8_pem().as_bytes(), 0o600).map_err(
+            |source| KeyManagerError::Write {
                 path: path.display().to_string(),
                 source,
-            }
-        })?;
+            },
+        )?;
         Ok(key)
     }
 
     fn key_ref(&self, slot: &str) -> String {
         self.path(slot).display().to_string()
     }
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same
-/// directory (created with `mode`), fsync, rename, fsync of the directory.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    // A bare file name's parent is "": the working directory.
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let result = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 #[cfg(test)]
@@ -139,7 +107,7 @@ mod tests {
             km.load("x509-ca"),
             Err(KeyManagerError::Unreadable { .. })
         ));
-        write_atomic(&path, b"not a key", 0o600).unwrap();
+        meshid_runtime::fs::write_atomic(&path, b"not a key", 0o600).unwrap();
         assert!(matches!(
             km.load("x509-ca"),
             Err(KeyManagerError::Unreadable { .. })

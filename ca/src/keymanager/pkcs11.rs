@@ -237,11 +237,14 @@ impl fmt::Debug for Pkcs11KeyManager {
     }
 }
 
+/// The largest `pin_file` read: a PIN is a few dozen bytes.
+const MAX_PIN_FILE: u64 = 4096;
+
 /// The PIN from `pin_file` (one trailing newline dropped) or `pin_env`.
 fn read_pin(config: &Pkcs11Config) -> Result<AuthPin, Pkcs11Error> {
     let text = match (&config.pin_file, &config.pin_env) {
         (Some(path), _) => Zeroizing::new(
-            std::fs::read_to_string(path)
+            meshid_runtime::fs::read_to_string(path, MAX_PIN_FILE)
                 .map_err(|e| Pkcs11Error::PinSource(format!("pin_file {}: {e}", path.display())))?,
         ),
         (None, Some(var)) => Zeroizing::new(std::env::var(var).map_err(|_| {

@@ -6,9 +6,9 @@ use meshid_identity::{SpiffeId, TrustBundle};
 use meshid_proto::ca;
 use tonic::{Code, Status};
 
-use crate::authority::{AuthorityError, IssuedX509Svid};
+use crate::authority::{AuthorityError, IssuedX509Svid, SigningKeys};
 use crate::metrics::CaMetrics;
-use crate::store::{RegistrationEntry, StoreError, StoredBundle};
+use crate::store::{StoreError, StoredBundle};
 
 /// Unix seconds (0 before 1970).
 pub(crate) fn unix(t: SystemTime) -> i64 {
@@ -23,6 +23,21 @@ pub(crate) fn x509_svid(id: &SpiffeId, svid: &IssuedX509Svid, entry_id: &str) ->
         expires_at: unix(svid.not_after),
         entry_id: entry_id.to_owned(),
     }
+}
+
+/// Sync's `ca_keys`: key IDs hex-decoded to the raw keyIdentifier bytes
+/// agents compare with their SVIDs' AuthorityKeyIdentifier. `None` before
+/// the engine has read the journal (agents then behave as before).
+pub(crate) fn ca_keys(keys: &SigningKeys) -> Option<ca::CaKeys> {
+    if keys.active.is_empty() {
+        return None;
+    }
+    let raw = |ids: &[String]| ids.iter().filter_map(|id| hex::decode(id).ok()).collect();
+    Some(ca::CaKeys {
+        active: raw(&keys.active),
+        tainted: raw(&keys.tainted),
+        reissue_spread_seconds: u32::try_from(keys.reissue_spread.as_secs()).unwrap_or(u32::MAX),
+    })
 }
 
 pub(crate) fn bundle(b: &TrustBundle) -> ca::Bundle {
@@ -53,31 +68,6 @@ pub(crate) fn stored_bundle(b: &StoredBundle) -> Option<ca::Bundle> {
             tracing::warn!(trust_domain = %b.trust_domain, error = %e, "stored bundle is unreadable; not sent");
             None
         }
-    }
-}
-
-pub(crate) fn entry(e: &RegistrationEntry) -> ca::Entry {
-    ca::Entry {
-        id: e.id.clone(),
-        spiffe_id: e.spiffe_id.to_string(),
-        parent_id: e.parent_id.to_string(),
-        selectors: e
-            .selectors
-            .iter()
-            .map(|s| ca::Selector {
-                r#type: s.kind().to_owned(),
-                value: s.value().to_owned(),
-            })
-            .collect(),
-        x509_svid_ttl_seconds: u32::try_from(e.x509_ttl.as_secs()).unwrap_or(u32::MAX),
-        jwt_svid_ttl_seconds: u32::try_from(e.jwt_ttl.as_secs()).unwrap_or(u32::MAX),
-        dns_names: e.dns_names.clone(),
-        admin: e.admin,
-        federates_with: e.federates_with.iter().map(ToString::to_string).collect(),
-        downstream: e.downstream,
-        revision: e.revision,
-        created_at: unix(e.created_at),
-        hint: String::new(),
     }
 }
 

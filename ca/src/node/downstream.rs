@@ -128,6 +128,7 @@ pub(super) async fn sign(
             entry_id: Some(entry.id.clone()),
             not_after: issued.not_after,
             issued_at: now,
+            ca_key_id: Some(issued.ca_key_id.clone()),
         }])
         .await
         .map_err(convert::store_status)?;

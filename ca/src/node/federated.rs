@@ -4,7 +4,12 @@
 //! A bundle set through this CA (the admin API calls
 //! [`FederatedBundles::invalidate`] after writing) is seen by the next
 //! `Sync`. A bundle written by another CA replica sharing the database is
-//! seen within [`FederatedBundles::MAX_AGE`].
+//! served by this replica's `Sync` at most [`FederatedBundles::MAX_AGE`]
+//! (5 s) after the write, plus one store read: no snapshot is served once
+//! it is that old, and the newest one that can miss the write was read
+//! just before it. Agents have it at their first sync after that (within
+//! their `sync_interval`). This is the one cache of the node API: entries,
+//! agents, bans and join tokens are read from the store on every call.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -48,8 +53,10 @@ struct Snapshot {
 // === impl FederatedBundles ===
 
 impl FederatedBundles {
-    /// How long a snapshot is served before the store is read again (bounds
-    /// how late a bundle written by another replica shows up).
+    /// How long a snapshot is served before the store is read again: the
+    /// bound on how late a bundle written by another replica shows up here
+    /// (the same as the default `[ha] refresh_interval`, the bound for the
+    /// CA's own bundle and key journal).
     pub const MAX_AGE: Duration = Duration::from_secs(5);
 
     /// A cache over `store` leaving out `own`, the CA's own trust domain

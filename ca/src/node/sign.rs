@@ -138,6 +138,7 @@ pub(super) async fn x509_batch(
                         entry_id: Some(entry.id.clone()),
                         not_after: issued.not_after,
                         issued_at: now,
+                        ca_key_id: Some(issued.ca_key_id.clone()),
                     });
                     results.push(svid_result::Result::Svid(convert::x509_svid(
                         &entry.spiffe_id,

@@ -8,7 +8,9 @@ use meshid_identity::{Selector, SpiffeId, TrustDomain};
 use sha2::{Digest, Sha256};
 
 use super::StoreError;
-use super::model::{MAX_DNS_NAMES, MAX_FEDERATES_WITH, MAX_SELECTORS};
+use super::model::{
+    KeySlot, MAX_DNS_NAMES, MAX_FEDERATES_WITH, MAX_SELECTORS, SlotState, owner_problem,
+};
 
 /// Longest DNS name accepted in an entry.
 const MAX_DNS_NAME_LEN: usize = 253;
@@ -126,6 +128,22 @@ pub(crate) fn decode_dns_names(s: &str, key: &str) -> Result<Vec<String>, StoreE
         .map_err(|e| corrupt("registration_entries", key, format!("dns_names: {e}")))
 }
 
+/// Checks an entry's owner ([`owner_problem`]).
+pub(crate) fn check_owner(owner: &str) -> Result<(), StoreError> {
+    match owner_problem(owner) {
+        None => Ok(()),
+        Some(why) => Err(StoreError::Invalid(format!("entry owner {why}"))),
+    }
+}
+
+/// A stored owner, checked again on the way out.
+pub(crate) fn owner(owner: String, key: &str) -> Result<String, StoreError> {
+    match owner_problem(&owner) {
+        None => Ok(owner),
+        Some(why) => Err(corrupt("registration_entries", key, format!("owner {why}"))),
+    }
+}
+
 /// Checks and encodes federated trust domains as a JSON array.
 pub(crate) fn encode_trust_domains(tds: &[TrustDomain]) -> Result<String, StoreError> {
     if tds.len() > MAX_FEDERATES_WITH {
@@ -161,6 +179,53 @@ pub(crate) fn check_key(what: &str, s: &str) -> Result<(), StoreError> {
     if s.is_empty() || s.len() > MAX_KEY_LEN || s.chars().any(char::is_control) {
         return Err(StoreError::Invalid(format!(
             "{what} must be 1-{MAX_KEY_LEN} printable characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Largest PEM text of a key slot (`public_pem`, `roots_pem`).
+const MAX_SLOT_PEM: usize = 256 * 1024;
+
+/// Checks a key slot before it is stored: bounded fields, the ID is
+/// [`KeySlot::slot_id`] of its replica, kind and generation, and the
+/// optional times match its state (`activated_at` set once active,
+/// `retired_at` set exactly when old).
+pub(crate) fn check_key_slot(slot: &KeySlot) -> Result<(), StoreError> {
+    check_key("CA key slot ID", &slot.id)?;
+    check_key("CA replica", &slot.replica)?;
+    check_key("CA key ID", &slot.key_id)?;
+    check_key("key manager slot", &slot.key_slot)?;
+    check_key("CA key reference", &slot.key_ref)?;
+    let want = KeySlot::slot_id(&slot.replica, slot.kind, slot.generation);
+    if slot.generation == 0 || slot.id != want {
+        return Err(StoreError::Invalid(format!(
+            "CA key slot {:?} must be named {want:?} (replica/kind/generation, generation from 1)",
+            slot.id
+        )));
+    }
+    for (what, pem) in [
+        ("public_pem", &slot.public_pem),
+        ("roots_pem", &slot.roots_pem),
+    ] {
+        if pem.len() > MAX_SLOT_PEM {
+            return Err(StoreError::Invalid(format!(
+                "CA key slot {}: {what} is {} bytes; the limit is {MAX_SLOT_PEM}",
+                slot.id,
+                pem.len()
+            )));
+        }
+    }
+    let consistent = match slot.state {
+        SlotState::Prepared => slot.activated_at.is_none() && slot.retired_at.is_none(),
+        SlotState::Active => slot.activated_at.is_some() && slot.retired_at.is_none(),
+        SlotState::Old => slot.retired_at.is_some(),
+    };
+    if !consistent {
+        return Err(StoreError::Invalid(format!(
+            "CA key slot {} is {} but activated_at is {:?} and retired_at is {:?}; a prepared \
+             slot has neither, an active one only activated_at, an old one retired_at",
+            slot.id, slot.state, slot.activated_at, slot.retired_at
         )));
     }
     Ok(())

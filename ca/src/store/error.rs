@@ -77,6 +77,16 @@ pub enum StoreError {
         /// What failed to parse.
         reason: String,
     },
+    /// A write fenced by a [`Lease`](super::Lease) was refused: the lease
+    /// expired or another holder has taken it since. Nothing was written.
+    #[error(
+        "the {name:?} lease is no longer held with this token (it expired or another replica \
+         took it); nothing was written: acquire the lease again and re-read before retrying"
+    )]
+    LeaseLost {
+        /// The lease's name.
+        name: String,
+    },
     /// The caller passed a value the store refuses.
     #[error("invalid store input: {0}")]
     Invalid(String),
@@ -99,6 +109,7 @@ impl StoreError {
             Self::TokenExpired => "token_expired",
             Self::TokenUsed => "token_used",
             Self::Corrupt { .. } => "corrupt",
+            Self::LeaseLost { .. } => "lease_lost",
             Self::Invalid(_) => "invalid",
             Self::Backend(_) => "backend",
         }

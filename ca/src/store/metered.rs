@@ -17,7 +17,7 @@ use meshid_identity::{SpiffeId, TrustDomain};
 use tokio::sync::watch;
 
 use super::model::{
-    Agent, CaKeyRecord, EntryFilter, EntryUpdate, IssuanceRecord, JoinToken, NewEntry, Page,
+    Agent, EntryFilter, EntryUpdate, IssuanceRecord, JoinToken, KeySlot, Lease, NewEntry, Page,
     RegistrationEntry, StoredBundle,
 };
 use super::{Paged, Store, StoreError, StoreMetrics};
@@ -247,13 +247,43 @@ impl Store for MeteredStore {
             .await
     }
 
-    async fn put_ca_key(&self, key: &CaKeyRecord) -> Result<(), StoreError> {
-        self.observe("put_ca_key", self.inner.put_ca_key(key)).await
+    async fn list_key_slots(&self) -> Result<Vec<KeySlot>, StoreError> {
+        self.observe("list_key_slots", self.inner.list_key_slots())
+            .await
     }
 
-    async fn list_ca_keys(&self) -> Result<Vec<CaKeyRecord>, StoreError> {
-        self.observe("list_ca_keys", self.inner.list_ca_keys())
+    async fn put_key_slot(&self, slot: &KeySlot, lease: &Lease) -> Result<(), StoreError> {
+        self.observe("put_key_slot", self.inner.put_key_slot(slot, lease))
             .await
+    }
+
+    async fn delete_key_slot(&self, id: &str, lease: &Lease) -> Result<(), StoreError> {
+        self.observe("delete_key_slot", self.inner.delete_key_slot(id, lease))
+            .await
+    }
+
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        let call = self.inner.acquire_lease(name, holder, ttl);
+        self.observe("acquire_lease", call).await
+    }
+
+    async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
+        self.observe("release_lease", self.inner.release_lease(lease))
+            .await
+    }
+
+    async fn get_lease(&self, name: &str) -> Result<Option<Lease>, StoreError> {
+        self.observe("get_lease", self.inner.get_lease(name)).await
+    }
+
+    async fn live_issuances_by_key(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let call = self.inner.live_issuances_by_key();
+        self.observe("live_issuances_by_key", call).await
     }
 
     async fn health(&self) -> Result<(), StoreError> {

@@ -1,5 +1,6 @@
 //! What the CA keeps: registration entries, agents, join tokens, issuance
-//! records, trust bundles and CA key slots.
+//! records, trust bundles, and the CA key journal with the leases that
+//! fence its writers.
 
 use std::fmt;
 use std::time::{Duration, SystemTime};
@@ -18,6 +19,22 @@ pub const MAX_SYNC_PARENTS: usize = 1000;
 pub const MAX_GET_ENTRIES: usize = 1000;
 /// Largest page a list call returns.
 pub const MAX_PAGE_LIMIT: u32 = 1000;
+/// Longest entry owner ([`RegistrationEntry::owner`]), in bytes.
+pub const MAX_OWNER_LEN: usize = 128;
+
+/// Why `owner` is not a valid [`RegistrationEntry::owner`]: at most
+/// [`MAX_OWNER_LEN`] bytes of `a-z`, `0-9`, `.`, `_`, `-` and `/`; empty
+/// (an operator's entry) is valid. `None` when it is valid.
+pub fn owner_problem(owner: &str) -> Option<&'static str> {
+    if owner.len() > MAX_OWNER_LEN {
+        return Some("is longer than 128 bytes");
+    }
+    let allowed = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-/".contains(&b);
+    if !owner.bytes().all(allowed) {
+        return Some("may hold only a-z, 0-9, '.', '_', '-' and '/' (e.g. k8s/prod)");
+    }
+    None
+}
 
 /// A registration entry: "a workload (or node) whose parent is
 /// `parent_id` and that shows all of `selectors` gets `spiffe_id`".
@@ -43,6 +60,9 @@ pub struct RegistrationEntry {
     pub federates_with: Vec<TrustDomain>,
     /// The identity may mint SVIDs for a downstream CA.
     pub downstream: bool,
+    /// Who manages the entry: empty for an operator's, `k8s/<cluster>` for
+    /// a Kubernetes controller (see [`owner_problem`] for the syntax).
+    pub owner: String,
     /// Starts at 1; bumped by every update (optimistic concurrency).
     pub revision: i64,
     /// When the entry was created.
@@ -72,6 +92,8 @@ pub struct NewEntry {
     pub federates_with: Vec<TrustDomain>,
     /// See [`RegistrationEntry::downstream`].
     pub downstream: bool,
+    /// See [`RegistrationEntry::owner`].
+    pub owner: String,
 }
 
 impl NewEntry {
@@ -87,6 +109,7 @@ impl NewEntry {
             admin: false,
             federates_with: Vec::new(),
             downstream: false,
+            owner: String::new(),
         }
     }
 }
@@ -112,6 +135,8 @@ pub struct EntryUpdate {
     pub federates_with: Option<Vec<TrustDomain>>,
     /// New downstream flag.
     pub downstream: Option<bool>,
+    /// New owner (`Some("")` makes it an operator's entry).
+    pub owner: Option<String>,
 }
 
 /// Which entries [`Store::list_entries`](super::Store::list_entries) returns;
@@ -124,6 +149,8 @@ pub struct EntryFilter {
     pub spiffe_id: Option<SpiffeId>,
     /// Only entries that carry this selector (among others).
     pub selector: Option<Selector>,
+    /// Only entries with exactly this owner (`Some("")`: only operators').
+    pub owner: Option<String>,
 }
 
 /// Keyset paging: items come in key order, `after` is the last key of the
@@ -229,6 +256,9 @@ pub struct IssuanceRecord {
     pub not_after: SystemTime,
     /// When it was signed.
     pub issued_at: SystemTime,
+    /// The [`KeySlot::key_id`] of the key that signed it; `None` if not
+    /// known (records written before the key journal).
+    pub ca_key_id: Option<String>,
 }
 
 /// A trust bundle in SPIFFE bundle JSON form.
@@ -242,21 +272,6 @@ pub struct StoredBundle {
     pub sequence: i64,
     /// Last change.
     pub updated_at: SystemTime,
-}
-
-/// One CA key slot (SPIRE-style prepared → active → old journal).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CaKeyRecord {
-    /// Slot name (`A`, `B`, `jwt-A`, …).
-    pub slot: String,
-    /// The CA certificate chain, leaf first, PEM.
-    pub cert_chain_pem: String,
-    /// Where the key lives (path or HSM label); never key bytes.
-    pub key_ref: String,
-    /// CA certificate expiry.
-    pub not_after: SystemTime,
-    /// Where the slot is in its life.
-    pub state: SlotState,
 }
 
 /// The life of a CA key slot: a key is `Prepared` (published in the bundle,
@@ -296,9 +311,137 @@ impl std::fmt::Display for SlotState {
     }
 }
 
+/// Which signing key a [`KeySlot`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyKind {
+    /// An X.509 CA: signs X.509-SVIDs.
+    X509,
+    /// A JWT-SVID signing key.
+    Jwt,
+}
+
+impl KeyKind {
+    /// The name stored in the database and shown to operators.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::X509 => "x509",
+            Self::Jwt => "jwt",
+        }
+    }
+
+    /// The kind named `s`; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::X509, Self::Jwt]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for KeyKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One slot of the CA key journal, shared by every replica: a signing key
+/// of one replica, its public half, and where it is in its life
+/// ([`SlotState`]). The store never holds private key bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySlot {
+    /// `<replica>/<kind>/<generation>` (unique; [`KeySlot::slot_id`]).
+    pub id: String,
+    /// The CA replica that holds the private key.
+    pub replica: String,
+    /// X.509 CA or JWT key.
+    pub kind: KeyKind,
+    /// Counts up from 1 per replica and kind.
+    pub generation: u32,
+    /// Where the slot is in its life.
+    pub state: SlotState,
+    /// X.509: hex of the keyIdentifier written in the AuthorityKeyIdentifier
+    /// of leaves this key signs; JWT: the `kid`. Not unique: replicas that
+    /// share one intermediate (from the same files) have slots with the
+    /// same key ID.
+    pub key_id: String,
+    /// The key manager slot name of the private key (`x509-ca`, `jwt-2`, …).
+    pub key_slot: String,
+    /// Where the key lives (path or token label; never key bytes).
+    pub key_ref: String,
+    /// X.509: the CA chain, signing certificate first, up to and including
+    /// the root, PEM. JWT: the public key as a SubjectPublicKeyInfo PEM.
+    pub public_pem: String,
+    /// X.509: the trust anchors this slot puts in the bundle, PEM; empty
+    /// for JWT.
+    pub roots_pem: String,
+    /// Start of the key's (certificate's) validity.
+    pub not_before: SystemTime,
+    /// End of the key's validity: the chain's earliest notAfter (X.509) or
+    /// the JWT key's planned end of life.
+    pub not_after: SystemTime,
+    /// When it was made and published.
+    pub prepared_at: SystemTime,
+    /// When it started signing; `None` while prepared.
+    pub activated_at: Option<SystemTime>,
+    /// When it stopped signing; `None` unless old.
+    pub retired_at: Option<SystemTime>,
+    /// Old slots: the bundle keeps the key until this time (the last
+    /// SVID it signed has expired by then).
+    pub publish_until: Option<SystemTime>,
+    /// Suspected compromised: agents re-issue everything it signed at once.
+    pub tainted: bool,
+    /// Last change.
+    pub updated_at: SystemTime,
+}
+
+impl KeySlot {
+    /// The slot ID of `replica`'s `generation`th key of `kind`.
+    pub fn slot_id(replica: &str, kind: KeyKind, generation: u32) -> String {
+        format!("{replica}/{kind}/{generation}")
+    }
+}
+
+/// A named lease held by one replica until `expires_at`. Every write made
+/// under it ([`Store::put_key_slot`](super::Store::put_key_slot)) is fenced
+/// by `token`: it fails once another holder has taken the lease, even if
+/// this holder has not noticed yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The lease's name (`rotation`).
+    pub name: String,
+    /// Who holds it (a replica ID).
+    pub holder: String,
+    /// Grows by one every time the lease changes hands or is re-taken
+    /// after expiry; the fencing token.
+    pub token: i64,
+    /// When it lapses unless renewed.
+    pub expires_at: SystemTime,
+}
+
 #[cfg(test)]
 mod tests {
-    use super::SlotState;
+    use super::{MAX_OWNER_LEN, SlotState, owner_problem};
+
+    #[test]
+    fn owners_are_short_lowercase_paths() {
+        for good in [
+            "",
+            "k8s/demo",
+            "k8s/prod-eu.1_a",
+            &"a".repeat(MAX_OWNER_LEN),
+        ] {
+            assert_eq!(owner_problem(good), None, "{good:?}");
+        }
+        for bad in [
+            "K8s/demo",
+            "k8s demo",
+            "k8s:demo",
+            "é",
+            "a\n",
+            &"a".repeat(MAX_OWNER_LEN + 1),
+        ] {
+            assert!(owner_problem(bad).is_some(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn slot_states_round_trip_by_name_and_nothing_else_parses() {

@@ -16,6 +16,11 @@ mod driver;
 type Db = sqlx::Postgres;
 /// Opens a write transaction.
 const BEGIN: &str = "BEGIN";
+/// Opens a read transaction whose statements all read one snapshot (an
+/// entry and its selectors read apart would otherwise race a delete).
+const SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+/// The lease-fenced writes, with this driver's lease check.
+const FENCED: super::queries::Fenced = super::queries::FENCED_POSTGRES;
 
 /// What to check when the server cannot be reached.
 const HINT: &str = "check that PostgreSQL is running and reachable at that host and port, \

@@ -11,7 +11,7 @@
 macro_rules! entry_cols {
     () => {
         "id, spiffe_id, parent_id, x509_ttl_secs, jwt_ttl_secs, dns_names, admin, \
-         federates_with, downstream, revision, created_at_ms, updated_at_ms"
+         federates_with, downstream, owner, revision, created_at_ms, updated_at_ms"
     };
 }
 
@@ -20,6 +20,15 @@ macro_rules! agent_cols {
     () => {
         "spiffe_id, attestation_type, serial, previous_serial, expires_at_ms, banned, \
          created_at_ms, updated_at_ms"
+    };
+}
+
+/// Columns of `ca_key_slots`, in the order the upsert binds them.
+macro_rules! key_slot_cols {
+    () => {
+        "id, replica, kind, generation, state, key_id, key_slot, key_ref, public_pem, \
+         roots_pem, not_before_ms, not_after_ms, prepared_at_ms, activated_at_ms, \
+         retired_at_ms, publish_until_ms, tainted, updated_at_ms"
     };
 }
 
@@ -38,17 +47,17 @@ pub(crate) const ENTRY_BY_ID: &str = concat!(
     entry_cols!(),
     " FROM registration_entries WHERE id = $1"
 );
-/// Inserts an entry: `$1`–`$11` as in [`UPDATE_ENTRY`] (`$11` stamps both
-/// times), `$12` the ID.
+/// Inserts an entry: `$1`–`$12` as in [`UPDATE_ENTRY`] (`$11` stamps both
+/// times), `$13` the ID.
 pub(crate) const INSERT_ENTRY: &str = "INSERT INTO registration_entries (spiffe_id, \
      parent_id, x509_ttl_secs, jwt_ttl_secs, dns_names, admin, federates_with, downstream, \
-     selector_key, revision, created_at_ms, updated_at_ms, id) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)";
-/// Replaces the fields of entry `$12` if its revision is still `$13`.
+     selector_key, revision, created_at_ms, updated_at_ms, owner, id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13)";
+/// Replaces the fields of entry `$13` if its revision is still `$14`.
 pub(crate) const UPDATE_ENTRY: &str = "UPDATE registration_entries SET spiffe_id = $1, \
      parent_id = $2, x509_ttl_secs = $3, jwt_ttl_secs = $4, dns_names = $5, admin = $6, \
      federates_with = $7, downstream = $8, selector_key = $9, revision = $10, \
-     updated_at_ms = $11 WHERE id = $12 AND revision = $13";
+     updated_at_ms = $11, owner = $12 WHERE id = $13 AND revision = $14";
 /// Deletes an entry (its selectors go with it: `ON DELETE CASCADE`).
 pub(crate) const DELETE_ENTRY: &str = "DELETE FROM registration_entries WHERE id = $1";
 /// Deletes an entry's selectors.
@@ -142,14 +151,14 @@ pub(crate) const TOKEN_BY_HASH: &str = concat!(
 
 /// Multi-row insert of issuance records, finished with `VALUES …`.
 pub(crate) const INSERT_ISSUANCES: &str = "INSERT INTO issuances \
-     (serial, spiffe_id, agent_id, entry_id, not_after_ms, issued_at_ms) ";
+     (serial, spiffe_id, agent_id, entry_id, not_after_ms, issued_at_ms, ca_key_id) ";
 /// One issuance record by serial.
 pub(crate) const ISSUANCE_BY_SERIAL: &str = "SELECT serial, spiffe_id, agent_id, entry_id, \
-     not_after_ms, issued_at_ms FROM issuances WHERE serial = $1";
+     not_after_ms, issued_at_ms, ca_key_id FROM issuances WHERE serial = $1";
 /// How many issuance records exist.
 pub(crate) const COUNT_ISSUANCES: &str = "SELECT COUNT(*) AS n FROM issuances";
 
-// === bundles and CA keys ===
+// === bundles ===
 
 /// One bundle by trust domain.
 pub(crate) const BUNDLE_BY_TRUST_DOMAIN: &str = "SELECT trust_domain, spiffe_json, sequence, \
@@ -169,14 +178,108 @@ pub(crate) const REPLACE_BUNDLE: &str = "UPDATE bundles SET spiffe_json = $1, se
 /// All bundles.
 pub(crate) const LIST_BUNDLES: &str = "SELECT trust_domain, spiffe_json, sequence, \
      updated_at_ms FROM bundles ORDER BY trust_domain";
-/// Inserts or replaces a CA key slot.
-pub(crate) const UPSERT_CA_KEY: &str = "INSERT INTO ca_keys \
-     (slot, cert_chain_pem, key_ref, not_after_ms, state) VALUES ($1, $2, $3, $4, $5) \
-     ON CONFLICT (slot) DO UPDATE SET cert_chain_pem = excluded.cert_chain_pem, \
-     key_ref = excluded.key_ref, not_after_ms = excluded.not_after_ms, state = excluded.state";
-/// All CA key slots.
-pub(crate) const LIST_CA_KEYS: &str = "SELECT slot, cert_chain_pem, key_ref, not_after_ms, \
-     state FROM ca_keys ORDER BY slot";
+// === the CA key journal and leases ===
+
+/// `lease $1 is held by $2 with token $3 at time $4`, as a condition, with
+/// the driver's row lock on the lease (`$lock`) so that the lease cannot
+/// change hands before the fenced write commits.
+macro_rules! lease_held {
+    ($lock:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM ca_leases WHERE name = $1 AND holder = $2 AND token = $3 \
+             AND expires_at_ms > $4",
+            $lock,
+            ")"
+        )
+    };
+}
+
+/// Inserts or replaces a key slot (`$5`–`$22`, in `key_slot_cols` order)
+/// only while the lease holds: the check and the write are one statement.
+macro_rules! fenced_upsert_key_slot {
+    ($lock:literal) => {
+        concat!(
+            "INSERT INTO ca_key_slots (",
+            key_slot_cols!(),
+            ") SELECT $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
+             $20, $21, $22 WHERE ",
+            lease_held!($lock),
+            " ON CONFLICT (id) DO UPDATE SET replica = excluded.replica, kind = excluded.kind, \
+             generation = excluded.generation, state = excluded.state, \
+             key_id = excluded.key_id, key_slot = excluded.key_slot, \
+             key_ref = excluded.key_ref, public_pem = excluded.public_pem, \
+             roots_pem = excluded.roots_pem, not_before_ms = excluded.not_before_ms, \
+             not_after_ms = excluded.not_after_ms, prepared_at_ms = excluded.prepared_at_ms, \
+             activated_at_ms = excluded.activated_at_ms, retired_at_ms = excluded.retired_at_ms, \
+             publish_until_ms = excluded.publish_until_ms, tainted = excluded.tainted, \
+             updated_at_ms = excluded.updated_at_ms"
+        )
+    };
+}
+
+/// Deletes key slot `$5` only while the lease holds.
+macro_rules! fenced_delete_key_slot {
+    ($lock:literal) => {
+        concat!(
+            "DELETE FROM ca_key_slots WHERE id = $5 AND ",
+            lease_held!($lock)
+        )
+    };
+}
+
+/// The writes fenced by a lease (`$1` name, `$2` holder, `$3` token, `$4`
+/// now). The lease check differs per driver only in its row lock.
+pub(crate) struct Fenced {
+    /// Inserts or replaces a key slot.
+    pub(crate) upsert_key_slot: &'static str,
+    /// Deletes key slot `$5`.
+    pub(crate) delete_key_slot: &'static str,
+}
+
+/// SQLite runs one writer at a time and a write statement takes the write
+/// lock before it reads, so the check needs no row lock.
+pub(crate) const FENCED_SQLITE: Fenced = Fenced {
+    upsert_key_slot: fenced_upsert_key_slot!(""),
+    delete_key_slot: fenced_delete_key_slot!(""),
+};
+/// PostgreSQL: `FOR SHARE` on the lease row makes a concurrent take-over
+/// (an `UPDATE` of that row) wait until the fenced write has committed,
+/// and re-checks the lease if it changed first.
+pub(crate) const FENCED_POSTGRES: Fenced = Fenced {
+    upsert_key_slot: fenced_upsert_key_slot!(" FOR SHARE"),
+    delete_key_slot: fenced_delete_key_slot!(" FOR SHARE"),
+};
+/// All key slots.
+pub(crate) const LIST_KEY_SLOTS: &str = concat!(
+    "SELECT ",
+    key_slot_cols!(),
+    " FROM ca_key_slots ORDER BY id"
+);
+/// Takes lease `$1` for holder `$2` until `$3` if it is free, expired at
+/// `$4`, or already `$2`'s (renewed, same token); the token grows when the
+/// lease changes hands or is re-taken after expiry. One atomic upsert: a
+/// row comes back only to the one caller that holds the lease.
+pub(crate) const ACQUIRE_LEASE: &str = "INSERT INTO ca_leases \
+     (name, holder, token, expires_at_ms) VALUES ($1, $2, 1, $3) \
+     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
+     token = CASE WHEN ca_leases.holder = excluded.holder AND ca_leases.expires_at_ms > $4 \
+     THEN ca_leases.token ELSE ca_leases.token + 1 END, \
+     expires_at_ms = excluded.expires_at_ms \
+     WHERE ca_leases.holder = excluded.holder OR ca_leases.expires_at_ms <= $4 \
+     RETURNING name, holder, token, expires_at_ms";
+/// Lets lease `$1` lapse if `$2` holds it with token `$3` (the row stays,
+/// expired, so the next holder's token is higher).
+pub(crate) const RELEASE_LEASE: &str = "UPDATE ca_leases SET expires_at_ms = 0 \
+     WHERE name = $1 AND holder = $2 AND token = $3";
+/// Lease `$1` as recorded.
+pub(crate) const GET_LEASE: &str =
+    "SELECT name, holder, token, expires_at_ms FROM ca_leases WHERE name = $1";
+/// Whether lease `$1` is held by `$2` with token `$3` at time `$4`.
+pub(crate) const LEASE_HELD: &str = concat!("SELECT 1 WHERE ", lease_held!(""));
+/// Unexpired issuance records (`not_after` after `$1`) per signing key.
+pub(crate) const LIVE_ISSUANCES_BY_KEY: &str = "SELECT ca_key_id, COUNT(*) AS n \
+     FROM issuances WHERE ca_key_id IS NOT NULL AND not_after_ms > $1 \
+     GROUP BY ca_key_id ORDER BY ca_key_id";
 
 /// The database answers.
 pub(crate) const PING: &str = "SELECT 1";

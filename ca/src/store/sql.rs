@@ -16,7 +16,9 @@
 //! | `sql/entry_lists.rs` | registration entries: by IDs, filters, parents; paging |
 //! | `sql/agents.rs` | agents and their SVID serials |
 //! | `sql/tokens.rs` | join tokens and issuance records |
-//! | `sql/bundles.rs` | trust bundles and CA key slots |
+//! | `sql/bundles.rs` | trust bundles |
+//! | `sql/key_slots.rs` | the CA key journal, written under a lease |
+//! | `sql/leases.rs` | named leases and their fencing tokens |
 //! | `sql/store_impl.rs` | the [`Store`](super::Store) impl, one line per method |
 //!
 //! The query text itself is in [`queries`](super::queries); what does not
@@ -30,7 +32,7 @@ use super::StoreError;
 use super::codec;
 use super::model::RegistrationEntry;
 
-/// Rows per multi-row INSERT of issuance records (6 parameters each).
+/// Rows per multi-row INSERT of issuance records (7 parameters each).
 pub(crate) const ISSUANCE_CHUNK: usize = 1000;
 
 /// A [`Store`](super::Store) on one sqlx driver: [`SqliteStore`] or
@@ -74,8 +76,10 @@ pub(crate) struct EntryColumns {
 }
 
 impl EntryColumns {
-    /// Canonicalizes `e.selectors` in place and encodes the other columns.
+    /// Checks `e.owner`, canonicalizes `e.selectors` in place and encodes
+    /// the other columns.
     pub(crate) fn of(e: &mut RegistrationEntry) -> Result<Self, StoreError> {
+        codec::check_owner(&e.owner)?;
         e.selectors = codec::canonical_selectors(std::mem::take(&mut e.selectors))?;
         Ok(Self {
             selector_key: codec::selector_key(&e.selectors),

@@ -24,6 +24,11 @@ mod driver;
 type Db = sqlx::Sqlite;
 /// Opens a write transaction holding the write lock from the start.
 const BEGIN: &str = "BEGIN IMMEDIATE";
+/// Opens a read transaction: in WAL mode every statement in it reads the
+/// snapshot its first read took.
+const SNAPSHOT: &str = "BEGIN DEFERRED";
+/// The lease-fenced writes, with this driver's lease check.
+const FENCED: super::queries::Fenced = super::queries::FENCED_SQLITE;
 
 /// How long a writer waits for the database lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

@@ -19,7 +19,6 @@ mod validate;
 pub use fingerprint::Fingerprint;
 pub use import::{Import, ImportError, Imported};
 
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -121,27 +120,23 @@ fn signing_key(files: &Files, keys: &dyn KeyManager) -> Result<(CaKey, String), 
 
 /// The largest certificate or key file the CA reads (a chain of a few
 /// certificates is a few kilobytes); the fingerprint reads no more either.
-pub(super) const MAX_FILE: u64 = 1 << 20;
+pub(super) const MAX_FILE: u64 = meshid_runtime::fs::MAX_SMALL_FILE;
 
 /// The file's text, refused when it is larger than [`MAX_FILE`].
 fn read(path: &Path) -> Result<String, UpstreamError> {
-    let io = |source| UpstreamError::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_FILE + 1).read_to_string(&mut text))
-        .map_err(io)?;
-    if u64::try_from(text.len()).unwrap_or(u64::MAX) > MAX_FILE {
-        return Err(UpstreamError::Invalid {
-            path: path.display().to_string(),
-            reason: format!(
-                "is larger than {MAX_FILE} bytes; give only the PEM certificates or key it should hold"
-            ),
-        });
+    meshid_runtime::fs::read_to_string(path, MAX_FILE).map_err(|e| file_error(path, e))
+}
+
+/// A bounded read's failure as the upstream reports it, naming the file.
+pub(crate) fn file_error(path: &Path, e: meshid_runtime::fs::ReadError) -> UpstreamError {
+    let path = path.display().to_string();
+    match e {
+        meshid_runtime::fs::ReadError::Io(source) => UpstreamError::Io { path, source },
+        e => UpstreamError::Invalid {
+            path,
+            reason: format!("{e}; give only the PEM certificates or key it should hold"),
+        },
     }
-    Ok(text)
 }
 
 /// Every certificate of `path`, parsed.

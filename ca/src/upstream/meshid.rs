@@ -36,8 +36,9 @@ use super::{CaMaterial, UpstreamAuthority, UpstreamError};
 use crate::authority::{JWT_KEY_SLOT, key_id};
 use crate::config::{ConfigError, MeshidUpstreamConfig};
 use crate::csr::IntermediateCsr;
-use crate::keymanager::{KeyManager, write_atomic};
+use crate::keymanager::KeyManager;
 use crate::upstream::CA_KEY_SLOT;
+use meshid_runtime::fs::write_atomic;
 
 /// The agent SVID key's file in the data directory (PKCS#8 PEM, 0600).
 pub const AGENT_KEY_FILE: &str = "upstream-agent.key.pem";
@@ -123,10 +124,8 @@ impl Meshid {
         let cfg_err = |e: ConfigError| MeshidError::Config(e.to_string());
         let ca_id = config.ca_spiffe_id(trust_domain).map_err(cfg_err)?;
         let path = &config.trust_bundle_file;
-        let text = std::fs::read_to_string(path).map_err(|source| UpstreamError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = meshid_runtime::fs::read_to_string(path, meshid_runtime::fs::MAX_SMALL_FILE)
+            .map_err(|e| super::disk::file_error(path, e))?;
         let roots = TrustBundle::from_pem(trust_domain.clone(), &text).map_err(|e| {
             UpstreamError::Invalid {
                 path: path.display().to_string(),
@@ -286,9 +285,20 @@ impl Meshid {
     /// its renewal time (half its life) and notAfter. Anything unreadable
     /// counts as none (a join token then attests again).
     fn stored_agent_svid(&self, now: SystemTime) -> Option<(AgentSvid, SystemTime, SystemTime)> {
-        let key = std::fs::read_to_string(&self.agent_key_path).ok()?;
+        let key = meshid_runtime::fs::read_to_string(
+            &self.agent_key_path,
+            meshid_runtime::fs::MAX_SMALL_FILE,
+        )
+        .ok()?;
         let key = PrivateKey::from_pem(&key).ok()?;
-        let chain = pem_certs(&std::fs::read_to_string(&self.agent_cert_path).ok()?).ok()?;
+        let chain = pem_certs(
+            &meshid_runtime::fs::read_to_string(
+                &self.agent_cert_path,
+                meshid_runtime::fs::MAX_SMALL_FILE,
+            )
+            .ok()?,
+        )
+        .ok()?;
         let (not_before, not_after, spki) = validity(chain.first()?)?;
         if spki != key.public_key_der() || not_after <= now {
             return None;

@@ -7,7 +7,8 @@ use meshid_identity::x509::{pem_certs, self_signed_ca, to_pem};
 use meshid_identity::{CaTemplate, TrustDomain};
 
 use super::{CaMaterial, UpstreamAuthority, UpstreamError, cert_facts};
-use crate::keymanager::{KeyManager, write_atomic};
+use crate::keymanager::KeyManager;
+use meshid_runtime::fs::write_atomic;
 
 /// The key manager slot of the X.509 CA key.
 pub const CA_KEY_SLOT: &str = "x509-ca";
@@ -39,15 +40,13 @@ impl SelfSigned {
         let Some(key) = keys.load_signer(CA_KEY_SLOT)? else {
             return Ok(None);
         };
-        let text = match std::fs::read_to_string(&self.cert_path) {
+        let text = match meshid_runtime::fs::read_to_string(
+            &self.cert_path,
+            meshid_runtime::fs::MAX_SMALL_FILE,
+        ) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(UpstreamError::Io {
-                    path: self.cert_path.display().to_string(),
-                    source,
-                });
-            }
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(super::disk::file_error(&self.cert_path, e)),
         };
         let invalid = |reason: &str| UpstreamError::Invalid {
             path: self.cert_path.display().to_string(),

@@ -249,10 +249,10 @@ async fn a_jwt_key_is_published_only_for_a_downstream_entry_only_when_usable_and
         public_key,
         expires_at: 0,
     };
-    let good = jwt(
-        "east-1",
-        PrivateKey::generate_p256().unwrap().public_key_der(),
-    );
+    let good_key = PrivateKey::generate_p256().unwrap().public_key_der();
+    // A key's ID is the first 16 hex digits of SHA-256 of its public key.
+    let good_id = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(&good_key)[..8]);
+    let good = jwt(&good_id, good_key);
     let publish = |k: JwtKey| sign_publishing(&upstream, &agent, csr(&ca_key, true), Some(k));
 
     let denied = publish(good.clone()).await.unwrap_err();
@@ -266,6 +266,12 @@ async fn a_jwt_key_is_published_only_for_a_downstream_entry_only_when_usable_and
         (jwt("east-1", vec![0x30; 3000]), "larger than 2048"),
         (jwt("", good.public_key.clone()), "key ID"),
         (jwt("a b", good.public_key.clone()), "key ID"),
+        // Another key's ID (one downstream taking over another's) or any
+        // name but the key's digest.
+        (
+            jwt("east-1", good.public_key.clone()),
+            "is not its key's ID",
+        ),
     ] {
         let refused = publish(bad).await.unwrap_err();
         assert_eq!(refused.code(), Code::InvalidArgument);
@@ -281,7 +287,7 @@ async fn a_jwt_key_is_published_only_for_a_downstream_entry_only_when_usable_and
     let chain = publish(good.clone()).await.unwrap();
     let bundle = upstream.bundle();
     assert!(bundle.sequence > sequence);
-    let published = bundle.jwt_authority("east-1").unwrap();
+    let published = bundle.jwt_authority(&good_id).unwrap();
     assert_eq!(published.public_key_der, good.public_key);
     let (_, cert) = x509_parser::parse_x509_certificate(&chain[0]).unwrap();
     let not_after = SystemTime::UNIX_EPOCH
@@ -295,7 +301,7 @@ async fn a_jwt_key_is_published_only_for_a_downstream_entry_only_when_usable_and
     upstream.server.shutdown().await.unwrap();
     let again = Ca::start(server::config(dir.path()), dir.path()).await;
     assert!(
-        again.bundle().jwt_authority("east-1").is_some(),
+        again.bundle().jwt_authority(&good_id).is_some(),
         "kept across a restart"
     );
     again.server.shutdown().await.unwrap();

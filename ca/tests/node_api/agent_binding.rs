@@ -16,15 +16,7 @@ async fn renew(ca: &Ca, via: &Agent) -> Agent {
         .into_inner()
         .svid
         .unwrap();
-    Agent {
-        id: svid.spiffe_id.parse().unwrap(),
-        key,
-        chain: svid
-            .cert_chain
-            .into_iter()
-            .map(CertificateDer::from)
-            .collect(),
-    }
+    Agent::from_svid(key, svid)
 }
 
 async fn sync_code(ca: &Ca, who: &Agent) -> Option<Code> {

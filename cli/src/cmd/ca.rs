@@ -1,9 +1,10 @@
 //! `meshid ca`: run the certificate authority (`serve`), check its config
-//! (`validate`), describe it (`show`), or make its intermediate for an
-//! enterprise root (`csr`, then `import`).
+//! (`validate`), describe it (`show`), make its intermediate for an
+//! enterprise root (`csr`, then `import`), or rotate its keys (`rotation`).
 
 mod csr;
 mod import;
+mod rotation;
 mod validate;
 
 use std::net::SocketAddr;
@@ -42,6 +43,9 @@ enum Command {
     /// Istio's plug-in layout (ca-cert.pem, ca-key.pem, cert-chain.pem,
     /// root-cert.pem). Writes nothing when a check fails.
     Import(import::Args),
+    /// Shows the CA's key slots (X.509 CAs and JWT keys of every replica)
+    /// and takes manual rotation steps: prepare, activate, taint, revoke.
+    Rotation(rotation::Args),
 }
 
 /// Flags override the config file.
@@ -92,6 +96,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Command::Show(a) => show(a).await,
         Command::Csr(a) => csr::run(a),
         Command::Import(a) => import::run(a),
+        Command::Rotation(a) => rotation::run(a).await,
     }
 }
 

@@ -67,6 +67,11 @@ struct CreateArgs {
     /// A free-form hint for workloads that get several SVIDs.
     #[arg(long)]
     hint: Option<String>,
+    /// Who manages the entry, e.g. k8s/<cluster> for a Kubernetes
+    /// controller (which lists and deletes only its own); default: none,
+    /// an operator's entry.
+    #[arg(long, value_name = "OWNER")]
+    owner: Option<String>,
     #[command(flatten)]
     conn: Conn,
 }
@@ -109,6 +114,10 @@ struct UpdateArgs {
     /// Downstream flag.
     #[arg(long, value_name = "true|false")]
     downstream: Option<bool>,
+    /// New owner ("" makes it an operator's entry; a controller that owned
+    /// it no longer touches it).
+    #[arg(long, value_name = "OWNER")]
+    owner: Option<String>,
     #[command(flatten)]
     conn: Conn,
 }
@@ -134,6 +143,9 @@ struct ListArgs {
     /// Only entries carrying this selector.
     #[arg(long, value_name = "TYPE:VALUE")]
     selector: Option<String>,
+    /// Only entries with exactly this owner, e.g. k8s/<cluster>.
+    #[arg(long, value_name = "OWNER")]
+    owner: Option<String>,
     #[command(flatten)]
     conn: Conn,
 }
@@ -184,6 +196,7 @@ async fn create(a: CreateArgs) -> anyhow::Result<()> {
         federates_with: a.federates_with,
         downstream: a.downstream,
         hint: a.hint.unwrap_or_default(),
+        owner: a.owner.unwrap_or_default(),
         ..Default::default()
     };
     let mut client = a.conn.connect().await?;
@@ -239,6 +252,9 @@ async fn update(a: UpdateArgs) -> anyhow::Result<()> {
     if let Some(v) = a.downstream {
         e.downstream = v;
     }
+    if let Some(v) = a.owner {
+        e.owner = v;
+    }
     // `e.revision` is what we read: the CA refuses the update if someone
     // changed the entry in between.
     let updated = client
@@ -288,6 +304,7 @@ async fn list(a: ListArgs) -> anyhow::Result<()> {
                 by_parent_id: a.parent_id.clone().unwrap_or_default(),
                 by_spiffe_id: a.spiffe_id.clone().unwrap_or_default(),
                 by_selector: by_selector.clone(),
+                by_owner: a.owner.clone().unwrap_or_default(),
             })
             .await
             .map_err(|s| admin_client::refused("listing entries failed", s))?
@@ -336,6 +353,7 @@ pub fn entry_json(e: &pb::Entry) -> serde_json::Value {
         "downstream": e.downstream,
         "revision": e.revision,
         "created_at": e.created_at,
+        "owner": e.owner,
     })
 }
 
@@ -377,4 +395,8 @@ fn print_entry_text(e: &pb::Entry) {
     println!("Downstream     : {}", e.downstream);
     println!("Revision       : {}", e.revision);
     println!("Created        : {}", format_time(e.created_at));
+    println!(
+        "Owner          : {}",
+        if e.owner.is_empty() { "-" } else { &e.owner }
+    );
 }

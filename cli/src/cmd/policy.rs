@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use meshid_identity::SpiffeId;
-use meshid_proxy::policy::{HeaderSource, PolicySet, Request, explain};
+use meshid_proxy::policy::{Action, HeaderSource, Labels, PolicyDocument, Request, explain};
 use std::path::PathBuf;
 
 /// Arguments of `meshid policy`.
@@ -54,6 +54,10 @@ struct ExplainArgs {
     /// HTTP header as `name=value`; repeatable.
     #[arg(long = "header", value_parser = parse_header)]
     headers: Vec<(String, String)>,
+    /// The workload's labels as `k=v,k2=v2` (`""` for none): decides which
+    /// policies with a `selector` apply. Needed when one has a selector.
+    #[arg(long, value_parser = parse_labels)]
+    labels: Option<Labels>,
 }
 
 /// Runs `meshid policy …`.
@@ -65,22 +69,33 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn check(a: CheckArgs) -> anyhow::Result<()> {
-    let (set, warnings) = PolicySet::from_file(&a.file)
+    let (doc, warnings) = PolicyDocument::from_file(&a.file)
         .with_context(|| format!("{} is not a valid policy file", a.file.display()))?;
     let mut warnings: Vec<String> = warnings.iter().map(ToString::to_string).collect();
     warnings.extend(
-        set.tcp_port_warnings(&a.tcp_ports)
+        doc.tcp_port_warnings(&a.tcp_ports)
             .iter()
             .map(ToString::to_string),
     );
     for w in &warnings {
         println!("warning: {w}");
     }
+    let selected = doc.policies().iter().filter(|p| p.has_selector()).count();
+    let has_allow = doc.policies().iter().any(|p| p.action() == Action::Allow);
+    let peer_auth = match doc.peer_authentication_count() {
+        0 => String::new(),
+        n => format!(", {n} peer authentication(s)"),
+    };
     println!(
-        "{}: OK, {} policies{}, {} warning(s)",
+        "{}: OK, {} policies{}{}{peer_auth}, {} warning(s)",
         a.file.display(),
-        set.policies().len(),
-        if set.has_allow_policy() {
+        doc.policies().len(),
+        if selected > 0 {
+            format!(" ({selected} with a selector: they apply to matching workloads only)")
+        } else {
+            String::new()
+        },
+        if has_allow {
             " (ALLOW present: unmatched traffic is denied)"
         } else {
             ""
@@ -91,8 +106,9 @@ fn check(a: CheckArgs) -> anyhow::Result<()> {
 }
 
 fn explain_cmd(a: ExplainArgs) -> anyhow::Result<()> {
-    let (set, _) = PolicySet::from_file(&a.policy)
+    let (doc, _) = PolicyDocument::from_file(&a.policy)
         .with_context(|| format!("{} is not a valid policy file", a.policy.display()))?;
+    let set = doc.for_workload(a.labels.as_ref())?;
     let peer = a
         .from
         .as_deref()
@@ -119,6 +135,19 @@ fn explain_cmd(a: ExplainArgs) -> anyhow::Result<()> {
     };
     print!("{}", explain(&set, &req));
     Ok(())
+}
+
+fn parse_labels(s: &str) -> Result<Labels, String> {
+    let pairs = s
+        .split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                .ok_or_else(|| format!("label {p:?} must be key=value"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Labels::from_pairs(pairs)
 }
 
 fn parse_header(s: &str) -> Result<(String, String), String> {
@@ -163,5 +192,51 @@ mod tests {
             "policies: [{ name: allow-all, action: ALLOW, rules: [{}] }]\n",
         )
         .unwrap();
+    }
+
+    const K8S: &str = r#"
+policies:
+  - name: shop/web
+    selector: { matchLabels: { app: web } }
+    action: ALLOW
+    rules: [{ from: [{ source: { namespaces: ["shop"] } }] }]
+peerAuthentication:
+  - { name: meshid-system/default, scope: mesh, mode: STRICT }
+  - { name: shop/default, scope: namespace, mode: PERMISSIVE }
+  - { name: shop/legacy, scope: workload, selector: { matchLabels: { app: legacy } },
+      mode: STRICT, portLevelMtls: { "8080": { mode: DISABLE } } }
+"#;
+
+    #[test]
+    fn check_accepts_selectors_and_peer_authentication() {
+        check_text("k8s", K8S).unwrap();
+        let e = format!(
+            "{:#}",
+            check_text("bad-mode", &K8S.replace("mode: PERMISSIVE", "mode: LAX")).unwrap_err()
+        );
+        assert!(e.contains("unknown mode \"LAX\""), "{e}");
+    }
+
+    #[test]
+    fn explain_needs_labels_when_a_selector_decides() {
+        let file =
+            std::env::temp_dir().join(format!("meshid-policy-explain-{}.yaml", std::process::id()));
+        std::fs::write(&file, K8S).unwrap();
+        let args = |labels: Option<&str>| ExplainArgs {
+            policy: file.clone(),
+            from: None,
+            port: 8080,
+            method: None,
+            path: None,
+            host: None,
+            headers: vec![],
+            labels: labels.map(|l| parse_labels(l).unwrap()),
+        };
+        let e = explain_cmd(args(None)).unwrap_err().to_string();
+        assert!(e.contains("--labels"), "{e}");
+        explain_cmd(args(Some("app=legacy,version=v1"))).unwrap();
+        explain_cmd(args(Some(""))).unwrap();
+        assert!(parse_labels("app").is_err());
+        let _ = std::fs::remove_file(&file);
     }
 }

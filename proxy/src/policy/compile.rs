@@ -1,6 +1,7 @@
 //! Validation of a parsed policy file and compilation into matchers.
 
 use super::error::{PolicyError, Warning};
+use super::labels::Selector;
 use super::matcher::{
     Condition, ConditionKey, Field, Operation, PortField, Rule, Source, strip_scheme,
 };
@@ -8,6 +9,7 @@ use super::model::{
     ConditionDoc, OperationDoc, PolicyDoc, PolicyFile, PortDoc, RuleDoc, SourceDoc,
 };
 use super::pattern::Pattern;
+use super::peer_auth::{PeerAuth, compile_all};
 use super::set::{Action, Policy};
 use http::HeaderName;
 use std::collections::HashSet;
@@ -16,13 +18,20 @@ use std::sync::Arc;
 /// Most rules a policy file may hold, over all policies.
 pub const MAX_RULES: usize = 10_000;
 /// Longest policy name accepted.
-const MAX_NAME_LEN: usize = 253;
+pub(crate) const MAX_NAME_LEN: usize = 253;
 
-/// Validates and compiles every policy of a file.
+/// What a policy file compiles to.
+pub(crate) struct Compiled {
+    pub policies: Vec<Policy>,
+    pub peer_auth: Vec<PeerAuth>,
+    pub warnings: Vec<Warning>,
+}
+
+/// Validates and compiles every policy and peer authentication of a file.
 ///
 /// A file without policies is refused ([`PolicyError::NoPolicies`]): it
 /// would allow everything, and is what a truncated write leaves behind.
-pub(crate) fn compile(file: PolicyFile) -> Result<(Vec<Policy>, Vec<Warning>), PolicyError> {
+pub(crate) fn compile(file: PolicyFile) -> Result<Compiled, PolicyError> {
     let policies = match file.policies {
         Some(p) if !p.is_empty() => p,
         _ => return Err(PolicyError::NoPolicies),
@@ -44,16 +53,22 @@ pub(crate) fn compile(file: PolicyFile) -> Result<(Vec<Policy>, Vec<Warning>), P
         }
         out.push(policy);
     }
-    Ok((out, warnings))
+    let peer_auth = compile_all(file.peer_authentication, &mut warnings)?;
+    Ok(Compiled {
+        policies: out,
+        peer_auth,
+        warnings,
+    })
 }
 
 /// Where we are, for error messages.
-struct Ctx<'a> {
-    policy: &'a str,
+pub(crate) struct Ctx<'a> {
+    /// The policy (or peer authentication item) being compiled.
+    pub(crate) policy: &'a str,
 }
 
 impl Ctx<'_> {
-    fn err(&self, field: impl Into<String>, problem: impl Into<String>) -> PolicyError {
+    pub(crate) fn err(&self, field: impl Into<String>, problem: impl Into<String>) -> PolicyError {
         PolicyError::Invalid {
             policy: self.policy.to_owned(),
             field: field.into(),
@@ -89,6 +104,11 @@ fn compile_policy(
             ));
         }
     };
+    let selector = doc
+        .selector
+        .map(|s| Selector::new(s.match_labels))
+        .transpose()
+        .map_err(|problem| ctx.err("selector.matchLabels", problem))?;
     let rules = doc
         .rules
         .into_iter()
@@ -112,6 +132,7 @@ fn compile_policy(
     }
     Ok(Policy {
         name: Arc::from(doc.name),
+        selector,
         action,
         rules,
     })
@@ -275,12 +296,21 @@ fn ports(ctx: &Ctx<'_>, at: &str, values: &[PortDoc]) -> Result<Box<[u16]>, Poli
     values
         .iter()
         .enumerate()
-        .map(|(k, PortDoc(v))| match v.trim().parse::<u16>() {
-            Ok(p) if p != 0 => Ok(p),
-            _ => Err(ctx.err(
-                format!("{at}[{k}]"),
-                format!("bad port {v:?}: expected a number from 1 to 65535"),
-            )),
-        })
+        .map(|(k, v)| port_number(ctx, &format!("{at}[{k}]"), v))
         .collect()
+}
+
+/// A port from 1 to 65535; `at` names the field in the error.
+pub(crate) fn port_number(
+    ctx: &Ctx<'_>,
+    at: &str,
+    PortDoc(v): &PortDoc,
+) -> Result<u16, PolicyError> {
+    match v.trim().parse::<u16>() {
+        Ok(p) if p != 0 => Ok(p),
+        _ => Err(ctx.err(
+            at,
+            format!("bad port {v:?}: expected a number from 1 to 65535"),
+        )),
+    }
 }

@@ -45,6 +45,23 @@ pub enum PolicyError {
          to allow all traffic on purpose, say so: `policies: [{{ name: allow-all, action: ALLOW, rules: [{{}}] }}]`"
     )]
     NoPolicies,
+    /// The workload's labels file is malformed.
+    #[error("labels {origin}: {problem}")]
+    Labels {
+        /// The labels file (or where the labels came from).
+        origin: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A policy has a selector but the workload's labels are unknown.
+    #[error(
+        "policy {policy:?} has a selector, so the workload's labels are needed to know whether it applies; \
+         set `pod_labels_file` in the proxy config (or pass --labels to `meshid policy explain`)"
+    )]
+    LabelsRequired {
+        /// The first policy with a selector.
+        policy: String,
+    },
     /// Two policies have the same name.
     #[error("policy {0:?} is defined twice; policy names must be unique")]
     DuplicateName(String),

@@ -25,6 +25,14 @@ pub fn explain(set: &PolicySet, req: &Request<'_>) -> String {
         opt(req.path),
         opt(req.host),
     );
+    let mtls = set.peer_authentication().decision(req.port);
+    if let Some(by) = &mtls.by {
+        let _ = writeln!(
+            out,
+            "peer authentication of port {}: {} (set by {by:?})",
+            req.port, mtls.mode
+        );
+    }
     if set.policies().is_empty() {
         let _ = writeln!(out, "no policies");
     }

@@ -1,6 +1,8 @@
 //! A compiled, immutable set of policies.
 
+use super::labels::Selector;
 use super::matcher::Rule;
+use super::peer_auth::PeerAuthentication;
 use std::fmt;
 use std::sync::Arc;
 
@@ -37,6 +39,8 @@ impl fmt::Display for Action {
 #[derive(Debug)]
 pub struct Policy {
     pub(crate) name: Arc<str>,
+    /// The workloads it applies to; `None`: every workload.
+    pub(crate) selector: Option<Selector>,
     pub(crate) action: Action,
     pub(crate) rules: Box<[Rule]>,
 }
@@ -52,6 +56,11 @@ impl Policy {
         self.action
     }
 
+    /// True if it applies only to workloads with certain labels.
+    pub fn has_selector(&self) -> bool {
+        self.selector.as_ref().is_some_and(Selector::needs_labels)
+    }
+
     /// How many rules it has (zero: matches nothing).
     pub fn rule_count(&self) -> usize {
         self.rules.len()
@@ -60,22 +69,29 @@ impl Policy {
 
 /// All policies of one file, compiled for fast evaluation.
 ///
-/// The empty set allows everything (no ALLOW policy exists); it is what a
-/// proxy without a `policy` file uses. A policy file never loads as the
-/// empty set (see [`PolicySet::from_yaml`]).
+/// The empty set allows everything (no ALLOW policy exists) and requires
+/// mTLS; it is what a proxy without a `policy` file uses. A policy file
+/// never loads as the empty set (see [`PolicySet::from_yaml`]).
 #[derive(Debug, Default)]
 pub struct PolicySet {
     pub(crate) policies: Box<[Policy]>,
     pub(crate) has_allow: bool,
+    pub(crate) peer_auth: PeerAuthentication,
 }
 
 impl PolicySet {
-    pub(crate) fn new(policies: Vec<Policy>) -> Self {
+    pub(crate) fn new(policies: Vec<Policy>, peer_auth: PeerAuthentication) -> Self {
         let has_allow = policies.iter().any(|p| p.action == Action::Allow);
         Self {
             policies: policies.into(),
             has_allow,
+            peer_auth,
         }
+    }
+
+    /// The mTLS mode of each inbound listener (by application port).
+    pub fn peer_authentication(&self) -> &PeerAuthentication {
+        &self.peer_auth
     }
 
     /// The policies in file order.

@@ -1,5 +1,7 @@
-//! Hot reload: poll the policy file and swap in valid new versions.
+//! Hot reload: poll the policy file (and the workload's labels file) and
+//! swap in valid new versions.
 
+use super::document::build;
 use super::error::PolicyError;
 use super::load::read_bounded;
 use super::set::PolicySet;
@@ -18,7 +20,9 @@ use tokio::task::JoinHandle;
 /// and always see a complete set. An invalid new file (including an empty
 /// or comment-only one, see [`PolicySet::from_yaml`]) or an unreadable one
 /// is logged, counted in [`PolicyWatcher::reload_metrics`] and ignored;
-/// the previous set stays in force. Dropping the watcher stops polling.
+/// the previous set stays in force. So is a change of the labels file
+/// (see [`PolicyWatcher::start_for_workload`]) that cannot be read or
+/// parsed while a policy has a selector. Dropping the watcher stops polling.
 #[derive(Debug)]
 pub struct PolicyWatcher {
     current: Arc<ArcSwap<PolicySet>>,
@@ -31,10 +35,24 @@ impl PolicyWatcher {
     /// Loads `path` (it must be valid) and starts polling it every `interval`.
     ///
     /// Must be called inside a tokio runtime.
+    /// A policy with a selector makes it fail ([`PolicyError::LabelsRequired`]).
     pub fn start(path: impl Into<PathBuf>, interval: Duration) -> Result<Self, PolicyError> {
+        Self::start_for_workload(path, None, interval)
+    }
+
+    /// As [`start`](Self::start), for the workload whose labels are in the
+    /// downward API file `labels` (polled too): policies whose selector
+    /// does not match them are skipped. The labels file is needed only
+    /// while a policy has a selector; then it must be valid to start.
+    pub fn start_for_workload(
+        path: impl Into<PathBuf>,
+        labels: Option<PathBuf>,
+        interval: Duration,
+    ) -> Result<Self, PolicyError> {
         let path = path.into();
         let text = read_bounded(&path)?;
-        let (set, warnings) = PolicySet::from_yaml(&text)?;
+        let labels_text = labels.as_deref().map(read_bounded);
+        let (set, warnings) = build(&text, labels.as_deref().zip(labels_text.as_ref()))?;
         for w in &warnings {
             tracing::warn!(path = %path.display(), "policy warning: {w}");
         }
@@ -42,8 +60,9 @@ impl PolicyWatcher {
         let polls = Arc::new(AtomicU64::new(0));
         let metrics = ReloadMetrics::new();
         let state = Poller {
+            seen: hash(&text, labels_text.as_ref()),
             path,
-            seen: hash(&text),
+            labels,
             slot: current.clone(),
             polls: polls.clone(),
             metrics: metrics.clone(),
@@ -85,13 +104,28 @@ impl Drop for PolicyWatcher {
     }
 }
 
-fn hash(text: &str) -> [u8; 32] {
-    Sha256::digest(text.as_bytes()).into()
+/// Hash of the policy text and of the labels file as read (an unreadable
+/// labels file hashes as such, so its recovery is a change).
+fn hash(text: &str, labels: Option<&Result<String, PolicyError>>) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update((text.len() as u64).to_be_bytes());
+    h.update(text.as_bytes());
+    match labels {
+        None => h.update([0]),
+        Some(Ok(l)) => {
+            h.update([1]);
+            h.update(l.as_bytes());
+        }
+        Some(Err(_)) => h.update([2]),
+    }
+    h.finalize().into()
 }
 
 /// The polling task's state.
 struct Poller {
     path: PathBuf,
+    /// The workload's downward API labels file, if configured.
+    labels: Option<PathBuf>,
     /// Hash of the last content seen, valid or not (so a bad file is reported once).
     seen: [u8; 32],
     slot: Arc<ArcSwap<PolicySet>>,
@@ -106,17 +140,18 @@ impl Poller {
         let mut read_failing = false;
         loop {
             ticker.tick().await;
-            let p = self.path.clone();
-            match tokio::task::spawn_blocking(move || read_bounded(&p)).await {
-                Ok(Ok(text)) => {
+            let (p, l) = (self.path.clone(), self.labels.clone());
+            let read = move || (read_bounded(&p), l.as_deref().map(read_bounded));
+            match tokio::task::spawn_blocking(read).await {
+                Ok((Ok(text), labels)) => {
                     read_failing = false;
-                    let h = hash(&text);
+                    let h = hash(&text, labels.as_ref());
                     if h != self.seen {
                         self.seen = h;
-                        self.reload(&text);
+                        self.reload(&text, labels.as_ref());
                     }
                 }
-                Ok(Err(e)) => {
+                Ok((Err(e), _)) => {
                     if !read_failing {
                         tracing::warn!(path = %self.path.display(), "keeping previous policy: {e}");
                         self.metrics.rejected();
@@ -131,10 +166,11 @@ impl Poller {
         }
     }
 
-    /// Swaps in `text` if it is a valid policy file; else keeps the old set.
-    fn reload(&self, text: &str) {
+    /// Swaps in `text` (for the workload's `labels`) if it is a valid
+    /// policy file; else keeps the old set.
+    fn reload(&self, text: &str, labels: Option<&Result<String, PolicyError>>) {
         let path = self.path.display();
-        match PolicySet::from_yaml(text) {
+        match build(text, self.labels.as_deref().zip(labels)) {
             Ok((set, warnings)) => {
                 for w in &warnings {
                     tracing::warn!(%path, "policy warning: {w}");

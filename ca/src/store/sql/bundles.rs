@@ -1,10 +1,10 @@
-//! Trust bundles (optimistic sequence check) and CA key slots.
+//! Trust bundles (optimistic sequence check).
 
 use meshid_identity::TrustDomain;
 
 use super::This;
 use super::decode;
-use crate::store::model::{CaKeyRecord, StoredBundle};
+use crate::store::model::StoredBundle;
 use crate::store::{StoreError, codec, queries};
 
 pub(super) async fn get(s: &This, td: &TrustDomain) -> Result<Option<StoredBundle>, StoreError> {
@@ -62,28 +62,5 @@ pub(super) async fn list(s: &This) -> Result<Vec<StoredBundle>, StoreError> {
         .await?
         .iter()
         .map(decode::bundle)
-        .collect()
-}
-
-pub(super) async fn put_ca_key(s: &This, key: &CaKeyRecord) -> Result<(), StoreError> {
-    codec::check_key("CA key slot", &key.slot)?;
-    codec::check_key("CA key reference", &key.key_ref)?;
-    sqlx::query(queries::UPSERT_CA_KEY)
-        .bind(&key.slot)
-        .bind(&key.cert_chain_pem)
-        .bind(&key.key_ref)
-        .bind(codec::to_ms(key.not_after)?)
-        .bind(key.state.as_str())
-        .execute(&s.pool)
-        .await?;
-    Ok(())
-}
-
-pub(super) async fn list_ca_keys(s: &This) -> Result<Vec<CaKeyRecord>, StoreError> {
-    sqlx::query(queries::LIST_CA_KEYS)
-        .fetch_all(&s.pool)
-        .await?
-        .iter()
-        .map(decode::ca_key)
         .collect()
 }

@@ -8,7 +8,8 @@ use super::Db;
 use crate::store::StoreError;
 use crate::store::codec;
 use crate::store::model::{
-    Agent, CaKeyRecord, IssuanceRecord, JoinToken, RegistrationEntry, SlotState, StoredBundle,
+    Agent, IssuanceRecord, JoinToken, KeyKind, KeySlot, Lease, RegistrationEntry, SlotState,
+    StoredBundle,
 };
 
 /// A row of this backend.
@@ -34,6 +35,7 @@ pub(super) fn entry(row: &DbRow) -> Result<RegistrationEntry, StoreError> {
             k,
         )?,
         downstream: row.try_get("downstream")?,
+        owner: codec::owner(row.try_get("owner")?, k)?,
         revision: row.try_get("revision")?,
         created_at: codec::from_ms(row.try_get("created_at_ms")?, ENTRIES, k)?,
         updated_at: codec::from_ms(row.try_get("updated_at_ms")?, ENTRIES, k)?,
@@ -89,6 +91,7 @@ pub(super) fn issuance(row: &DbRow) -> Result<IssuanceRecord, StoreError> {
         entry_id: row.try_get("entry_id")?,
         not_after: codec::from_ms(row.try_get("not_after_ms")?, t, k)?,
         issued_at: codec::from_ms(row.try_get("issued_at_ms")?, t, k)?,
+        ca_key_id: row.try_get("ca_key_id")?,
         serial,
     })
 }
@@ -105,26 +108,68 @@ pub(super) fn bundle(row: &DbRow) -> Result<StoredBundle, StoreError> {
     })
 }
 
-/// A CA key slot.
-pub(super) fn ca_key(row: &DbRow) -> Result<CaKeyRecord, StoreError> {
-    let slot: String = row.try_get("slot")?;
-    let state: String = row.try_get("state")?;
-    let state = SlotState::parse(&state).ok_or_else(|| {
+/// The key journal table, as named in [`StoreError::Corrupt`].
+const KEY_SLOTS: &str = "ca_key_slots";
+
+/// A CA key slot; an unknown kind or state, or a generation out of range,
+/// is corrupt.
+pub(super) fn key_slot(row: &DbRow) -> Result<KeySlot, StoreError> {
+    let id: String = row.try_get("id")?;
+    let k = id.as_str();
+    let bad = |what: &str, v: &str| {
         codec::corrupt(
-            "ca_keys",
-            &slot,
-            format!(
-                "state {:?} is not prepared, active or old",
-                state.chars().take(40).collect::<String>()
-            ),
+            KEY_SLOTS,
+            k,
+            format!("{what} {:?}", v.chars().take(40).collect::<String>()),
         )
-    })?;
-    Ok(CaKeyRecord {
-        cert_chain_pem: row.try_get("cert_chain_pem")?,
-        key_ref: row.try_get("key_ref")?,
-        not_after: codec::from_ms(row.try_get("not_after_ms")?, "ca_keys", &slot)?,
+    };
+    let kind: String = row.try_get("kind")?;
+    let kind = KeyKind::parse(&kind).ok_or_else(|| bad("kind is not x509 or jwt:", &kind))?;
+    let state: String = row.try_get("state")?;
+    let state = SlotState::parse(&state)
+        .ok_or_else(|| bad("state is not prepared, active or old:", &state))?;
+    let generation: i64 = row.try_get("generation")?;
+    let generation = u32::try_from(generation)
+        .ok()
+        .filter(|g| *g >= 1)
+        .ok_or_else(|| bad("generation is out of range:", &generation.to_string()))?;
+    let time =
+        |col: &str| -> Result<_, StoreError> { codec::from_ms(row.try_get(col)?, KEY_SLOTS, k) };
+    let opt_time = |col: &str| -> Result<_, StoreError> {
+        row.try_get::<Option<i64>, _>(col)?
+            .map(|ms| codec::from_ms(ms, KEY_SLOTS, k))
+            .transpose()
+    };
+    Ok(KeySlot {
+        replica: row.try_get("replica")?,
+        kind,
+        generation,
         state,
-        slot,
+        key_id: row.try_get("key_id")?,
+        key_slot: row.try_get("key_slot")?,
+        key_ref: row.try_get("key_ref")?,
+        public_pem: row.try_get("public_pem")?,
+        roots_pem: row.try_get("roots_pem")?,
+        not_before: time("not_before_ms")?,
+        not_after: time("not_after_ms")?,
+        prepared_at: time("prepared_at_ms")?,
+        activated_at: opt_time("activated_at_ms")?,
+        retired_at: opt_time("retired_at_ms")?,
+        publish_until: opt_time("publish_until_ms")?,
+        tainted: row.try_get("tainted")?,
+        updated_at: time("updated_at_ms")?,
+        id,
+    })
+}
+
+/// A lease.
+pub(super) fn lease(row: &DbRow) -> Result<Lease, StoreError> {
+    let name: String = row.try_get("name")?;
+    Ok(Lease {
+        holder: row.try_get("holder")?,
+        token: row.try_get("token")?,
+        expires_at: codec::from_ms(row.try_get("expires_at_ms")?, "ca_leases", &name)?,
+        name,
     })
 }
 

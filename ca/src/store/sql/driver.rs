@@ -1,7 +1,7 @@
 //! Everything that talks to the database, for the driver `Db` of the
 //! backend module that mounts this file (`sqlite.rs`, `postgres.rs`).
 
-use super::{BEGIN, Db};
+use super::{BEGIN, Db, FENCED, SNAPSHOT};
 use crate::store::sql::SqlStore;
 
 mod agents;
@@ -9,6 +9,8 @@ mod bundles;
 mod decode;
 mod entries;
 mod entry_lists;
+mod key_slots;
+mod leases;
 mod selectors;
 mod store_impl;
 mod tokens;

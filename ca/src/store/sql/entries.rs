@@ -5,7 +5,7 @@ use sqlx::query::Query;
 
 use super::decode::{self, DbRow, ENTRIES};
 use super::selectors;
-use super::{BEGIN, Conn, Db, This};
+use super::{BEGIN, Conn, Db, SNAPSHOT, This};
 use crate::store::error::on_unique;
 use crate::store::model::{EntryUpdate, NewEntry, RegistrationEntry};
 use crate::store::sql::{EntryColumns, entry_identity};
@@ -25,6 +25,7 @@ pub(super) async fn create(s: &This, new: NewEntry) -> Result<RegistrationEntry,
         admin: new.admin,
         federates_with: new.federates_with,
         downstream: new.downstream,
+        owner: new.owner,
         revision: 1,
         created_at: stamp,
         updated_at: stamp,
@@ -87,8 +88,9 @@ pub(super) async fn update(
     Ok(e)
 }
 
-/// Binds `$1`–`$11` of [`queries::INSERT_ENTRY`] and
-/// [`queries::UPDATE_ENTRY`]: the entry's fields, its revision and `now_ms`.
+/// Binds `$1`–`$12` of [`queries::INSERT_ENTRY`] and
+/// [`queries::UPDATE_ENTRY`]: the entry's fields, its revision, `now_ms`
+/// and its owner.
 fn bind_fields<'q>(
     query: Query<'q, Db, <Db as sqlx::Database>::Arguments>,
     e: &RegistrationEntry,
@@ -107,6 +109,7 @@ fn bind_fields<'q>(
         .bind(&c.selector_key)
         .bind(e.revision)
         .bind(now_ms)
+        .bind(&e.owner)
 }
 
 /// Applies the set fields of `update` to `e`.
@@ -121,6 +124,7 @@ fn apply(e: &mut RegistrationEntry, update: EntryUpdate) {
         admin,
         federates_with,
         downstream,
+        owner,
     } = update;
     e.spiffe_id = spiffe_id.unwrap_or_else(|| e.spiffe_id.clone());
     e.parent_id = parent_id.unwrap_or_else(|| e.parent_id.clone());
@@ -137,6 +141,9 @@ fn apply(e: &mut RegistrationEntry, update: EntryUpdate) {
         e.federates_with = v;
     }
     e.downstream = downstream.unwrap_or(e.downstream);
+    if let Some(v) = owner {
+        e.owner = v;
+    }
 }
 
 pub(super) async fn delete(s: &This, id: &str) -> Result<RegistrationEntry, StoreError> {
@@ -151,8 +158,11 @@ pub(super) async fn delete(s: &This, id: &str) -> Result<RegistrationEntry, Stor
 }
 
 pub(super) async fn get(s: &This, id: &str) -> Result<Option<RegistrationEntry>, StoreError> {
-    let mut conn = s.pool.acquire().await?;
-    by_id(&mut conn, id).await
+    // One snapshot for the row and its selectors (see `entry_lists::page_of`).
+    let mut tx = s.pool.begin_with(SNAPSHOT).await?;
+    let entry = by_id(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(entry)
 }
 
 /// One entry with its selectors.

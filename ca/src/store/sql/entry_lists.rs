@@ -6,7 +6,7 @@ use sqlx::{QueryBuilder, Row};
 
 use super::decode::{self, ENTRIES};
 use super::entries::with_selectors;
-use super::{Db, This};
+use super::{Db, SNAPSHOT, This};
 use crate::store::model::{
     EntryFilter, MAX_GET_ENTRIES, MAX_SYNC_PARENTS, Page, RegistrationEntry,
 };
@@ -79,6 +79,9 @@ pub(super) async fn list(
         .push_bind(sel.value().to_owned())
         .push(")");
     }
+    if let Some(owner) = &filter.owner {
+        qb.push(" AND owner = ").push_bind(owner.clone());
+    }
     page_of(s, qb, page).await
 }
 
@@ -125,11 +128,14 @@ async fn page_of(
         qb.push(" AND id > ").push_bind(after.clone());
     }
     qb.push(" ORDER BY id LIMIT ").push_bind((limit + 1) as i64);
-    let mut conn = s.pool.acquire().await?;
-    let mut rows = qb.build().fetch_all(&mut *conn).await?;
+    // One snapshot for the rows and their selectors: read apart, an entry
+    // deleted in between looked like an entry without selectors (corrupt).
+    let mut tx = s.pool.begin_with(SNAPSHOT).await?;
+    let mut rows = qb.build().fetch_all(&mut *tx).await?;
     let more = rows.len() > limit;
     rows.truncate(limit);
-    let entries = with_selectors(&mut conn, &rows).await?;
+    let entries = with_selectors(&mut tx, &rows).await?;
+    tx.commit().await?;
     let next = if more {
         entries.last().map(|e| e.id.clone())
     } else {

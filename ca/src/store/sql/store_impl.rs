@@ -1,14 +1,14 @@
 //! The [`Store`] impl of this backend: each method is one call into the
 //! module that owns its table.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use meshid_identity::{SpiffeId, TrustDomain};
 
-use super::{This, agents, bundles, entries, entry_lists, tokens};
+use super::{This, agents, bundles, entries, entry_lists, key_slots, leases, tokens};
 use crate::store::model::{
-    Agent, CaKeyRecord, EntryFilter, EntryUpdate, IssuanceRecord, JoinToken, NewEntry, Page,
+    Agent, EntryFilter, EntryUpdate, IssuanceRecord, JoinToken, KeySlot, Lease, NewEntry, Page,
     RegistrationEntry, StoredBundle,
 };
 use crate::store::{Paged, Store, StoreError, queries};
@@ -138,12 +138,37 @@ impl Store for This {
         bundles::list(self).await
     }
 
-    async fn put_ca_key(&self, key: &CaKeyRecord) -> Result<(), StoreError> {
-        bundles::put_ca_key(self, key).await
+    async fn list_key_slots(&self) -> Result<Vec<KeySlot>, StoreError> {
+        key_slots::list(self).await
     }
 
-    async fn list_ca_keys(&self) -> Result<Vec<CaKeyRecord>, StoreError> {
-        bundles::list_ca_keys(self).await
+    async fn put_key_slot(&self, slot: &KeySlot, lease: &Lease) -> Result<(), StoreError> {
+        key_slots::put(self, slot, lease).await
+    }
+
+    async fn delete_key_slot(&self, id: &str, lease: &Lease) -> Result<(), StoreError> {
+        key_slots::delete(self, id, lease).await
+    }
+
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        leases::acquire(self, name, holder, ttl).await
+    }
+
+    async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
+        leases::release(self, lease).await
+    }
+
+    async fn get_lease(&self, name: &str) -> Result<Option<Lease>, StoreError> {
+        leases::get(self, name).await
+    }
+
+    async fn live_issuances_by_key(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        tokens::live_issuances_by_key(self).await
     }
 
     async fn health(&self) -> Result<(), StoreError> {

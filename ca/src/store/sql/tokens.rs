@@ -1,10 +1,10 @@
 //! Join tokens (created, then consumed exactly once) and issuance records
-//! (written in all-or-nothing batches).
+//! (written in all-or-nothing batches, counted per signing key).
 
 use std::time::SystemTime;
 
 use meshid_identity::SpiffeId;
-use sqlx::QueryBuilder;
+use sqlx::{QueryBuilder, Row};
 
 use super::decode;
 use super::{BEGIN, Db, This};
@@ -61,7 +61,15 @@ pub(super) async fn consume(
 }
 
 /// One issuance record in column form.
-type IssuanceRow<'a> = (&'a str, &'a str, Option<&'a str>, Option<&'a str>, i64, i64);
+struct IssuanceRow<'a> {
+    serial: &'a str,
+    spiffe_id: &'a str,
+    agent_id: Option<&'a str>,
+    entry_id: Option<&'a str>,
+    not_after: i64,
+    issued_at: i64,
+    ca_key_id: Option<&'a str>,
+}
 
 pub(super) async fn record_issuances(
     s: &This,
@@ -76,25 +84,30 @@ pub(super) async fn record_issuances(
         if let Some(e) = &r.entry_id {
             codec::check_key("entry ID", e)?;
         }
-        rows.push((
-            r.serial.as_str(),
-            r.spiffe_id.as_str(),
-            r.agent_id.as_ref().map(SpiffeId::as_str),
-            r.entry_id.as_deref(),
-            codec::to_ms(r.not_after)?,
-            codec::to_ms(r.issued_at)?,
-        ));
+        if let Some(k) = &r.ca_key_id {
+            codec::check_key("CA key ID", k)?;
+        }
+        rows.push(IssuanceRow {
+            serial: r.serial.as_str(),
+            spiffe_id: r.spiffe_id.as_str(),
+            agent_id: r.agent_id.as_ref().map(SpiffeId::as_str),
+            entry_id: r.entry_id.as_deref(),
+            not_after: codec::to_ms(r.not_after)?,
+            issued_at: codec::to_ms(r.issued_at)?,
+            ca_key_id: r.ca_key_id.as_deref(),
+        });
     }
     let mut tx = s.pool.begin_with(BEGIN).await?;
     for chunk in rows.chunks(ISSUANCE_CHUNK) {
         let mut qb = QueryBuilder::<Db>::new(queries::INSERT_ISSUANCES);
         qb.push_values(chunk, |mut b, r| {
-            b.push_bind(r.0.to_owned())
-                .push_bind(r.1.to_owned())
-                .push_bind(r.2.map(str::to_owned))
-                .push_bind(r.3.map(str::to_owned))
-                .push_bind(r.4)
-                .push_bind(r.5);
+            b.push_bind(r.serial.to_owned())
+                .push_bind(r.spiffe_id.to_owned())
+                .push_bind(r.agent_id.map(str::to_owned))
+                .push_bind(r.entry_id.map(str::to_owned))
+                .push_bind(r.not_after)
+                .push_bind(r.issued_at)
+                .push_bind(r.ca_key_id.map(str::to_owned));
         });
         qb.build()
             .execute(&mut *tx)
@@ -124,4 +137,14 @@ pub(super) async fn get_issuance(
         .as_ref()
         .map(decode::issuance)
         .transpose()
+}
+
+pub(super) async fn live_issuances_by_key(s: &This) -> Result<Vec<(String, u64)>, StoreError> {
+    sqlx::query(queries::LIVE_ISSUANCES_BY_KEY)
+        .bind(codec::to_ms(s.clock.now())?)
+        .fetch_all(&s.pool)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get("ca_key_id")?, decode::count(row)?)))
+        .collect()
 }

@@ -25,8 +25,9 @@ use rustls_pki_types::CertificateDer;
 use super::cert::ChainCert;
 use super::layout::{Files, ISTIO, KUBERNETES};
 use super::{Disk, Source, read};
-use crate::keymanager::{KeyManager, MemoryKeyManager, write_atomic};
+use crate::keymanager::{KeyManager, MemoryKeyManager};
 use crate::upstream::{CaMaterial, UpstreamAuthority, UpstreamError};
+use meshid_runtime::fs::write_atomic;
 
 /// The mode of the key in the directory.
 const KEY_MODE: u32 = 0o600;

@@ -1,8 +1,9 @@
 //! Renewal of the intermediate an upstream meshid CA signed:
 //! [`Renewer`] mints a new one at half the current one's life, builds
 //! the authority from it exactly as at start-up
-//! ([`CurrentAuthority::candidate`]) and swaps it in
-//! ([`CurrentAuthority::replace`]), with no restart. While the upstream is
+//! ([`CurrentAuthority::candidate`]) and hands it to the rotation engine
+//! ([`Engine::offer`]: under the same root it signs at once; a new root is
+//! published first), with no restart. While the upstream is
 //! down it retries with backoff and the CA keeps signing with the current
 //! intermediate (SVIDs never outlive it).
 
@@ -16,6 +17,7 @@ use super::Meshid;
 use crate::authority::CurrentAuthority;
 use crate::keymanager::KeyManager;
 use crate::metrics::CaMetrics;
+use crate::rotation::Engine;
 
 /// First retry delay after a failed renewal.
 const RETRY_BASE: Duration = Duration::from_secs(1);
@@ -25,6 +27,7 @@ const RETRY_MAX: Duration = Duration::from_secs(60);
 /// Renews the intermediate of a [`Meshid`] upstream.
 pub struct Renewer {
     current: CurrentAuthority,
+    engine: Engine,
     upstream: Arc<Meshid>,
     keys: Arc<dyn KeyManager>,
     metrics: CaMetrics,
@@ -34,16 +37,17 @@ pub struct Renewer {
 // === impl Renewer ===
 
 impl Renewer {
-    /// A renewer of `current`, which was built from `upstream`.
+    /// A renewer of `engine`'s authority, which was built from `upstream`.
     pub fn new(
-        current: CurrentAuthority,
+        engine: Engine,
         upstream: Arc<Meshid>,
         keys: Arc<dyn KeyManager>,
         metrics: CaMetrics,
         clock: SharedClock,
     ) -> Self {
         Self {
-            current,
+            current: engine.current().clone(),
+            engine,
             upstream,
             keys,
             metrics,
@@ -70,16 +74,18 @@ impl Renewer {
             .mint(self.keys.as_ref(), now)
             .await
             .map_err(|e| e.to_string())?;
+        let upstream_jwt = self.upstream.jwt_authorities();
         let new = self
             .current
             .candidate(self.upstream.as_ref(), self.keys.as_ref(), now)
             .map_err(|e| e.to_string())?
-            .with_jwt_authorities(&self.upstream.jwt_authorities());
+            .with_jwt_authorities(&upstream_jwt);
         let not_after = new.not_after();
-        self.current
-            .replace(new, now)
+        self.engine.set_upstream_jwt(upstream_jwt);
+        self.engine
+            .offer(new)
             .await
-            .map_err(|e| format!("cannot publish the renewed intermediate: {e}"))?;
+            .map_err(|e| format!("cannot take the renewed intermediate: {e}"))?;
         tracing::info!(
             not_after = %humantime::format_rfc3339_seconds(not_after),
             "renewed intermediate from the upstream meshid CA taken: new SVIDs are signed by it"

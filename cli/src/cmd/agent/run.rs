@@ -43,7 +43,9 @@ pub struct Args {
 pub fn load(args: Args) -> anyhow::Result<AgentConfig> {
     let mut config = AgentConfig::load(&args.config)?;
     if let Some(v) = args.ca_address {
+        // The flag names the one CA address to use.
         config.ca_address = v;
+        config.ca_addresses.clear();
     }
     if let Some(v) = args.ca_spiffe_id {
         config.ca_spiffe_id = Some(v);

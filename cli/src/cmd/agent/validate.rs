@@ -14,7 +14,7 @@ pub fn run(config: AgentConfig) -> anyhow::Result<()> {
     println!("  trust domain  {}", config.trust_domain);
     println!(
         "  CA            {} as {}",
-        config.ca_address,
+        config.ca_targets().join(", "),
         config.ca_spiffe_id()?
     );
     match (&bundle, &config.trust_bundle_file) {

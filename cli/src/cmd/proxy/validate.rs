@@ -33,7 +33,8 @@ pub fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
     };
     let policy = match &cfg.policy {
         Some(path) => {
-            let (set, warnings) = PolicySet::from_file(path)
+            let labels = cfg.pod_labels_file.as_deref();
+            let (set, warnings) = PolicySet::for_workload(path, labels)
                 .with_context(|| format!("policy file {}", path.display()))?;
             for w in &warnings {
                 println!("warning: {w}");
