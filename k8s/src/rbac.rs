@@ -133,6 +133,46 @@ pub const CONTROLLER: &[Rule] = &[
     },
 ];
 
+/// What the CA's `k8s_psat` node attestor uses (in-cluster; the CA pod's
+/// account, which the controller shares).
+pub const CA_ATTESTOR: &[Rule] = &[
+    Rule {
+        api_group: "authentication.k8s.io",
+        resource: "tokenreviews",
+        verbs: &["create"],
+        resource_names: &[],
+        scope: Scope::Cluster,
+        why: "k8s_psat: the API server checks each agent's projected token (signature, audience, bound pod)",
+    },
+    Rule {
+        api_group: "",
+        resource: "pods",
+        verbs: &["get"],
+        resource_names: &[],
+        scope: Scope::Cluster,
+        why: "k8s_psat: the agent's pod must still exist, with the token's UID, and names its node",
+    },
+    Rule {
+        api_group: "",
+        resource: "nodes",
+        verbs: &["get"],
+        resource_names: &[],
+        scope: Scope::Cluster,
+        why: "k8s_psat: the node's UID is the agent's ID; its allowed labels become selectors",
+    },
+];
+
+/// What `meshid agent` uses: the kubelet's `/pods` on the agent's own node,
+/// which the kubelet authorizes as `nodes/proxy` `get`.
+pub const AGENT: &[Rule] = &[Rule {
+    api_group: "",
+    resource: "nodes/proxy",
+    verbs: &["get"],
+    resource_names: &[],
+    scope: Scope::Cluster,
+    why: "the k8s workload attestor reads the kubelet's /pods to identify the pod of a calling process",
+}];
+
 /// What `meshid k8s webhook` uses: nothing. The AdmissionReview carries the
 /// pod, and its serving certificate comes from the agent.
 pub const WEBHOOK: &[Rule] = &[];

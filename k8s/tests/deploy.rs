@@ -291,12 +291,13 @@ fn rbac_in_every_overlay_is_the_table_in_meshid_k8s_rbac() {
     let Some(rendered) = rendered("rbac_in_every_overlay_is_the_table_in_meshid_k8s_rbac") else {
         return;
     };
-    // The controller runs in the CA pod; the agent and the webhook get nothing.
+    // The controller and the CA's k8s_psat attestor share the CA pod's
+    // account; the agent reads the kubelet; the webhook gets nothing.
     let mut want = BTreeMap::new();
-    want.insert(
-        "meshid-system/meshid-ca".to_string(),
-        table(rbac::CONTROLLER),
-    );
+    let mut ca = table(rbac::CONTROLLER);
+    ca.extend(table(rbac::CA_ATTESTOR));
+    want.insert("meshid-system/meshid-ca".to_string(), ca);
+    want.insert("meshid-system/meshid-agent".to_string(), table(rbac::AGENT));
     if !rbac::WEBHOOK.is_empty() {
         want.insert(
             "meshid-system/meshid-webhook".to_string(),
@@ -311,17 +312,24 @@ fn rbac_in_every_overlay_is_the_table_in_meshid_k8s_rbac() {
             r.overlay
         );
     }
-    let manifest = tools::root().join("deploy/base/rbac/controller.yaml");
-    let text = std::fs::read_to_string(&manifest).expect("read the RBAC manifest");
-    for rule in rbac::CONTROLLER {
-        assert!(
-            text.contains(&format!("# {}\n", rule.why)),
-            "{}: no `# why` comment for {} {:?}: {}",
-            manifest.display(),
-            rule.resource,
-            rule.verbs,
-            rule.why
-        );
+    let manifests = [
+        ("controller.yaml", rbac::CONTROLLER),
+        ("ca-attestor.yaml", rbac::CA_ATTESTOR),
+        ("agent.yaml", rbac::AGENT),
+    ];
+    for (file, rules) in manifests {
+        let manifest = tools::root().join("deploy/base/rbac").join(file);
+        let text = std::fs::read_to_string(&manifest).expect("read the RBAC manifest");
+        for rule in rules {
+            assert!(
+                text.contains(&format!("# {}\n", rule.why)),
+                "{}: no `# why` comment for {} {:?}: {}",
+                manifest.display(),
+                rule.resource,
+                rule.verbs,
+                rule.why
+            );
+        }
     }
 }
 
