@@ -1,10 +1,15 @@
 //! Node attestation: the agent's own identity.
 //!
 //! On start the agent reuses the key and SVID stored in its data directory;
-//! without them (or when they expired) it attests with a join token. It
-//! renews its SVID at a fraction of its lifetime, and attests again when
-//! the CA no longer knows it (evicted) and a token is configured. A banned
-//! agent stops.
+//! without them (or when they expired) it attests with a join token or its
+//! projected Kubernetes service-account token ([`psat`]). It renews its SVID
+//! at a fraction of its lifetime, and attests again when the CA no longer
+//! knows it (evicted) and a token is configured. A banned agent stops.
+//!
+//! A join token is single-use: when the CA refuses it the agent stops. A
+//! projected token is re-read from its file at every attempt, so a refused
+//! one (replayed, not yet valid, a CA not configured for the cluster yet)
+//! is retried with the CA backoff ([`AttestError::is_retryable`]).
 //!
 //! The attestor is the one writer of the data directory: besides its own
 //! key and SVID it stores the own trust domain's bundle each time a sync
@@ -14,6 +19,7 @@
 //! never written) predates it. It also renews its own SVID early when the
 //! CA rotated out or tainted the key that signed it ([`crate::reissue`]).
 
+pub mod psat;
 pub mod store;
 
 use std::path::PathBuf;
@@ -32,6 +38,7 @@ use crate::metrics::AgentMetrics;
 use crate::node_client::{AgentCredentials, CaClient, CaError, check_x509_svid, csr_der};
 use crate::reissue::KeyWatch;
 use meshid_runtime::clock::SharedClock;
+use psat::{K8S_PSAT_ATTESTATION, K8sPsatConfig, PsatError};
 
 /// The attestation type name for join tokens.
 pub const JOIN_TOKEN_ATTESTATION: &str = "join_token";
@@ -42,7 +49,7 @@ pub const JOIN_TOKEN_ATTESTATION: &str = "join_token";
 pub enum AttestError {
     /// No stored identity and no join token.
     #[error(
-        "agent has no stored identity and no join token: set join_token in the config or MESHID_JOIN_TOKEN (create one with `meshid token generate`)"
+        "agent has no stored identity and no join token: set join_token in the config or MESHID_JOIN_TOKEN (create one with `meshid token generate`), or [node_attestor.k8s_psat] on Kubernetes"
     )]
     NoToken,
     /// The stored SVID expired and there is no token to attest again.
@@ -60,6 +67,15 @@ pub enum AttestError {
         "the CA refused the join token ({0}): tokens are single-use and expire; create a new one with `meshid token generate`"
     )]
     TokenRefused(String),
+    /// The CA refused the projected service-account token; retried with
+    /// the token file's content at the next attempt.
+    #[error(
+        "the CA refused the agent's projected service-account token ({0}); retrying with the token file's current content"
+    )]
+    PsatRefused(String),
+    /// The projected service-account token could not be read.
+    #[error(transparent)]
+    Psat(#[from] PsatError),
     /// The CA banned this agent.
     #[error(
         "the CA banned this agent ({0}): an operator must delete it on the CA before it may attest again"
@@ -128,6 +144,9 @@ pub struct AttestConfig {
     pub data_dir: PathBuf,
     /// Join token, if configured.
     pub join_token: Option<JoinToken>,
+    /// Projected service-account token attestation, if configured (then
+    /// `join_token` is `None`; the config refuses both).
+    pub k8s_psat: Option<K8sPsatConfig>,
     /// CA roots pinned for the first attestation.
     pub bootstrap_bundle: Option<TrustBundle>,
     /// Fraction of the agent SVID's lifetime after which it is renewed.
@@ -153,6 +172,21 @@ pub struct MaintainSignals {
     pub trust: watch::Receiver<Option<Arc<SyncedTrust>>>,
     /// Stop when this changes (or its sender is dropped).
     pub shutdown: watch::Receiver<bool>,
+}
+
+// === impl AttestError ===
+
+impl AttestError {
+    /// True when trying again later may succeed: the CA is unreachable, or
+    /// a projected token was refused or unreadable (the kubelet writes a
+    /// new one). Callers retry these with the CA backoff.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Ca(e) => e.is_transient(),
+            Self::PsatRefused(_) | Self::Psat(_) => true,
+            _ => false,
+        }
+    }
 }
 
 // === impl AgentIdentity ===
@@ -231,7 +265,7 @@ impl Attestor {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "stored agent SVID is not usable");
-                    if self.config.join_token.is_none() {
+                    if !self.can_attest() {
                         let expiry = meshid_identity::x509::not_after(
                             stored.chain.first().map(|c| c.as_ref()).unwrap_or_default(),
                         )
@@ -244,13 +278,29 @@ impl Attestor {
         self.attest(pinned).await
     }
 
-    /// Attests with the join token, pinning `pinned` (or the stored bundle).
+    /// True if a join token or projected token is configured.
+    fn can_attest(&self) -> bool {
+        self.config.join_token.is_some() || self.config.k8s_psat.is_some()
+    }
+
+    /// Attests with the projected token or the join token, pinning
+    /// `pinned` (or the stored bundle).
     async fn attest(&self, pinned: Option<TrustBundle>) -> Result<AgentIdentity, AttestError> {
-        let token = self
-            .config
-            .join_token
-            .as_ref()
-            .ok_or(AttestError::NoToken)?;
+        let (attestation_type, payload, how) =
+            match (&self.config.k8s_psat, &self.config.join_token) {
+                (Some(psat), _) => (
+                    K8S_PSAT_ATTESTATION,
+                    psat.payload()?,
+                    "projected service-account token",
+                ),
+                (None, Some(token)) => (
+                    JOIN_TOKEN_ATTESTATION,
+                    token.expose().as_bytes().to_vec(),
+                    "join token",
+                ),
+                (None, None) => return Err(AttestError::NoToken),
+            };
+        let psat = self.config.k8s_psat.is_some();
         let pinned = pinned.ok_or(AttestError::NoBundle)?;
         self.client.set_credentials(None);
         self.client
@@ -259,13 +309,17 @@ impl Attestor {
         let resp = self
             .client
             .attest(AttestRequest {
-                attestation_type: JOIN_TOKEN_ATTESTATION.into(),
-                payload: token.expose().as_bytes().to_vec(),
+                attestation_type: attestation_type.into(),
+                payload,
                 csr: csr_der(&key)?,
             })
             .await
             .map_err(|e| match e {
                 CaError::Banned(m) => AttestError::Banned(m),
+                CaError::AgentUnknown(m) if psat => AttestError::PsatRefused(m),
+                CaError::Rejected { code, message } if psat => {
+                    AttestError::PsatRefused(format!("{code:?}: {message}"))
+                }
                 CaError::AgentUnknown(m) => AttestError::TokenRefused(m),
                 e => AttestError::Ca(e),
             })?;
@@ -273,34 +327,51 @@ impl Attestor {
         let bundle = trust_bundle_of(&self.config.trust_domain, &bundle)?;
         let svid = resp.svid.ok_or(AttestError::Missing("svid"))?;
         let id = self.accept(&svid, key, bundle)?;
-        tracing::info!(spiffe_id = %id.spiffe_id, "attested with join token");
+        tracing::info!(spiffe_id = %id.spiffe_id, "attested with {how}");
         Ok(id)
     }
 
     /// Renews `current`; attests again if the CA evicted the agent and a
     /// token is configured.
     pub async fn renew(&self, current: &AgentIdentity) -> Result<AgentIdentity, AttestError> {
-        let key = PrivateKey::generate_p256()?;
-        let req = RenewAgentRequest {
-            csr: csr_der(&key)?,
-        };
-        match self.client.renew_agent(req).await {
-            Ok(resp) => {
-                let svid = resp.svid.ok_or(AttestError::Missing("svid"))?;
-                let id = self.accept(&svid, key, current.bundle.clone())?;
-                tracing::info!(spiffe_id = %id.spiffe_id, not_after = ?id.not_after, "renewed agent SVID");
-                Ok(id)
-            }
-            Err(CaError::Banned(m)) => Err(AttestError::Banned(m)),
-            Err(CaError::AgentUnknown(m)) => {
-                if self.config.join_token.is_none() {
-                    return Err(AttestError::Evicted(m));
+        self.renew_or_attest(current, &mut false).await
+    }
+
+    /// Renews `current`, or attests when `*evicted` (set here when the CA
+    /// says it does not know the agent, cleared once attested), so a retry
+    /// after a failed re-attestation attests again instead of renewing
+    /// without credentials.
+    async fn renew_or_attest(
+        &self,
+        current: &AgentIdentity,
+        evicted: &mut bool,
+    ) -> Result<AgentIdentity, AttestError> {
+        if !*evicted {
+            let key = PrivateKey::generate_p256()?;
+            let req = RenewAgentRequest {
+                csr: csr_der(&key)?,
+            };
+            match self.client.renew_agent(req).await {
+                Ok(resp) => {
+                    let svid = resp.svid.ok_or(AttestError::Missing("svid"))?;
+                    let id = self.accept(&svid, key, current.bundle.clone())?;
+                    tracing::info!(spiffe_id = %id.spiffe_id, not_after = ?id.not_after, "renewed agent SVID");
+                    return Ok(id);
                 }
-                tracing::warn!(reason = %m, "CA does not know this agent; attesting again");
-                self.attest(Some(current.bundle.clone())).await
+                Err(CaError::Banned(m)) => return Err(AttestError::Banned(m)),
+                Err(CaError::AgentUnknown(m)) => {
+                    if !self.can_attest() {
+                        return Err(AttestError::Evicted(m));
+                    }
+                    tracing::warn!(reason = %m, "CA does not know this agent; attesting again");
+                    *evicted = true;
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => Err(e.into()),
         }
+        let id = self.attest(Some(current.bundle.clone())).await?;
+        *evicted = false;
+        Ok(id)
     }
 
     /// Renews the identity at its renewal point, or earlier when the CA's
@@ -321,31 +392,36 @@ impl Attestor {
         let mut trust = Some(trust);
         let mut keys = KeyWatch::new(leaf_of(&current), None);
         let mut backoff = crate::backoff::ca_retry();
+        // After a failed attempt the next one follows the backoff delay
+        // (not the renewal point), attesting again if the CA evicted us.
+        let (mut retry_now, mut evicted) = (false, false);
         loop {
             let now = self.clock.now();
             let renew_at = current.renew_at(self.config.renew_fraction);
             let due = keys.plan().map_or(renew_at, |p| p.at.min(renew_at));
             let wait = due.duration_since(now).unwrap_or(Duration::ZERO);
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = kick.notified() => tracing::info!("renewing agent SVID early: the CA refused it"),
-                update = next_trust(&mut trust) => {
-                    if let Some(update) = update {
-                        if self.take_trust(&mut current, &update) {
-                            tx.send_replace(current.clone());
+            if !std::mem::take(&mut retry_now) {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = kick.notified() => tracing::info!("renewing agent SVID early: the CA refused it"),
+                    update = next_trust(&mut trust) => {
+                        if let Some(update) = update {
+                            if self.take_trust(&mut current, &update) {
+                                tx.send_replace(current.clone());
+                            }
+                            keys.update(update.ca_keys.as_ref(), self.clock.now());
                         }
-                        keys.update(update.ca_keys.as_ref(), self.clock.now());
+                        continue;
                     }
-                    continue;
+                    _ = shutdown.changed() => return Ok(()),
                 }
-                _ = shutdown.changed() => return Ok(()),
             }
             let now = self.clock.now();
             let early = keys
                 .plan()
                 .filter(|p| p.at <= now && now < renew_at)
                 .map(|p| p.reason);
-            match self.renew(&current).await {
+            match self.renew_or_attest(&current, &mut evicted).await {
                 Ok(id) => {
                     backoff.reset();
                     if let Some(reason) = early {
@@ -362,13 +438,15 @@ impl Attestor {
                     keys = KeyWatch::new(leaf_of(&current), latest);
                     tx.send_replace(current.clone());
                 }
-                Err(AttestError::Ca(e)) if e.is_transient() => {
+                Err(e) if e.is_retryable() => {
                     let d = backoff.next_delay();
-                    tracing::warn!(error = %e, retry_in = ?d, "agent SVID renewal failed");
+                    let what = if evicted { "re-attestation" } else { "renewal" };
+                    tracing::warn!(error = %e, retry_in = ?d, "agent SVID {what} failed");
                     tokio::select! {
                         _ = tokio::time::sleep(d) => {}
                         _ = shutdown.changed() => return Ok(()),
                     }
+                    retry_now = true;
                 }
                 Err(e) => return Err(e),
             }

@@ -6,7 +6,9 @@
 //!                    │
 //!                    ▼
 //!  WorkloadAttestor::attest(&PeerInfo) ──▶ Vec<Selector>
-//!                    │   (UnixAttestor: /proc/<pid>/{stat,status,exe})
+//!                    │   (UnixAttestor: /proc/<pid>/{stat,status,exe};
+//!                    │    K8sAttestor: /proc/<pid>/cgroup + the kubelet;
+//!                    │    ComposedAttestor: the union of both)
 //!                    ▼
 //!  ProcessIdentity::still_same() right before an answer is sent
 //! ```
@@ -15,16 +17,20 @@
 //! and is re-checked (start time, uid) so a pid recycled by another process
 //! mid-attestation is detected instead of trusted.
 
+mod compose;
 mod error;
 mod exe_hash;
+pub mod k8s;
 mod peer;
 mod procfs;
 mod uds;
 mod unix;
 mod users;
 
+pub use compose::ComposedAttestor;
 pub use error::AttestError;
 pub use exe_hash::{DEFAULT_MAX_HASH_BYTES, ExeHasher};
+pub use k8s::{K8sAttestor, K8sAttestorConfig};
 pub use peer::{PeerInfo, ProcessIdentity};
 pub use uds::{UdsConnection, incoming};
 pub use unix::{UnixAttestor, UnixAttestorConfig};

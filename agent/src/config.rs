@@ -14,6 +14,16 @@
 //! workload_api_socket = "/run/meshid/agent.sock"
 //! ops_listen = "127.0.0.1:9090"
 //! sync_interval = "5s"
+//!
+//! # On Kubernetes, instead of a join token (see `attest::psat`):
+//! [node_attestor.k8s_psat]
+//! cluster = "prod"
+//! # token_path = "/var/run/secrets/meshid/token"
+//!
+//! [workload_attestor.unix]   # optional; these are the defaults
+//! hash_executables = false
+//! [workload_attestor.k8s]    # present: pods are attested (see `attestor::k8s`)
+//! # kubelet_url = "https://127.0.0.1:10250"
 //! ```
 
 use std::net::SocketAddr;
@@ -24,6 +34,9 @@ pub use meshid_identity::JoinToken;
 use meshid_identity::{SpiffeId, TrustBundle, TrustDomain};
 use meshid_runtime::uds::UdsLimits;
 use serde::Deserialize;
+
+use crate::attest::psat::K8sPsatConfig;
+use crate::attestor::{K8sAttestorConfig, UnixAttestorConfig};
 
 /// Environment variable the join token may come from.
 pub const JOIN_TOKEN_ENV: &str = "MESHID_JOIN_TOKEN";
@@ -97,6 +110,12 @@ pub struct AgentConfig {
     /// One-time join token (else the `MESHID_JOIN_TOKEN` environment variable).
     #[serde(default)]
     pub join_token: Option<JoinToken>,
+    /// Node attestation other than a join token (`[node_attestor.k8s_psat]`).
+    #[serde(default)]
+    pub node_attestor: NodeAttestorConfig,
+    /// The workload attestors (`[workload_attestor.unix]`, `[workload_attestor.k8s]`).
+    #[serde(default)]
+    pub workload_attestor: WorkloadAttestorConfig,
     /// Where the agent keeps its key, SVID and bundle.
     pub data_dir: PathBuf,
     /// Unix socket of the SPIFFE Workload API.
@@ -137,6 +156,28 @@ pub struct AgentConfig {
     /// per listener, so one user cannot starve the others.
     #[serde(default = "default_max_connections_per_uid")]
     pub listener_max_connections_per_uid: usize,
+}
+
+/// `[node_attestor]`: how the agent proves its node besides a join token.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeAttestorConfig {
+    /// Attest with the agent pod's projected service-account token;
+    /// excludes `join_token`.
+    #[serde(default)]
+    pub k8s_psat: Option<K8sPsatConfig>,
+}
+
+/// `[workload_attestor]`: what the agent learns about its callers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadAttestorConfig {
+    /// The `unix` attestor (always on).
+    #[serde(default)]
+    pub unix: UnixAttestorConfig,
+    /// The `k8s` attestor, on when the table is present.
+    #[serde(default)]
+    pub k8s: Option<K8sAttestorConfig>,
 }
 
 fn default_sync_interval() -> Duration {
@@ -192,9 +233,11 @@ impl AgentConfig {
         Self::from_toml(&text)
     }
 
-    /// Uses `MESHID_JOIN_TOKEN` when the file sets no token.
+    /// Uses `MESHID_JOIN_TOKEN` when the file sets no token (and no
+    /// `[node_attestor.k8s_psat]`, which then ignores the variable).
     pub fn with_env_token(mut self) -> Self {
         if self.join_token.is_none()
+            && self.node_attestor.k8s_psat.is_none()
             && let Ok(t) = std::env::var(JOIN_TOKEN_ENV)
             && !t.is_empty()
         {
@@ -263,6 +306,27 @@ impl AgentConfig {
         }
     }
 
+    /// Reads now what the attestors read at run time: the projected token,
+    /// `kubelet_host_env`, the kubelet CA (unless verification is skipped)
+    /// and the kubelet bearer token. For `meshid agent validate` on the node.
+    pub fn check_attestor_files(&self) -> Result<(), ConfigError> {
+        if let Some(psat) = &self.node_attestor.k8s_psat {
+            psat.payload().map_err(|e| ConfigError::Invalid {
+                field: "node_attestor.k8s_psat",
+                reason: e.to_string(),
+            })?;
+        }
+        if let Some(k8s) = &self.workload_attestor.k8s {
+            crate::attestor::k8s::kubelet::KubeletClient::new(k8s)
+                .and_then(|c| c.check_files())
+                .map_err(|e| ConfigError::Invalid {
+                    field: "workload_attestor.k8s",
+                    reason: e.to_string(),
+                })?;
+        }
+        Ok(())
+    }
+
     /// Checks every field; call again after overriding fields.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |field, reason: &str| ConfigError::Invalid {
@@ -309,6 +373,7 @@ impl AgentConfig {
             return Err(invalid("batch_size", "must be between 1 and 500"));
         }
         self.validate_listener_limits()?;
+        self.validate_attestors()?;
         Ok(())
     }
 }
@@ -360,6 +425,29 @@ impl AgentConfig {
             if self.ca_addresses[..i].contains(a) {
                 return Err(invalid("ca_addresses", format!("{a:?} is listed twice")));
             }
+        }
+        Ok(())
+    }
+
+    fn validate_attestors(&self) -> Result<(), ConfigError> {
+        if let Some(psat) = &self.node_attestor.k8s_psat {
+            if self.join_token.is_some() {
+                return Err(ConfigError::Invalid {
+                    field: "node_attestor.k8s_psat",
+                    reason: "set either join_token (or --join-token) or [node_attestor.k8s_psat], not both".into(),
+                });
+            }
+            psat.check().map_err(|reason| ConfigError::Invalid {
+                field: "node_attestor.k8s_psat",
+                reason,
+            })?;
+        }
+        if let Some(k8s) = &self.workload_attestor.k8s {
+            k8s.check()
+                .map_err(|(field, reason)| ConfigError::Invalid {
+                    field: "workload_attestor.k8s",
+                    reason: format!("{field}: {reason}"),
+                })?;
         }
         Ok(())
     }

@@ -13,7 +13,8 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use crate::attest::{AgentIdentity, AttestConfig, AttestError, Attestor, MaintainSignals};
-use crate::attestor::{UnixAttestor, UnixAttestorConfig, WorkloadAttestor};
+use crate::attestor::k8s::K8sError;
+use crate::attestor::{ComposedAttestor, K8sAttestor, UnixAttestor, WorkloadAttestor};
 use crate::config::{AgentConfig, ConfigError};
 use crate::manager::{ManagerConfig, SvidManager};
 use crate::metrics::AgentMetrics;
@@ -34,6 +35,9 @@ pub enum RunError {
     /// The agent could not get or keep its identity.
     #[error(transparent)]
     Attest(#[from] AttestError),
+    /// The k8s workload attestor could not be set up.
+    #[error(transparent)]
+    K8s(#[from] K8sError),
     /// A Unix socket could not be bound.
     #[error(transparent)]
     Bind(#[from] BindError),
@@ -61,6 +65,7 @@ pub async fn run(
     // Refuse a socket layout workloads cannot reach before spending the token.
     workload_api::check_socket_reachable(&config.workload_api_socket, &config.data_dir)?;
     workload_api::check_socket_reachable(config.sds_socket(), &config.data_dir)?;
+    let attestor = workload_attestor(&config)?;
     let client = Arc::new(GrpcCaClient::with_addresses(
         &config.ca_targets(),
         config.ca_spiffe_id()?,
@@ -77,19 +82,20 @@ pub async fn run(
 
     let mut registry = Registry::default();
     let metrics = AgentMetrics::register(&mut registry);
-    let mut attestor = Attestor::new(
+    let mut node = Attestor::new(
         AttestConfig {
             trust_domain: td.clone(),
             data_dir: config.data_dir.clone(),
             join_token: config.join_token.clone(),
+            k8s_psat: config.node_attestor.k8s_psat.clone(),
             bootstrap_bundle: bootstrap,
             renew_fraction: config.rotation_fraction,
         },
         client.clone(),
         clock.clone(),
     );
-    attestor.set_metrics(metrics.clone());
-    let Some(identity) = start_identity(&attestor, stop_rx.clone()).await? else {
+    node.set_metrics(metrics.clone());
+    let Some(identity) = start_identity(&node, stop_rx.clone()).await? else {
         return Ok(());
     };
     tracing::info!(spiffe_id = %identity.spiffe_id, not_after = ?identity.not_after, "agent identity ready");
@@ -114,24 +120,21 @@ pub async fn run(
         let stop = stop_rx.clone();
         let (id_tx, _id_rx) = watch::channel(identity.clone());
         tasks.spawn(async move {
-            attestor
-                .maintain(
-                    identity,
-                    id_tx,
-                    MaintainSignals {
-                        kick,
-                        trust,
-                        shutdown: stop,
-                    },
-                )
-                .await
-                .map_err(RunError::from)
+            node.maintain(
+                identity,
+                id_tx,
+                MaintainSignals {
+                    kick,
+                    trust,
+                    shutdown: stop,
+                },
+            )
+            .await
+            .map_err(RunError::from)
         });
     }
     tasks.spawn(manager_task(manager, stop_rx.clone()));
 
-    let attestor: Arc<dyn WorkloadAttestor> =
-        Arc::new(UnixAttestor::new(&UnixAttestorConfig::default()));
     let jwt: Arc<dyn JwtMinter> = Arc::new(handle.clone());
     let wl_listener = UdsListener::new(
         workload_api::bind_socket(&config.workload_api_socket)?,
@@ -240,6 +243,17 @@ async fn workload_api_task(
         .map_err(RunError::from)
 }
 
+/// The workload attestor of `config`: `unix`, plus `k8s` when configured.
+fn workload_attestor(config: &AgentConfig) -> Result<Arc<dyn WorkloadAttestor>, RunError> {
+    let unix = Arc::new(UnixAttestor::new(&config.workload_attestor.unix));
+    let Some(k8s) = &config.workload_attestor.k8s else {
+        return Ok(unix);
+    };
+    let k8s = Arc::new(K8sAttestor::new(k8s)?);
+    tracing::info!("workload attestors: unix and k8s");
+    Ok(Arc::new(ComposedAttestor::new(vec![unix, k8s])))
+}
+
 /// Completes once `stop` is raised (or its sender is gone).
 async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
@@ -255,9 +269,9 @@ async fn start_identity(
     loop {
         match attestor.start().await {
             Ok(id) => return Ok(Some(id)),
-            Err(AttestError::Ca(e)) if e.is_transient() => {
+            Err(e) if e.is_retryable() => {
                 let d = backoff.next_delay();
-                tracing::warn!(error = %e, retry_in = ?d, "cannot reach the CA to attest");
+                tracing::warn!(error = %e, retry_in = ?d, "cannot attest yet");
                 tokio::select! {
                     _ = tokio::time::sleep(d) => {}
                     _ = stop.wait_for(|s| *s) => return Ok(None),

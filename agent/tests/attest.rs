@@ -25,6 +25,7 @@ fn attestor(
             trust_domain: ca.td.clone(),
             data_dir: dir.to_owned(),
             join_token: token.map(JoinToken::new),
+            k8s_psat: None,
             bootstrap_bundle: Some(ca.trust_bundle()),
             renew_fraction: 0.5,
         },

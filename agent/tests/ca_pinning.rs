@@ -44,6 +44,7 @@ async fn attest(ca: &Arc<FakeCa>, peer: &TlsPeer, ca_id: &str) -> AttestError {
             trust_domain: ca.td.clone(),
             data_dir: dir.path().to_owned(),
             join_token: Some(JoinToken::new(TOKEN)),
+            k8s_psat: None,
             bootstrap_bundle: Some(ca.trust_bundle()),
             renew_fraction: 0.5,
         },

@@ -52,6 +52,7 @@ async fn attested(
             trust_domain: ca.td.clone(),
             data_dir: dir.to_owned(),
             join_token: Some(JoinToken::new("tok")),
+            k8s_psat: None,
             bootstrap_bundle: Some(ca.trust_bundle()),
             renew_fraction: 0.5,
         },

@@ -190,6 +190,7 @@ async fn the_agent_svid_follows_a_taint_and_the_stored_bundle_outlives_a_stale_b
         trust_domain: ca.td.clone(),
         data_dir: dir.path().to_owned(),
         join_token: token.map(JoinToken::new),
+        k8s_psat: None,
         bootstrap_bundle: Some(bootstrap.clone()),
         renew_fraction: 0.5,
     };

@@ -52,6 +52,9 @@ pub enum AttestError {
         /// What was wrong.
         reason: String,
     },
+    /// The k8s attestor could not place the process in a pod.
+    #[error(transparent)]
+    K8s(#[from] super::k8s::K8sError),
     /// The background task doing the attestation failed.
     #[error("attestation task failed: {0}")]
     Task(String),

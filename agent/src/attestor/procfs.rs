@@ -74,6 +74,13 @@ impl<'a> ProcFs<'a> {
         parse_status(&text).map_err(|reason| AttestError::ProcParse { path, reason })
     }
 
+    /// `/proc/<pid>/cgroup` as text (at most 64 KiB) and its path.
+    pub(crate) fn cgroup(&self, pid: i32) -> Result<(PathBuf, String), AttestError> {
+        let path = self.path(pid, "cgroup");
+        let text = read_bounded(&path, pid)?;
+        Ok((path, text))
+    }
+
     /// Target of `/proc/<pid>/exe`: the executable's path.
     pub(crate) fn exe_path(&self, pid: i32) -> Result<PathBuf, AttestError> {
         let path = self.exe_link(pid);

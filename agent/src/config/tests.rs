@@ -184,3 +184,162 @@ fn several_ca_addresses_are_taken_in_order_and_checked() {
         assert!(err.contains(field) && err.contains(says), "{err}");
     }
 }
+
+#[test]
+fn attestor_tables_default_to_unix_only_and_no_psat() {
+    let c = AgentConfig::from_toml(MINIMAL).unwrap();
+    assert_eq!(c.node_attestor.k8s_psat, None);
+    assert_eq!(c.workload_attestor.unix, UnixAttestorConfig::default());
+    assert_eq!(c.workload_attestor.k8s, None);
+}
+
+#[test]
+fn k8s_psat_and_the_k8s_attestor_take_their_defaults() {
+    let text = format!(
+        "{MINIMAL}\n[node_attestor.k8s_psat]\ncluster = \"prod\"\n\
+         [workload_attestor.unix]\nhash_executables = true\n\
+         [workload_attestor.k8s]\n"
+    );
+    let c = AgentConfig::from_toml(&text).unwrap();
+    let psat = c.node_attestor.k8s_psat.as_ref().unwrap();
+    assert_eq!(psat.cluster, "prod");
+    assert_eq!(
+        psat.token_path,
+        std::path::Path::new("/var/run/secrets/meshid/token")
+    );
+    assert!(c.workload_attestor.unix.hash_executables);
+    let k8s = c.workload_attestor.k8s.as_ref().unwrap();
+    assert_eq!(k8s, &K8sAttestorConfig::default());
+    assert_eq!(k8s.kubelet_url, "https://127.0.0.1:10250");
+    assert_eq!(
+        k8s.kubelet_ca_path,
+        std::path::Path::new("/var/run/secrets/kubernetes.io/serviceaccount/ca.crt")
+    );
+    assert_eq!(
+        k8s.token_path,
+        std::path::Path::new("/var/run/secrets/kubernetes.io/serviceaccount/token")
+    );
+    assert!(!k8s.skip_kubelet_verification);
+    assert_eq!(
+        (k8s.cache_ttl, k8s.retry_interval, k8s.max_wait),
+        (
+            Duration::from_secs(1),
+            Duration::from_millis(250),
+            Duration::from_secs(10)
+        )
+    );
+
+    let full = format!(
+        "{MINIMAL}\n[workload_attestor.k8s]\nkubelet_url = \"https://node-1:10250\"\n\
+         kubelet_host_env = \"HOST_IP\"\nkubelet_ca_path = \"/etc/kubelet-ca.pem\"\n\
+         kubelet_tls_server_name = \"node-1\"\nskip_kubelet_verification = true\n\
+         token_path = \"/t\"\ncache_ttl = \"2s\"\nretry_interval = \"100ms\"\nmax_wait = \"30s\"\n"
+    );
+    let k8s = AgentConfig::from_toml(&full)
+        .unwrap()
+        .workload_attestor
+        .k8s
+        .unwrap();
+    assert_eq!(k8s.kubelet_host_env.as_deref(), Some("HOST_IP"));
+    assert_eq!(k8s.max_wait, Duration::from_secs(30));
+}
+
+#[test]
+fn psat_excludes_a_join_token_and_the_env_token() {
+    let psat = format!("{MINIMAL}\n[node_attestor.k8s_psat]\ncluster = \"prod\"\n");
+    let both = format!("join_token = \"tok\"\n{psat}");
+    let err = AgentConfig::from_toml(&both).unwrap_err().to_string();
+    assert!(
+        err.contains("node_attestor.k8s_psat") && err.contains("not both"),
+        "{err}"
+    );
+    // MESHID_JOIN_TOKEN is not taken over a configured k8s_psat.
+    let mut c = AgentConfig::from_toml(&psat).unwrap();
+    c.join_token = None;
+    assert!(c.node_attestor.k8s_psat.is_some());
+}
+
+#[test]
+fn bad_attestor_values_are_refused_with_the_field_named() {
+    for (table, says) in [
+        ("[node_attestor.k8s_psat]\ncluster = \"Prod\"", "a-z"),
+        ("[node_attestor.k8s_psat]\ncluster = \"\"", "cluster"),
+        ("[node_attestor.k8s_psat]\ntoken_path = \"/t\"", "cluster"),
+        (
+            "[node_attestor.k8s_psat]\ncluster = \"p\"\ntoken_path = \"t\"",
+            "absolute",
+        ),
+        (
+            "[node_attestor.k8s_psat]\ncluster = \"p\"\nbogus = 1",
+            "bogus",
+        ),
+        ("[node_attestor.join_token]", "join_token"),
+        (
+            "[workload_attestor.k8s]\nkubelet_url = \"http://127.0.0.1:10255\"",
+            "kubelet_url",
+        ),
+        (
+            "[workload_attestor.k8s]\nkubelet_url = \"https://h:1/pods\"",
+            "no path",
+        ),
+        (
+            "[workload_attestor.k8s]\nkubelet_host_env = \"\"",
+            "kubelet_host_env",
+        ),
+        (
+            "[workload_attestor.k8s]\nkubelet_tls_server_name = \"a b\"",
+            "kubelet_tls_server_name",
+        ),
+        (
+            "[workload_attestor.k8s]\nkubelet_ca_path = \"ca.crt\"",
+            "kubelet_ca_path",
+        ),
+        (
+            "[workload_attestor.k8s]\ntoken_path = \"token\"",
+            "token_path",
+        ),
+        (
+            "[workload_attestor.k8s]\nretry_interval = \"1ms\"",
+            "retry_interval",
+        ),
+        ("[workload_attestor.k8s]\nmax_wait = \"1h\"", "max_wait"),
+        ("[workload_attestor.k8s]\ncache_ttl = \"2m\"", "cache_ttl"),
+        ("[workload_attestor.k8s]\nmax_wait = \"10\"", "max_wait"),
+        ("[workload_attestor.k8s]\nbogus = 1", "bogus"),
+        ("[workload_attestor.unix]\nbogus = 1", "bogus"),
+        ("[workload_attestor.docker]", "docker"),
+    ] {
+        let err = AgentConfig::from_toml(&format!("{MINIMAL}\n{table}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(says), "{table}: {err}");
+    }
+}
+
+#[test]
+fn attestor_files_are_checked_for_validate() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let text = format!(
+        "{MINIMAL}\n[node_attestor.k8s_psat]\ncluster = \"prod\"\ntoken_path = \"{d}/psat\"\n\
+         [workload_attestor.k8s]\nkubelet_ca_path = \"{d}/ca.crt\"\ntoken_path = \"{d}/sa\"\n"
+    );
+    let c = AgentConfig::from_toml(&text).unwrap();
+    let err = c.check_attestor_files().unwrap_err().to_string();
+    assert!(
+        err.contains("node_attestor.k8s_psat") && err.contains("psat"),
+        "{err}"
+    );
+    std::fs::write(dir.path().join("psat"), "jwt").unwrap();
+    let err = c.check_attestor_files().unwrap_err().to_string();
+    assert!(
+        err.contains("workload_attestor.k8s") && err.contains("ca.crt"),
+        "{err}"
+    );
+    let ca = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(dir.path().join("ca.crt"), ca.cert.pem()).unwrap();
+    let err = c.check_attestor_files().unwrap_err().to_string();
+    assert!(err.contains("bearer token") && err.contains("/sa"), "{err}");
+    std::fs::write(dir.path().join("sa"), "sa-token").unwrap();
+    c.check_attestor_files().unwrap();
+}

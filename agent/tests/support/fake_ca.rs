@@ -24,6 +24,10 @@ pub struct FakeState {
     pub agent_known: bool,
     pub banned: bool,
     pub tokens: BTreeSet<String>,
+    /// Projected tokens the CA accepts, each once (like the replay check).
+    pub psat_tokens: BTreeSet<String>,
+    /// Every k8s_psat payload received, as JSON.
+    pub psat_payloads: Vec<serde_json::Value>,
     pub svid_ttl: Duration,
     pub agent_ttl: Duration,
     pub jwt_ttl: Duration,
@@ -199,20 +203,28 @@ impl CaClient for FakeCa {
             if st.banned {
                 return Err(tonic::Status::permission_denied("agent is banned").into());
             }
-            if req.attestation_type != "join_token" || !st.tokens.contains(&token) {
+            if req.attestation_type == "k8s_psat" {
+                let v: serde_json::Value = serde_json::from_str(&token).unwrap();
+                st.psat_payloads.push(v.clone());
+                let t = v["token"].as_str().unwrap().to_owned();
+                if !st.psat_tokens.remove(&t) {
+                    return Err(
+                        tonic::Status::unauthenticated("token was already used to attest").into(),
+                    );
+                }
+            } else if req.attestation_type != "join_token" || !st.tokens.contains(&token) {
                 return Err(tonic::Status::unauthenticated("join token refused").into());
             }
             st.attests += 1;
             st.agent_known = true;
         }
         let ttl = self.lock().agent_ttl;
+        let path = match req.attestation_type.as_str() {
+            "k8s_psat" => "k8s_psat/prod/node-uid-1".to_owned(),
+            _ => format!("join_token/{token}"),
+        };
         let svid = self
-            .sign(
-                &req.csr,
-                &format!("spiffe://{TD}/agent/join_token/{token}"),
-                ttl,
-                "",
-            )
+            .sign(&req.csr, &format!("spiffe://{TD}/agent/{path}"), ttl, "")
             .map_err(CaError::BadResponse)?;
         Ok(AttestResponse {
             svid: Some(svid),
