@@ -10,6 +10,7 @@ pub fn run(config: AgentConfig) -> anyhow::Result<()> {
     let bundle = config.trust_bundle()?;
     check_socket_reachable(&config.workload_api_socket, &config.data_dir)?;
     check_socket_reachable(config.sds_socket(), &config.data_dir)?;
+    config.check_attestor_files()?;
     println!("config OK");
     println!("  trust domain  {}", config.trust_domain);
     println!(
