@@ -10,13 +10,15 @@
 //! - [`workload_api`]: the SPIFFE Workload API on a Unix socket.
 //! - [`sds`]: Envoy's Secret Discovery Service on a Unix socket.
 //! - [`attestor`]: workload attestation ([`WorkloadAttestor`]): who is the
-//!   caller of a socket, as selectors (Unix peer credentials today).
+//!   caller of a socket, as selectors: `unix` (peer credentials, /proc) and,
+//!   when configured, `k8s` (the pod from the cgroup and the kubelet).
 //! - [`cache`]: the snapshot of identities the manager publishes and the
 //!   servers read.
 //! - [`manager`]: the SVID manager: sync entries, issue, rotate.
 //! - [`reissue`]: which SVIDs the CA's key rotation (or a taint) replaces
 //!   early, from the key state every sync carries.
-//! - [`attest`]: node attestation: the agent's own SVID, renewal.
+//! - [`attest`]: node attestation (join token or `k8s_psat`): the agent's
+//!   own SVID, renewal.
 //! - [`node_client`]: the client of the CA's node API ([`node_client::CaClient`]).
 //! - `backoff`: the agent's CA retry policy on `meshid_runtime::backoff`.
 //! - [`metrics`]: the agent's Prometheus metrics.

@@ -6,22 +6,22 @@
 //! most [`MAX_BODY`] of answer. One connection per request: the cache
 //! asks at most about once per `cache_ttl`.
 
+mod tls;
+
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use rustls::ClientConfig;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls_pki_types::ServerName;
 
 use super::K8sAttestorConfig;
 use super::cache::PodSource;
 use super::error::K8sError;
 use super::pods::PodList;
+use tls::Tls;
 
 /// Bound on connect, handshake, request and the whole answer.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -50,22 +50,6 @@ pub struct KubeletClient {
     token_path: PathBuf,
     timeout: Duration,
 }
-
-/// How the kubelet's certificate is checked.
-#[derive(Debug)]
-enum Tls {
-    /// Against the CA in this file; the config built from its last content.
-    Verify {
-        ca_path: PathBuf,
-        last: Mutex<Option<(String, Arc<ClientConfig>)>>,
-    },
-    /// Not at all (`skip_kubelet_verification`).
-    Skip(Arc<ClientConfig>),
-}
-
-/// Accepts any certificate; still checks the handshake signatures.
-#[derive(Debug)]
-struct NoVerify(WebPkiSupportedAlgorithms);
 
 // === impl Endpoint ===
 
@@ -148,25 +132,14 @@ impl KubeletClient {
         let server_name = ServerName::try_from(name.clone())
             .map_err(|_| invalid("kubelet_tls_server_name", format!("{name:?} is not a name")))?;
         let tls = if config.skip_kubelet_verification {
-            let provider = meshid_identity::crypto::provider();
-            let verifier = Arc::new(NoVerify(provider.signature_verification_algorithms));
-            let cfg = ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|e| invalid("skip_kubelet_verification", e.to_string()))?
-                .dangerous()
-                .with_custom_certificate_verifier(verifier)
-                .with_no_client_auth();
-            Arc::new(Tls::Skip(Arc::new(cfg)))
+            Tls::skip().map_err(|e| invalid("skip_kubelet_verification", e))?
         } else {
-            Arc::new(Tls::Verify {
-                ca_path: config.kubelet_ca_path.clone(),
-                last: Mutex::new(None),
-            })
+            Tls::verify(config.kubelet_ca_path.clone())
         };
         Ok(Self {
             endpoint,
             server_name,
-            tls,
+            tls: Arc::new(tls),
             token_path: config.token_path.clone(),
             timeout: REQUEST_TIMEOUT,
         })
@@ -304,104 +277,11 @@ impl KubeletClient {
     }
 }
 
-// === impl Tls ===
-
-impl Tls {
-    /// The client config: with the CA file's current content (the config
-    /// built last is reused while the file is unchanged).
-    fn config(&self) -> Result<Arc<ClientConfig>, K8sError> {
-        match self {
-            Tls::Skip(cfg) => Ok(cfg.clone()),
-            Tls::Verify { ca_path, last } => {
-                let pem = read_ca(ca_path)?;
-                let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some((seen, cfg)) = last.as_ref()
-                    && *seen == pem
-                {
-                    return Ok(cfg.clone());
-                }
-                let cfg = verifying_config(ca_path, &pem)?;
-                *last = Some((pem, cfg.clone()));
-                Ok(cfg)
-            }
-        }
-    }
-}
-
 #[async_trait::async_trait]
 impl PodSource for KubeletClient {
     async fn pods(&self) -> Result<PodList, K8sError> {
         KubeletClient::pods(self).await
     }
-}
-
-// === impl NoVerify ===
-
-impl ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.supported_schemes()
-    }
-}
-
-/// The PEM text of the kubelet CA file.
-fn read_ca(path: &Path) -> Result<String, K8sError> {
-    meshid_runtime::fs::read_to_string(path, meshid_runtime::fs::MAX_SMALL_FILE).map_err(|e| {
-        K8sError::Ca {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        }
-    })
-}
-
-/// A client config trusting the certificates in `pem`.
-fn verifying_config(path: &Path, pem: &str) -> Result<Arc<ClientConfig>, K8sError> {
-    let err = |reason: String| K8sError::Ca {
-        path: path.to_owned(),
-        reason,
-    };
-    let certs = meshid_identity::x509::pem_certs(pem).map_err(|e| err(e.to_string()))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in certs {
-        roots.add(cert).map_err(|e| err(e.to_string()))?;
-    }
-    if roots.is_empty() {
-        return Err(err("holds no certificate".into()));
-    }
-    let cfg = ClientConfig::builder_with_provider(meshid_identity::crypto::provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| err(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(cfg))
 }
 
 /// The bearer token, whitespace trimmed.
@@ -469,22 +349,5 @@ mod tests {
         );
         std::fs::write(&path, "").unwrap();
         assert!(read_token(&path).unwrap_err().to_string().contains("empty"));
-    }
-
-    #[test]
-    fn a_ca_file_without_certificates_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ca.crt");
-        std::fs::write(&path, "not pem").unwrap();
-        let pem = read_ca(&path).unwrap();
-        let err = verifying_config(&path, &pem).unwrap_err().to_string();
-        assert!(
-            err.contains("kubelet CA") && err.contains("ca.crt"),
-            "{err}"
-        );
-        let err = read_ca(&dir.path().join("missing"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("kubelet_ca_path"), "{err}");
     }
 }
