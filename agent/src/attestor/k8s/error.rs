@@ -94,7 +94,7 @@ pub enum K8sError {
         "{what} is not listed by the kubelet after waiting {waited:?} (max_wait); a container that is starting is listed within seconds, so this process is not in a pod the kubelet knows"
     )]
     NotListed {
-        /// "pod <uid>" or "container <id> of pod <ns>/<name>".
+        /// `pod <uid>` or `container <id> of pod <ns>/<name>`.
         what: String,
         /// How long the attestor waited.
         waited: Duration,
