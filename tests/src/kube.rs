@@ -91,16 +91,20 @@
 
 mod admit;
 mod apply;
+pub(crate) mod https;
 mod list;
 mod log;
 mod meta;
+mod oidc;
 mod patch;
 pub mod resources;
 mod route;
+pub mod sa_token;
 mod selector;
 mod serve;
 mod status;
 mod store;
+mod tokenreview;
 mod verbs;
 mod watch;
 
@@ -114,6 +118,8 @@ use tokio::sync::watch as tokio_watch;
 
 pub use admit::AdmitError;
 pub use log::Request;
+pub use oidc::OidcIssuer;
+pub use sa_token::{SaClaims, SaIssuer, SaKeyAlg};
 pub use status::ApiError;
 use store::{Part, Store};
 
@@ -134,6 +140,7 @@ struct Shared {
     log: Mutex<Vec<Request>>,
     tokens: Mutex<BTreeSet<String>>,
     stop: tokio_watch::Sender<u64>,
+    sa_issuer: SaIssuer,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -188,6 +195,7 @@ impl FakeApiServer {
             log: Mutex::new(Vec::new()),
             tokens: Mutex::new(BTreeSet::new()),
             stop: tokio_watch::Sender::new(0),
+            sa_issuer: SaIssuer::new(sa_token::DEFAULT_ISSUER, SaKeyAlg::Es256),
         });
         let task = tokio::spawn(serve::accept(listener, shared.clone()));
         Self {
@@ -206,6 +214,13 @@ impl FakeApiServer {
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The cluster's service-account token signer (ES256, issuer
+    /// [`sa_token::DEFAULT_ISSUER`]); the TokenReview endpoint verifies
+    /// tokens with it.
+    pub fn sa_issuer(&self) -> &SaIssuer {
+        &self.shared.sa_issuer
     }
 
     /// Lets clients in with `token` (a bearer token) without a kubeconfig.

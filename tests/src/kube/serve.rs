@@ -20,6 +20,7 @@ use super::Shared;
 use super::log::{MAX_LOG, Request};
 use super::route::{Route, route};
 use super::status::ApiError;
+use super::tokenreview;
 use super::verbs::{self, Query, Reply};
 
 /// The largest request body taken (the real server's limit is 3 MiB of
@@ -123,6 +124,9 @@ async fn respond(shared: &Shared, req: http::Request<Incoming>) -> http::Respons
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    if target.group == "authentication.k8s.io" && target.plural == "tokenreviews" {
+        return token_review(shared, &target, req).await;
+    }
     let call = match verbs::resolve(&target, &accept) {
         Ok(c) => c,
         Err(e) => return error(&e),
@@ -161,6 +165,28 @@ async fn respond(shared: &Shared, req: http::Request<Incoming>) -> http::Respons
             );
             resp
         }
+        Err(e) => error(&e),
+    }
+}
+
+/// `POST /apis/authentication.k8s.io/v1/tokenreviews` (create only).
+async fn token_review(
+    shared: &Shared,
+    target: &super::route::Target,
+    req: http::Request<Incoming>,
+) -> http::Response<Body> {
+    if req.method() != http::Method::POST || target.name.is_some() || target.namespace.is_some() {
+        return error(&ApiError::method_not_allowed(
+            "tokenreviews support only create",
+        ));
+    }
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return error(&ApiError::too_large(MAX_BODY)),
+    };
+    let reviewed = tokenreview::review(&shared.sa_issuer, &shared.store(), &body);
+    match reviewed {
+        Ok(v) => json(201, &v),
         Err(e) => error(&e),
     }
 }
