@@ -22,6 +22,7 @@ mod check;
 mod downstream;
 mod ha;
 mod keys;
+mod node_attestor;
 mod rotation;
 
 use std::net::SocketAddr;
@@ -36,6 +37,11 @@ use crate::store::StoreUrl;
 pub use downstream::{DownstreamConfig, JOIN_TOKEN_ENV, JoinToken, MeshidUpstreamConfig};
 
 pub use ha::{DEFAULT_LEASE_TTL, DEFAULT_REFRESH_INTERVAL, HaConfig};
+
+pub use node_attestor::{
+    DEFAULT_AUDIENCE, DEFAULT_JWKS_REFRESH, K8sPsatCluster, K8sPsatConfig, MAX_CLUSTER_NAME,
+    NodeAttestorConfig, PsatValidation,
+};
 
 pub use rotation::{Fraction, RotationConfig};
 
@@ -236,6 +242,10 @@ pub struct CaConfig {
     /// `[rotation]`: when the next signing keys are prepared and activated.
     #[serde(default)]
     pub rotation: RotationConfig,
+    /// `[node_attestor]`: node attestors besides join tokens
+    /// (`[node_attestor.k8s_psat.clusters.<name>]`).
+    #[serde(default)]
+    pub node_attestor: NodeAttestorConfig,
 }
 
 fn default_listen() -> SocketAddr {
@@ -275,6 +285,7 @@ impl Default for CaConfig {
             admin_ids: Vec::new(),
             ha: HaConfig::default(),
             rotation: RotationConfig::default(),
+            node_attestor: NodeAttestorConfig::default(),
         }
     }
 }
@@ -316,11 +327,13 @@ impl CaConfig {
 
     /// Parses TOML text.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let cfg: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: "<text>".into(),
             // The parser quotes the offending line: mask a store password in it.
             message: crate::store::url::redact_text(&e.to_string()),
-        })
+        })?;
+        cfg.node_attestor.check()?;
+        Ok(cfg)
     }
 }
 

@@ -2,6 +2,7 @@
 //! into its SPIFFE ID and node selectors.
 
 pub mod join_token;
+pub mod k8s_psat;
 
 use std::fmt;
 use std::time::SystemTime;
@@ -10,6 +11,7 @@ use async_trait::async_trait;
 use meshid_identity::{Selector, SpiffeId};
 
 pub use join_token::JoinTokenAttestor;
+pub use k8s_psat::K8sPsatAttestor;
 
 /// What attestation proved about a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +40,8 @@ pub enum AttestError {
 /// Verifies one kind of node evidence.
 #[async_trait]
 pub trait NodeAttestor: Send + Sync + fmt::Debug {
-    /// The attestation type agents name in `AttestRequest` (`join_token`).
+    /// The attestation type agents name in `AttestRequest` (`join_token`,
+    /// `k8s_psat`).
     fn name(&self) -> &'static str;
     /// Checks `payload` at `now`.
     async fn attest(&self, payload: &[u8], now: SystemTime) -> Result<AttestedNode, AttestError>;

@@ -28,7 +28,7 @@ use crate::config::ValidConfig;
 use crate::keymanager;
 use crate::metrics::CaMetrics;
 use crate::node::NodeService;
-use crate::node_attestor::JoinTokenAttestor;
+use crate::node_attestor::{JoinTokenAttestor, K8sPsatAttestor, NodeAttestor};
 use crate::reload::Reloader;
 use crate::rotation::{
     Engine, EngineParts, ReplicaId, ReplicaIdError, RotationError, Schedule, X509Source,
@@ -225,11 +225,23 @@ impl CaServer {
         let node_addr = local_addr("node API", &node_listener)?;
         let tls = Arc::new(tls::server_config(authority.clone())?);
         let (incoming, accept_task) = listener::tls_incoming(node_listener, tls);
-        let attestor = JoinTokenAttestor::new(Arc::clone(&store), cfg.trust_domain.clone());
+        let mut attestors: Vec<Arc<dyn NodeAttestor>> = vec![Arc::new(JoinTokenAttestor::new(
+            Arc::clone(&store),
+            cfg.trust_domain.clone(),
+        ))];
+        // Kubernetes clusters are contacted at the first attestation, so an
+        // unreachable cluster never stops the CA from starting.
+        if cfg.raw.node_attestor.k8s_psat_clusters().next().is_some() {
+            attestors.push(Arc::new(K8sPsatAttestor::new(
+                Arc::clone(&store),
+                cfg.trust_domain.clone(),
+                cfg.raw.node_attestor.k8s_psat_clusters(),
+            )));
+        }
         let node = NodeService::new(
             authority.clone(),
             Arc::clone(&store),
-            vec![Arc::new(attestor)],
+            attestors,
             metrics.clone(),
         )
         .with_downstream_ca_ttl(cfg.raw.downstream.ca_ttl);

@@ -143,6 +143,19 @@ pub trait Store: Send + Sync + fmt::Debug {
         now: SystemTime,
     ) -> Result<JoinToken, StoreError>;
 
+    /// Records that attestation evidence hashing to `hash` (32 bytes, the
+    /// SHA-256 of a `k8s_psat` token) was used, until `expires_at`. One
+    /// atomic statement, also across CA replicas on one PostgreSQL: if the
+    /// hash is recorded and not expired (by the store's clock) →
+    /// [`StoreError::Conflict`] and nothing changes. Rows past their
+    /// `expires_at` are deleted by each call.
+    async fn record_attestation_token(
+        &self,
+        attestation_type: &str,
+        hash: &[u8],
+        expires_at: SystemTime,
+    ) -> Result<(), StoreError>;
+
     /// Records issued certificates in one transaction: all or none
     /// (a duplicate serial → [`StoreError::AlreadyExists`], nothing stored).
     async fn record_issuances(&self, records: &[IssuanceRecord]) -> Result<(), StoreError>;

@@ -20,6 +20,12 @@ use meshid_runtime::clock::ManualClock;
 use sha2::{Digest, Sha256};
 use sqlx::Connection;
 
+#[path = "store_conformance/attestation_tokens.rs"]
+mod attestation_tokens;
+use attestation_tokens::{
+    attestation_tokens_are_recorded_once_until_they_expire, bad_attestation_tokens_are_refused,
+    racing_attestations_with_one_token_have_one_winner,
+};
 #[path = "store_conformance/entry_owner.rs"]
 mod entry_owner;
 use entry_owner::{
@@ -212,6 +218,9 @@ conformance!(
     racing_acquirers_never_both_hold_the_lease,
     live_issuances_are_counted_per_key,
     no_write_lands_after_the_lease_changed_hands,
+    attestation_tokens_are_recorded_once_until_they_expire,
+    bad_attestation_tokens_are_refused,
+    racing_attestations_with_one_token_have_one_winner,
 );
 
 // === helpers ===

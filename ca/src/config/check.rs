@@ -117,6 +117,7 @@ impl CaConfig {
         self.ha.check()?;
         self.rotation.check(self.ca_ttl, self.max_jwt_ttl)?;
         self.keys.check()?;
+        self.node_attestor.check()?;
         if let Some(up) = &self.upstream {
             match &up.meshid {
                 Some(m) => check_meshid_upstream(up, m, self.trust_domain.as_ref())?,

@@ -214,6 +214,18 @@ impl Store for MeteredStore {
         self.observe("consume_join_token", call).await
     }
 
+    async fn record_attestation_token(
+        &self,
+        attestation_type: &str,
+        hash: &[u8],
+        expires_at: SystemTime,
+    ) -> Result<(), StoreError> {
+        let call = self
+            .inner
+            .record_attestation_token(attestation_type, hash, expires_at);
+        self.observe("record_attestation_token", call).await
+    }
+
     async fn record_issuances(&self, records: &[IssuanceRecord]) -> Result<(), StoreError> {
         self.observe("record_issuances", self.inner.record_issuances(records))
             .await

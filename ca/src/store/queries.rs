@@ -147,6 +147,23 @@ pub(crate) const TOKEN_BY_HASH: &str = concat!(
     " FROM join_tokens WHERE hash = $1"
 );
 
+// === attestation tokens ===
+
+/// Deletes the attestation tokens that expired by `$1`.
+pub(crate) const DELETE_EXPIRED_ATTESTATION_TOKENS: &str =
+    "DELETE FROM attestation_tokens WHERE expires_at_ms <= $1";
+/// Records an attestation token's hash unless it is recorded and not
+/// expired at `$4` (then no row is returned). One statement: of racing
+/// callers with one hash exactly one gets a row back.
+pub(crate) const RECORD_ATTESTATION_TOKEN: &str = "INSERT INTO attestation_tokens \
+     (hash, attestation_type, expires_at_ms) VALUES ($1, $2, $3) \
+     ON CONFLICT (hash) DO UPDATE SET attestation_type = excluded.attestation_type, \
+     expires_at_ms = excluded.expires_at_ms WHERE attestation_tokens.expires_at_ms <= $4 \
+     RETURNING hash";
+/// When a recorded attestation token expires.
+pub(crate) const ATTESTATION_TOKEN_EXPIRY: &str =
+    "SELECT expires_at_ms FROM attestation_tokens WHERE hash = $1";
+
 // === issuances ===
 
 /// Multi-row insert of issuance records, finished with `VALUES …`.

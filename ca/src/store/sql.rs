@@ -16,6 +16,7 @@
 //! | `sql/entry_lists.rs` | registration entries: by IDs, filters, parents; paging |
 //! | `sql/agents.rs` | agents and their SVID serials |
 //! | `sql/tokens.rs` | join tokens and issuance records |
+//! | `sql/attestation_tokens.rs` | attestation evidence seen once (replay guard) |
 //! | `sql/bundles.rs` | trust bundles |
 //! | `sql/key_slots.rs` | the CA key journal, written under a lease |
 //! | `sql/leases.rs` | named leases and their fencing tokens |

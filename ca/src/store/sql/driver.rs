@@ -5,6 +5,7 @@ use super::{BEGIN, Db, FENCED, SNAPSHOT};
 use crate::store::sql::SqlStore;
 
 mod agents;
+mod attestation_tokens;
 mod bundles;
 mod decode;
 mod entries;

@@ -6,7 +6,9 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use meshid_identity::{SpiffeId, TrustDomain};
 
-use super::{This, agents, bundles, entries, entry_lists, key_slots, leases, tokens};
+use super::{
+    This, agents, attestation_tokens, bundles, entries, entry_lists, key_slots, leases, tokens,
+};
 use crate::store::model::{
     Agent, EntryFilter, EntryUpdate, IssuanceRecord, JoinToken, KeySlot, Lease, NewEntry, Page,
     RegistrationEntry, StoredBundle,
@@ -108,6 +110,15 @@ impl Store for This {
         now: SystemTime,
     ) -> Result<JoinToken, StoreError> {
         tokens::consume(self, hash, now).await
+    }
+
+    async fn record_attestation_token(
+        &self,
+        attestation_type: &str,
+        hash: &[u8],
+        expires_at: SystemTime,
+    ) -> Result<(), StoreError> {
+        attestation_tokens::record(self, attestation_type, hash, expires_at).await
     }
 
     async fn record_issuances(&self, records: &[IssuanceRecord]) -> Result<(), StoreError> {
