@@ -18,7 +18,13 @@
 //! - [`workload_client`]: JWT-SVIDs and JWT bundles from a real agent.
 //! - [`jwt_load`]: continuous JWT-SVID fetch and validation.
 //! - [`kube`](mod@kube): [`FakeApiServer`](kube::FakeApiServer), a Kubernetes API server
-//!   on loopback for kube-rs clients (controller, webhook tests).
+//!   on loopback for kube-rs clients (controller, webhook tests), with
+//!   TokenReview, service-account tokens ([`SaIssuer`](kube::SaIssuer))
+//!   and OIDC discovery ([`OidcIssuer`](kube::OidcIssuer)).
+//! - [`kubelet`]: [`FakeKubelet`](kubelet::FakeKubelet), the kubelet's
+//!   `/pods` over HTTPS for the k8s workload attestor.
+//! - [`cgroup`]: real pod cgroups ([`PodCgroup`](cgroup::PodCgroup)) to
+//!   move test processes into.
 //! - [`ca`]: [`TestCa`], `meshid ca serve` with its operator steps.
 //! - [`agent`]: [`TestAgent`], `meshid agent run` against a [`TestCa`].
 //! - [`mesh`]: [`Mesh`], a CA and an agent serving this process an SVID.
@@ -35,11 +41,13 @@ pub mod agent;
 pub mod bin;
 pub mod ca;
 pub mod certs;
+pub mod cgroup;
 pub mod envoy;
 pub mod eventually;
 pub mod http;
 pub mod jwt_load;
 pub mod kube;
+pub mod kubelet;
 pub mod lines;
 pub mod load;
 pub mod mesh;
