@@ -351,7 +351,9 @@ fn validate(dir: &std::path::Path, file: &str, text: &str, args: &[&str]) {
             .args(args)
             .arg("--config")
             .arg(&path)
-            .env_remove("MESHID_JOIN_TOKEN"),
+            .env_remove("MESHID_JOIN_TOKEN")
+            // The downward API's status.hostIP (the agent's kubelet_host_env).
+            .env("HOST_IP", "10.0.0.7"),
     );
     assert!(
         out.starts_with("config OK"),
@@ -397,8 +399,25 @@ fn the_configs_in_the_configmaps_pass_meshid_validate() {
     ] {
         std::fs::copy(&from, cacerts.join(file)).expect("copy into cacerts");
     }
+    // The agent's projected tokens and the cluster CA (kube-root-ca.crt).
+    let secrets = tmp.path().join("secrets");
+    std::fs::create_dir(&secrets).expect("mkdir secrets");
+    let psat = secrets.join("psat-token");
+    let api_token = secrets.join("api-token");
+    for token in [&psat, &api_token] {
+        std::fs::write(token, "eyJhbGciOiJSUzI1NiJ9.e30.c2ln\n").expect("write a token");
+    }
     let on_this_machine = |text: String| {
         text.replace("/etc/meshid/cacerts", &cacerts.display().to_string())
+            .replace("/var/run/secrets/meshid/token", &psat.display().to_string())
+            .replace(
+                "/var/run/secrets/kubernetes.io/serviceaccount/token",
+                &api_token.display().to_string(),
+            )
+            .replace(
+                "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
+                &pki.cert("root").display().to_string(),
+            )
             .replace(
                 "/run/meshid/bundle/root-cert.pem",
                 &pki.cert("root").display().to_string(),
@@ -645,6 +664,44 @@ fn every_path_a_config_names_is_mounted_where_it_says() {
             bundle["configMap"]["name"],
             controller["bundle_configmap"].as_str().unwrap_or_default()
         );
+        // k8s_psat: the agent's token is a projected one for the audience
+        // the CA expects, and its cluster is the CA's and the controller's.
+        let (_, psat) = mounted(
+            pod,
+            c,
+            &toml_path(&agent, "node_attestor.k8s_psat.token_path", true),
+        );
+        let cluster = toml_path(&agent, "node_attestor.k8s_psat.cluster", false);
+        assert_eq!(
+            controller["cluster_name"].as_str(),
+            Some(cluster.as_str()),
+            "{}: the controller's cluster_name is the agents' cluster",
+            r.overlay
+        );
+        let audience = toml_path(
+            &ca,
+            &format!("node_attestor.k8s_psat.clusters.{cluster}.audience"),
+            false,
+        );
+        assert_eq!(
+            psat["projected"]["sources"][0]["serviceAccountToken"]["audience"],
+            audience.as_str(),
+            "{}: the projected token's audience is the CA's",
+            r.overlay
+        );
+        // The k8s workload attestor's kubelet token and CA.
+        let (_, api) = mounted(
+            pod,
+            c,
+            &toml_path(&agent, "workload_attestor.k8s.token_path", true),
+        );
+        let (_, api_ca) = mounted(
+            pod,
+            c,
+            &toml_path(&agent, "workload_attestor.k8s.kubelet_ca_path", true),
+        );
+        assert_eq!(api, api_ca);
+        assert!(api["projected"]["sources"][0]["serviceAccountToken"].is_object());
         assert_eq!(
             toml_path(&webhook, "inject.agent_socket_dir", false),
             host_dir

@@ -26,11 +26,23 @@ pub fn run(config: AgentConfig) -> anyhow::Result<()> {
         ),
         _ => println!("  trust bundle  none (the data dir must hold an earlier bundle)"),
     }
-    let token = match &config.join_token {
-        Some(_) => "set",
-        None => "not set (the data dir must hold an earlier agent SVID)",
+    match (&config.node_attestor.k8s_psat, &config.join_token) {
+        (Some(psat), _) => println!(
+            "  attestation   k8s_psat, cluster {}, token {}",
+            psat.cluster,
+            psat.token_path.display()
+        ),
+        (None, Some(_)) => println!("  attestation   join token (set)"),
+        (None, None) => println!(
+            "  attestation   join token not set (the data dir must hold an earlier agent SVID)"
+        ),
+    }
+    let workload = if config.workload_attestor.k8s.is_some() {
+        "unix, k8s"
+    } else {
+        "unix"
     };
-    println!("  join token    {token}");
+    println!("  attestors     {workload}");
     println!("  data dir      {}", config.data_dir.display());
     println!("  Workload API  {}", config.workload_api_socket.display());
     println!("  SDS           {}", config.sds_socket().display());
