@@ -3,13 +3,13 @@
 //!
 //! The payload ([`payload`]) names a configured cluster and carries the
 //! token. The token's unverified `exp` and `aud` are checked first for a
-//! clear error; then the cluster's TokenReview ([`token_review`]) or the
-//! issuer's keys ([`oidc`]) verify it. The service account must be in the
+//! clear error; then the cluster's TokenReview (`token_review`) or the
+//! issuer's keys (`oidc`) verify it. The service account must be in the
 //! cluster's allow-list; the bound pod must still exist with the bound uid
 //! and run on the bound node, which must exist with the bound uid
-//! ([`lookup`]). The token admits one attestation ([`replay`]). The agent
+//! (`lookup`). The token admits one attestation (`replay`). The agent
 //! becomes `spiffe://<td>/meshid/agent/k8s_psat/<cluster>/<node uid>` with
-//! the selectors of [`selectors`]; a restarted agent pod on the same node
+//! the selectors of `selectors`; a restarted agent pod on the same node
 //! attests again with a fresh token and keeps its ID.
 
 mod config;

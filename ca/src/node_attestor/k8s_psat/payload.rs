@@ -35,6 +35,12 @@ pub fn parse(payload: &[u8]) -> Result<Payload, AttestError> {
             "k8s_psat payload is larger than 16 KiB",
         ));
     }
+    // serde would also take a JSON array for the struct: only an object is evidence.
+    if !is_object(payload) {
+        return Err(AttestError::Malformed(
+            "k8s_psat payload must be the JSON object {\"cluster\": …, \"token\": …} and nothing else",
+        ));
+    }
     let p: Payload = serde_json::from_slice(payload).map_err(|_| {
         AttestError::Malformed(
             "k8s_psat payload must be the JSON object {\"cluster\": …, \"token\": …} and nothing else",
@@ -56,6 +62,11 @@ pub fn parse(payload: &[u8]) -> Result<Payload, AttestError> {
         ));
     }
     Ok(p)
+}
+
+/// Whether JSON text starts as an object.
+fn is_object(json: &[u8]) -> bool {
+    json.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
 /// `aud`: one string or a list.
@@ -108,6 +119,9 @@ pub fn unverified_claims(token: &str) -> Result<Unverified, AttestError> {
         return Err(NOT_JWT);
     };
     let bytes = URL_SAFE_NO_PAD.decode(claims).map_err(|_| NOT_JWT)?;
+    if !is_object(&bytes) {
+        return Err(NOT_JWT);
+    }
     serde_json::from_slice(&bytes).map_err(|_| NOT_JWT)
 }
 
