@@ -23,6 +23,7 @@ pub mod crypto;
 mod der;
 pub mod id;
 pub mod join_token;
+pub mod k8s_psat;
 pub mod jwt;
 pub mod key;
 pub mod selector;

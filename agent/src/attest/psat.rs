@@ -3,27 +3,20 @@
 //! agent's pod and node), re-read from its file at every attempt because
 //! the kubelet rotates it.
 //!
-//! Payload of `AttestRequest` (`attestation_type = "k8s_psat"`), at most
-//! [`MAX_PAYLOAD_LEN`] bytes:
-//!
-//! ```json
-//! {"cluster": "prod", "token": "<projected service-account JWT>"}
-//! ```
+//! The payload of `AttestRequest` is [`meshid_identity::k8s_psat::Payload`]
+//! as JSON (`{"cluster": "prod", "token": "<JWT>"}`), the format the CA reads.
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use meshid_identity::k8s_psat::{self, Payload};
+use serde::Deserialize;
 
 /// The attestation type name for projected service-account tokens.
-pub const K8S_PSAT_ATTESTATION: &str = "k8s_psat";
+pub const K8S_PSAT_ATTESTATION: &str = k8s_psat::ATTESTATION_TYPE;
 /// Where the projected token is mounted unless `token_path` says otherwise.
 pub const DEFAULT_TOKEN_PATH: &str = "/var/run/secrets/meshid/token";
-/// Largest token file accepted, in bytes.
-pub const MAX_TOKEN_LEN: u64 = 8 * 1024;
-/// Largest payload the CA accepts, in bytes.
-pub const MAX_PAYLOAD_LEN: usize = 16 * 1024;
-/// Longest cluster name (a path segment of the agent's SPIFFE ID).
-pub const MAX_CLUSTER_LEN: usize = 63;
+/// Largest token file accepted, in bytes (the CA's bound).
+pub const MAX_TOKEN_LEN: u64 = k8s_psat::MAX_TOKEN_LEN as u64;
 
 /// `[node_attestor.k8s_psat]` of the agent config.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -59,13 +52,6 @@ pub enum PsatError {
     Empty(PathBuf),
 }
 
-/// The JSON payload sent to the CA.
-#[derive(Debug, Serialize)]
-struct Payload<'a> {
-    cluster: &'a str,
-    token: &'a str,
-}
-
 fn default_token_path() -> PathBuf {
     PathBuf::from(DEFAULT_TOKEN_PATH)
 }
@@ -89,8 +75,8 @@ impl K8sPsatConfig {
     pub fn payload(&self) -> Result<Vec<u8>, PsatError> {
         let token = read_token(&self.token_path)?;
         let payload = Payload {
-            cluster: &self.cluster,
-            token: &token,
+            cluster: self.cluster.clone(),
+            token,
         };
         // Serialising two strings cannot fail; the bound is the CA's.
         serde_json::to_vec(&payload).map_err(|e| PsatError::Read {
@@ -102,16 +88,13 @@ impl K8sPsatConfig {
 
 /// A cluster name the CA accepts: 1..=63 of `[a-z0-9-]`.
 pub fn check_cluster(name: &str) -> Result<(), String> {
-    let ok = (1..=MAX_CLUSTER_LEN).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if ok {
+    if k8s_psat::is_valid_cluster(name) {
         Ok(())
     } else {
         Err(format!(
-            "cluster {name:?} must be 1 to {MAX_CLUSTER_LEN} characters of a-z, 0-9 and '-' \
-             (it is a path segment of the agent's SPIFFE ID)"
+            "cluster {name:?} must be 1 to {} characters of a-z, 0-9 and '-' \
+             (it is a path segment of the agent's SPIFFE ID)",
+            k8s_psat::MAX_CLUSTER_LEN
         ))
     }
 }
@@ -170,7 +153,7 @@ mod tests {
         let err = c.payload().unwrap_err().to_string();
         assert!(err.contains("larger than 8192"), "{err}");
         std::fs::write(&c.token_path, "a".repeat(8 * 1024)).unwrap();
-        assert!(c.payload().unwrap().len() <= MAX_PAYLOAD_LEN);
+        assert!(c.payload().unwrap().len() <= k8s_psat::MAX_PAYLOAD_LEN);
     }
 
     #[test]

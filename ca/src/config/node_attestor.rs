@@ -31,7 +31,7 @@ pub const DEFAULT_JWKS_REFRESH: Duration = Duration::from_secs(300);
 const JWKS_REFRESH_RANGE: (Duration, Duration) =
     (Duration::from_secs(10), Duration::from_secs(86400));
 /// Longest cluster name (it is a path segment of agent IDs).
-pub const MAX_CLUSTER_NAME: usize = 63;
+pub const MAX_CLUSTER_NAME: usize = meshid_identity::k8s_psat::MAX_CLUSTER_LEN;
 /// Most entries in one allow-list or label-key list.
 const MAX_LIST: usize = 256;
 /// The setting every error here names.
@@ -133,12 +133,7 @@ impl NodeAttestorConfig {
 
 /// A cluster name: 1 to 63 of `[a-z0-9-]`.
 pub fn check_cluster_name(name: &str) -> Result<(), ConfigError> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_CLUSTER_NAME
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if ok {
+    if meshid_identity::k8s_psat::is_valid_cluster(name) {
         Ok(())
     } else {
         Err(invalid(format!(

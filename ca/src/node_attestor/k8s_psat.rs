@@ -38,7 +38,7 @@ use crate::config::K8sPsatCluster;
 use crate::store::Store;
 
 /// The attestation type name (and selector type).
-pub const NAME: &str = "k8s_psat";
+pub const NAME: &str = meshid_identity::k8s_psat::ATTESTATION_TYPE;
 
 /// Whom a verified token names.
 #[derive(Debug, Clone, PartialEq, Eq)]

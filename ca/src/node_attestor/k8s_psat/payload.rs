@@ -11,22 +11,11 @@ use serde::Deserialize;
 
 use crate::node_attestor::AttestError;
 
-/// Largest payload accepted.
-pub const MAX_PAYLOAD: usize = 16 * 1024;
-/// Largest token accepted.
-pub const MAX_TOKEN: usize = 8 * 1024;
+pub use meshid_identity::k8s_psat::Payload;
+use meshid_identity::k8s_psat::{self, MAX_PAYLOAD_LEN as MAX_PAYLOAD, MAX_TOKEN_LEN as MAX_TOKEN};
+
 /// Clock skew allowed when checking `exp` and `nbf`.
 pub const LEEWAY: Duration = Duration::from_secs(30);
-
-/// What the agent sends.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Payload {
-    /// The configured cluster the agent runs in.
-    pub cluster: String,
-    /// Its projected service-account token.
-    pub token: String,
-}
 
 /// Parses and bounds the payload.
 pub fn parse(payload: &[u8]) -> Result<Payload, AttestError> {
@@ -46,12 +35,7 @@ pub fn parse(payload: &[u8]) -> Result<Payload, AttestError> {
             "k8s_psat payload must be the JSON object {\"cluster\": …, \"token\": …} and nothing else",
         )
     })?;
-    let name_ok = !p.cluster.is_empty()
-        && p.cluster.len() <= crate::config::MAX_CLUSTER_NAME
-        && p.cluster
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if !name_ok {
+    if !k8s_psat::is_valid_cluster(&p.cluster) {
         return Err(AttestError::Malformed(
             "k8s_psat cluster must be 1 to 63 characters of a-z, 0-9 and '-'",
         ));
