@@ -9,8 +9,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fake_ca::{FakeCa, t0};
-use meshid_agent::attest::{AttestConfig, AttestError, Attestor, MaintainSignals, store};
+use fake_ca::{FakeCa, signals, t0};
+use meshid_agent::attest::{AttestConfig, AttestError, Attestor, store};
 use meshid_agent::config::JoinToken;
 use meshid_runtime::clock::{ManualClock, SharedClock, TokioClock};
 
@@ -32,19 +32,6 @@ fn attestor(
         ca.clone(),
         clock,
     )
-}
-
-/// The maintain loop's signals with no trust updates (their sender is gone).
-fn signals(
-    kick: Arc<tokio::sync::Notify>,
-    shutdown: tokio::sync::watch::Receiver<bool>,
-) -> MaintainSignals {
-    let (_, trust) = tokio::sync::watch::channel(None);
-    MaintainSignals {
-        kick,
-        trust,
-        shutdown,
-    }
 }
 
 #[tokio::test]

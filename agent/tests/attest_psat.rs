@@ -11,9 +11,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fake_ca::{FakeCa, t0};
+use fake_ca::{FakeCa, signals, t0};
 use meshid_agent::attest::psat::K8sPsatConfig;
-use meshid_agent::attest::{AttestConfig, AttestError, Attestor, MaintainSignals};
+use meshid_agent::attest::{AttestConfig, AttestError, Attestor};
 use meshid_runtime::clock::{ManualClock, SharedClock, TokioClock};
 
 fn attestor(ca: &Arc<FakeCa>, clock: SharedClock, dir: &Path) -> Attestor {
@@ -38,18 +38,6 @@ fn attestor(ca: &Arc<FakeCa>, clock: SharedClock, dir: &Path) -> Attestor {
 fn rotate_token(ca: &FakeCa, dir: &Path, token: &str) {
     std::fs::write(dir.join("token"), format!("{token}\n")).unwrap();
     ca.lock().psat_tokens.insert(token.into());
-}
-
-fn signals(
-    kick: Arc<tokio::sync::Notify>,
-    shutdown: tokio::sync::watch::Receiver<bool>,
-) -> MaintainSignals {
-    let (_, trust) = tokio::sync::watch::channel(None);
-    MaintainSignals {
-        kick,
-        trust,
-        shutdown,
-    }
 }
 
 #[tokio::test]

@@ -424,3 +424,16 @@ fn new_root(td: &TrustDomain, now: SystemTime) -> (PrivateKey, CertificateDer<'s
 pub fn t0() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
 }
+
+/// The maintain loop's signals with no trust updates (their sender is gone).
+pub fn signals(
+    kick: Arc<tokio::sync::Notify>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> meshid_agent::attest::MaintainSignals {
+    let (_, trust) = tokio::sync::watch::channel(None);
+    meshid_agent::attest::MaintainSignals {
+        kick,
+        trust,
+        shutdown,
+    }
+}
