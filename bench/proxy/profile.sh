@@ -3,9 +3,9 @@
 #   TOOL=callgrind (default): instructions per request (valgrind counts instructions, so the number
 #                             repeats whatever else the machine does); prints the top inclusive costs
 #                             and the exclusive instructions per request of each shared object and of
-#                             each crate inside meshid (callgrind-split.py).
+#                             each crate inside meshid (profile-split.py).
 #   TOOL=perf:                perf record -e cpu-clock -g on both proxies; prints user/kernel split
-#                             and the top symbols of ROLE.
+#                             and the top symbols of ROLE, and the same split by object and crate.
 # ROLE=in|out (default in) picks the proxy. BACKEND=rustls|openssl (default rustls) picks the pair:
 # the `meshid` or the `meshid-openssl` configs (the same but `tls_backend: openssl`; needs a binary
 # built with --features openssl). MODE=ka (default: keep-alive, pooled mTLS connections) or close
@@ -61,7 +61,7 @@ if [ "$TOOL" = callgrind ]; then
   total=$(callgrind_annotate "$f" | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1; exit}')
   echo "$BACKEND $MODE $ROLE proxy: $n requests, $total instructions, $((total / n)) instructions/request ($f)"
   echo "-- exclusive instructions per request: by shared object, and by crate inside meshid"
-  python3 "$ROOT/bench/proxy/callgrind-split.py" "$f" "$n" "$(basename "$MESHID")"
+  python3 "$ROOT/bench/proxy/profile-split.py" callgrind "$f" "$n" "$(basename "$MESHID")"
   echo "-- top inclusive"
   callgrind_annotate --inclusive=yes "$f" | grep -E 'meshid_proxy|hyper|rustls|ring|openssl|libssl|libcrypto|malloc|memcpy' | head -40 | cut -c1-180
   echo "-- top exclusive"
@@ -76,5 +76,8 @@ else
   sleep 1.5
   grep -E 'Requests/sec' "$OUT/wrk.txt"
   perf report -i "$OUT/perf-$ROLE.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep '%' | head -8
+  echo "-- share of $ROLE samples by shared object, and by crate inside meshid"
+  perf report -i "$OUT/perf-$ROLE.data" --no-children --sort dso,symbol --stdio -g none 2>/dev/null \
+    | python3 "$ROOT/bench/proxy/profile-split.py" perf "$(basename "$MESHID")"
   perf report -i "$OUT/perf-$ROLE.data" --no-children --sort symbol --stdio -g none 2>/dev/null | grep '%' | head -30 | cut -c1-140
 fi
