@@ -1,6 +1,7 @@
 //! meshid-identity: SPIFFE identity logic shared by the CA, agent and proxy.
 //!
-//! Pure logic: no I/O, no async.
+//! Pure logic: no I/O, no async — except the OpenSSL backend (cargo
+//! feature `openssl`), whose handshakes run over any tokio stream.
 //!
 //! - [`id`]: SPIFFE IDs and trust domains, and the reserved `/meshid` space.
 //! - [`selector`]: workload and node selectors (`type:value`).
@@ -16,7 +17,13 @@
 //! - [`tls`]: the SPIFFE verifier for rustls ([`tls::SpiffeVerifier::builder`]),
 //!   client and server side.
 //! - [`crypto`]: the one TLS crypto provider ([`crypto::provider`]).
-#![forbid(unsafe_code)]
+//! - `openssl` (feature `openssl`): the OpenSSL TLS backend, the same
+//!   peer rules ([`tls::PeerCheck`]) from OpenSSL's verify callback.
+// Denied, not forbidden: the OpenSSL backend needs two `unsafe` calls
+// (`SslRef::set_session` for the client session cache, and
+// `X509VerifyResult::from_raw` for the alert of a refused peer), each
+// allowed on its one small function with its SAFETY argument.
+#![deny(unsafe_code)]
 
 pub mod bundle;
 pub mod crypto;
@@ -26,6 +33,8 @@ pub mod join_token;
 pub mod jwt;
 pub mod k8s_psat;
 pub mod key;
+#[cfg(feature = "openssl")]
+pub mod openssl;
 pub mod selector;
 pub mod tls;
 pub mod verify;

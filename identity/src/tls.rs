@@ -1,4 +1,8 @@
-//! rustls verifiers that accept peers by SPIFFE ID instead of DNS name.
+//! TLS peers accepted by SPIFFE ID instead of DNS name.
+//!
+//! [`PeerCheck`] holds the rules (SVID verification, then a [`PeerMatch`])
+//! once for every backend; [`TlsBackend`] and [`Algorithms`] are the
+//! backend choice every component's config shares.
 //!
 //! rustls's WebPKI verifier wants a DNS or IP SAN matching a server name and
 //! rejects URI-only certificates. SPIFFE peers are named by the URI SAN, so
@@ -24,6 +28,8 @@
 //! After a handshake, [`peer_spiffe_id`] reads the verified peer's ID from
 //! the connection's peer certificates.
 
+mod backend;
+mod check;
 mod client;
 mod peer;
 mod verifier;
@@ -32,6 +38,8 @@ use rustls::pki_types::CertificateDer;
 
 use crate::SpiffeId;
 
+pub use backend::{Algorithms, BackendError, TlsBackend};
+pub use check::{PeerCheck, PeerRejection};
 pub use client::{ClientCert, pinned_client_config};
 pub use peer::{PeerMatch, PeerNotAllowed};
 pub use verifier::{SpiffeVerifier, SpiffeVerifierBuilder, VerifierError};

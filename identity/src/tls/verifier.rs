@@ -1,4 +1,5 @@
-//! [`SpiffeVerifier`] and its builder.
+//! [`SpiffeVerifier`] and its builder: [`PeerCheck`]'s rules as rustls
+//! verifier traits.
 
 use std::fmt;
 use std::sync::Arc;
@@ -14,9 +15,9 @@ use rustls::{
     CertificateError, DigitallySignedStruct, DistinguishedName, OtherError, SignatureScheme,
 };
 
-use super::{PeerMatch, PeerNotAllowed};
+use super::{PeerCheck, PeerMatch, PeerRejection};
 use crate::BundleSet;
-use crate::verify::{SvidError, verify_x509_svid};
+use crate::verify::SvidError;
 
 /// Verifies a peer's X.509-SVID against trust bundles, then checks its
 /// SPIFFE ID with a [`PeerMatch`].
@@ -25,9 +26,7 @@ use crate::verify::{SvidError, verify_x509_svid};
 /// `dangerous().with_custom_certificate_verifier` on a client, or to
 /// `with_client_cert_verifier` on a server. Made by [`Self::builder`].
 pub struct SpiffeVerifier {
-    bundles: Arc<BundleSet>,
-    peer: PeerMatch,
-    clock: SharedClock,
+    check: PeerCheck,
     algorithms: WebPkiSupportedAlgorithms,
     client_auth_mandatory: bool,
 }
@@ -74,6 +73,11 @@ impl SpiffeVerifier {
         }
     }
 
+    /// The peer rules this verifier applies.
+    pub fn peer_check(&self) -> &PeerCheck {
+        &self.check
+    }
+
     fn verify(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -82,38 +86,34 @@ impl SpiffeVerifier {
         let mut chain = Vec::with_capacity(intermediates.len() + 1);
         chain.push(end_entity.clone());
         chain.extend(intermediates.iter().cloned());
-        let svid = verify_x509_svid(&chain, &self.bundles, self.clock.now()).map_err(to_rustls)?;
-        if !self.peer.allows(&svid.spiffe_id) {
-            let refused = PeerNotAllowed {
-                presented: svid.spiffe_id,
-                allowed: self.peer.clone(),
-            };
-            return Err(CertificateError::Other(OtherError(Arc::new(refused))).into());
-        }
-        Ok(())
+        self.check.check(&chain).map(drop).map_err(to_rustls)
     }
 }
 
 impl fmt::Debug for SpiffeVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SpiffeVerifier")
-            .field("trust_domains", &self.bundles.len())
-            .field("peer", &self.peer)
+            .field("check", &self.check)
             .field("client_auth_mandatory", &self.client_auth_mandatory)
             .finish_non_exhaustive()
     }
 }
 
-fn to_rustls(e: SvidError) -> rustls::Error {
+/// The rustls error for a rejection; [`PeerRejection::reason`] and the
+/// proxy's label of this error agree.
+fn to_rustls(e: PeerRejection) -> rustls::Error {
     let ce = match e {
-        SvidError::Expired { .. } => CertificateError::Expired,
-        SvidError::NotYetValid { .. } => CertificateError::NotValidYet,
-        SvidError::BadSignature => CertificateError::BadSignature,
-        SvidError::Malformed => CertificateError::BadEncoding,
-        SvidError::UnknownTrustDomain(_) | SvidError::NoPathToRoot => {
+        PeerRejection::Svid(SvidError::Expired { .. }) => CertificateError::Expired,
+        PeerRejection::Svid(SvidError::NotYetValid { .. }) => CertificateError::NotValidYet,
+        PeerRejection::Svid(SvidError::BadSignature) => CertificateError::BadSignature,
+        PeerRejection::Svid(SvidError::Malformed) => CertificateError::BadEncoding,
+        PeerRejection::Svid(SvidError::UnknownTrustDomain(_) | SvidError::NoPathToRoot) => {
             CertificateError::UnknownIssuer
         }
-        other => CertificateError::Other(OtherError(Arc::new(other))),
+        PeerRejection::Svid(other) => CertificateError::Other(OtherError(Arc::new(other))),
+        PeerRejection::NotAllowed(refused) => {
+            CertificateError::Other(OtherError(Arc::new(refused)))
+        }
     };
     rustls::Error::InvalidCertificate(ce)
 }
@@ -222,17 +222,13 @@ impl SpiffeVerifierBuilder {
 
     /// The verifier, or why it would accept nobody.
     pub fn build(self) -> Result<Arc<SpiffeVerifier>, VerifierError> {
-        if self.bundles.iter().all(|b| b.x509_authorities.is_empty()) {
-            return Err(VerifierError::NoBundles);
-        }
-        if matches!(&self.peer, PeerMatch::OneOf(ids) if ids.is_empty()) {
-            return Err(VerifierError::NoPeers);
+        let mut check = PeerCheck::new(self.bundles, self.peer)?;
+        if let Some(clock) = self.clock {
+            check = check.clock(clock);
         }
         let provider = self.provider.unwrap_or_else(crate::crypto::provider);
         Ok(Arc::new(SpiffeVerifier {
-            bundles: self.bundles,
-            peer: self.peer,
-            clock: self.clock.unwrap_or_else(meshid_runtime::clock::system),
+            check,
             algorithms: provider.signature_verification_algorithms,
             client_auth_mandatory: !self.allow_unauthenticated,
         }))
