@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use meshid_identity::tls::TlsBackend;
+
 use crate::{Child, Cmd, TestCa, eventually_every, free_port};
 
 /// How often [`TestAgent::wait_for_svid`] runs `meshid agent api fetch`.
@@ -24,6 +26,7 @@ pub struct TestAgentBuilder {
     join_token: Option<String>,
     sds_socket: bool,
     ops: bool,
+    tls_backend: Option<TlsBackend>,
     extra: String,
 }
 
@@ -71,6 +74,12 @@ impl TestAgentBuilder {
         self
     }
 
+    /// Runs on `backend` (`tls_backend` among the config's top-level keys).
+    pub fn tls_backend(mut self, backend: TlsBackend) -> Self {
+        self.tls_backend = Some(backend);
+        self
+    }
+
     /// Appends `toml` to the config file.
     pub fn extra(mut self, toml: &str) -> Self {
         self.extra.push_str(toml);
@@ -109,6 +118,9 @@ impl TestAgentBuilder {
         if let Some(secret) = &self.join_token {
             let _ = writeln!(toml, "join_token = {secret:?}");
         }
+        if let Some(backend) = self.tls_backend {
+            let _ = writeln!(toml, "tls_backend = {:?}", backend.as_str());
+        }
         toml.push_str(&self.extra);
         std::fs::write(&config_file, toml)
             .unwrap_or_else(|e| panic!("write {}: {e}", config_file.display()));
@@ -145,6 +157,7 @@ impl TestAgent {
             join_token: None,
             sds_socket: false,
             ops: false,
+            tls_backend: None,
             extra: String::new(),
         }
     }
@@ -153,14 +166,7 @@ impl TestAgent {
     /// (`meshid agent api fetch --write` into `dir`, which is replaced);
     /// empty if the fetch fails.
     pub fn served_leaves(&self, dir: &Path) -> Vec<Vec<u8>> {
-        let _ = std::fs::remove_dir_all(dir);
-        let out = Cmd::meshid()
-            .args(["agent", "api", "fetch", "--socket"])
-            .args([&self.workload_socket])
-            .args(["--write"])
-            .args([dir])
-            .output();
-        if !out.status.success() {
+        if !self.write_svids(dir) {
             return Vec::new();
         }
         (0..)
@@ -168,6 +174,22 @@ impl TestAgent {
             .take_while(|f| f.exists())
             .filter_map(|f| crate::certs::read_pem(&f).into_iter().next())
             .collect()
+    }
+
+    /// Writes the X.509-SVIDs the agent serves this process now into
+    /// `dir`, which is replaced (`meshid agent api fetch --write`:
+    /// `svid.<n>.pem`, `svid.<n>.key`, `bundle.<n>.pem`, the files curl and
+    /// `openssl s_client` take); false if the fetch fails.
+    pub fn write_svids(&self, dir: &Path) -> bool {
+        let _ = std::fs::remove_dir_all(dir);
+        Cmd::meshid()
+            .args(["agent", "api", "fetch", "--socket"])
+            .args([&self.workload_socket])
+            .args(["--write"])
+            .args([dir])
+            .output()
+            .status
+            .success()
     }
 
     /// Waits until `meshid agent api fetch` on the Workload API socket

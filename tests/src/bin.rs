@@ -36,3 +36,21 @@ pub fn meshid_bin() -> PathBuf {
     })
     .clone()
 }
+
+/// Panics, saying how to build one, unless the binary under test has the
+/// OpenSSL TLS backend compiled in (`meshid version` lists `openssl`).
+pub fn require_openssl_backend() {
+    let bin = meshid_bin();
+    let out = Command::new(&bin)
+        .arg("version")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {} version: {e}", bin.display()));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains(", openssl ("),
+        "{} has no OpenSSL backend (`meshid version` said {text:?}): build it with \
+         `cargo build -p meshid --bin meshid --features openssl` and export \
+         MESHID_BIN=$PWD/target/debug/meshid",
+        bin.display()
+    );
+}

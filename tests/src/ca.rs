@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::Duration;
 
+use meshid_identity::tls::TlsBackend;
+
 use crate::{Child, Cmd, eventually, free_port, wait_for_port};
 
 /// The trust domain unless a test picks another.
@@ -23,6 +25,7 @@ pub struct TestCaBuilder {
     data_dir: PathBuf,
     log_dir: PathBuf,
     node_port: Option<u16>,
+    tls_backend: Option<TlsBackend>,
     config: String,
 }
 
@@ -76,6 +79,13 @@ impl TestCaBuilder {
         self
     }
 
+    /// Runs on `backend`: `tls_backend = "<backend>"` at the top of its
+    /// config file, before anything [`config`](Self::config) adds.
+    pub fn tls_backend(mut self, backend: TlsBackend) -> Self {
+        self.tls_backend = Some(backend);
+        self
+    }
+
     /// Runs with a TOML config file holding `toml` (e.g. an `[upstream]`
     /// section), written to `<data dir>.toml`; the builder's flags still
     /// set the trust domain, data dir and addresses.
@@ -109,9 +119,10 @@ impl TestCaBuilder {
             .args(["--ops-listen", &format!("127.0.0.1:{ops_port}")])
             .args(["--admin-socket"])
             .args([&admin_socket]);
-        if !self.config.is_empty() {
+        let config = self.config_text();
+        if !config.is_empty() {
             let file = self.config_file();
-            std::fs::write(&file, &self.config)
+            std::fs::write(&file, config)
                 .unwrap_or_else(|e| panic!("write {}: {e}", file.display()));
             cmd = cmd.args(["--config"]).args([file]);
         }
@@ -144,6 +155,16 @@ impl TestCaBuilder {
     fn config_file(&self) -> PathBuf {
         self.data_dir.with_extension("toml")
     }
+
+    /// The config file's text: the backend line (top-level keys come
+    /// before any table), then what [`config`](Self::config) added.
+    fn config_text(&self) -> String {
+        let backend = self
+            .tls_backend
+            .map(|b| format!("tls_backend = {:?}\n", b.as_str()))
+            .unwrap_or_default();
+        backend + &self.config
+    }
 }
 
 impl TestCa {
@@ -154,6 +175,7 @@ impl TestCa {
             data_dir: data_dir.into(),
             log_dir: log_dir.into(),
             node_port: None,
+            tls_backend: None,
             config: String::new(),
         }
     }

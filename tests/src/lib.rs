@@ -3,17 +3,22 @@
 //! and Unix sockets; the crates' own integration tests use the same
 //! fixtures and waits.
 //!
-//! - [`bin`]: find (or build once) the `meshid` binary.
+//! - [`bin`]: find (or build once) the `meshid` binary; require its
+//!   OpenSSL backend.
 //! - [`process`]: child processes that are killed when the guard drops.
-//! - [`net`]: free ports, waiting for ports and sockets.
+//! - [`net`]: free ports, waiting for ports and sockets, a TCP echo server.
 //! - [`eventually`](mod@eventually): poll a condition with a deadline instead of sleeping.
 //! - [`lines`]: wait for a line in a log file.
 //! - [`http`](mod@http): a recording HTTP/1.1 backend, a one-request client
 //!   and a keep-alive client.
 //! - [`load`]: continuous bounded HTTP load, failures counted by reason.
-//! - [`proxy`]: [`TestProxy`], `meshid proxy run` on the Workload API.
+//! - [`proxy`]: [`TestProxy`], `meshid proxy run` on the Workload API
+//!   (HTTP and TCP listeners, extra config such as `tls_backend`).
 //! - [`traffic`]: [`Traffic`], meshid proxy → meshid proxy and Envoy →
-//!   meshid proxy paths, pooled and one handshake per request.
+//!   meshid proxy paths, pooled and one handshake per request, on either
+//!   TLS backend.
+//! - [`rotation`]: the root-rotation-under-load scenario, shared by the
+//!   rustls and OpenSSL runs.
 //! - [`certs`]: the chain a TLS server presents, AKI and serial (openssl).
 //! - [`workload_client`]: JWT-SVIDs and JWT bundles from a real agent.
 //! - [`jwt_load`]: continuous JWT-SVID fetch and validation.
@@ -57,6 +62,7 @@ pub mod pki;
 pub mod postgres;
 pub mod process;
 pub mod proxy;
+pub mod rotation;
 pub mod softhsm;
 pub mod traffic;
 pub mod workload_api;

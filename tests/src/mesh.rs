@@ -4,6 +4,8 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
+use meshid_identity::tls::TlsBackend;
+
 use crate::{TestAgent, TestAgentBuilder, TestCa, tempdir};
 
 /// How to start a [`Mesh`]; [`Mesh::builder`] makes one.
@@ -14,6 +16,7 @@ pub struct MeshBuilder {
     agent: fn(TestAgentBuilder) -> TestAgentBuilder,
     agent_extra: String,
     ca_config: String,
+    tls_backend: Option<TlsBackend>,
 }
 
 /// A running CA and agent.
@@ -66,6 +69,13 @@ impl MeshBuilder {
         self
     }
 
+    /// Runs the CA and the agent on `backend` (each with `tls_backend` in
+    /// its config file).
+    pub fn tls_backend(mut self, backend: TlsBackend) -> Self {
+        self.tls_backend = Some(backend);
+        self
+    }
+
     /// Starts the CA, creates a join token and the entries, starts the agent
     /// and waits until it serves the first entry's SVID to this process.
     pub fn start(self) -> Mesh {
@@ -76,9 +86,11 @@ impl MeshBuilder {
         }
         let logs = tmp.path().join("logs");
         std::fs::create_dir_all(&logs).unwrap_or_else(|e| panic!("mkdir logs: {e}"));
-        let ca = TestCa::builder(tmp.path().join("ca"), &logs)
-            .config(&self.ca_config)
-            .start();
+        let mut ca = TestCa::builder(tmp.path().join("ca"), &logs).config(&self.ca_config);
+        if let Some(backend) = self.tls_backend {
+            ca = ca.tls_backend(backend);
+        }
+        let ca = ca.start();
         let token = ca.join_token();
         let td = ca.trust_domain().to_owned();
         let mut entries = self.entries;
@@ -93,9 +105,12 @@ impl MeshBuilder {
             );
         }
         let spiffe_id = format!("spiffe://{td}{}", entries[0].0);
-        let builder = TestAgent::builder(&ca, tmp.path())
+        let mut builder = TestAgent::builder(&ca, tmp.path())
             .join_token(&token.secret)
             .extra(&self.agent_extra);
+        if let Some(backend) = self.tls_backend {
+            builder = builder.tls_backend(backend);
+        }
         let mut agent = (self.agent)(builder).start(&logs);
         agent.wait_for_svid(Some(&spiffe_id));
         Mesh {
@@ -120,6 +135,7 @@ impl Mesh {
             agent: |b| b,
             agent_extra: String::new(),
             ca_config: String::new(),
+            tls_backend: None,
         }
     }
 

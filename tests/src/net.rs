@@ -1,6 +1,7 @@
-//! Ports and sockets on this machine only.
+//! Ports and sockets on this machine only, and a TCP echo server.
 
 use std::collections::BTreeSet;
+use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::Mutex;
@@ -45,4 +46,58 @@ pub fn wait_for_socket(path: &Path, timeout: Duration) {
             .ok()
             .map(|_| ())
     });
+}
+
+/// How long an [`echo`] connection or [`echo_once`] waits for the peer.
+const ECHO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A TCP server on loopback that writes back every byte it reads, each
+/// connection on a thread of its own; its port.
+pub fn echo() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+    let port = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("local_addr: {e}"))
+        .port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            std::thread::spawn(move || {
+                let _ = s.set_read_timeout(Some(ECHO_TIMEOUT));
+                let mut buf = [0u8; 16 * 1024];
+                loop {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if s.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// Connects to `127.0.0.1:port`, writes `data`, reads until as many bytes
+/// came back (or the connection ends or times out); what came back.
+pub fn echo_once(port: u16, data: &[u8]) -> Vec<u8> {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return Vec::new();
+    };
+    let _ = s.set_read_timeout(Some(ECHO_TIMEOUT));
+    if s.write_all(data).is_err() {
+        return Vec::new();
+    }
+    let mut back = Vec::with_capacity(data.len());
+    let mut buf = [0u8; 16 * 1024];
+    while back.len() < data.len() {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => back.extend_from_slice(&buf[..n]),
+        }
+    }
+    back
 }

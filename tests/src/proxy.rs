@@ -4,6 +4,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use meshid_identity::tls::TlsBackend;
+
 use crate::{Child, Cmd, free_port};
 
 /// One listener of a [`TestProxy`].
@@ -29,6 +31,28 @@ pub enum Listener {
         /// Reuse upstream connections.
         pool: bool,
     },
+    /// As [`Inbound`](Self::Inbound), carrying opaque TCP (`protocol: tcp`).
+    InboundTcp {
+        /// Where it listens.
+        port: u16,
+        /// The application behind it.
+        forward_to: u16,
+    },
+    /// As [`Outbound`](Self::Outbound), carrying opaque TCP (`protocol: tcp`).
+    OutboundTcp {
+        /// Where it listens.
+        port: u16,
+        /// The peer proxy's inbound port.
+        upstream: u16,
+        /// The SPIFFE ID the peer must present.
+        server_id: String,
+    },
+}
+
+/// The proxy config line (YAML, top level) that runs it on `backend`, for
+/// [`TestProxy::start_with`]'s `extra`.
+pub fn tls_backend(backend: TlsBackend) -> String {
+    format!("tls_backend: {}\n", backend.as_str())
 }
 
 /// A running `meshid proxy run`.
@@ -54,7 +78,7 @@ impl TestProxy {
     }
 
     /// Writes `<dir>/<name>-proxy.yaml` (identity from the Workload API at
-    /// `workload_socket`, the given listeners, HTTP) and starts the proxy,
+    /// `workload_socket`, the given listeners) and starts the proxy,
     /// logging under `log_dir`. It does not wait: send a first request.
     pub fn start(
         dir: &Path,
@@ -63,6 +87,20 @@ impl TestProxy {
         workload_socket: &Path,
         listeners: &[Listener],
     ) -> Self {
+        Self::start_with(dir, log_dir, name, workload_socket, listeners, "")
+    }
+
+    /// As [`start`](Self::start), with `extra` (top-level YAML, e.g.
+    /// [`tls_backend`] or `"tls: { algorithms: fips }\n"`) appended to the
+    /// config.
+    pub fn start_with(
+        dir: &Path,
+        log_dir: &Path,
+        name: &str,
+        workload_socket: &Path,
+        listeners: &[Listener],
+        extra: &str,
+    ) -> Self {
         let ops_port = free_port();
         let mut yaml = format!(
             "identity:\n  workload_api: {{ socket: {:?} }}\nops_listen: \"127.0.0.1:{ops_port}\"\n",
@@ -70,31 +108,17 @@ impl TestProxy {
         );
         let (inbound, outbound): (Vec<_>, Vec<_>) = listeners
             .iter()
-            .partition(|l| matches!(l, Listener::Inbound { .. }));
+            .partition(|l| matches!(l, Listener::Inbound { .. } | Listener::InboundTcp { .. }));
         for (section, list) in [("inbound", inbound), ("outbound", outbound)] {
             if list.is_empty() {
                 continue;
             }
             let _ = writeln!(yaml, "{section}:");
             for l in list {
-                let _ = match l {
-                    Listener::Inbound { port, forward_to } => writeln!(
-                        yaml,
-                        "  - {{ listen: \"127.0.0.1:{port}\", forward_to: \"127.0.0.1:{forward_to}\", protocol: http }}"
-                    ),
-                    Listener::Outbound {
-                        port,
-                        upstream,
-                        server_id,
-                        pool,
-                    } => writeln!(
-                        yaml,
-                        "  - {{ listen: \"127.0.0.1:{port}\", upstream: \"127.0.0.1:{upstream}\", \
-                         server_id: {server_id:?}, protocol: http, pool: {pool} }}"
-                    ),
-                };
+                let _ = writeln!(yaml, "  - {}", listener_yaml(l));
             }
         }
+        yaml.push_str(extra);
         let file = dir.join(format!("{name}-proxy.yaml"));
         std::fs::write(&file, yaml).unwrap_or_else(|e| panic!("write {}: {e}", file.display()));
         let child = Cmd::meshid()
@@ -102,5 +126,36 @@ impl TestProxy {
             .args([&file])
             .spawn(log_dir);
         Self { child, ops_port }
+    }
+}
+
+/// One listener as a YAML flow mapping.
+fn listener_yaml(l: &Listener) -> String {
+    let inbound = |port, forward_to, protocol| {
+        format!(
+            "{{ listen: \"127.0.0.1:{port}\", forward_to: \"127.0.0.1:{forward_to}\", protocol: {protocol} }}"
+        )
+    };
+    let outbound = |port, upstream, server_id: &str, protocol, pool: Option<bool>| {
+        let pool = pool.map(|p| format!(", pool: {p}")).unwrap_or_default();
+        format!(
+            "{{ listen: \"127.0.0.1:{port}\", upstream: \"127.0.0.1:{upstream}\", \
+             server_id: {server_id:?}, protocol: {protocol}{pool} }}"
+        )
+    };
+    match l {
+        Listener::Inbound { port, forward_to } => inbound(*port, *forward_to, "http"),
+        Listener::InboundTcp { port, forward_to } => inbound(*port, *forward_to, "tcp"),
+        Listener::Outbound {
+            port,
+            upstream,
+            server_id,
+            pool,
+        } => outbound(*port, *upstream, server_id, "http", Some(*pool)),
+        Listener::OutboundTcp {
+            port,
+            upstream,
+            server_id,
+        } => outbound(*port, *upstream, server_id, "tcp", None),
     }
 }

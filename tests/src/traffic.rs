@@ -16,6 +16,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use meshid_identity::tls::TlsBackend;
+
 use crate::http::{Seen, backend, http};
 use crate::load::{Load, Report, Target};
 use crate::proxy::{Listener, TestProxy};
@@ -53,11 +55,22 @@ impl Traffic {
     /// target answers. `test` names the test in the notice printed when
     /// Envoy is not installed.
     pub fn start(mesh: &Mesh, test: &str) -> Self {
+        Self::start_with(mesh, test, "")
+    }
+
+    /// As [`start`](Self::start), with both meshid proxies on the TLS
+    /// `backend` (Envoy is Envoy).
+    pub fn start_on(mesh: &Mesh, test: &str, backend: TlsBackend) -> Self {
+        Self::start_with(mesh, test, &crate::proxy::tls_backend(backend))
+    }
+
+    /// Starts everything; `extra` goes into both meshid proxies' configs.
+    fn start_with(mesh: &Mesh, test: &str, extra: &str) -> Self {
         let (backend_port, seen) = backend();
         let dir = mesh.tmp.path();
         let socket = mesh.workload_socket();
         let inbound_port = free_port();
-        let inbound = TestProxy::start(
+        let inbound = TestProxy::start_with(
             dir,
             &mesh.logs,
             "inbound",
@@ -66,9 +79,10 @@ impl Traffic {
                 port: inbound_port,
                 forward_to: backend_port,
             }],
+            extra,
         );
         let (pooled, fresh) = (free_port(), free_port());
-        let outbound = TestProxy::start(
+        let outbound = TestProxy::start_with(
             dir,
             &mesh.logs,
             "outbound",
@@ -79,6 +93,7 @@ impl Traffic {
                 server_id: mesh.spiffe_id.clone(),
                 pool,
             }),
+            extra,
         );
         let mut targets = vec![
             target("meshid-pooled", pooled, true),
