@@ -14,6 +14,8 @@
 //! workload_api_socket = "/run/meshid/agent.sock"
 //! ops_listen = "127.0.0.1:9090"
 //! sync_interval = "5s"
+//! # tls_backend = "openssl"   # the CA client on OpenSSL (default "rustls")
+//! # fips = true               # OpenSSL's FIPS provider, or refuse to start
 //!
 //! # On Kubernetes, instead of a join token (see `attest::psat`):
 //! [node_attestor.k8s_psat]
@@ -31,6 +33,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use meshid_identity::JoinToken;
+use meshid_identity::tls::TlsBackend;
 use meshid_identity::{SpiffeId, TrustBundle, TrustDomain};
 use meshid_runtime::uds::UdsLimits;
 use serde::Deserialize;
@@ -156,6 +159,13 @@ pub struct AgentConfig {
     /// per listener, so one user cannot starve the others.
     #[serde(default = "default_max_connections_per_uid")]
     pub listener_max_connections_per_uid: usize,
+    /// The TLS library of the CA client: `rustls` or `openssl`.
+    #[serde(default)]
+    pub tls_backend: TlsBackend,
+    /// Load OpenSSL's FIPS provider at start-up (and refuse to start
+    /// without one); needs `tls_backend = "openssl"`.
+    #[serde(default)]
+    pub fips: bool,
 }
 
 /// `[node_attestor]`: how the agent proves its node besides a join token.
@@ -333,6 +343,12 @@ impl AgentConfig {
             field,
             reason: reason.to_owned(),
         };
+        self.tls_backend
+            .check(self.fips)
+            .map_err(|e| ConfigError::Invalid {
+                field: if self.fips { "fips" } else { "tls_backend" },
+                reason: e.to_string(),
+            })?;
         let (td, ca_id) = (&self.trust_domain, self.ca_spiffe_id()?);
         if !ca_id.is_member_of(td) {
             return Err(ConfigError::Invalid {

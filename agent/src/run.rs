@@ -66,10 +66,10 @@ pub async fn run(
     workload_api::check_socket_reachable(&config.workload_api_socket, &config.data_dir)?;
     workload_api::check_socket_reachable(config.sds_socket(), &config.data_dir)?;
     let attestor = workload_attestor(&config)?;
-    let client = Arc::new(GrpcCaClient::with_addresses(
-        &config.ca_targets(),
-        config.ca_spiffe_id()?,
-    )?);
+    let client = Arc::new(
+        GrpcCaClient::with_addresses(&config.ca_targets(), config.ca_spiffe_id()?)?
+            .with_backend(config.tls_backend),
+    );
 
     let (stop_tx, stop_rx) = watch::channel(false);
     {

@@ -17,15 +17,16 @@ pub use probe::IssuanceError;
 pub use published::{MAX_PUBLISHED_KEYS, PublishKeyError};
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use meshid_identity::jwt::{self, JwtError, JwtSigningKey};
+use meshid_identity::jwt::{self, JwtError, JwtSigner, JwtSigningKey};
 use meshid_identity::x509::sign_svid;
 use meshid_identity::{SpiffeId, SvidTemplate, TrustBundle, TrustDomain, X509Error};
 use rustls_pki_types::CertificateDer;
 use sha2::Digest;
 
-use crate::keymanager::{CaKey, CaSignError, KeyManager, Pkcs11Error};
+use crate::keymanager::{CaKey, CaSignError, KeyManager, OpensslJwtKey, Pkcs11Error, Signing};
 use crate::upstream::{CaMaterial, UpstreamAuthority, UpstreamError};
 
 /// The key manager slot of the JWT-SVID signing key.
@@ -46,6 +47,9 @@ pub struct AuthorityConfig {
     pub max_jwt_ttl: Duration,
     /// Lifetime of agent SVIDs.
     pub agent_ttl: Duration,
+    /// Which library signs JWT-SVIDs (the X.509 key's is its key
+    /// manager's choice).
+    pub signing: Signing,
 }
 
 impl AuthorityConfig {
@@ -58,6 +62,7 @@ impl AuthorityConfig {
             default_jwt_ttl: Duration::from_secs(300),
             max_jwt_ttl: Duration::from_secs(3600),
             agent_ttl: Duration::from_secs(3600),
+            signing: Signing::Ring,
         }
     }
 }
@@ -149,7 +154,7 @@ pub struct Authority {
     key_pair: CaKey,
     ca_not_after: SystemTime,
     chain_after_leaf: Vec<CertificateDer<'static>>,
-    jwt_key: JwtSigningKey,
+    jwt_key: Arc<dyn JwtSigner>,
     bundle: TrustBundle,
     /// The public key of [`Authority::check_issuance`]'s probe SVIDs (its
     /// private half is dropped at once: a probe is never used).
@@ -195,10 +200,14 @@ impl Authority {
             return Err(AuthorityError::CaExpired);
         }
         let kid = key_id(&jwt_private.public_key_der());
-        let jwt_key = JwtSigningKey::from_pkcs8_der(kid.clone(), jwt_private.pkcs8_der())?;
+        let ring_key = JwtSigningKey::from_pkcs8_der(kid.clone(), jwt_private.pkcs8_der())?;
         let mut bundle = TrustBundle::new(config.trust_domain.clone());
         bundle.x509_authorities = material.roots.clone();
-        bundle.jwt_authorities = vec![jwt_key.public_authority()];
+        bundle.jwt_authorities = vec![ring_key.public_authority()];
+        let jwt_key: Arc<dyn JwtSigner> = match config.signing {
+            Signing::Ring => Arc::new(ring_key),
+            Signing::Openssl => Arc::new(OpensslJwtKey::new(kid.clone(), jwt_private)?),
+        };
         bundle.refresh_hint = Some(Duration::from_secs(300));
         let probe_spki = meshid_identity::PrivateKey::generate_p256()
             .map_err(|e| AuthorityError::BadCa(format!("probe key: {e}")))?
@@ -316,7 +325,7 @@ impl Authority {
             self.config.max_jwt_ttl,
         );
         let exp = now + lifetime;
-        let token = jwt::sign(&self.jwt_key, spiffe_id, audience, now, exp)?;
+        let token = jwt::sign(&*self.jwt_key, spiffe_id, audience, now, exp)?;
         Ok((token, exp))
     }
 

@@ -16,6 +16,8 @@
 //! # upstream = { cert_chain_file = "/etc/meshid/ca-chain.pem", key_file = "/etc/meshid/ca-key.pem", root_file = "/etc/meshid/root.pem" }
 //! # upstream = { dir = "/etc/cacerts" }   # Istio plug-in CA or Kubernetes TLS Secret layout
 //! # keys = { manager = "pkcs11", pkcs11 = { ... } }   # the X.509 CA key on a token: see [`KeysConfig`]
+//! # tls_backend = "openssl"   # node API TLS and signing through OpenSSL (default "rustls")
+//! # fips = true               # OpenSSL's FIPS provider, or refuse to start
 //! ```
 
 mod check;
@@ -29,9 +31,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use meshid_identity::tls::TlsBackend;
 use meshid_identity::{SpiffeId, TrustDomain};
 use serde::Deserialize;
 
+use crate::keymanager::Signing;
 use crate::store::StoreUrl;
 
 pub use downstream::{DownstreamConfig, JOIN_TOKEN_ENV, JoinToken, MeshidUpstreamConfig};
@@ -246,6 +250,15 @@ pub struct CaConfig {
     /// (`[node_attestor.k8s_psat.clusters.<name>]`).
     #[serde(default)]
     pub node_attestor: NodeAttestorConfig,
+    /// The TLS library of the node API (server, and the downstream CA's
+    /// client of its upstream) and of signing with the keys in memory or on
+    /// disk: `rustls` (ring) or `openssl`.
+    #[serde(default)]
+    pub tls_backend: TlsBackend,
+    /// Load OpenSSL's FIPS provider at start-up (and refuse to start
+    /// without one); needs `tls_backend = "openssl"`.
+    #[serde(default)]
+    pub fips: bool,
 }
 
 fn default_listen() -> SocketAddr {
@@ -286,6 +299,8 @@ impl Default for CaConfig {
             ha: HaConfig::default(),
             rotation: RotationConfig::default(),
             node_attestor: NodeAttestorConfig::default(),
+            tls_backend: TlsBackend::default(),
+            fips: false,
         }
     }
 }
@@ -304,6 +319,19 @@ pub struct ValidConfig {
     pub admin_socket: PathBuf,
     /// Everything else, as given.
     pub raw: CaConfig,
+}
+
+// === impl ValidConfig ===
+
+impl ValidConfig {
+    /// Which library signs with the keys in memory or on disk: the one
+    /// `tls_backend` names.
+    pub fn signing(&self) -> Signing {
+        match self.raw.tls_backend {
+            TlsBackend::Rustls => Signing::Ring,
+            TlsBackend::Openssl => Signing::Openssl,
+        }
+    }
 }
 
 // === impl CaConfig ===

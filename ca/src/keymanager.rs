@@ -3,11 +3,16 @@
 //! CAs); [`DiskKeyManager`] keeps them as PKCS#8 PEM files (mode 0600) in the
 //! data directory, written atomically; [`Pkcs11KeyManager`] keeps the X.509
 //! CA key on a PKCS#11 token. Certificates are signed through a [`CaKey`],
-//! in memory or on the token.
+//! in memory (with ring, or OpenSSL: [`Signing`]) or on the token.
 
 mod ca_key;
 mod disk;
 mod memory;
+#[cfg(feature = "openssl")]
+mod openssl;
+#[cfg(not(feature = "openssl"))]
+#[path = "keymanager/openssl_absent.rs"]
+mod openssl;
 pub mod pkcs11;
 
 use std::fmt;
@@ -21,6 +26,7 @@ use crate::config::KeysConfig;
 pub use ca_key::{CaKey, CaSignError};
 pub use disk::DiskKeyManager;
 pub use memory::MemoryKeyManager;
+pub use openssl::OpensslJwtKey;
 pub use pkcs11::{Pkcs11Error, Pkcs11KeyManager};
 
 /// A key manager failure.
@@ -68,6 +74,17 @@ pub enum KeyManagerError {
     Pkcs11(#[from] Pkcs11Error),
 }
 
+/// Which library signs with the keys a key manager keeps in memory or on
+/// disk (a key on a PKCS#11 token always signs on the token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Signing {
+    /// ring (through rcgen): `tls_backend = "rustls"`.
+    #[default]
+    Ring,
+    /// OpenSSL's `EVP_PKEY`: `tls_backend = "openssl"`.
+    Openssl,
+}
+
 /// Generates and loads the CA's signing keys, one per named slot
 /// (`x509-ca`, `jwt`, …). [`load`](Self::load) and
 /// [`generate`](Self::generate) give keys held in memory (a [`PrivateKey`]:
@@ -86,13 +103,21 @@ pub trait KeyManager: Send + Sync + fmt::Debug {
     /// The certificate signing key in `slot`, if there is one. By default
     /// the in-memory key of [`load`](Self::load).
     fn load_signer(&self, slot: &str) -> Result<Option<CaKey>, KeyManagerError> {
-        self.load(slot)?.map(|k| signer(slot, &k)).transpose()
+        self.load(slot)?
+            .map(|k| signer(slot, &k, self.signing()))
+            .transpose()
     }
 
     /// A new certificate signing key in `slot`. By default the in-memory
     /// key of [`generate`](Self::generate).
     fn generate_signer(&self, slot: &str) -> Result<CaKey, KeyManagerError> {
-        signer(slot, &self.generate(slot)?)
+        signer(slot, &self.generate(slot)?, self.signing())
+    }
+
+    /// Which library signs with the keys this manager keeps in memory or
+    /// on disk. By default ring.
+    fn signing(&self) -> Signing {
+        Signing::Ring
     }
 
     /// True when this key manager holds the X.509 CA key itself (on a
@@ -113,15 +138,20 @@ pub trait KeyManager: Send + Sync + fmt::Debug {
 
 /// The key manager `[keys]` asks for: keys as files in `data_dir`, or the
 /// X.509 CA key on the token (other keys still in `data_dir`).
-pub fn open(keys: &KeysConfig, data_dir: &Path) -> Result<Arc<dyn KeyManager>, KeyManagerError> {
+/// The keys in memory or on disk sign with `signing`.
+pub fn open(
+    keys: &KeysConfig,
+    data_dir: &Path,
+    signing: Signing,
+) -> Result<Arc<dyn KeyManager>, KeyManagerError> {
     Ok(match keys.token() {
-        Some(token) => Arc::new(Pkcs11KeyManager::open(token, data_dir)?),
-        None => Arc::new(DiskKeyManager::new(data_dir)),
+        Some(token) => Arc::new(Pkcs11KeyManager::open(token, data_dir)?.with_signing(signing)),
+        None => Arc::new(DiskKeyManager::new(data_dir).with_signing(signing)),
     })
 }
 
-fn signer(slot: &str, key: &PrivateKey) -> Result<CaKey, KeyManagerError> {
-    CaKey::in_memory(key).map_err(|source| KeyManagerError::Generate {
+fn signer(slot: &str, key: &PrivateKey, signing: Signing) -> Result<CaKey, KeyManagerError> {
+    CaKey::new(key, signing).map_err(|source| KeyManagerError::Generate {
         slot: slot.to_owned(),
         source,
     })

@@ -123,7 +123,9 @@ impl CaServer {
             metrics.store.clone(),
         ));
         let store: Arc<dyn Store> = metered.clone();
-        let keys = keymanager::open(&cfg.raw.keys, &cfg.data_dir).map_err(AuthorityError::Keys)?;
+        let signing = cfg.signing();
+        let keys = keymanager::open(&cfg.raw.keys, &cfg.data_dir, signing)
+            .map_err(AuthorityError::Keys)?;
         // The files are fingerprinted before they are read, so a change
         // while the CA starts is seen by the first reload poll.
         let disk = cfg
@@ -144,7 +146,8 @@ impl CaServer {
         let meshid = match cfg.raw.upstream.as_ref().and_then(|up| up.meshid.as_ref()) {
             Some(m) => {
                 let up = Meshid::new(m, &cfg.trust_domain, &cfg.data_dir)
-                    .map_err(AuthorityError::Upstream)?;
+                    .map_err(AuthorityError::Upstream)?
+                    .with_backend(cfg.raw.tls_backend);
                 up.mint(keys.as_ref(), now)
                     .await
                     .map_err(AuthorityError::Upstream)?;
@@ -190,6 +193,7 @@ impl CaServer {
             default_jwt_ttl: cfg.raw.default_jwt_ttl,
             max_jwt_ttl: cfg.raw.max_jwt_ttl,
             agent_ttl: cfg.raw.agent_ttl,
+            signing,
         };
         let replica = ReplicaId::resolve(cfg.raw.ha.replica_id.as_ref(), &cfg.data_dir)?;
         let engine = Engine::start(EngineParts {
@@ -223,7 +227,7 @@ impl CaServer {
         // Node API.
         let node_listener = bind_tcp("node API", cfg.raw.listen).await?;
         let node_addr = local_addr("node API", &node_listener)?;
-        let tls = Arc::new(tls::server_config(authority.clone())?);
+        let tls = tls::NodeAcceptor::new(authority.clone(), cfg.raw.tls_backend)?;
         let (incoming, accept_task) = listener::tls_incoming(node_listener, tls);
         let mut attestors: Vec<Arc<dyn NodeAttestor>> = vec![Arc::new(JoinTokenAttestor::new(
             Arc::clone(&store),

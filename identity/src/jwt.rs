@@ -32,7 +32,7 @@ mod sign;
 mod signing_key;
 mod validate;
 
-pub use sign::sign;
+pub use sign::{JwtSigner, sign};
 pub use signing_key::JwtSigningKey;
 pub use validate::validate;
 

@@ -1,16 +1,20 @@
 //! TCP + TLS for tonic client channels: [`endpoint`] turns a `host:port`
 //! into a tonic `Endpoint` and the TLS server name, [`connector`] dials the
-//! URI's `host:port` and runs the TLS handshake with a given rustls config,
-//! so a channel made with `Endpoint::connect_with_connector` speaks gRPC
-//! over a TLS the caller fully controls (e.g. a verifier pinned to a
-//! SPIFFE ID).
+//! URI's `host:port` and runs a [`Handshake`] over it, so a channel made
+//! with `Endpoint::connect_with_connector` speaks gRPC over a TLS the caller
+//! fully controls (e.g. a verifier pinned to a SPIFFE ID). [`Rustls`] is the
+//! rustls handshake; the OpenSSL backend brings its own, over the same dial
+//! path.
 
+use std::future::Future;
+use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tonic::transport::Endpoint;
@@ -37,34 +41,61 @@ pub fn endpoint(
     Ok((endpoint, server_name))
 }
 
-/// A connector for `Endpoint::connect_with_connector{,_lazy}`: TCP (no
-/// Nagle) to the URI's authority, then TLS with `config`, sending
-/// `server_name` as SNI.
-pub fn connector(
+/// The client side of a TLS handshake over a dialled TCP connection: what
+/// [`connector`] runs once per connection.
+pub trait Handshake: Clone + Send + Sync + 'static {
+    /// The TLS stream once the handshake succeeded.
+    type Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static;
+
+    /// Runs the handshake over `tcp`; the error says why it failed (and may
+    /// wrap the backend's error for the caller to downcast).
+    fn handshake(&self, tcp: TcpStream) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+}
+
+/// The rustls handshake with `config`, sending `server_name` as SNI.
+#[derive(Debug, Clone)]
+pub struct Rustls {
     config: Arc<ClientConfig>,
     server_name: ServerName<'static>,
-) -> impl tower::Service<
-    http::Uri,
-    Response = TokioIo<TlsStream<TcpStream>>,
-    Error = std::io::Error,
-    Future = impl Send,
-> + Send
+}
+
+impl Rustls {
+    /// A handshake with `config`, sending `server_name` as SNI.
+    pub fn new(config: Arc<ClientConfig>, server_name: ServerName<'static>) -> Self {
+        Self {
+            config,
+            server_name,
+        }
+    }
+}
+
+impl Handshake for Rustls {
+    type Stream = TlsStream<TcpStream>;
+
+    fn handshake(&self, tcp: TcpStream) -> impl Future<Output = io::Result<Self::Stream>> + Send {
+        tokio_rustls::TlsConnector::from(Arc::clone(&self.config))
+            .connect(self.server_name.clone(), tcp)
+    }
+}
+
+/// A connector for `Endpoint::connect_with_connector{,_lazy}`: TCP (no
+/// Nagle) to the URI's authority, then `handshake`.
+pub fn connector<H: Handshake>(
+    handshake: H,
+) -> impl tower::Service<http::Uri, Response = TokioIo<H::Stream>, Error = io::Error, Future = impl Send>
++ Send
 + Clone
 + 'static {
     tower::service_fn(move |uri: http::Uri| {
-        let config = config.clone();
-        let server_name = server_name.clone();
+        let handshake = handshake.clone();
         async move {
             let authority = uri
                 .authority()
-                .ok_or_else(|| std::io::Error::other("the URI has no host:port"))?
+                .ok_or_else(|| io::Error::other("the URI has no host:port"))?
                 .to_string();
             let tcp = TcpStream::connect(authority).await?;
             tcp.set_nodelay(true)?;
-            let tls = tokio_rustls::TlsConnector::from(config)
-                .connect(server_name, tcp)
-                .await?;
-            Ok(TokioIo::new(tls))
+            Ok(TokioIo::new(handshake.handshake(tcp).await?))
         }
     })
 }

@@ -3,7 +3,6 @@
 use std::error::Error as StdError;
 
 use meshid_identity::SpiffeId;
-use meshid_identity::tls::PeerNotAllowed;
 
 /// A CA call failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -62,7 +61,7 @@ impl CaError {
     }
 
     /// [`Self::WrongCa`] if `e` or an error it wraps (through `source()`,
-    /// `io::Error` and rustls) is the CA-ID check failing.
+    /// `io::Error`, rustls or OpenSSL) is the CA-ID check failing.
     pub(super) fn wrong_ca_in(e: &(dyn StdError + 'static)) -> Option<Self> {
         let mut next = Some(e);
         let mut depth = 0;
@@ -75,10 +74,7 @@ impl CaError {
                 .and_then(|io| io.get_ref())
                 .map(|i| i as &(dyn StdError + 'static));
             for candidate in [Some(e), inner].into_iter().flatten() {
-                let refused = candidate
-                    .downcast_ref::<rustls::Error>()
-                    .and_then(PeerNotAllowed::in_error);
-                if let Some(refused) = refused
+                if let Some(refused) = super::tls::peer_not_allowed(candidate)
                     && let [expected] = refused.expected_ids()
                 {
                     return Some(Self::WrongCa {

@@ -8,6 +8,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use meshid_identity::tls::TlsBackend;
 use meshid_identity::{BundleSet, SpiffeId};
 use meshid_proto::ca::node_client::NodeClient;
 use meshid_proto::ca::{
@@ -17,7 +18,8 @@ use meshid_proto::ca::{
 use tonic::transport::{Channel, Endpoint};
 
 use super::failover::{Peer, Peers};
-use super::{AgentCredentials, CaClient, CaError, tls};
+use super::tls::{CaTls, Target};
+use super::{AgentCredentials, CaClient, CaError};
 
 /// How long one RPC may take.
 const RPC_TIMEOUT: Duration = Duration::from_secs(30);
@@ -29,6 +31,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct GrpcCaClient {
     peers: Peers,
     ca_id: SpiffeId,
+    backend: TlsBackend,
     state: Mutex<State>,
 }
 
@@ -69,8 +72,15 @@ impl GrpcCaClient {
         Ok(Self {
             peers: Peers::new(addresses)?,
             ca_id,
+            backend: TlsBackend::Rustls,
             state: Mutex::new(State::default()),
         })
+    }
+
+    /// Speaks TLS to the CA with `backend` (rustls unless told otherwise).
+    pub fn with_backend(mut self, backend: TlsBackend) -> Self {
+        self.backend = backend;
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -130,12 +140,10 @@ impl GrpcCaClient {
     /// attestation a fresh connection.
     async fn channel(&self, peer: Peer, auth: Auth) -> Result<Channel, CaError> {
         let endpoint = self.endpoint(peer)?;
-        let server_name = self.peers.server_name(peer);
         if auth == Auth::Server {
             let bundles = self.lock().bundles.clone();
-            let config = tls::client_config(&self.ca_id, bundles, None)?;
-            return endpoint
-                .connect_with_connector(meshid_runtime::tls::connector(config, server_name))
+            return CaTls::new(self.target(peer, bundles), None)?
+                .connect(&endpoint)
                 .await
                 .map_err(transport);
         }
@@ -146,11 +154,20 @@ impl GrpcCaClient {
             return Ok(ch.clone());
         }
         let creds = st.creds.as_ref().ok_or(CaError::NoCredentials)?;
-        let config = tls::client_config(&self.ca_id, st.bundles.clone(), Some(creds))?;
-        let ch = endpoint
-            .connect_with_connector_lazy(meshid_runtime::tls::connector(config, server_name));
+        let ch =
+            CaTls::new(self.target(peer, st.bundles.clone()), Some(creds))?.connect_lazy(&endpoint);
         st.channel = Some((peer, ch.clone()));
         Ok(ch)
+    }
+
+    /// Who `peer` must be, under `bundles`.
+    fn target(&self, peer: Peer, bundles: Arc<BundleSet>) -> Target<'_> {
+        Target {
+            backend: self.backend,
+            ca_id: &self.ca_id,
+            bundles,
+            server_name: self.peers.server_name(peer),
+        }
     }
 
     fn endpoint(&self, peer: Peer) -> Result<Endpoint, CaError> {

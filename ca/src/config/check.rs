@@ -39,14 +39,15 @@ impl CaConfig {
         // against the chain; nothing is generated.
         let keys: Box<dyn KeyManager> = match valid.raw.keys.token() {
             Some(token) => {
-                Box::new(Pkcs11KeyManager::open(token, &valid.data_dir).map_err(|e| {
+                let km = Pkcs11KeyManager::open(token, &valid.data_dir).map_err(|e| {
                     ConfigError::Invalid {
                         field: "keys.pkcs11",
                         reason: e.to_string(),
                     }
-                })?)
+                })?;
+                Box::new(km.with_signing(valid.signing()))
             }
-            None => Box::new(MemoryKeyManager::new()),
+            None => Box::new(MemoryKeyManager::new().with_signing(valid.signing())),
         };
         if let Some(up) = valid.raw.upstream.as_ref().filter(|up| up.meshid.is_none()) {
             Disk::from_config(up)
@@ -80,6 +81,14 @@ impl CaConfig {
             field,
             reason: reason.to_owned(),
         };
+        // First: with `fips = true` this loads the FIPS provider, so
+        // nothing below runs without it.
+        self.tls_backend
+            .check(self.fips)
+            .map_err(|e| ConfigError::Invalid {
+                field: if self.fips { "fips" } else { "tls_backend" },
+                reason: e.to_string(),
+            })?;
         for (field, d) in [
             ("default_x509_ttl", self.default_x509_ttl),
             ("max_x509_ttl", self.max_x509_ttl),

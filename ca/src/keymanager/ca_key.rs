@@ -1,4 +1,5 @@
-//! [`CaKey`]: the CA's certificate signing key, held in memory or on a
+//! [`CaKey`]: the CA's certificate signing key, held in memory (signing
+//! with ring, or with OpenSSL for `tls_backend = "openssl"`) or on a
 //! PKCS#11 token. Either way it is an `rcgen::SigningKey`, so every
 //! certificate builder takes it; [`CaKey::sign_with`] also tells a token
 //! that failed (retry later) from a certificate that cannot be built.
@@ -11,6 +12,8 @@ use meshid_identity::{KeyError, PrivateKey, X509Error};
 use rcgen::{KeyPair, PublicKeyData, SignatureAlgorithm, SigningKey};
 use zeroize::Zeroizing;
 
+use super::Signing;
+use super::openssl::OpensslKey;
 use super::pkcs11::{Pkcs11Error, TokenKey};
 
 /// A certificate signing key: in memory (a [`PrivateKey`]) or a key pair
@@ -21,6 +24,7 @@ pub struct CaKey(Inner);
 #[derive(Clone)]
 enum Inner {
     Memory(Arc<(PrivateKey, KeyPair)>),
+    Openssl(Arc<(PrivateKey, OpensslKey)>),
     Token(Arc<TokenKey>),
 }
 
@@ -45,7 +49,18 @@ pub enum CaSignError {
 // === impl CaKey ===
 
 impl CaKey {
-    /// A key held in memory.
+    /// A key held in memory that `signing` signs with.
+    pub fn new(key: &PrivateKey, signing: Signing) -> Result<Self, KeyError> {
+        match signing {
+            Signing::Ring => Self::in_memory(key),
+            Signing::Openssl => Ok(Self(Inner::Openssl(Arc::new((
+                key.clone(),
+                OpensslKey::new(key)?,
+            ))))),
+        }
+    }
+
+    /// A key held in memory, signing with ring.
     pub fn in_memory(key: &PrivateKey) -> Result<Self, KeyError> {
         Ok(Self(Inner::Memory(Arc::new((
             key.clone(),
@@ -58,6 +73,7 @@ impl CaKey {
     pub fn to_pkcs8_pem(&self) -> Option<Zeroizing<String>> {
         match &self.0 {
             Inner::Memory(m) => Some(m.0.to_pkcs8_pem()),
+            Inner::Openssl(o) => Some(o.0.to_pkcs8_pem()),
             Inner::Token(_) => None,
         }
     }
@@ -71,12 +87,22 @@ impl CaKey {
         self.subject_public_key_info()
     }
 
-    /// Where the key is used: `memory` (its bytes are in this process) or
-    /// `pkcs11`; the label of the signing error metric.
+    /// Where the key is used: `memory` (its bytes are in this process,
+    /// whichever library signs) or `pkcs11`; the label of the signing
+    /// error metric.
     pub fn backend(&self) -> &'static str {
         match &self.0 {
-            Inner::Memory(_) => "memory",
+            Inner::Memory(_) | Inner::Openssl(_) => "memory",
             Inner::Token(_) => "pkcs11",
+        }
+    }
+
+    /// Which library signs with a key in memory; `None` on a token.
+    pub fn signing(&self) -> Option<Signing> {
+        match &self.0 {
+            Inner::Memory(_) => Some(Signing::Ring),
+            Inner::Openssl(_) => Some(Signing::Openssl),
+            Inner::Token(_) => None,
         }
     }
 
@@ -105,6 +131,10 @@ impl CaKey {
     fn try_sign(&self, msg: &[u8]) -> Result<Vec<u8>, Option<Pkcs11Error>> {
         match &self.0 {
             Inner::Memory(m) => m.1.sign(msg).map_err(|_| None),
+            Inner::Openssl(o) => o.1.sign(msg).map_err(|e| {
+                tracing::warn!(error = %e, "OpenSSL signing failed");
+                None
+            }),
             Inner::Token(key) => key.sign(msg).map_err(Some),
         }
     }
@@ -114,6 +144,7 @@ impl PublicKeyData for CaKey {
     fn der_bytes(&self) -> &[u8] {
         match &self.0 {
             Inner::Memory(m) => m.1.der_bytes(),
+            Inner::Openssl(o) => o.1.raw_public_key(),
             Inner::Token(key) => key.raw_public_key(),
         }
     }
@@ -121,6 +152,7 @@ impl PublicKeyData for CaKey {
     fn algorithm(&self) -> &'static SignatureAlgorithm {
         match &self.0 {
             Inner::Memory(m) => m.1.algorithm(),
+            Inner::Openssl(o) => o.1.algorithm(),
             Inner::Token(key) => key.algorithm(),
         }
     }
@@ -141,6 +173,7 @@ impl fmt::Debug for CaKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
             Inner::Memory(_) => f.write_str("CaKey(memory, ...)"),
+            Inner::Openssl(_) => f.write_str("CaKey(memory, openssl, ...)"),
             Inner::Token(key) => write!(f, "CaKey({key:?})"),
         }
     }

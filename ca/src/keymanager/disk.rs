@@ -6,12 +6,13 @@ use std::path::PathBuf;
 
 use meshid_identity::PrivateKey;
 
-use super::{KeyManager, KeyManagerError, check_slot, generate_key};
+use super::{KeyManager, KeyManagerError, Signing, check_slot, generate_key};
 
 /// A [`KeyManager`] that keeps each key in a file in one directory.
 #[derive(Debug, Clone)]
 pub struct DiskKeyManager {
     dir: PathBuf,
+    signing: Signing,
 }
 
 // === impl DiskKeyManager ===
@@ -19,7 +20,16 @@ pub struct DiskKeyManager {
 impl DiskKeyManager {
     /// Keys live in `dir` (which must exist).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            signing: Signing::Ring,
+        }
+    }
+
+    /// Its keys sign with `signing` (ring unless told otherwise).
+    pub fn with_signing(mut self, signing: Signing) -> Self {
+        self.signing = signing;
+        self
     }
 
     fn path(&self, slot: &str) -> PathBuf {
@@ -71,6 +81,10 @@ impl KeyManager for DiskKeyManager {
 
     fn key_ref(&self, slot: &str) -> String {
         self.path(slot).display().to_string()
+    }
+
+    fn signing(&self) -> Signing {
+        self.signing
     }
 }
 

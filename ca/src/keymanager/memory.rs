@@ -5,12 +5,13 @@ use std::sync::Mutex;
 
 use meshid_identity::PrivateKey;
 
-use super::{KeyManager, KeyManagerError, check_slot, generate_key};
+use super::{KeyManager, KeyManagerError, Signing, check_slot, generate_key};
 
 /// A [`KeyManager`] that keeps keys in memory only.
 #[derive(Default)]
 pub struct MemoryKeyManager {
     keys: Mutex<HashMap<String, PrivateKey>>,
+    signing: Signing,
 }
 
 // === impl MemoryKeyManager ===
@@ -19,6 +20,12 @@ impl MemoryKeyManager {
     /// An empty key manager.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Its keys sign with `signing` (ring unless told otherwise).
+    pub fn with_signing(mut self, signing: Signing) -> Self {
+        self.signing = signing;
+        self
     }
 }
 
@@ -45,6 +52,10 @@ impl KeyManager for MemoryKeyManager {
 
     fn key_ref(&self, slot: &str) -> String {
         format!("memory:{slot}")
+    }
+
+    fn signing(&self) -> Signing {
+        self.signing
     }
 }
 

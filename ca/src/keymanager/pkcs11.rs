@@ -25,7 +25,7 @@ use cryptoki::types::AuthPin;
 use meshid_identity::PrivateKey;
 use zeroize::Zeroizing;
 
-use super::{CaKey, DiskKeyManager, KeyManager, KeyManagerError};
+use super::{CaKey, DiskKeyManager, KeyManager, KeyManagerError, Signing};
 use crate::config::{KeyType, Pkcs11Config};
 use crate::upstream::CA_KEY_SLOT;
 
@@ -155,6 +155,13 @@ impl Pkcs11KeyManager {
         })
     }
 
+    /// The keys kept as files (every slot but the X.509 CA key's) sign
+    /// with `signing`.
+    pub fn with_signing(mut self, signing: Signing) -> Self {
+        self.files = self.files.with_signing(signing);
+        self
+    }
+
     /// The token's label.
     pub fn token_label(&self) -> &str {
         self.pool.token()
@@ -194,6 +201,10 @@ impl KeyManager for Pkcs11KeyManager {
 
     fn owns_ca_key(&self) -> bool {
         true
+    }
+
+    fn signing(&self) -> Signing {
+        self.files.signing()
     }
 
     fn load_signer(&self, slot: &str) -> Result<Option<CaKey>, KeyManagerError> {

@@ -1,8 +1,8 @@
 //! Who is calling: the verified client certificate, and whether it is an
 //! agent's.
 //!
-//! The node server serves [`TlsConnection`]s; tonic puts each connection's
-//! [`PeerCertificates`] into the request extensions. (tonic's own
+//! The node server serves [`TlsConnection`]s (rustls or OpenSSL); tonic
+//! puts each connection's [`PeerCertificates`] into the request extensions. (tonic's own
 //! `TlsConnectInfo` is only exported with its TLS features, which would
 //! pull in its own rustls setup, so meshid carries its own small type.)
 //!
@@ -38,19 +38,52 @@ pub struct PeerCertificates {
     pub certs: Option<Arc<Vec<CertificateDer<'static>>>>,
 }
 
-/// A server-side TLS connection that reports its [`PeerCertificates`].
-#[derive(Debug)]
-pub struct TlsConnection(pub tokio_rustls::server::TlsStream<TcpStream>);
+/// A server-side TLS connection (on either TLS backend) that reports its
+/// [`PeerCertificates`].
+pub struct TlsConnection {
+    io: Pin<Box<dyn Io>>,
+    info: PeerCertificates,
+}
+
+/// What a TLS stream of either backend is to the node server.
+trait Io: AsyncRead + AsyncWrite + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Send> Io for T {}
+
+impl TlsConnection {
+    /// A rustls connection; its peer certificates are the ones rustls's
+    /// verifier accepted.
+    pub fn rustls(tls: tokio_rustls::server::TlsStream<TcpStream>) -> Self {
+        let (tcp, session) = tls.get_ref();
+        let info = PeerCertificates {
+            remote_addr: tcp.peer_addr().ok(),
+            certs: session.peer_certificates().map(|c| Arc::new(c.to_vec())),
+        };
+        Self::new(tls, info)
+    }
+
+    /// A connection of another backend, whose handshake verified `info`.
+    pub fn new(io: impl AsyncRead + AsyncWrite + Send + 'static, info: PeerCertificates) -> Self {
+        Self {
+            io: Box::pin(io),
+            info,
+        }
+    }
+}
+
+impl std::fmt::Debug for TlsConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsConnection")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
 
 impl Connected for TlsConnection {
     type ConnectInfo = PeerCertificates;
 
     fn connect_info(&self) -> PeerCertificates {
-        let (tcp, session) = self.0.get_ref();
-        PeerCertificates {
-            remote_addr: tcp.peer_addr().ok(),
-            certs: session.peer_certificates().map(|c| Arc::new(c.to_vec())),
-        }
+        self.info.clone()
     }
 }
 
@@ -60,7 +93,7 @@ impl AsyncRead for TlsConnection {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
+        self.io.as_mut().poll_read(cx, buf)
     }
 }
 
@@ -70,15 +103,15 @@ impl AsyncWrite for TlsConnection {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
+        self.io.as_mut().poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
+        self.io.as_mut().poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
+        self.io.as_mut().poll_shutdown(cx)
     }
 
     fn poll_write_vectored(
@@ -86,11 +119,11 @@ impl AsyncWrite for TlsConnection {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+        self.io.as_mut().poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.0.is_write_vectored()
+        self.io.is_write_vectored()
     }
 }
 

@@ -2,14 +2,13 @@
 //! own task (bounded by a timeout) so a slow client cannot stall others.
 
 use std::io;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::tls::NodeAcceptor;
 use crate::node::TlsConnection;
 
 /// How long a client may take to finish the TLS handshake.
@@ -20,13 +19,12 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// accept task (abort it on shutdown).
 pub fn tls_incoming(
     listener: TcpListener,
-    config: Arc<rustls::ServerConfig>,
+    acceptor: NodeAcceptor,
 ) -> (
     ReceiverStream<io::Result<TlsConnection>>,
     tokio::task::JoinHandle<()>,
 ) {
     let (tx, rx) = mpsc::channel(128);
-    let acceptor = TlsAcceptor::from(config);
     let task = tokio::spawn(async move {
         loop {
             let (tcp, peer) = match listener.accept().await {
@@ -46,7 +44,7 @@ pub fn tls_incoming(
             tokio::spawn(async move {
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                     Ok(Ok(tls)) => {
-                        let _ = tx.send(Ok(TlsConnection(tls))).await;
+                        let _ = tx.send(Ok(tls)).await;
                     }
                     Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),

@@ -3,20 +3,70 @@
 //! authentication that is optional at the TLS layer (so `Attest` works
 //! without a certificate) but verified whenever a certificate is presented,
 //! against the bundle the CA serves now. Every RPC except `Attest` then
-//! requires one.
+//! requires one. On rustls ([`server_config`]) or OpenSSL ([`openssl`]);
+//! [`NodeAcceptor`] accepts on either.
 
+use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use meshid_identity::tls::{PeerMatch, SpiffeVerifier};
+use meshid_identity::tls::{PeerMatch, SpiffeVerifier, TlsBackend};
 use meshid_identity::{BundleSet, PrivateKey, SpiffeId, TrustBundle, crypto};
 use rustls::ServerConfig;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
 
 use crate::authority::{Authority, CurrentAuthority, X509SvidSpec};
+use crate::node::TlsConnection;
 
 mod client;
+#[cfg(feature = "openssl")]
+mod openssl;
+#[cfg(not(feature = "openssl"))]
+#[path = "tls/openssl_absent.rs"]
+mod openssl;
+
+/// The node API's TLS handshake, on the configured backend.
+#[derive(Clone)]
+pub enum NodeAcceptor {
+    /// rustls with [`server_config`].
+    Rustls(TlsAcceptor),
+    /// OpenSSL.
+    Openssl(Arc<openssl::Acceptor>),
+}
+
+// === impl NodeAcceptor ===
+
+impl NodeAcceptor {
+    /// The acceptor of `backend` for `authority`.
+    pub fn new(authority: CurrentAuthority, backend: TlsBackend) -> Result<Self, rustls::Error> {
+        Ok(match backend {
+            TlsBackend::Rustls => {
+                Self::Rustls(TlsAcceptor::from(Arc::new(server_config(authority)?)))
+            }
+            TlsBackend::Openssl => Self::Openssl(Arc::new(openssl::Acceptor::new(authority)?)),
+        })
+    }
+
+    /// One handshake on `tcp` (the caller bounds its time).
+    pub async fn accept(&self, tcp: TcpStream) -> io::Result<TlsConnection> {
+        match self {
+            Self::Rustls(acceptor) => acceptor.accept(tcp).await.map(TlsConnection::rustls),
+            Self::Openssl(acceptor) => acceptor.accept(tcp).await,
+        }
+    }
+}
+
+impl std::fmt::Debug for NodeAcceptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Rustls(_) => "NodeAcceptor(rustls)",
+            Self::Openssl(_) => "NodeAcceptor(openssl)",
+        })
+    }
+}
 
 /// The node server's rustls configuration (TLS 1.3, h2).
 pub fn server_config(authority: CurrentAuthority) -> Result<ServerConfig, rustls::Error> {

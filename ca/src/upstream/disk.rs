@@ -114,7 +114,7 @@ fn signing_key(files: &Files, keys: &dyn KeyManager) -> Result<(CaKey, String), 
         reason,
     };
     let private = PrivateKey::from_pem(&read(&files.key)?).map_err(|e| invalid(e.to_string()))?;
-    let key = CaKey::in_memory(&private).map_err(|e| invalid(e.to_string()))?;
+    let key = CaKey::new(&private, keys.signing()).map_err(|e| invalid(e.to_string()))?;
     Ok((key, key_path))
 }
 

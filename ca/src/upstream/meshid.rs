@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
+use meshid_identity::tls::TlsBackend;
 use meshid_identity::x509::{pem_certs, to_pem};
 use meshid_identity::{
     BundleSet, JwtAuthority, PrivateKey, TrustBundle, TrustDomain, verify_x509_svid,
@@ -141,6 +142,13 @@ impl Meshid {
             agent_cert_path: data_dir.join(AGENT_CERT_FILE),
             minted: Mutex::new(None),
         })
+    }
+
+    /// Speaks TLS to the upstream with `backend` (rustls unless told
+    /// otherwise).
+    pub fn with_backend(mut self, backend: TlsBackend) -> Self {
+        self.client = self.client.with_backend(backend);
+        self
     }
 
     fn roots(&self) -> TrustBundle {

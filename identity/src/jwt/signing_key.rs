@@ -1,11 +1,12 @@
 //! The private key a trust domain signs JWT-SVIDs with.
 
-use jsonwebtoken::EncodingKey;
+use std::sync::Arc;
+
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use zeroize::Zeroizing;
 
-use super::JwtError;
+use super::{JwtError, JwtSigner};
 use crate::JwtAuthority;
 use crate::bundle::jwk::p256_spki_der_from_coordinates;
 
@@ -16,6 +17,7 @@ pub struct JwtSigningKey {
     /// The key ID written into each token's header and the bundle.
     pub key_id: String,
     pkcs8: Zeroizing<Vec<u8>>,
+    pair: Arc<EcdsaKeyPair>,
     public_spki: Vec<u8>,
 }
 
@@ -45,6 +47,7 @@ impl JwtSigningKey {
         Ok(Self {
             key_id,
             pkcs8: Zeroizing::new(der.to_vec()),
+            pair: Arc::new(pair),
             public_spki,
         })
     }
@@ -70,9 +73,22 @@ impl JwtSigningKey {
             expires_at: None,
         }
     }
+}
 
-    pub(super) fn encoding_key(&self) -> EncodingKey {
-        EncodingKey::from_ec_der(&self.pkcs8)
+impl JwtSigner for JwtSigningKey {
+    fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    fn sign_es256(&self, signing_input: &[u8]) -> Result<[u8; 64], JwtError> {
+        let signature = self
+            .pair
+            .sign(&SystemRandom::new(), signing_input)
+            .map_err(|_| JwtError::Signing("ECDSA P-256 signing failed".into()))?;
+        signature
+            .as_ref()
+            .try_into()
+            .map_err(|_| JwtError::Signing("ECDSA P-256 signature is not 64 bytes".into()))
     }
 }
 

@@ -2,13 +2,15 @@
 //! server-authenticated TLS, `RenewAgent` and `SignDownstreamCa` over mTLS
 //! with the downstream's agent SVID (it also carries the downstream's JWT
 //! key for the upstream to publish). Every connection requires the
-//! upstream to present its pinned SPIFFE ID
-//! ([`meshid_identity::tls::pinned_client_config`]).
+//! upstream to present its pinned SPIFFE ID, on the CA's TLS backend:
+//! [`meshid_identity::tls::pinned_client_config`] on rustls, the same
+//! [`PeerCheck`](meshid_identity::tls::PeerCheck) rules on OpenSSL
+//! ([`openssl`]); both over [`meshid_runtime::tls::connector`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use meshid_identity::tls::{ClientCert, pinned_client_config};
+use meshid_identity::tls::{ClientCert, TlsBackend, pinned_client_config};
 use meshid_identity::x509::csr::key_only_csr;
 use meshid_identity::{BundleSet, JwtAuthority, PrivateKey, SpiffeId, TrustBundle, TrustDomain};
 use meshid_proto::ca::node_client::NodeClient;
@@ -16,10 +18,17 @@ use meshid_proto::ca::{
     AttestRequest, JwtKey, RenewAgentRequest, SignDownstreamCaRequest, SignDownstreamCaResponse,
 };
 use meshid_proto::convert::trust_bundle_of;
+use meshid_runtime::tls::{Rustls, connector};
 use rustls_pki_types::{CertificateDer, ServerName};
 use tonic::transport::{Channel, Endpoint};
 
 use super::MeshidError;
+
+#[cfg(feature = "openssl")]
+mod openssl;
+#[cfg(not(feature = "openssl"))]
+#[path = "client/openssl_absent.rs"]
+mod openssl;
 
 /// How long one RPC may take.
 const RPC_TIMEOUT: Duration = Duration::from_secs(30);
@@ -41,6 +50,7 @@ pub(super) struct UpstreamClient {
     endpoint: Endpoint,
     server_name: ServerName<'static>,
     ca_id: SpiffeId,
+    backend: TlsBackend,
 }
 
 // === impl UpstreamClient ===
@@ -56,7 +66,15 @@ impl UpstreamClient {
             endpoint,
             server_name,
             ca_id,
+            backend: TlsBackend::Rustls,
         })
+    }
+
+    /// Speaks TLS to the upstream with `backend` (rustls unless told
+    /// otherwise).
+    pub fn with_backend(mut self, backend: TlsBackend) -> Self {
+        self.backend = backend;
+        self
     }
 
     /// Attests with `token`; returns the agent SVID chain for `key` and
@@ -140,19 +158,26 @@ impl UpstreamClient {
         roots: &TrustBundle,
         client: Option<&AgentSvid>,
     ) -> Result<NodeClient<Channel>, MeshidError> {
-        let bundles: BundleSet = [roots.clone()].into_iter().collect();
-        let cert = client.map(|c| ClientCert {
-            chain: &c.chain,
-            key: &c.key,
-        });
-        let config = pinned_client_config(&self.ca_id, Arc::new(bundles), cert)
-            .map_err(|e| MeshidError::Config(format!("TLS to the upstream CA: {e}")))?;
-        let connector = meshid_runtime::tls::connector(Arc::new(config), self.server_name.clone());
-        let channel = self
-            .endpoint
-            .connect_with_connector(connector)
-            .await
-            .map_err(|e| MeshidError::Unavailable(chain_text(&e)))?;
+        let bundles = Arc::new([roots.clone()].into_iter().collect::<BundleSet>());
+        let setup = |e: String| MeshidError::Config(format!("TLS to the upstream CA: {e}"));
+        let connected = match self.backend {
+            TlsBackend::Rustls => {
+                let cert = client.map(|c| ClientCert {
+                    chain: &c.chain,
+                    key: &c.key,
+                });
+                let config = pinned_client_config(&self.ca_id, bundles, cert)
+                    .map_err(|e| setup(e.to_string()))?;
+                let tls = Rustls::new(Arc::new(config), self.server_name.clone());
+                self.endpoint.connect_with_connector(connector(tls)).await
+            }
+            TlsBackend::Openssl => {
+                let cert = client.map(|c| (c.chain.as_slice(), &c.key));
+                let tls = openssl::Handshake::new(&self.ca_id, bundles, cert).map_err(setup)?;
+                self.endpoint.connect_with_connector(connector(tls)).await
+            }
+        };
+        let channel = connected.map_err(|e| MeshidError::Unavailable(chain_text(&e)))?;
         Ok(NodeClient::new(channel)
             .max_decoding_message_size(meshid_proto::MAX_MESSAGE_SIZE)
             .max_encoding_message_size(meshid_proto::MAX_MESSAGE_SIZE))
