@@ -24,7 +24,7 @@ mod verify;
 use openssl::error::ErrorStack;
 
 pub use context::{ClientAuth, ClientContext, ContextOptions, ServerContext, TlsMin};
-pub use handshake::{HandshakeError, accept, connect, peer_chain};
+pub use handshake::{HandshakeError, accept, connect, peer_chain, reason_of};
 pub use verify::PeerSlot;
 
 pub use ::openssl::ssl::{Ssl, SslRef};

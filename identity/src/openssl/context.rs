@@ -73,6 +73,12 @@ impl Default for ContextOptions {
 }
 
 /// A server context presenting one SVID.
+///
+/// With resumption on, sessions are kept in the context (stateful, as
+/// rustls's default server), not in tickets: a resumed session keeps the
+/// client's whole chain for the re-check. OpenSSL forgets the session of a
+/// connection freed without a TLS shutdown, so close connections with
+/// `shutdown()` to let clients resume.
 #[derive(Clone)]
 pub struct ServerContext {
     ctx: SslContext,

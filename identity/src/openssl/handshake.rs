@@ -63,6 +63,32 @@ where
     finish(stream, slot, done, "invalid_cert")
 }
 
+/// The label of an I/O error from an OpenSSL stream, handshake or later
+/// (e.g. a TLS 1.3 client learning on its first read that the server
+/// refused its certificate): a [`HandshakeError`]'s reason, libssl's
+/// reason, or the I/O error kind (`eof`, `reset`, `timeout`, `io`).
+pub fn reason_of(e: &io::Error) -> &'static str {
+    let inner = e.get_ref();
+    if let Some(h) = inner.and_then(|i| i.downcast_ref::<HandshakeError>()) {
+        return h.reason;
+    }
+    if let Some(s) = inner.and_then(|i| i.downcast_ref::<ssl::Error>())
+        && let Some(reason) = s.ssl_error().and_then(stack_reason)
+    {
+        return reason;
+    }
+    io_reason(e.kind())
+}
+
+fn io_reason(kind: io::ErrorKind) -> &'static str {
+    match kind {
+        io::ErrorKind::UnexpectedEof => "eof",
+        io::ErrorKind::ConnectionReset => "reset",
+        io::ErrorKind::TimedOut => "timeout",
+        _ => "io",
+    }
+}
+
 /// The peer's certificates after a handshake, leaf first (empty if it
 /// presented none).
 pub fn peer_chain(ssl: &SslRef) -> Vec<CertificateDer<'static>> {
@@ -144,12 +170,7 @@ impl HandshakeError {
             return Self::rejected(rejection.clone());
         }
         if let Some(io) = e.io_error() {
-            let reason = match io.kind() {
-                io::ErrorKind::UnexpectedEof => "eof",
-                io::ErrorKind::ConnectionReset => "reset",
-                io::ErrorKind::TimedOut => "timeout",
-                _ => "io",
-            };
+            let reason = io_reason(io.kind());
             return Self {
                 io_kind: Some(io.kind()),
                 ..Self::plain(reason, format!("TLS handshake: {io}"))

@@ -100,6 +100,9 @@ impl fmt::Debug for PeerSlot {
 pub(crate) fn install(ssl: &mut SslRef, mode: SslVerifyMode, slot: PeerSlot) {
     ssl.set_verify_callback(mode, move |_openssl_verdict, ctx| {
         if ctx.error_depth() > 0 {
+            // OpenSSL's errors above the leaf are not ours to report; a
+            // stale one would be the session's verify result.
+            ctx.set_error(X509VerifyResult::OK);
             return true;
         }
         match slot.decide(|| store_chain(ctx)) {
