@@ -208,7 +208,7 @@ impl ClientContext {
         let slot = PeerSlot::new(check, true);
         install(&mut ssl, SslVerifyMode::PEER, slot.clone());
         if let Some(cache) = &self.sessions {
-            cache.resume(&mut ssl, session_key)?;
+            cache.resume(&mut ssl, session_key, slot.check())?;
         }
         Ok((ssl, slot))
     }

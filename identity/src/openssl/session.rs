@@ -3,15 +3,19 @@
 //!
 //! Sessions arrive through the context's new-session callback and only
 //! from that context, which is what makes [`SessionCache::resume`]'s one
-//! `unsafe` call sound.
+//! `unsafe` call sound. Each keeps the server chain it was made with; a
+//! session is offered only while that chain passes the connection's
+//! [`PeerCheck`] (and [`connect`](super::connect) checks it again).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use openssl::ex_data::Index;
 use openssl::ssl::{Ssl, SslRef, SslSession, SslVersion};
+use rustls_pki_types::CertificateDer;
 
 use super::OpensslError;
+use crate::tls::PeerCheck;
 
 /// How many keys (peers) the cache remembers.
 const MAX_KEYS: usize = 256;
@@ -33,8 +37,14 @@ struct Entries {
 }
 
 struct Entry {
-    sessions: VecDeque<SslSession>,
+    sessions: VecDeque<Cached>,
     used: u64,
+}
+
+/// A session and the server chain it was established with.
+struct Cached {
+    session: SslSession,
+    peer: Vec<CertificateDer<'static>>,
 }
 
 /// The key a connection's sessions are filed under, kept on its `Ssl`.
@@ -66,6 +76,10 @@ impl SessionCache {
         let Some(SessionKey(key)) = ssl.ex_data(index) else {
             return;
         };
+        let peer = super::peer_chain(ssl);
+        if peer.is_empty() {
+            return;
+        }
         let mut e = self.lock();
         e.tick += 1;
         let tick = e.tick;
@@ -87,40 +101,54 @@ impl SessionCache {
         if entry.sessions.len() >= MAX_PER_KEY {
             entry.sessions.pop_front();
         }
-        entry.sessions.push_back(session);
+        entry.sessions.push_back(Cached { session, peer });
     }
 
     /// Tags `ssl` with `key` and offers it the newest session filed under
-    /// `key`. TLS 1.3 sessions are taken (a ticket is used once); TLS 1.2
-    /// sessions stay for the next connection.
+    /// `key` whose server chain still passes `check` (a session whose
+    /// server no longer would, e.g. its certificate expired, is dropped, so
+    /// the connection makes a full handshake instead of failing). TLS 1.3
+    /// sessions are taken (a ticket is used once); TLS 1.2 sessions stay
+    /// for the next connection.
     #[allow(unsafe_code)]
-    pub(crate) fn resume(&self, ssl: &mut SslRef, key: &str) -> Result<(), OpensslError> {
+    pub(crate) fn resume(
+        &self,
+        ssl: &mut SslRef,
+        key: &str,
+        check: &PeerCheck,
+    ) -> Result<(), OpensslError> {
         if key.len() > MAX_KEY_LEN {
             return Ok(());
         }
         ssl.set_ex_data(key_index()?, SessionKey(key.to_owned()));
-        let session = {
-            let mut e = self.lock();
-            e.tick += 1;
-            let tick = e.tick;
-            let Some(entry) = e.by_key.get_mut(key) else {
-                return Ok(());
-            };
-            entry.used = tick;
-            match entry.sessions.back() {
-                Some(s) if s.protocol_version() == SslVersion::TLS1_2 => s.clone(),
-                Some(_) => match entry.sessions.pop_back() {
-                    Some(s) => s,
-                    None => return Ok(()),
-                },
-                None => return Ok(()),
-            }
+        let Some(session) = self.take(key, check) else {
+            return Ok(());
         };
         // SAFETY: every session in this cache came from the new-session
         // callback of the one SslContext that owns the cache, and `ssl` was
         // made from that same context (ClientContext::ssl), as
         // SSL_set_session requires.
         unsafe { ssl.set_session(&session) }.map_err(OpensslError::new("offer a cached session"))
+    }
+
+    /// The newest usable session under `key`, dropping the unusable ones.
+    fn take(&self, key: &str, check: &PeerCheck) -> Option<SslSession> {
+        let mut e = self.lock();
+        e.tick += 1;
+        let tick = e.tick;
+        let entry = e.by_key.get_mut(key)?;
+        entry.used = tick;
+        while let Some(newest) = entry.sessions.back() {
+            if check.check(&newest.peer).is_err() {
+                entry.sessions.pop_back();
+                continue;
+            }
+            if newest.session.protocol_version() == SslVersion::TLS1_2 {
+                return Some(newest.session.clone());
+            }
+            return entry.sessions.pop_back().map(|c| c.session);
+        }
+        None
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {

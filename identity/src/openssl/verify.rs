@@ -70,6 +70,11 @@ impl PeerSlot {
         self.get().and_then(|r| r.as_ref().err())
     }
 
+    /// The rules the peer is checked with.
+    pub(crate) fn check(&self) -> &PeerCheck {
+        &self.check
+    }
+
     /// Whether a connection without a peer certificate must fail.
     pub(crate) fn peer_required(&self) -> bool {
         self.peer_required

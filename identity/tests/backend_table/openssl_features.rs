@@ -317,8 +317,9 @@ async fn sessions_resume_with_client_certificates_and_keep_the_peer_chain() {
         assert_eq!((s.peer_certs, c.peer_certs), (2, 2), "{pair}");
     }
 
-    // A resumed session is checked again: the same cached session, offered
-    // by a connection that expects another server, is refused.
+    // A cached session is offered only while its server chain passes the
+    // connection's check: a connection that expects another server gets a
+    // full handshake (and refuses the server), never a resumed session.
     let srv = server(
         Backend::Openssl,
         &p.server,
@@ -340,6 +341,12 @@ async fn sessions_resume_with_client_certificates_and_keep_the_peer_chain() {
     };
     let elsewhere = PeerMatch::OneOf(vec![id("spiffe://example.org/other-server")]);
     let pinned = Client::Openssl(ctx.clone(), check(&p.set, elsewhere));
-    let (_, c) = run(&srv, &pinned).await;
+    let (s, c) = run(&srv, &pinned).await;
     assert_eq!(c.err(), Some("peer_id_mismatch"));
+    assert!(s.is_err());
+    // The sessions that check refused were dropped: a full handshake next.
+    let (_, c) = run(&srv, &cli).await;
+    assert!(!c.expect("full handshake").resumed);
+    let (_, c) = run(&srv, &cli).await;
+    assert!(c.expect("resumed again").resumed);
 }
