@@ -255,3 +255,36 @@ impl From<HandshakeError> for io::Error {
         io::Error::new(kind, e)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_error_keeps_the_handshake_error_and_its_label() {
+        let e = io::Error::from(HandshakeError::plain("no_alpn", "no protocol".to_owned()));
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(reason_of(&e), "no_alpn");
+        let inner = e
+            .get_ref()
+            .and_then(|i| i.downcast_ref::<HandshakeError>())
+            .expect("still a HandshakeError");
+        assert_eq!(inner.message, "no protocol");
+
+        let eof = io::Error::from(HandshakeError::plain("eof", String::new()));
+        assert_eq!(eof.kind(), io::ErrorKind::UnexpectedEof);
+        let reset = io::Error::new(io::ErrorKind::ConnectionReset, "peer reset");
+        assert_eq!(reason_of(&reset), "reset");
+    }
+
+    #[test]
+    fn libssl_reasons_get_the_rustls_labels() {
+        assert_eq!(ssl_reason(199), Some("no_client_cert"));
+        assert_eq!(ssl_reason(1000 + 48), Some("peer_rejected_cert"));
+        assert_eq!(ssl_reason(1000 + 45), Some("alert_received"));
+        assert_eq!(ssl_reason(1000 + 70), Some("tls_version"));
+        assert_eq!(ssl_reason(235), Some("no_alpn"));
+        assert_eq!(ssl_reason(267), Some("protocol"));
+        assert_eq!(ssl_reason(12345), None);
+    }
+}
