@@ -673,6 +673,30 @@ sanity() {
   case $r4 in 200) die "$p accepted a request WITHOUT client certificate";; esac
 }
 
+# which TLS library a meshid inbound runs on: perf samples of it during ~1 s of sequential full handshakes (curl
+# through the outbound's pool:false listener). The openssl pair must spend time in libssl/libcrypto, the rustls pair none.
+backend_check() {
+  local p=$1 d=$RUN/backend-$1.perf.data share i
+  command -v perf >/dev/null 2>&1 || { log "backend $p: perf not installed, not checked"; return 0; }
+  pair_ports "$p"
+  timeout 10 perf record -q -e cpu-clock -F 999 -p "$IN_PID" -o "$d" -- sleep 1.5 >/dev/null 2>&1 &
+  local ppid=$!
+  sleep 0.2
+  for i in $(seq 1 200); do
+    curl -s --max-time 2 -o /dev/null -H 'Connection: close' "http://127.0.0.1:$OUT_CLOSE/" || true
+    kill -0 "$ppid" 2>/dev/null || break
+  done
+  wait "$ppid" 2>/dev/null
+  share=$(perf report -i "$d" --no-children --sort dso --stdio -g none 2>/dev/null \
+    | awk '$2 ~ /^lib(ssl|crypto)\.so/ {gsub("%", "", $1); s += $1} END {printf "%.1f", s}')
+  log "backend $p: inbound spent ${share}% of its samples in libssl/libcrypto during full handshakes"
+  case $p:$share in
+    meshid-openssl:0.0) log "  WARNING: the openssl pair does not run on OpenSSL";;
+    meshid:0.0|meshid-openssl:*) ;;
+    *) log "  WARNING: the rustls pair runs OpenSSL code";;
+  esac
+}
+
 # ---------------------------------------------------------------- load run
 to_ms() { awk -v v="$1" 'BEGIN{ if (v ~ /us$/) {sub(/us$/,"",v); printf "%.3f", v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v); printf "%.3f", v+0} else if (v ~ /s$/) {sub(/s$/,"",v); printf "%.3f", v*1000} else print "NA"}'; }
 # run_wrk <pair> <mode> <rep>  (rep=warm -> unrecorded warm-up)
@@ -875,6 +899,7 @@ for p in $PAIRS; do
     printf '%s %s %s %s %s\n' "$p" "$(rss_kb "$OUT_PID")" "$(rss_kb "$IN_PID")" "$(pss_kb "$OUT_PID")" "$(pss_kb "$IN_PID")" >>"$RES/rss_idle.tsv"
   fi
   sanity "$p"
+  case $p in meshid|meshid-openssl) backend_check "$p";; esac
   if [ "$SKIP_LIMITS" != 1 ] && [ "$p" != direct ] && [ "$p" != envoy1 ]; then stime "$p"; fi   # envoy1 == envoy2 inbound listener except workers
   for mode in ka close; do
     run_wrk "$p" "$mode" warm
