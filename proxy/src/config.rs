@@ -21,6 +21,9 @@
 //! access_log: stdout
 //! tracing: { protocol: grpc, otlp_endpoint: "http://127.0.0.1:4317", sample_ratio: 1.0 }
 //! workers: 1
+//! tls_backend: rustls          # or openssl (a meshid built with --features openssl)
+//! fips: false                  # true: OpenSSL's FIPS provider or no start
+//! tls: { min_version: "1.2", algorithms: default }   # or fips
 //! ```
 
 mod limits;
@@ -34,6 +37,8 @@ pub use otlp::{
 };
 pub use renamed::Deprecated;
 
+use crate::tls::TlsOptions;
+use meshid_identity::tls::{Algorithms, TlsBackend};
 use meshid_identity::{SpiffeId, TrustDomain};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -97,6 +102,16 @@ pub struct ProxyConfig {
     /// use. 1–64.
     #[serde(default = "default_workers")]
     pub workers: usize,
+    /// Which TLS library terminates and originates mTLS: `rustls` (the
+    /// default) or `openssl` (needs a meshid built with the OpenSSL
+    /// backend).
+    #[serde(default)]
+    pub tls_backend: TlsBackend,
+    /// Load OpenSSL's FIPS provider at start-up and refuse to start
+    /// without it; implies `tls.algorithms: fips`. Needs `tls_backend:
+    /// openssl`.
+    #[serde(default)]
+    pub fips: bool,
 }
 
 /// Most data-plane threads accepted in `workers`.
@@ -216,6 +231,13 @@ pub struct TlsSettings {
     /// Istio's `minProtocolVersion`. TLS 1.3 is always preferred.
     #[serde(default)]
     pub min_version: TlsVersion,
+    /// `default`, or `fips`: only FIPS-approved algorithms (AES-GCM, ECDHE
+    /// on P-256/P-384, ECDSA/RSA with SHA-2; no X25519, ChaCha20 or
+    /// Ed25519), on either backend. `fips = true` implies it; it does not
+    /// by itself need a FIPS-validated module. Read it with
+    /// [`ProxyConfig::tls_options`].
+    #[serde(default)]
+    pub algorithms: Algorithms,
 }
 
 /// A minimum TLS protocol version.
@@ -317,8 +339,12 @@ impl ProxyConfig {
     }
 
     /// Checks what serde cannot: at least one listener, unique addresses,
-    /// one valid peer constraint per outbound.
+    /// one valid peer constraint per outbound, a TLS backend this build
+    /// has (and with `fips`, OpenSSL's FIPS provider loaded).
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.tls_backend
+            .check(self.fips)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if self.inbound.is_empty() && self.outbound.is_empty() {
             return Err(ConfigError::Invalid(
                 "no listeners: add at least one `inbound` or `outbound` entry".into(),
@@ -365,6 +391,19 @@ impl ProxyConfig {
             )));
         }
         Ok(())
+    }
+
+    /// The TLS settings of every listener: backend, minimum version and
+    /// algorithms (`fips = true` implies the FIPS-approved ones).
+    pub fn tls_options(&self) -> TlsOptions {
+        TlsOptions {
+            backend: self.tls_backend,
+            min_version: self.tls.min_version,
+            algorithms: match self.fips {
+                true => Algorithms::Fips,
+                false => self.tls.algorithms,
+            },
+        }
     }
 
     /// How long open connections may finish after shutdown is requested.

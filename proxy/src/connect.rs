@@ -2,16 +2,17 @@
 //! (inbound → app) or mTLS (outbound → peer proxy).
 
 use crate::metrics::{Metrics, OUTBOUND};
-use crate::tls::{TlsStore, build::ALPN_H2, handshake_error_reason, peer_not_allowed};
+use crate::tls::{
+    ClientTls, TlsStore, build::ALPN_H2, handshake_error_reason, is_handshake_error,
+    peer_not_allowed,
+};
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
 
 /// Connect + handshake timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -40,7 +41,7 @@ pub enum UpstreamIo {
     /// Plain TCP.
     Plain(TokioIo<TcpStream>),
     /// mTLS; `h2` is true if ALPN chose HTTP/2.
-    Tls(Box<TokioIo<TlsStream<TcpStream>>>, bool),
+    Tls(TokioIo<ClientTls>, bool),
 }
 
 // === impl Upstream ===
@@ -65,8 +66,8 @@ impl Upstream {
                 metrics,
             } => {
                 let tls_stream = connect_tls(*addr, *index, h2, tls, metrics).await?;
-                let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(ALPN_H2);
-                Ok(UpstreamIo::Tls(Box::new(TokioIo::new(tls_stream)), h2))
+                let h2 = tls_stream.alpn_protocol() == Some(ALPN_H2);
+                Ok(UpstreamIo::Tls(TokioIo::new(tls_stream), h2))
             }
         }
     }
@@ -104,9 +105,7 @@ impl ConnectFailure {
                 ),
             };
         }
-        let is_tls = e
-            .get_ref()
-            .is_some_and(|i| i.downcast_ref::<rustls::Error>().is_some());
+        let is_tls = is_handshake_error(e);
         let reason = if is_tls {
             handshake_error_reason(e)
         } else {
@@ -147,15 +146,12 @@ pub async fn connect_tls(
     h2: bool,
     tls: &TlsStore,
     metrics: &Metrics,
-) -> io::Result<TlsStream<TcpStream>> {
+) -> io::Result<ClientTls> {
     let cfg = tls
         .current()
-        .and_then(|c| c.client(index, h2))
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "no identity loaded yet"))?;
     let tcp = dial(addr).await?;
-    let connector = tokio_rustls::TlsConnector::from(cfg);
-    let name = ServerName::IpAddress(addr.ip().into());
-    match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp)).await {
+    match tokio::time::timeout(CONNECT_TIMEOUT, cfg.connect((index, h2), addr, tcp)).await {
         Ok(Ok(s)) => {
             metrics.handshake(OUTBOUND);
             Ok(s)
@@ -191,7 +187,7 @@ impl hyper::rt::Read for UpstreamIo {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Self::Tls(s, _) => Pin::new(&mut **s).poll_read(cx, buf),
+            Self::Tls(s, _) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -204,21 +200,21 @@ impl hyper::rt::Write for UpstreamIo {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Self::Tls(s, _) => Pin::new(&mut **s).poll_write(cx, buf),
+            Self::Tls(s, _) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Plain(s) => Pin::new(s).poll_flush(cx),
-            Self::Tls(s, _) => Pin::new(&mut **s).poll_flush(cx),
+            Self::Tls(s, _) => Pin::new(s).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Self::Tls(s, _) => Pin::new(&mut **s).poll_shutdown(cx),
+            Self::Tls(s, _) => Pin::new(s).poll_shutdown(cx),
         }
     }
 
@@ -229,7 +225,7 @@ impl hyper::rt::Write for UpstreamIo {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Self::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Self::Tls(s, _) => Pin::new(&mut **s).poll_write_vectored(cx, bufs),
+            Self::Tls(s, _) => Pin::new(s).poll_write_vectored(cx, bufs),
         }
     }
 

@@ -13,7 +13,6 @@ use crate::metrics::{ConnLabels, INBOUND};
 use crate::policy::MtlsMode;
 use crate::tcp::{self, Route};
 use crate::tls::handshake_error_reason;
-use meshid_identity::tls::peer_spiffe_id;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -109,8 +108,7 @@ async fn connection(
         return Ok(());
     }
     let tls = shared.tls.current().ok_or("no identity loaded yet")?;
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server.clone());
-    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             let reason = handshake_error_reason(&e);
@@ -124,11 +122,8 @@ async fn connection(
     };
     shared.metrics.handshake(INBOUND);
     shared.metrics.peer_authentication(mode.as_str(), true);
-    let peer = stream
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(peer_spiffe_id);
+    drop(tls);
+    let peer = stream.peer_id();
     let label: Arc<str> = peer
         .as_ref()
         .map_or_else(|| Arc::from(UNAUTHENTICATED), |p| Arc::from(p.as_str()));

@@ -118,7 +118,7 @@ pub async fn start(config: ProxyConfig) -> Result<Running, RunError> {
             })
         })
         .collect::<Result<Vec<_>, crate::config::ConfigError>>()?;
-    let tls = TlsStore::spawn(identity, config.tls.min_version, clients);
+    let tls = TlsStore::spawn(identity, config.tls_options(), clients);
 
     let (policy, watcher) = match &config.policy {
         Some(p) => {

@@ -1,17 +1,25 @@
-//! rustls configurations built from the current identity.
+//! TLS configurations built from the current identity, on the configured
+//! backend: rustls ([`rustls`]) or OpenSSL (`openssl`, with the cargo
+//! feature of that name).
 //!
 //! A [`TlsStore`] watches the identity and republishes [`TlsConfigs`] on a
 //! `tokio::sync::watch` channel. Listeners read the latest configs at
 //! handshake time, so rotation needs no listener restart and established
-//! connections keep their session.
+//! connections keep their session. Handshakes return a backend-neutral
+//! stream ([`ServerTls`], [`ClientTls`]); failures get the same labels on
+//! both backends ([`handshake_error_reason`]).
 
 pub mod build;
 mod error;
+#[cfg(feature = "openssl")]
+mod openssl;
+pub mod rustls;
+mod stream;
 
-pub use build::{ClientSettings, TlsConfigs};
-pub use error::{handshake_error_reason, peer_not_allowed};
+pub use build::{BuildError, ClientSettings, TlsConfigs, TlsOptions};
+pub use error::{handshake_error_reason, is_handshake_error, peer_not_allowed};
+pub use stream::{ClientTls, ServerTls};
 
-use crate::config::TlsVersion;
 use crate::identity::{Identity, IdentityWatch};
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -30,10 +38,10 @@ impl TlsStore {
     /// `clients` lists one client profile per outbound listener, in order.
     pub fn spawn(
         mut identity: IdentityWatch,
-        min_version: TlsVersion,
+        opts: TlsOptions,
         clients: Vec<ClientSettings>,
     ) -> Self {
-        let build = move |id: &Identity| TlsConfigs::build(id, min_version, &clients);
+        let build = move |id: &Identity| TlsConfigs::build(id, &opts, &clients);
         let first = identity
             .borrow_and_update()
             .as_deref()
@@ -71,7 +79,7 @@ impl TlsStore {
     }
 }
 
-fn log_err(r: Result<TlsConfigs, rustls::Error>) -> Option<TlsConfigs> {
+fn log_err(r: Result<TlsConfigs, BuildError>) -> Option<TlsConfigs> {
     r.map_err(|e| {
         tracing::warn!(
             "cannot build TLS config from the new identity, keeping the previous one: {e}"

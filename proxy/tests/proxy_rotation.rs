@@ -1,6 +1,7 @@
-//! Rotation under continuous traffic: both sidecars get new SVIDs while
-//! requests flow over keep-alive and fresh connections; nothing fails and
-//! new handshakes present the new certificate.
+//! Rotation under continuous traffic, on each TLS backend: both sidecars
+//! get new SVIDs while requests flow over keep-alive and fresh connections;
+//! nothing fails, new handshakes present the new certificate and a TLS
+//! connection opened before the rotation keeps working.
 #![allow(clippy::unwrap_used)]
 
 #[path = "support/net.rs"]
@@ -11,13 +12,12 @@ mod pki;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
-use meshid_identity::tls::PeerMatch;
+use meshid_identity::tls::{PeerMatch, TlsBackend};
 use meshid_proxy::config::TlsVersion;
 use meshid_proxy::identity::FileSource;
-use meshid_proxy::tls::{ClientSettings, TlsConfigs};
+use meshid_proxy::tls::{ClientSettings, ClientTls, TlsConfigs, TlsOptions};
 use meshid_tests::eventually_async;
 use net::WAIT;
-use rustls::pki_types::ServerName;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -31,9 +31,8 @@ fn serial(der: &[u8]) -> String {
         .raw_serial_as_string()
 }
 
-/// Handshakes directly with the inbound listener and returns the serial of
-/// the certificate it presents.
-async fn served_serial(addr: SocketAddr, client: &pki::SvidFiles) -> String {
+/// Handshakes directly with the inbound listener as `client`, on `backend`.
+async fn handshake(addr: SocketAddr, client: &pki::SvidFiles, backend: TlsBackend) -> ClientTls {
     let src = FileSource::new(
         client.cert.clone(),
         client.key.clone(),
@@ -47,35 +46,79 @@ async fn served_serial(addr: SocketAddr, client: &pki::SvidFiles) -> String {
         h2: false,
         resumption: false,
     };
-    let cfgs = TlsConfigs::build(&id, TlsVersion::Tls13, &[settings]).unwrap();
+    let opts = TlsOptions {
+        backend,
+        min_version: TlsVersion::Tls13,
+        ..TlsOptions::default()
+    };
+    let cfgs = TlsConfigs::build(&id, &opts, &[settings]).unwrap();
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let tls = tokio_rustls::TlsConnector::from(cfgs.clients[0].clone())
-        .connect(ServerName::IpAddress(addr.ip().into()), tcp)
-        .await
+    cfgs.connect((0, false), addr, tcp).await.unwrap()
+}
+
+/// The serial of the certificate the inbound listener presents to a new
+/// handshake.
+async fn served_serial(addr: SocketAddr, client: &pki::SvidFiles, backend: TlsBackend) -> String {
+    serial(&handshake(addr, client, backend).await.peer_chain()[0])
+}
+
+/// One HTTP/1.1 request on `send`; its status.
+async fn status(
+    send: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    path: &str,
+) -> u16 {
+    let req = http::Request::builder()
+        .uri(path)
+        .header("host", "svc.test")
+        .body(Full::new(Bytes::new()))
         .unwrap();
-    serial(&tls.get_ref().1.peer_certificates().unwrap()[0])
+    match send.send_request(req).await {
+        Ok(resp) => net::split(resp).await.0,
+        Err(_) => 0,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_under_traffic_drops_nothing() {
+    rotation_under_traffic(TlsBackend::Rustls).await;
+}
+
+#[cfg(feature = "openssl")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_under_traffic_drops_nothing_on_openssl() {
+    rotation_under_traffic(TlsBackend::Openssl).await;
+}
+
+async fn rotation_under_traffic(tls: TlsBackend) {
     let dir = tempfile::tempdir().unwrap();
     let ca = pki::Ca::new("example.org");
     let server = ca.write_svid(dir.path(), "server", "spiffe://example.org/backend");
     let client = ca.write_svid(dir.path(), "client", "spiffe://example.org/frontend");
     let backend = net::http_backend().await;
-    let inbound = net::proxy(&net::inbound_yaml(&server, backend, "http", "")).await;
-    let outbound = net::proxy(&net::outbound_yaml(
-        &client,
-        inbound.bound.inbound[0],
-        "spiffe://example.org/backend",
-        "http",
-    ))
+    let chosen = format!("tls_backend: {}\n", tls.as_str());
+    let inbound = net::proxy(&net::inbound_yaml(&server, backend, "http", &chosen)).await;
+    let outbound = net::proxy(
+        &(net::outbound_yaml(
+            &client,
+            inbound.bound.inbound[0],
+            "spiffe://example.org/backend",
+            "http",
+        ) + &chosen),
+    )
     .await;
     net::ready(&inbound).await;
     net::ready(&outbound).await;
     let in_addr = inbound.bound.inbound[0];
     let out = outbound.bound.outbound[0];
-    let old = served_serial(in_addr, &client).await;
+    let old = served_serial(in_addr, &client, tls).await;
+    // A TLS connection straight to the inbound listener, opened before the
+    // rotation and used again after it.
+    let (mut held, conn) =
+        hyper::client::conn::http1::handshake(TokioIo::new(handshake(in_addr, &client, tls).await))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    assert_eq!(status(&mut held, "/held/before").await, 200);
 
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
@@ -92,15 +135,7 @@ async fn rotation_under_traffic_drops_nothing() {
                 if stop.load(Ordering::Acquire) {
                     break;
                 }
-                let req = http::Request::builder()
-                    .uri(format!("/ka/{i}"))
-                    .header("host", "svc.test")
-                    .body(Full::new(Bytes::new()))
-                    .unwrap();
-                let r1 = match ka.send_request(req).await {
-                    Ok(resp) => net::split(resp).await.0,
-                    Err(_) => 0,
-                };
+                let r1 = status(&mut ka, &format!("/ka/{i}")).await;
                 let (r2, _, _) = net::get_h1(out, "GET", &format!("/fresh/{i}")).await;
                 for r in [r1, r2] {
                     if r == 200 { &ok } else { &failed }.fetch_add(1, Ordering::Relaxed);
@@ -125,9 +160,14 @@ async fn rotation_under_traffic_drops_nothing() {
     eventually_async(
         "new handshakes to present the rotated SVID",
         WAIT,
-        || async { (served_serial(in_addr, &client).await == new).then_some(()) },
+        || async { (served_serial(in_addr, &client, tls).await == new).then_some(()) },
     )
     .await;
+    assert_eq!(
+        status(&mut held, "/held/after").await,
+        200,
+        "a connection from before the rotation keeps working"
+    );
     let after = ok.load(Ordering::Relaxed);
     eventually_async("40 requests after the rotation", WAIT, || {
         ok_reaches(after + 40)
@@ -141,6 +181,7 @@ async fn rotation_under_traffic_drops_nothing() {
         "requests failed during rotation"
     );
     assert!(ok.load(Ordering::Relaxed) >= after + 40);
+    assert_eq!(inbound.shared.tls.current().map(|c| c.backend()), Some(tls));
 }
 
 /// Identity files emptied or cut short by a non-atomic writer keep the

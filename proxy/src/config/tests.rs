@@ -203,3 +203,83 @@ fn a_zero_drain_timeout_still_means_close_at_once() {
         assert_eq!(c.drain_timeout(), Duration::ZERO, "{extra}");
     }
 }
+
+#[test]
+fn tls_backend_and_algorithms_default_to_rustls_and_default() {
+    let c = ProxyConfig::from_yaml(YAML).unwrap();
+    assert_eq!(c.tls_backend, TlsBackend::Rustls);
+    assert!(!c.fips);
+    assert_eq!(c.tls.algorithms, Algorithms::Default);
+    let t = c.tls_options();
+    assert_eq!(
+        (t.backend, t.min_version, t.algorithms),
+        (TlsBackend::Rustls, TlsVersion::Tls12, Algorithms::Default)
+    );
+    let fips = ProxyConfig::from_yaml(&format!("{YAML}tls: {{ algorithms: fips }}\n")).unwrap();
+    assert_eq!(fips.tls_options().algorithms, Algorithms::Fips);
+    let bad = ProxyConfig::from_yaml(&format!("{YAML}tls: {{ algorithms: weak }}\n"));
+    assert!(bad.unwrap_err().to_string().contains("weak"));
+    let bad = ProxyConfig::from_yaml(&format!("{YAML}tls_backend: boringssl\n"));
+    assert!(bad.unwrap_err().to_string().contains("boringssl"));
+}
+
+#[test]
+fn fips_implies_fips_algorithms() {
+    // Parsed without validation: whether `fips: true` starts depends on
+    // the OpenSSL on this machine.
+    let c: ProxyConfig =
+        serde_yaml_ng::from_str(&format!("{YAML}tls_backend: openssl\nfips: true\n")).unwrap();
+    assert_eq!(c.tls_backend, TlsBackend::Openssl);
+    let t = c.tls_options();
+    assert_eq!(t.algorithms, Algorithms::Fips);
+    assert_eq!(t.backend, TlsBackend::Openssl);
+}
+
+#[test]
+fn fips_with_rustls_is_refused() {
+    for text in [
+        format!("{YAML}fips: true\n"),
+        format!("{YAML}tls_backend: rustls\nfips: true\n"),
+    ] {
+        let e = ProxyConfig::from_yaml(&text).unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "fips = true needs tls_backend = \"openssl\" (rustls here uses ring, which is not a FIPS-validated module)"
+            ),
+            "{e}"
+        );
+    }
+    let toml = "fips = true\ntls_backend = \"rustls\"\n[identity.workload_api]\nsocket = \"/s\"\n\
+                [[inbound]]\nlisten = \"127.0.0.1:1\"\nforward_to = \"127.0.0.1:2\"\n";
+    let e = ProxyConfig::from_toml(toml).unwrap_err().to_string();
+    assert!(e.contains("fips = true needs tls_backend"), "{e}");
+}
+
+#[cfg(not(feature = "openssl"))]
+#[test]
+fn openssl_needs_the_feature() {
+    let e = ProxyConfig::from_yaml(&format!("{YAML}tls_backend: openssl\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(
+            "tls_backend = \"openssl\" needs a meshid built with the OpenSSL backend (cargo build --features openssl)"
+        ),
+        "{e}"
+    );
+}
+
+#[cfg(feature = "openssl")]
+#[test]
+fn openssl_is_accepted_and_fips_needs_the_provider() {
+    let c = ProxyConfig::from_yaml(&format!("{YAML}tls_backend: openssl\n")).unwrap();
+    assert_eq!(c.tls_options().backend, TlsBackend::Openssl);
+    let fips = ProxyConfig::from_yaml(&format!("{YAML}tls_backend: openssl\nfips: true\n"));
+    if meshid_identity::openssl::fips::available() {
+        assert_eq!(fips.unwrap().tls_options().algorithms, Algorithms::Fips);
+    } else {
+        let e = fips.unwrap_err().to_string();
+        assert!(e.contains("fips = true, but OpenSSL"), "{e}");
+        assert!(e.contains("has no \"fips\" provider"), "{e}");
+    }
+}

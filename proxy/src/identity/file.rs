@@ -57,11 +57,13 @@ impl FileSource {
         Ok((read(&self.cert)?, read(&self.key)?, read(&self.bundle)?))
     }
 
-    async fn run(self, tx: watch::Sender<Option<Arc<Identity>>>) {
+    /// Polls the files; `good` is the digest of the content already
+    /// published (zero if none).
+    async fn run(self, tx: watch::Sender<Option<Arc<Identity>>>, mut good: [u8; 32]) {
         // Digests of the last content published and of the last content
         // rejected (retried each poll, as validity depends on the time,
         // but logged and counted once).
-        let (mut good, mut bad) = ([0u8; 32], [0u8; 32]);
+        let mut bad = [0u8; 32];
         let mut read_error = String::new();
         let mut ticker = tokio::time::interval(self.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -86,12 +88,7 @@ impl FileSource {
                 }
             };
             read_error.clear();
-            let mut h = Sha256::new();
-            for part in [&c, &k, &b] {
-                h.update(part.len().to_le_bytes());
-                h.update(part.as_bytes());
-            }
-            let digest: [u8; 32] = h.finalize().into();
+            let digest = digest(&c, &k, &b);
             if digest == good {
                 bad = [0; 32];
                 continue;
@@ -122,12 +119,30 @@ impl FileSource {
 impl IdentitySource for FileSource {
     fn start(self: Box<Self>) -> IdentityWatch {
         let (tx, rx) = watch::channel(None);
-        if let Ok(id) = self.load(SystemTime::now()) {
+        // Published at once; the first poll then sees the same content and
+        // keeps it (no second identical identity, which would rebuild the
+        // TLS configs and drop their session caches for nothing).
+        let mut good = [0u8; 32];
+        if let Ok((c, k, b)) = self.read_all()
+            && let Ok(id) = build(&c, &k, &b, SystemTime::now())
+        {
+            good = digest(&c, &k, &b);
             tx.send_replace(Some(Arc::new(id)));
+            self.metrics.accepted();
         }
-        tokio::spawn(self.run(tx));
+        tokio::spawn(self.run(tx, good));
         rx
     }
+}
+
+/// What identifies one content of the three files.
+fn digest(cert: &str, key: &str, bundle: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for part in [cert, key, bundle] {
+        h.update(part.len().to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    h.finalize().into()
 }
 
 fn read(path: &Path) -> Result<String, IdentityError> {

@@ -1,13 +1,18 @@
-//! Building rustls server and client configs from one identity.
+//! The TLS configs of one identity on the configured backend, and the
+//! handshakes made with them.
 
+#[cfg(feature = "openssl")]
+use super::openssl::OpensslConfigs;
+use super::rustls::RustlsConfigs;
+use super::stream::{ClientTls, ServerTls};
 use crate::config::TlsVersion;
 use crate::identity::Identity;
-use meshid_identity::crypto;
-use meshid_identity::tls::{PeerMatch, SpiffeVerifier};
-use rustls::client::Resumption;
-use rustls::{ClientConfig, ServerConfig, SupportedProtocolVersion};
+use meshid_identity::tls::{Algorithms, PeerMatch, TlsBackend, VerifierError};
 use std::fmt;
+use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use tokio::net::TcpStream;
 
 /// ALPN protocol id of HTTP/2.
 pub const ALPN_H2: &[u8] = b"h2";
@@ -28,84 +33,118 @@ pub struct ClientSettings {
     pub resumption: bool,
 }
 
+/// The TLS settings every listener shares.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// Which TLS library makes the handshakes.
+    pub backend: TlsBackend,
+    /// Lowest TLS version accepted and offered.
+    pub min_version: TlsVersion,
+    /// Default or FIPS-approved cipher suites, groups and signatures.
+    pub algorithms: Algorithms,
+}
+
+/// Why configs could not be built from an identity.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// rustls refused the certificate, key or settings.
+    #[error("rustls: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// The peer verifier could not be built (no bundle, no accepted ID).
+    #[error(transparent)]
+    Verifier(#[from] VerifierError),
+    /// OpenSSL refused the certificate, key or settings.
+    #[error("OpenSSL: {0}")]
+    Openssl(String),
+    /// This build has no OpenSSL backend.
+    #[error(
+        "tls_backend = \"openssl\" needs a meshid built with the OpenSSL backend (cargo build --features openssl)"
+    )]
+    NotCompiled,
+}
+
 /// Server config for inbound listeners and one client config per outbound
-/// listener, all built from the same identity.
+/// listener, all built from the same identity on one backend.
 pub struct TlsConfigs {
     /// The identity these configs present.
     pub identity: Arc<Identity>,
-    /// For inbound listeners: requires and verifies client SVIDs.
-    pub server: Arc<ServerConfig>,
-    /// For outbound listener `i`: verifies the server against its [`PeerMatch`].
-    pub clients: Box<[Arc<ClientConfig>]>,
-    /// Same as `clients` but offering ALPN `h2` first (where asked).
-    pub clients_h2: Box<[Option<Arc<ClientConfig>>]>,
+    backend: Backend,
+}
+
+/// The configs of one backend.
+enum Backend {
+    Rustls(RustlsConfigs),
+    #[cfg(feature = "openssl")]
+    Openssl(OpensslConfigs),
+}
+
+/// The error for an outbound listener index without a client config.
+pub(super) fn no_client(index: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("no TLS client config for outbound listener {index}"),
+    )
 }
 
 // === impl TlsConfigs ===
 
 impl TlsConfigs {
-    /// Builds every config for `id`, accepting TLS `min` and newer. TLS
-    /// 1.2 uses the suites of [`crypto::provider`] (ring): ECDHE (ECDSA or
-    /// RSA) with AES-GCM or ChaCha20-Poly1305, nothing else.
+    /// Builds every config for `id` with `opts`; `clients` lists one client
+    /// profile per outbound listener, in order.
     pub fn build(
         id: &Identity,
-        min: TlsVersion,
+        opts: &TlsOptions,
         clients: &[ClientSettings],
-    ) -> Result<Self, rustls::Error> {
-        let versions: &[&'static SupportedProtocolVersion] = match min {
-            TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
-            _ => &[&rustls::version::TLS13],
-        };
-        let provider = crypto::provider();
-        let verifier = |peer: PeerMatch| {
-            SpiffeVerifier::builder(id.bundles.clone())
-                .peer(peer)
-                .provider(provider.clone())
-                .build()
-        };
-        let mut server = ServerConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(versions)?
-            .with_client_cert_verifier(verifier(PeerMatch::Any)?)
-            .with_single_cert(id.chain.clone(), crypto::private_key_der(&id.key))?;
-        server.alpn_protocols = vec![ALPN_H2.to_vec(), ALPN_HTTP11.to_vec()];
-        let client = |c: &ClientSettings, alpn: Vec<Vec<u8>>| {
-            let mut cfg = ClientConfig::builder_with_provider(provider.clone())
-                .with_protocol_versions(versions)?
-                .dangerous()
-                .with_custom_certificate_verifier(verifier(c.peer.clone())?)
-                .with_client_auth_cert(id.chain.clone(), crypto::private_key_der(&id.key))?;
-            cfg.alpn_protocols = alpn;
-            if !c.resumption {
-                cfg.resumption = Resumption::disabled();
-            }
-            Ok::<_, rustls::Error>(Arc::new(cfg))
-        };
-        let h1 = clients
-            .iter()
-            .map(|c| client(c, c.alpn.clone()))
-            .collect::<Result<_, _>>()?;
-        let h2 = clients
-            .iter()
-            .map(|c| {
-                c.h2.then(|| client(c, vec![ALPN_H2.to_vec(), ALPN_HTTP11.to_vec()]))
-                    .transpose()
-            })
-            .collect::<Result<_, _>>()?;
+    ) -> Result<Self, BuildError> {
         Ok(Self {
             identity: Arc::new(id.clone()),
-            server: Arc::new(server),
-            clients: h1,
-            clients_h2: h2,
+            backend: Backend::build(id, opts, clients)?,
         })
     }
 
-    /// The client config of outbound listener `index`: its HTTP/2-first
-    /// variant if `h2` and one was built, else the default one.
-    pub fn client(&self, index: usize, h2: bool) -> Option<Arc<ClientConfig>> {
-        if h2 && let Some(Some(c)) = self.clients_h2.get(index) {
-            return Some(c.clone());
+    /// The backend these configs use.
+    pub fn backend(&self) -> TlsBackend {
+        match &self.backend {
+            Backend::Rustls(_) => TlsBackend::Rustls,
+            #[cfg(feature = "openssl")]
+            Backend::Openssl(_) => TlsBackend::Openssl,
         }
-        self.clients.get(index).cloned()
+    }
+
+    /// The rustls configs, if that is the backend.
+    pub fn rustls(&self) -> Option<&RustlsConfigs> {
+        match &self.backend {
+            Backend::Rustls(r) => Some(r),
+            #[cfg(feature = "openssl")]
+            Backend::Openssl(_) => None,
+        }
+    }
+
+    /// Server handshake on `tcp` (inbound): requires and verifies a client
+    /// SVID. Unbounded: the caller applies its timeout.
+    pub async fn accept(&self, tcp: TcpStream) -> io::Result<ServerTls> {
+        match &self.backend {
+            Backend::Rustls(r) => r.accept(tcp).await.map(ServerTls::from),
+            #[cfg(feature = "openssl")]
+            Backend::Openssl(o) => o.accept(tcp).await.map(ServerTls::from),
+        }
+    }
+
+    /// Client handshake to `addr` on `tcp` with the client config of
+    /// outbound listener `index` (its HTTP/2-first variant when `h2`).
+    /// Unbounded: the caller applies its timeout.
+    pub async fn connect(
+        &self,
+        (index, h2): (usize, bool),
+        addr: SocketAddr,
+        tcp: TcpStream,
+    ) -> io::Result<ClientTls> {
+        match &self.backend {
+            Backend::Rustls(r) => r.connect((index, h2), addr, tcp).await.map(ClientTls::from),
+            #[cfg(feature = "openssl")]
+            Backend::Openssl(o) => o.connect((index, h2), addr, tcp).await.map(ClientTls::from),
+        }
     }
 }
 
@@ -113,37 +152,35 @@ impl fmt::Debug for TlsConfigs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsConfigs")
             .field("identity", &self.identity)
-            .field("clients", &self.clients.len())
+            .field("backend", &self.backend())
             .finish_non_exhaustive()
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use rustls::{CipherSuite, SupportedCipherSuite};
+// === impl Backend ===
 
-    /// TLS 1.2 is only ever ECDHE with an AEAD: the provider's suites.
-    #[test]
-    fn tls12_suites_are_ecdhe_with_aead_only() {
-        let provider = meshid_identity::crypto::provider();
-        let tls12: Vec<CipherSuite> = provider
-            .cipher_suites
-            .iter()
-            .filter_map(|s| match s {
-                SupportedCipherSuite::Tls12(s) => Some(s.common.suite),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(
-            tls12,
-            [
-                CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-                CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-                CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-                CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-                CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-                CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-            ]
-        );
+impl Backend {
+    #[cfg(feature = "openssl")]
+    fn build(
+        id: &Identity,
+        opts: &TlsOptions,
+        clients: &[ClientSettings],
+    ) -> Result<Self, BuildError> {
+        Ok(match opts.backend {
+            TlsBackend::Openssl => Self::Openssl(OpensslConfigs::build(id, opts, clients)?),
+            _ => Self::Rustls(RustlsConfigs::build(id, opts, clients)?),
+        })
+    }
+
+    #[cfg(not(feature = "openssl"))]
+    fn build(
+        id: &Identity,
+        opts: &TlsOptions,
+        clients: &[ClientSettings],
+    ) -> Result<Self, BuildError> {
+        match opts.backend {
+            TlsBackend::Openssl => Err(BuildError::NotCompiled),
+            _ => Ok(Self::Rustls(RustlsConfigs::build(id, opts, clients)?)),
+        }
     }
 }
