@@ -34,6 +34,8 @@ mod cli;
 mod client;
 #[path = "support/server.rs"]
 mod server;
+#[path = "downstream/setup.rs"]
+mod setup;
 
 use server::{Agent, TD};
 
@@ -273,6 +275,45 @@ async fn a_disk_intermediate_key_signs_through_openssl() {
     let roots = &bundle(&ca).x509_authorities;
     cli::verify_chain(dir.path(), "below-enterprise", &issued.svid, roots);
     ca.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_downstream_ca_on_openssl_mints_its_intermediate_from_either_upstream() {
+    for upstream_backend in [TlsBackend::Rustls, TlsBackend::Openssl] {
+        let dir = tempfile::tempdir().unwrap();
+        let up_dir = dir.path().join("upstream");
+        let upstream = setup::Ca::start(
+            CaConfig {
+                tls_backend: upstream_backend,
+                ..server::config(&up_dir)
+            },
+            &up_dir,
+        )
+        .await;
+        upstream.downstream_entry().await;
+        let (token, _) = upstream.token(Some(setup::ALIAS)).await;
+        let down_dir = dir.path().join("downstream");
+        let cfg = CaConfig {
+            tls_backend: TlsBackend::Openssl,
+            ..setup::downstream_config(&upstream, &token, &down_dir)
+        };
+        let downstream = setup::Ca::start(cfg, &down_dir).await;
+        let authority = downstream.server.authority.load();
+        assert_eq!(authority.kind(), "meshid", "below {upstream_backend}");
+        assert_eq!(authority.material().key.signing(), Some(Signing::Openssl));
+        drop(authority);
+        // Its SVIDs chain to the upstream's root.
+        let east = downstream.workload("east/api").await;
+        let root = dir.path().join("root.pem");
+        std::fs::write(
+            &root,
+            meshid_identity::x509::to_pem(&upstream.bundle().x509_authorities),
+        )
+        .unwrap();
+        setup::openssl_verify(dir.path(), &root, &east.chain);
+        downstream.server.shutdown().await.unwrap();
+        upstream.server.shutdown().await.unwrap();
+    }
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! authentication that is optional at the TLS layer (so `Attest` works
 //! without a certificate) but verified whenever a certificate is presented,
 //! against the bundle the CA serves now. Every RPC except `Attest` then
-//! requires one. On rustls ([`server_config`]) or OpenSSL ([`openssl`]);
+//! requires one. On rustls ([`server_config`]) or OpenSSL (`tls/openssl.rs`);
 //! [`NodeAcceptor`] accepts on either.
 
 use std::io;
