@@ -1,6 +1,7 @@
 //! Subcommands, one module each.
 
 mod agent;
+mod backend;
 mod bundle;
 mod ca;
 mod entry;
@@ -10,6 +11,7 @@ mod policy;
 mod proxy;
 mod token;
 mod up;
+mod version;
 
 /// Every `meshid` subcommand.
 #[derive(Debug, clap::Subcommand)]
@@ -37,6 +39,9 @@ pub enum Command {
     /// Kubernetes: the controller that registers pods, the sidecar
     /// injector, the CRDs.
     K8s(k8s::Args),
+    /// Prints this build's version, the TLS backends compiled in (with
+    /// OpenSSL's version) and whether OpenSSL's FIPS provider is available.
+    Version(version::Args),
 }
 
 /// Runs one subcommand to completion.
@@ -52,5 +57,6 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
         Command::Up(a) => up::run(a).await,
         Command::Healthcheck(a) => healthcheck::run(a).await,
         Command::K8s(a) => k8s::run(a).await,
+        Command::Version(a) => version::run(a),
     }
 }

@@ -159,3 +159,63 @@ fn up_without_data_dir_removes_its_temporary_directory() {
     stop(&mut up, &out);
     assert!(!dir.exists(), "{} is left behind", dir.display());
 }
+
+#[test]
+fn up_on_the_openssl_backend_runs_every_child_on_it() {
+    meshid_tests::bin::require_openssl_backend();
+    let data = tempdir();
+    let logs = tempdir();
+    let mut up = start(
+        &[
+            "--tls-backend",
+            "openssl",
+            "--data-dir",
+            &data.path().display().to_string(),
+        ],
+        logs.path(),
+    );
+    let out = wait_ready(&mut up);
+    assert!(
+        line_with(&out, "TLS backend").contains("openssl (CA, agent and both proxies)"),
+        "{out}"
+    );
+    let allowed = line_with(&out, "allowed  GET /hello");
+    assert!(
+        allowed.contains("200") && allowed.contains("hello from service-b"),
+        "{out}"
+    );
+    assert!(
+        line_with(&out, "denied   POST /admin").contains("403"),
+        "{out}"
+    );
+    assert!(!out.contains("UNEXPECTED"), "{out}");
+    assert!(
+        out.contains("presents spiffe://example.org/demo/service-b"),
+        "{out}"
+    );
+    // Every child was told, on its command line and in its config.
+    for (name, pid) in children(&out) {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        assert!(
+            args.windows(2)
+                .any(|w| w == [&b"--tls-backend"[..], &b"openssl"[..]]),
+            "{name} runs without --tls-backend openssl: {:?}",
+            String::from_utf8_lossy(&cmdline)
+        );
+    }
+    for file in ["ca.toml", "agent.toml"] {
+        let text = std::fs::read_to_string(data.path().join(file)).unwrap_or_default();
+        assert!(
+            text.contains("tls_backend = \"openssl\""),
+            "{file}:\n{text}"
+        );
+    }
+    for file in ["proxy-service-a.yaml", "proxy-service-b.yaml"] {
+        let text = std::fs::read_to_string(data.path().join(file)).unwrap_or_default();
+        assert!(text.contains("tls_backend: openssl"), "{file}:\n{text}");
+    }
+    let hello = after(&out, "curl -i ");
+    assert_eq!(curl_status(&[hello]), "200");
+    stop(&mut up, &out);
+}

@@ -72,6 +72,8 @@ struct ServeArgs {
     /// Ops endpoint address (/healthz, /readyz, /metrics).
     #[arg(long, env = "MESHID_CA_OPS_LISTEN", value_name = "ADDR")]
     ops_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    backend: super::backend::BackendFlag,
 }
 
 #[derive(Debug, clap::Args)]
@@ -124,15 +126,20 @@ fn load(a: ServeArgs) -> anyhow::Result<CaConfig> {
     if let Some(l) = a.ops_listen {
         cfg.ops_listen = l;
     }
+    if let Some(b) = a.backend.get() {
+        cfg.tls_backend = b;
+    }
     Ok(cfg)
 }
 
 async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let cfg = load(a)?.validate()?;
+    let backend = super::backend::describe(cfg.raw.tls_backend, cfg.raw.fips);
     let server = meshid_ca::server::CaServer::start(cfg).await?;
     let authority = server.authority.load();
     println!("meshid CA for {}", authority.trust_domain());
     println!("  node API (TLS)  {}", server.node_addr);
+    println!("  TLS backend     {backend}");
     println!("  admin API       {}", server.admin_socket.display());
     println!(
         "  ops (HTTP)      http://{}/healthz /readyz /metrics",

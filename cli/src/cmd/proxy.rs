@@ -47,6 +47,8 @@ struct RunArgs {
     /// Overrides `workers`: data-plane threads (1-64), like Envoy's --concurrency.
     #[arg(long)]
     workers: Option<usize>,
+    #[command(flatten)]
+    backend: super::backend::BackendFlag,
 }
 
 /// Runs `meshid proxy …`.
@@ -81,12 +83,20 @@ fn load(a: RunArgs) -> anyhow::Result<ProxyConfig> {
     if let Some(n) = a.workers {
         cfg.workers = n;
     }
+    if let Some(b) = a.backend.get() {
+        cfg.tls_backend = b;
+    }
     cfg.validate()?;
     Ok(cfg)
 }
 
 async fn run_proxy(a: RunArgs) -> anyhow::Result<()> {
     let cfg = load(a)?;
+    tracing::info!(
+        "TLS backend {}, algorithms {}",
+        super::backend::describe(cfg.tls_backend, cfg.fips),
+        cfg.tls_options().algorithms
+    );
     meshid_proxy::run(cfg, async {
         crate::signal::shutdown().await;
         tracing::info!("shutdown requested; draining");

@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use meshid_identity::tls::TlsBackend;
 
 use children::Children;
 use config::{Layout, Plan};
@@ -46,6 +47,12 @@ pub struct Args {
     /// How long to wait for everything to become ready, e.g. 30s or 2m.
     #[arg(long, default_value = "30s", value_parser = meshid_runtime::duration::parse, value_name = "DURATION")]
     ready_timeout: Duration,
+    /// TLS library of every child (CA, agent, both proxies): `rustls`
+    /// (ring, the default) or `openssl` (needs a meshid built with
+    /// `--features openssl`). Written into the configs `up` generates and
+    /// passed to each child as `--tls-backend`.
+    #[arg(long, value_enum, value_name = "BACKEND")]
+    tls_backend: Option<super::backend::BackendArg>,
 }
 
 /// How the two demo proxies are told apart by workload attestation.
@@ -65,6 +72,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // Watch signals before any child exists, so Ctrl-C during start-up still
     // stops the children instead of orphaning them.
     let mut signals = Signals::new()?;
+    let tls_backend = args.tls_backend.map(TlsBackend::from);
+    if let Some(backend) = tls_backend {
+        // Refuse before starting anything: e.g. `openssl` on a build
+        // without the OpenSSL backend.
+        backend.check(false)?;
+    }
     let started = Instant::now();
     let deadline = started + args.ready_timeout;
     let (_temp, root, keep) = match &args.data_dir {
@@ -93,7 +106,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         })?;
 
     let demo = demo::DemoServices::start().await?;
-    let plan = Plan::new(&layout, trust_domain, isolation, [demo.a, demo.b])?;
+    let plan = Plan::new(&layout, trust_domain, isolation, [demo.a, demo.b])?
+        .with_tls_backend(tls_backend);
     let mut children = Children::new(layout.logs.clone());
 
     let outcome = tokio::select! {

@@ -37,6 +37,8 @@ pub struct Args {
     /// Ops endpoint address (/healthz, /readyz, /metrics).
     #[arg(long, value_name = "ADDR")]
     ops_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    backend: crate::cmd::backend::BackendFlag,
 }
 
 /// The config file with the flags and environment applied, validated.
@@ -68,6 +70,9 @@ pub fn load(args: Args) -> anyhow::Result<AgentConfig> {
     if let Some(v) = args.ops_listen {
         config.ops_listen = Some(v);
     }
+    if let Some(b) = args.backend.get() {
+        config.tls_backend = b;
+    }
     let config = config.with_env_token();
     config
         .validate()
@@ -78,6 +83,10 @@ pub fn load(args: Args) -> anyhow::Result<AgentConfig> {
 /// Runs the agent until SIGINT/SIGTERM.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let config = load(args)?;
+    tracing::info!(
+        "TLS backend {}",
+        crate::cmd::backend::describe(config.tls_backend, config.fips)
+    );
     meshid_agent::run::run(config, async {
         crate::signal::shutdown().await;
         tracing::info!("signal received; stopping the agent");

@@ -18,6 +18,10 @@ pub fn run(config: AgentConfig) -> anyhow::Result<()> {
         config.ca_targets().join(", "),
         config.ca_spiffe_id()?
     );
+    println!(
+        "  tls backend   {}",
+        crate::cmd::backend::describe(config.tls_backend, config.fips)
+    );
     match (&bundle, &config.trust_bundle_file) {
         (Some(b), Some(path)) => println!(
             "  trust bundle  {} ({} root certificate(s))",

@@ -15,6 +15,10 @@ pub fn run(cfg: CaConfig) -> anyhow::Result<()> {
     // StoreUrl's Display masks a password.
     println!("  store         {} (not connected)", v.store);
     println!("  node API      {} (TLS)", raw.listen);
+    println!(
+        "  tls backend   {}",
+        crate::cmd::backend::describe(raw.tls_backend, raw.fips)
+    );
     println!("  admin API     {} (Unix socket)", v.admin_socket.display());
     if !raw.admin_ids.is_empty() {
         let ids: Vec<String> = raw.admin_ids.iter().map(ToString::to_string).collect();

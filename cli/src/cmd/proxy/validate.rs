@@ -62,6 +62,11 @@ pub fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
             format!("{:?}", l.protocol).to_lowercase()
         );
     }
+    println!(
+        "  tls backend   {}; algorithms {}",
+        crate::cmd::backend::describe(cfg.tls_backend, cfg.fips),
+        cfg.tls_options().algorithms
+    );
     let mode = format!("{:?}", cfg.mode).to_lowercase();
     println!("  policy        {policy} ({mode} mode)");
     if let Some(ops) = cfg.ops_listen {

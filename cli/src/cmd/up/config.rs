@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use meshid_identity::TrustDomain;
+use meshid_identity::tls::TlsBackend;
 
 use super::Isolation;
 
@@ -85,6 +86,9 @@ pub struct Plan {
     pub ports: Ports,
     /// Service A (caller) and service B (callee).
     pub services: [Service; 2],
+    /// The TLS backend every child runs on (`--tls-backend`); `None`
+    /// leaves each component's default.
+    pub tls_backend: Option<TlsBackend>,
 }
 
 /// Turns `auto` into `uid` or `path`; refuses `uid` when it cannot work.
@@ -236,13 +240,39 @@ impl Plan {
             isolation,
             ports,
             services,
+            tls_backend: None,
         })
+    }
+
+    /// Runs every child on `backend` (if any): a `tls_backend` line in each
+    /// generated config and `--tls-backend` on each command line.
+    pub fn with_tls_backend(mut self, backend: Option<TlsBackend>) -> Self {
+        self.tls_backend = backend;
+        self
+    }
+
+    /// `tls_backend = "<name>"` for a TOML config, or nothing.
+    fn toml_backend(&self) -> String {
+        self.tls_backend
+            .map(|b| format!("tls_backend = {:?}\n", b.as_str()))
+            .unwrap_or_default()
+    }
+
+    /// `meshid <args…>` of a child, with `--tls-backend` when one is set.
+    fn command(&self, args: &[&str], config: &Path) -> Vec<String> {
+        let mut cmd: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        cmd.extend(["--config".to_owned(), config.display().to_string()]);
+        if let Some(b) = self.tls_backend {
+            cmd.extend(["--tls-backend".to_owned(), b.as_str().to_owned()]);
+        }
+        cmd
     }
 
     /// `ca.toml`.
     pub fn write_ca_config(&self, layout: &Layout) -> anyhow::Result<()> {
         let text = format!(
             "# written by `meshid up`\n\
+             {backend}\
              trust_domain = {td:?}\n\
              data_dir = {dir:?}\n\
              admin_socket = {sock:?}\n\
@@ -250,6 +280,7 @@ impl Plan {
              ops_listen = \"{ops}\"\n\
              default_x509_ttl = \"1h\"\n\
              max_x509_ttl = \"1h\"\n",
+            backend = self.toml_backend(),
             td = self.trust_domain.to_string(),
             dir = layout.ca_dir.display().to_string(),
             sock = layout.admin_socket.display().to_string(),
@@ -263,6 +294,7 @@ impl Plan {
     pub fn write_agent_config(&self, layout: &Layout, join_token: &str) -> anyhow::Result<()> {
         let text = format!(
             "# written by `meshid up`\n\
+             {backend}\
              trust_domain = {td:?}\n\
              ca_address = \"{ca}\"\n\
              trust_bundle_file = {bundle:?}\n\
@@ -271,6 +303,7 @@ impl Plan {
              workload_api_socket = {sock:?}\n\
              ops_listen = \"{ops}\"\n\
              sync_interval = \"1s\"\n",
+            backend = self.toml_backend(),
             td = self.trust_domain.to_string(),
             ca = loopback(self.ports.ca_node),
             bundle = layout.bundle_pem.display().to_string(),
@@ -313,6 +346,9 @@ impl Plan {
                 app = svc.app,
                 ops = loopback(svc.ops_port),
             );
+            if let Some(b) = self.tls_backend {
+                text.push_str(&format!("tls_backend: {}\n", b.as_str()));
+            }
             if svc.name == a.name {
                 text.push_str(&format!(
                     "outbound:\n\
@@ -334,32 +370,17 @@ impl Plan {
 
     /// Arguments of the CA child.
     pub fn ca_command(&self, layout: &Layout) -> Vec<String> {
-        vec![
-            "ca".into(),
-            "serve".into(),
-            "--config".into(),
-            layout.ca_toml.display().to_string(),
-        ]
+        self.command(&["ca", "serve"], &layout.ca_toml)
     }
 
     /// Arguments of the agent child.
     pub fn agent_command(&self, layout: &Layout) -> Vec<String> {
-        vec![
-            "agent".into(),
-            "run".into(),
-            "--config".into(),
-            layout.agent_toml.display().to_string(),
-        ]
+        self.command(&["agent", "run"], &layout.agent_toml)
     }
 
     /// Arguments of a proxy child.
     pub fn proxy_command(&self, _layout: &Layout, svc: &Service) -> Vec<String> {
-        vec![
-            "proxy".into(),
-            "run".into(),
-            "--config".into(),
-            svc.config.display().to_string(),
-        ]
+        self.command(&["proxy", "run"], &svc.config)
     }
 
     /// How to start `svc`'s proxy: its own copy of the binary, or this

@@ -77,6 +77,13 @@ fn render(
         plan.trust_domain,
         unix_rfc3339(up.ca_expires_at)
     );
+    if let Some(b) = plan.tls_backend {
+        let _ = writeln!(
+            s,
+            "  TLS backend   {} (CA, agent and both proxies)",
+            b.as_str()
+        );
+    }
     let _ = writeln!(
         s,
         "  CA            pid {}   node API 127.0.0.1:{}   admin socket {}\n                ops http://127.0.0.1:{}/metrics",

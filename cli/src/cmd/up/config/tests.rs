@@ -111,3 +111,68 @@ fn each_proxy_has_selectors_the_other_lacks() {
         assert!(b.selectors.iter().any(|s| !a.selectors.contains(s)));
     }
 }
+
+#[test]
+fn tls_backend_goes_into_every_generated_config_and_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layout, plan) = plan(dir.path(), Isolation::Path);
+    assert!(
+        !plan
+            .ca_command(&layout)
+            .contains(&"--tls-backend".to_owned())
+    );
+    let plan = plan.with_tls_backend(Some(TlsBackend::Openssl));
+    plan.write_ca_config(&layout).unwrap();
+    plan.write_agent_config(&layout, "tok-123").unwrap();
+    plan.write_proxy_configs(&layout).unwrap();
+
+    let ca = meshid_ca::config::CaConfig::from_file(&layout.ca_toml).unwrap();
+    assert_eq!(ca.tls_backend, TlsBackend::Openssl);
+    // The agent's and the proxy's loaders also check the backend: without
+    // the OpenSSL backend compiled in they refuse a file naming openssl.
+    says_openssl(
+        meshid_agent::config::AgentConfig::load(&layout.agent_toml),
+        |c| c.tls_backend,
+        "agent.toml",
+    );
+    for svc in &plan.services {
+        says_openssl(
+            meshid_proxy::config::ProxyConfig::from_file(&svc.config),
+            |c| c.tls_backend,
+            svc.name,
+        );
+    }
+
+    let flag = ["--tls-backend".to_owned(), "openssl".to_owned()];
+    let commands = [
+        plan.ca_command(&layout),
+        plan.agent_command(&layout),
+        plan.proxy_command(&layout, &plan.services[0]),
+        plan.proxy_command(&layout, &plan.services[1]),
+    ];
+    for cmd in commands {
+        assert!(cmd.windows(2).any(|w| w == flag), "{cmd:?}");
+    }
+}
+
+/// The loaded config names the openssl backend, or (a build without it)
+/// the loader refused the file for naming it.
+fn says_openssl<T, E: std::fmt::Display>(
+    loaded: Result<T, E>,
+    backend: impl Fn(&T) -> TlsBackend,
+    what: &str,
+) {
+    match loaded {
+        Ok(c) => assert_eq!(backend(&c), TlsBackend::Openssl, "{what}"),
+        Err(e) => {
+            if cfg!(feature = "openssl") {
+                panic!("{what} refused with the OpenSSL backend compiled in: {e}");
+            }
+            assert!(
+                e.to_string()
+                    .contains("tls_backend = \"openssl\" needs a meshid built with"),
+                "{what}: {e}"
+            );
+        }
+    }
+}
