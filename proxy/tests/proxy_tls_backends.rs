@@ -1,7 +1,7 @@
 //! The same proxy on each TLS backend (rustls; OpenSSL with the `openssl`
 //! feature): FIPS algorithms as `openssl s_client` negotiates them, mixed
-//! backend pairs, session resumption, and handshake refusals counted by
-//! reason and explained in the 502 body.
+//! backend pairs, session resumption, handshake refusals counted by reason
+//! and explained in the 502 body, PERMISSIVE plaintext detection.
 #![allow(clippy::unwrap_used)]
 
 #[path = "support/net.rs"]
@@ -334,6 +334,49 @@ async fn refusals_are_counted_by_reason_on_every_backend() {
             metrics.contains("meshid_proxy_tls_handshakes_total{direction=\"inbound\"} 1"),
             "{name}: only the valid client completed a handshake: {metrics}"
         );
+        p.stop().await;
+    }
+}
+
+/// PERMISSIVE peer authentication on every backend: plaintext (first byte
+/// not a TLS handshake) and mTLS are both let in on the same listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permissive_detection_is_the_same_on_every_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki::Ca::new("example.org");
+    let server = ca.write_svid(dir.path(), "server", "spiffe://example.org/backend");
+    let client = ca.write_svid(dir.path(), "client", "spiffe://example.org/frontend");
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "policies: [{ name: meshid/allow-all, action: ALLOW, rules: [{}] }]\n\
+         peerAuthentication: [{ name: shop/default, scope: namespace, mode: PERMISSIVE }]\n",
+    )
+    .unwrap();
+    let app = net::http_backend().await;
+    for &backend in backends() {
+        let name = backend.as_str();
+        let p = inbound(&server, app, backend, &format!("policy: {policy:?}\n")).await;
+        let listen = p.bound.inbound[0];
+        let (status, _, body) = net::get_h1(listen, "GET", "/plain").await;
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "backend GET /plain"),
+            "{name}"
+        );
+        let out = net::proxy(
+            &(net::outbound_yaml(&client, listen, "spiffe://example.org/backend", "http")
+                + &format!("tls_backend: {name}\n")),
+        )
+        .await;
+        net::ready(&out).await;
+        let (status, _, body) = net::get_h1(out.bound.outbound[0], "GET", "/mtls").await;
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "backend GET /mtls"),
+            "{name}"
+        );
+        out.stop().await;
         p.stop().await;
     }
 }
