@@ -68,7 +68,7 @@ impl KeyManager for DiskKeyManager {
 
     fn generate(&self, slot: &str) -> Result<PrivateKey, KeyManagerError> {
         check_slot(slot)?;
-        let key = generate_key(slot)?;
+        let key = generate_key(slot, self.signing)?;
         let path = self.path(slot);
         meshid_runtime::fs::write_atomic(&path, key.to_pkcs8_pem().as_bytes(), 0o600).map_err(
             |source| KeyManagerError::Write {

@@ -44,7 +44,7 @@ impl KeyManager for MemoryKeyManager {
 
     fn generate(&self, slot: &str) -> Result<PrivateKey, KeyManagerError> {
         check_slot(slot)?;
-        let key = generate_key(slot)?;
+        let key = generate_key(slot, self.signing)?;
         let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
         keys.insert(slot.to_owned(), key.clone());
         Ok(key)

@@ -12,6 +12,11 @@ use rcgen::SignatureAlgorithm;
 const ABSENT: &str =
     "this meshid is built without the OpenSSL backend (cargo build --features openssl)";
 
+/// Always fails: this build has no OpenSSL.
+pub(super) fn generate_p256() -> Result<PrivateKey, KeyError> {
+    Err(KeyError::Generate(ABSENT.into()))
+}
+
 /// A certificate signing key held by OpenSSL: none exists in this build.
 #[derive(Debug)]
 pub(super) enum OpensslKey {}
