@@ -286,7 +286,8 @@ pub enum ConfigError {
 
 impl ProxyConfig {
     /// Reads `path`: TOML if it ends in `.toml`, YAML otherwise; then
-    /// validates and logs a warning for each deprecated key.
+    /// checks its shape ([`Self::from_yaml`]) and logs a warning for each
+    /// deprecated key. Call [`Self::validate`] once flags are applied.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let read = |source| ConfigError::Read {
             path: path.to_owned(),
@@ -318,33 +319,41 @@ impl ProxyConfig {
         Ok(cfg)
     }
 
-    /// Parses and validates YAML text.
+    /// Parses YAML text and checks its shape: listeners, addresses, peer
+    /// constraints. Whether its TLS backend can start here is left to
+    /// [`Self::validate`], so a flag can still override `tls_backend`
+    /// (and a config generated for another build parses).
     pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
         let cfg: Self = serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Parse {
             path: PathBuf::from("<yaml>"),
             message: e.to_string(),
         })?;
-        cfg.validate()?;
+        cfg.check_shape()?;
         Ok(cfg)
     }
 
-    /// Parses and validates TOML text.
+    /// Parses TOML text and checks its shape, as [`Self::from_yaml`].
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         let cfg: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: PathBuf::from("<toml>"),
             message: e.to_string(),
         })?;
-        cfg.validate()?;
+        cfg.check_shape()?;
         Ok(cfg)
     }
 
-    /// Checks what serde cannot: at least one listener, unique addresses,
-    /// one valid peer constraint per outbound, a TLS backend this build
-    /// has (and with `fips`, OpenSSL's FIPS provider loaded).
+    /// Everything a start needs: [`Self::check_shape`], and a TLS backend
+    /// this build has (with `fips`, OpenSSL's FIPS provider loaded).
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.check_shape()?;
         self.tls_backend
             .check(self.fips)
-            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            .map_err(|e| ConfigError::Invalid(e.to_string()))
+    }
+
+    /// Checks what serde cannot: at least one listener, unique addresses,
+    /// one valid peer constraint per outbound.
+    pub fn check_shape(&self) -> Result<(), ConfigError> {
         if self.inbound.is_empty() && self.outbound.is_empty() {
             return Err(ConfigError::Invalid(
                 "no listeners: add at least one `inbound` or `outbound` entry".into(),

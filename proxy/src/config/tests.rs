@@ -241,7 +241,10 @@ fn fips_with_rustls_is_refused() {
         format!("{YAML}fips: true\n"),
         format!("{YAML}tls_backend: rustls\nfips: true\n"),
     ] {
-        let e = ProxyConfig::from_yaml(&text).unwrap_err().to_string();
+        let e = ProxyConfig::from_yaml(&text)
+            .and_then(|c| c.validate())
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains(
                 "fips = true needs tls_backend = \"openssl\" (rustls here uses ring, which is not a FIPS-validated module)"
@@ -251,14 +254,20 @@ fn fips_with_rustls_is_refused() {
     }
     let toml = "fips = true\ntls_backend = \"rustls\"\n[identity.workload_api]\nsocket = \"/s\"\n\
                 [[inbound]]\nlisten = \"127.0.0.1:1\"\nforward_to = \"127.0.0.1:2\"\n";
-    let e = ProxyConfig::from_toml(toml).unwrap_err().to_string();
+    let e = ProxyConfig::from_toml(toml)
+        .and_then(|c| c.validate())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("fips = true needs tls_backend"), "{e}");
 }
 
 #[cfg(not(feature = "openssl"))]
 #[test]
 fn openssl_needs_the_feature() {
-    let e = ProxyConfig::from_yaml(&format!("{YAML}tls_backend: openssl\n"))
+    // It parses (a `--tls-backend rustls` flag may still override it) ...
+    let mut c = ProxyConfig::from_yaml(&format!("{YAML}tls_backend: openssl\n")).unwrap();
+    let e = c
+        .validate()
         .unwrap_err()
         .to_string();
     assert!(
@@ -267,6 +276,9 @@ fn openssl_needs_the_feature() {
         ),
         "{e}"
     );
+    // ... and the flag's value is what is validated.
+    c.tls_backend = TlsBackend::Rustls;
+    c.validate().unwrap();
 }
 
 #[cfg(feature = "openssl")]
@@ -274,7 +286,8 @@ fn openssl_needs_the_feature() {
 fn openssl_is_accepted_and_fips_needs_the_provider() {
     let c = ProxyConfig::from_yaml(&format!("{YAML}tls_backend: openssl\n")).unwrap();
     assert_eq!(c.tls_options().backend, TlsBackend::Openssl);
-    let fips = ProxyConfig::from_yaml(&format!("{YAML}tls_backend: openssl\nfips: true\n"));
+    let fips = ProxyConfig::from_yaml(&format!("{YAML}tls_backend: openssl\nfips: true\n"))
+        .and_then(|c| c.validate().map(|()| c));
     if meshid_identity::openssl::fips::available() {
         assert_eq!(fips.unwrap().tls_options().algorithms, Algorithms::Fips);
     } else {
