@@ -266,10 +266,7 @@ fn fips_with_rustls_is_refused() {
 fn openssl_needs_the_feature() {
     // It parses (a `--tls-backend rustls` flag may still override it) ...
     let mut c = ProxyConfig::from_yaml(&format!("{YAML}tls_backend: openssl\n")).unwrap();
-    let e = c
-        .validate()
-        .unwrap_err()
-        .to_string();
+    let e = c.validate().unwrap_err().to_string();
     assert!(
         e.contains(
             "tls_backend = \"openssl\" needs a meshid built with the OpenSSL backend (cargo build --features openssl)"
