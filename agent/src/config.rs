@@ -218,13 +218,15 @@ fn default_max_connections_per_uid() -> usize {
 // === impl AgentConfig ===
 
 impl AgentConfig {
-    /// Parses and validates TOML text.
+    /// Parses TOML text and checks every field ([`Self::check_fields`]);
+    /// whether its TLS backend can start here is left to [`Self::validate`],
+    /// so a `--tls-backend` flag can still override the file.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         if text.len() > MAX_CONFIG_LEN {
             return Err(ConfigError::TooLarge);
         }
         let config: Self = toml::from_str(text)?;
-        config.validate()?;
+        config.check_fields()?;
         Ok(config)
     }
 
@@ -337,18 +339,25 @@ impl AgentConfig {
         Ok(())
     }
 
-    /// Checks every field; call again after overriding fields.
+    /// Everything a start needs: [`Self::check_fields`], then a TLS
+    /// backend this build has (with `fips`, OpenSSL's FIPS provider
+    /// loaded). Call it after overriding fields.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |field, reason: &str| ConfigError::Invalid {
-            field,
-            reason: reason.to_owned(),
-        };
+        self.check_fields()?;
         self.tls_backend
             .check(self.fips)
             .map_err(|e| ConfigError::Invalid {
                 field: if self.fips { "fips" } else { "tls_backend" },
                 reason: e.to_string(),
-            })?;
+            })
+    }
+
+    /// Checks every field except whether the TLS backend can start here.
+    pub fn check_fields(&self) -> Result<(), ConfigError> {
+        let invalid = |field, reason: &str| ConfigError::Invalid {
+            field,
+            reason: reason.to_owned(),
+        };
         let (td, ca_id) = (&self.trust_domain, self.ca_spiffe_id()?);
         if !ca_id.is_member_of(td) {
             return Err(ConfigError::Invalid {

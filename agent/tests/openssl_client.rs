@@ -166,6 +166,7 @@ async fn fips_is_refused_at_start_up() {
     let server = FakeCaServer::start(ca.clone()).await;
     let tmp = tempfile::tempdir().unwrap();
     let err = AgentConfig::from_toml(&toml(tmp.path(), &server, "fips = true\n"))
+        .and_then(|c| c.validate())
         .unwrap_err()
         .to_string();
     assert!(
@@ -179,7 +180,7 @@ async fn fips_is_refused_at_start_up() {
         &server,
         "tls_backend = \"openssl\"\nfips = true\n",
     ))
-    .map(|_| ())
+    .and_then(|c| c.validate())
     .map_err(|e| e.to_string());
     if !meshid_identity::openssl::fips::available() {
         let err = err.unwrap_err();

@@ -343,3 +343,17 @@ fn attestor_files_are_checked_for_validate() {
     std::fs::write(dir.path().join("sa"), "sa-token").unwrap();
     c.check_attestor_files().unwrap();
 }
+
+#[cfg(not(feature = "openssl"))]
+#[test]
+fn a_backend_this_build_lacks_parses_and_is_refused_only_by_validate() {
+    // A `--tls-backend rustls` flag may still override the file.
+    let mut c = AgentConfig::from_toml(&format!("tls_backend = \"openssl\"\n{MINIMAL}")).unwrap();
+    let err = c.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("needs a meshid built with the OpenSSL backend"),
+        "{err}"
+    );
+    c.tls_backend = meshid_identity::tls::TlsBackend::Rustls;
+    c.validate().unwrap();
+}
