@@ -13,10 +13,13 @@
 //! - [`accept`], [`connect`]: tokio-openssl handshakes that fail with a
 //!   [`HandshakeError`] carrying the same reason labels as the rustls path.
 //! - [`peer_chain`]: the peer's certificates after a handshake, leaf first.
+//! - [`PinnedHandshake`]: the CA-client handshake (TLS 1.3, h2, pinned to
+//!   one server ID), the twin of [`pinned_client_config`](crate::tls::pinned_client_config).
 
 mod context;
 pub mod fips;
 mod handshake;
+mod pinned;
 pub mod policy;
 mod session;
 mod verify;
@@ -25,6 +28,7 @@ use openssl::error::ErrorStack;
 
 pub use context::{ClientAuth, ClientContext, ContextOptions, ServerContext, TlsMin};
 pub use handshake::{HandshakeError, accept, connect, peer_chain, reason_of};
+pub use pinned::{PinnedError, PinnedHandshake};
 pub use verify::PeerSlot;
 
 pub use ::openssl::ssl::{Ssl, SslRef};

@@ -1,45 +1,20 @@
-//! A node API client on OpenSSL for the tests: `identity::openssl`'s client
-//! context (TLS 1.3, h2) pinned to the CA's SPIFFE ID under a bundle, over
-//! `meshid_runtime::tls::connector`, as the agent's OpenSSL client is.
+//! A node API client on OpenSSL for the tests: `identity::openssl`'s
+//! `PinnedHandshake` (TLS 1.3, h2, pinned to the CA's SPIFFE ID under a
+//! bundle) over `meshid_runtime::tls::connector`, as the agent's OpenSSL
+//! client is.
 
 use std::error::Error as StdError;
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use meshid_identity::openssl::{
-    ClientContext, ContextOptions, HandshakeError, SslStream, TlsMin, connect,
-};
-use meshid_identity::tls::{Algorithms, PeerCheck, PeerMatch};
+use meshid_identity::openssl::{HandshakeError, PinnedHandshake};
 use meshid_identity::{BundleSet, TrustBundle};
 use meshid_proto::ca::node_client::NodeClient;
-use tokio::net::TcpStream;
 use tonic::transport::Channel;
 
 use super::server::Agent;
-
-#[derive(Clone)]
-struct Handshake {
-    context: Arc<ClientContext>,
-    check: Arc<PeerCheck>,
-}
-
-impl meshid_runtime::tls::Handshake for Handshake {
-    type Stream = SslStream<TcpStream>;
-
-    fn handshake(&self, tcp: TcpStream) -> impl Future<Output = io::Result<Self::Stream>> + Send {
-        let this = self.clone();
-        async move {
-            let (ssl, slot) = this
-                .context
-                .ssl(Arc::clone(&this.check), "ca")
-                .map_err(io::Error::other)?;
-            connect(ssl, &slot, tcp).await.map_err(io::Error::from)
-        }
-    }
-}
 
 /// A channel to the CA at `addr`, which must present
 /// `spiffe://<bundle's trust domain>/meshid/ca` under `bundle`; as `agent`
@@ -53,18 +28,9 @@ pub async fn try_channel(
         .trust_domain
         .id_with_path(meshid_identity::id::CA_PATH)
         .unwrap();
-    let options = ContextOptions {
-        min_version: TlsMin::Tls13,
-        alpn: vec![b"h2".to_vec()],
-        algorithms: Algorithms::Default,
-        resumption: false,
-    };
     let client = agent.map(|a| (a.chain.as_slice(), &a.key));
     let bundles: BundleSet = [bundle.clone()].into_iter().collect();
-    let handshake = Handshake {
-        context: Arc::new(ClientContext::new(&options, client).unwrap()),
-        check: Arc::new(PeerCheck::new(Arc::new(bundles), PeerMatch::OneOf(vec![ca_id])).unwrap()),
-    };
+    let handshake = PinnedHandshake::new(&ca_id, Arc::new(bundles), client).unwrap();
     let (endpoint, _) = meshid_runtime::tls::endpoint(
         &addr.to_string(),
         Duration::from_secs(30),

@@ -173,7 +173,8 @@ impl UpstreamClient {
             }
             TlsBackend::Openssl => {
                 let cert = client.map(|c| (c.chain.as_slice(), &c.key));
-                let tls = openssl::Handshake::new(&self.ca_id, bundles, cert).map_err(setup)?;
+                let tls = openssl::Handshake::new(&self.ca_id, bundles, cert)
+                    .map_err(|e| setup(e.to_string()))?;
                 self.endpoint.connect_with_connector(connector(tls)).await
             }
         };
