@@ -101,6 +101,16 @@ fn chain_of(ssl: &SslRef) -> Result<Vec<CertificateDer<'static>>, PeerRejection>
         return Ok(Vec::new());
     };
     let leaf = leaf.to_der().map_err(malformed)?;
+    // A resumed client session (restored from its DER form) holds only
+    // the server's leaf: its chain is the one cached with it.
+    if ssl.session_reused()
+        && let Some(offered) = super::session::offered_chain(ssl)
+        && offered
+            .first()
+            .is_some_and(|l| l.as_ref() == leaf.as_slice())
+    {
+        return Ok(offered.to_vec());
+    }
     let mut out = vec![CertificateDer::from(leaf)];
     // A client's stack starts with the leaf; a server's may not.
     for (i, c) in ssl.peer_cert_chain().into_iter().flatten().enumerate() {

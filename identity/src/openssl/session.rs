@@ -51,12 +51,31 @@ struct Cached {
 #[derive(Debug, Clone)]
 struct SessionKey(String);
 
+/// The server chain of the session offered to a connection, kept on its
+/// `Ssl`: a session restored from its DER form carries only the server's
+/// leaf, so a resumed connection's chain is this one.
+#[derive(Debug, Clone)]
+struct OfferedChain(Vec<CertificateDer<'static>>);
+
 static KEY_INDEX: OnceLock<Result<Index<Ssl, SessionKey>, OpensslError>> = OnceLock::new();
+static CHAIN_INDEX: OnceLock<Result<Index<Ssl, OfferedChain>, OpensslError>> = OnceLock::new();
 
 fn key_index() -> Result<Index<Ssl, SessionKey>, OpensslError> {
     KEY_INDEX
         .get_or_init(|| Ssl::new_ex_index().map_err(OpensslError::new("allocate an ex_data index")))
         .clone()
+}
+
+fn chain_index() -> Result<Index<Ssl, OfferedChain>, OpensslError> {
+    CHAIN_INDEX
+        .get_or_init(|| Ssl::new_ex_index().map_err(OpensslError::new("allocate an ex_data index")))
+        .clone()
+}
+
+/// The server chain of the cached session offered on `ssl`, if one was.
+pub(crate) fn offered_chain(ssl: &SslRef) -> Option<&[CertificateDer<'static>]> {
+    let index = chain_index().ok()?;
+    ssl.ex_data(index).map(|c| c.0.as_slice())
 }
 
 // === impl SessionCache ===
@@ -71,9 +90,17 @@ impl std::fmt::Debug for SessionCache {
 
 impl SessionCache {
     /// Files a new session the server sent on `ssl` under its key.
+    ///
+    /// The cache keeps a copy made through the session's DER form, not the
+    /// connection's own session object: OpenSSL marks that one
+    /// unresumable when the connection is freed without a close_notify (a
+    /// dropped pooled connection), which rustls's cache does not do.
     pub(crate) fn store(&self, ssl: &SslRef, session: SslSession) {
         let Ok(index) = key_index() else { return };
         let Some(SessionKey(key)) = ssl.ex_data(index) else {
+            return;
+        };
+        let Ok(session) = session.to_der().and_then(|der| SslSession::from_der(&der)) else {
             return;
         };
         let peer = super::peer_chain(ssl);
@@ -121,18 +148,24 @@ impl SessionCache {
             return Ok(());
         }
         ssl.set_ex_data(key_index()?, SessionKey(key.to_owned()));
-        let Some(session) = self.take(key, check) else {
+        let Some((session, chain)) = self.take(key, check) else {
             return Ok(());
         };
-        // SAFETY: every session in this cache came from the new-session
-        // callback of the one SslContext that owns the cache, and `ssl` was
-        // made from that same context (ClientContext::ssl), as
-        // SSL_set_session requires.
+        ssl.set_ex_data(chain_index()?, OfferedChain(chain));
+        // SAFETY: every session in this cache is a copy of one that the
+        // new-session callback of the one SslContext owning the cache
+        // received, and `ssl` was made from that same context
+        // (ClientContext::ssl), as SSL_set_session requires.
         unsafe { ssl.set_session(&session) }.map_err(OpensslError::new("offer a cached session"))
     }
 
-    /// The newest usable session under `key`, dropping the unusable ones.
-    fn take(&self, key: &str, check: &PeerCheck) -> Option<SslSession> {
+    /// The newest usable session under `key` and its server chain,
+    /// dropping the unusable ones.
+    fn take(
+        &self,
+        key: &str,
+        check: &PeerCheck,
+    ) -> Option<(SslSession, Vec<CertificateDer<'static>>)> {
         let mut e = self.lock();
         e.tick += 1;
         let tick = e.tick;
@@ -144,9 +177,9 @@ impl SessionCache {
                 continue;
             }
             if newest.session.protocol_version() == SslVersion::TLS1_2 {
-                return Some(newest.session.clone());
+                return Some((newest.session.clone(), newest.peer.clone()));
             }
-            return entry.sessions.pop_back().map(|c| c.session);
+            return entry.sessions.pop_back().map(|c| (c.session, c.peer));
         }
         None
     }

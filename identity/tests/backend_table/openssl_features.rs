@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::support::{
     BOTH, Backend, Client, Outcome, bundles, check, client, id, intermediate, root, run,
-    rustls_tls12_client, serve, server, svid,
+    run_abrupt, rustls_tls12_client, serve, server, svid,
 };
 
 struct Pki {
@@ -315,6 +315,14 @@ async fn sessions_resume_with_client_certificates_and_keep_the_peer_chain() {
         assert_eq!(s.peer, Some(id("spiffe://example.org/client")), "{pair}");
         assert_eq!(c.peer, Some(id("spiffe://example.org/server")), "{pair}");
         assert_eq!((s.peer_certs, c.peer_certs), (2, 2), "{pair}");
+        // A connection dropped without close_notify still leaves a session
+        // to resume (as with rustls), with the whole server chain.
+        let (s, c) = run_abrupt(&srv, &cli).await;
+        assert!(s.is_ok() && c.is_ok(), "{pair}: abrupt close");
+        let (_, c) = run(&srv, &cli).await;
+        let c = c.expect("after an abrupt close");
+        assert!(c.resumed, "{pair}: resumed after an abrupt close");
+        assert_eq!(c.peer_certs, 2, "{pair}");
     }
 
     // A cached session is offered only while its server chain passes the

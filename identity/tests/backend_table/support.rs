@@ -305,6 +305,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 /// sends two bytes the client must read (a TLS 1.3 client learns only then
 /// that the server refused its certificate). Returns (server, client).
 pub async fn run(server: &Server, client: &Client) -> (Outcome, Outcome) {
+    run_closing(server, client, true).await
+}
+
+/// As [`run`], but the client drops its connection without a TLS
+/// close_notify (as a pooled upstream connection is dropped).
+pub async fn run_abrupt(server: &Server, client: &Client) -> (Outcome, Outcome) {
+    run_closing(server, client, false).await
+}
+
+async fn run_closing(server: &Server, client: &Client, clean: bool) -> (Outcome, Outcome) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let server_side = serve(server, &listener);
@@ -318,7 +328,10 @@ pub async fn run(server: &Server, client: &Client) -> (Outcome, Outcome) {
             Ok(Err(e)) => return Err(io_reason(&e)),
             Err(_) => return Err("timeout"),
         }
-        let _ = io.shutdown().await;
+        if clean {
+            let _ = io.shutdown().await;
+        }
+        drop(io);
         Ok(seen)
     };
     let both = async { tokio::join!(server_side, client_side) };
