@@ -64,9 +64,17 @@ impl ServerTls {
         }
     }
 
-    /// The client's SPIFFE ID (verified during the handshake).
+    /// The client's SPIFFE ID (verified during the handshake). Reads the
+    /// leaf only: this runs once per inbound connection.
     pub fn peer_id(&self) -> Option<SpiffeId> {
-        peer_spiffe_id(&self.peer_chain())
+        match self {
+            Self::Rustls(s) => s.get_ref().1.peer_certificates().and_then(peer_spiffe_id),
+            #[cfg(feature = "openssl")]
+            Self::Openssl(s) => {
+                let leaf = s.ssl().peer_certificate()?.to_der().ok()?;
+                peer_spiffe_id(&[CertificateDer::from(leaf)])
+            }
+        }
     }
 }
 
