@@ -238,6 +238,7 @@ impl Node for NodeService {
             )));
         }
         let issued = self.issue_agent_svid(&node.agent_id, &req.csr, now).await?;
+        let agent_tenant = node.tenant.clone();
         store
             .upsert_agent(&Agent {
                 spiffe_id: node.agent_id.clone(),
@@ -247,6 +248,7 @@ impl Node for NodeService {
                 expires_at: issued.not_after,
                 banned: false,
                 selectors: node.selectors,
+                tenant: node.tenant,
                 created_at: now,
                 updated_at: now,
             })
@@ -261,6 +263,7 @@ impl Node for NodeService {
                 not_after: issued.not_after,
                 issued_at: now,
                 ca_key_id: Some(issued.ca_key_id.clone()),
+                tenant: agent_tenant,
             }])
             .await
             .map_err(convert::store_status)?;
@@ -291,6 +294,7 @@ impl Node for NodeService {
                 not_after: issued.not_after,
                 issued_at: now,
                 ca_key_id: Some(issued.ca_key_id.clone()),
+                tenant: agent.tenant.clone(),
             }])
             .await
             .map_err(convert::store_status)?;

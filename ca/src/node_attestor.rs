@@ -20,6 +20,9 @@ pub struct AttestedNode {
     pub agent_id: SpiffeId,
     /// Node selectors (an alias ID is recorded as `join_token:alias:<id>`).
     pub selectors: Vec<Selector>,
+    /// The tenant the agent belongs to (its join token's); `""` for a
+    /// platform agent.
+    pub tenant: String,
 }
 
 /// Why attestation failed.

@@ -10,6 +10,9 @@
 //! metrics; the CA serves through it.
 //!
 //! - `model`: what is stored; `codec`: values ⇄ columns; `error`: [`StoreError`]
+//! - `tenancy`: [`Tenant`], [`Role`], [`RoleBinding`]; `audit`: the
+//!   hash-chained audit log ([`AuditRecord`], [`record_hash`]); `change`:
+//!   the admin writes [`Store::audited`] applies with their audit record
 //! - `url`: [`StoreUrl`]; `queries`: the SQL text
 //! - `sql`: [`SqlStore`], the code both drivers share; `sqlite`, `postgres`: opening each
 //! - `metrics`, `metered`: [`StoreMetrics`], [`MeteredStore`]
@@ -22,6 +25,8 @@
 //! # Ok(()) }
 //! ```
 
+mod audit;
+mod change;
 mod codec;
 mod error;
 mod metered;
@@ -31,6 +36,7 @@ mod postgres;
 mod queries;
 mod sql;
 mod sqlite;
+mod tenancy;
 pub(crate) mod url;
 
 use std::fmt;
@@ -41,18 +47,27 @@ use async_trait::async_trait;
 use meshid_identity::{SpiffeId, TrustDomain};
 use meshid_runtime::clock::{self, SharedClock};
 
+pub use audit::{
+    AuditCheckpoint, AuditEvent, AuditFilter, AuditRecord, GENESIS, MAX_AUDIT_CHECKPOINTS,
+    MAX_AUDIT_FIELD, MAX_AUDIT_SHORT, checkpoint_message, record_hash,
+};
+pub use change::{Change, Changed};
 pub use error::StoreError;
 pub use metered::{COUNT_REFRESH, MeteredStore};
 pub use metrics::StoreMetrics;
 pub use model::{
     Agent, EntryFilter, EntryUpdate, IssuanceRecord, JoinToken, KeyKind, KeySlot, Lease,
-    MAX_DNS_NAMES, MAX_FEDERATES_WITH, MAX_GET_ENTRIES, MAX_OWNER_LEN, MAX_PAGE_LIMIT,
-    MAX_SELECTORS, MAX_SYNC_PARENTS, NewEntry, Page, RegistrationEntry, SlotState, StoredBundle,
-    owner_problem,
+    MAX_DNS_NAMES, MAX_FEDERATES_WITH, MAX_FILTER_TENANTS, MAX_GET_ENTRIES, MAX_OWNER_LEN,
+    MAX_PAGE_LIMIT, MAX_SELECTORS, MAX_SYNC_PARENTS, NewEntry, Page, RegistrationEntry, SlotState,
+    StoredBundle, owner_problem,
 };
 pub use postgres::PostgresStore;
 pub use sql::SqlStore;
 pub use sqlite::SqliteStore;
+pub use tenancy::{
+    MAX_BINDINGS, MAX_TENANT_PREFIXES, MAX_TENANT_STRING, MAX_TENANTS, Role, RoleBinding, Tenant,
+    UnknownRole, tenant_name_problem,
+};
 pub use url::StoreUrl;
 
 /// A page of items and the cursor for the next page (`None` on the last page).
@@ -158,6 +173,8 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Records issued certificates in one transaction: all or none
     /// (a duplicate serial → [`StoreError::AlreadyExists`], nothing stored).
+    /// Unless [`OpenOptions::audit_issuances`] is off, the same
+    /// transaction appends one `svid.issue` audit record per certificate.
     async fn record_issuances(&self, records: &[IssuanceRecord]) -> Result<(), StoreError>;
     /// How many issuance records exist.
     async fn count_issuances(&self) -> Result<u64, StoreError>;
@@ -214,6 +231,39 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// not counted.
     async fn live_issuances_by_key(&self) -> Result<Vec<(String, u64)>, StoreError>;
 
+    /// One admin write and its audit record in one transaction: both or
+    /// neither. The store fills `event.before` / `event.after` with the
+    /// JSON of the row before/after (entries, tokens without their hash,
+    /// agents, bundles, tenants, bindings) when the caller left them `""`.
+    /// A change that fails (e.g. a revision conflict) writes no record:
+    /// the caller appends its `failed: …` record with
+    /// [`Store::append_audit`].
+    async fn audited(&self, change: Change, event: AuditEvent) -> Result<Changed, StoreError>;
+    /// Appends a record on its own (denied or failed writes, rotation
+    /// steps, config at start-up) and returns it as stored.
+    async fn append_audit(&self, event: AuditEvent) -> Result<AuditRecord, StoreError>;
+    /// Records with seq > `after_seq` matching `filter`, in seq order, at
+    /// most `limit` (clamped to `1..=`[`MAX_PAGE_LIMIT`]).
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+    /// The recorded end of the chain (seq, hash); `None` before the first record.
+    async fn audit_head(&self) -> Result<Option<(i64, [u8; 32])>, StoreError>;
+    /// Stores a checkpoint; one per seq (a second → [`StoreError::AlreadyExists`]).
+    async fn put_audit_checkpoint(&self, cp: &AuditCheckpoint) -> Result<(), StoreError>;
+    /// The newest [`MAX_AUDIT_CHECKPOINTS`] checkpoints, in seq order.
+    async fn list_audit_checkpoints(&self) -> Result<Vec<AuditCheckpoint>, StoreError>;
+    /// One tenant by name.
+    async fn get_tenant(&self, name: &str) -> Result<Option<Tenant>, StoreError>;
+    /// Every tenant (at most [`MAX_TENANTS`]), in name order.
+    async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError>;
+    /// Every stored role binding (at most [`MAX_BINDINGS`]), in (tenant,
+    /// subject, role) order.
+    async fn list_bindings(&self) -> Result<Vec<RoleBinding>, StoreError>;
+
     /// Checks the database answers (`SELECT 1`).
     async fn health(&self) -> Result<(), StoreError>;
 }
@@ -227,6 +277,9 @@ pub struct OpenOptions {
     pub max_connections: u32,
     /// The time rows are stamped with (`created_at`, `updated_at`).
     pub clock: SharedClock,
+    /// [`Store::record_issuances`] also appends one `svid.issue` audit
+    /// record per certificate (`[audit] issuances` in ca.toml; default on).
+    pub audit_issuances: bool,
 }
 
 impl Default for OpenOptions {
@@ -235,6 +288,7 @@ impl Default for OpenOptions {
             connect_timeout: Duration::from_secs(10),
             max_connections: 16,
             clock: clock::system(),
+            audit_issuances: true,
         }
     }
 }

@@ -349,6 +349,7 @@ async fn join_tokens_are_shown_once_and_stored_hashed() {
     let t = h
         .client
         .create_join_token(pb::CreateJoinTokenRequest {
+            tenant: String::new(),
             ttl_seconds: 0,
             spiffe_id: "spiffe://example.org/node/rack1".into(),
         })
@@ -374,6 +375,7 @@ async fn join_tokens_are_shown_once_and_stored_hashed() {
         let err = h
             .client
             .create_join_token(pb::CreateJoinTokenRequest {
+                tenant: String::new(),
                 ttl_seconds: ttl,
                 spiffe_id: alias.into(),
             })
@@ -392,6 +394,7 @@ fn agent(id: &str) -> Agent {
         expires_at: now() + Duration::from_secs(3600),
         banned: false,
         selectors: vec![Selector::new("join_token", "id:0123456789abcdef").unwrap()],
+        tenant: String::new(),
         created_at: now(),
         updated_at: now(),
     }
@@ -685,6 +688,7 @@ async fn reserved_ids_are_refused_for_entries_and_node_aliases() {
         let err = h
             .client
             .create_join_token(pb::CreateJoinTokenRequest {
+                tenant: String::new(),
                 ttl_seconds: 0,
                 spiffe_id: format!("spiffe://example.org/{path}"),
             })

@@ -642,6 +642,7 @@ fn token(id: &str, secret: &str, expires: u64) -> JoinToken {
         spiffe_id: Some(id_alias()),
         expires_at: at(expires),
         used_at: None,
+        tenant: String::new(),
     }
 }
 
@@ -729,6 +730,7 @@ fn issuance(serial: String, i: u64) -> IssuanceRecord {
         not_after: at(10_000 + i),
         issued_at: at(1_000 + i),
         ca_key_id: i.is_multiple_of(5).then(|| format!("key-{}", i % 3)),
+        tenant: String::new(),
     }
 }
 
@@ -824,6 +826,7 @@ fn agent(path: &str) -> Agent {
         expires_at: at(9_000),
         banned: false,
         selectors: vec![sel("join_token:t1")],
+        tenant: String::new(),
         created_at: at(1_000),
         updated_at: at(1_000),
     }

@@ -84,6 +84,7 @@ pub async fn store(
                             not_after: now + Duration::from_secs(3600),
                             issued_at: now,
                             ca_key_id: None,
+                            tenant: String::new(),
                         }
                     })
                     .collect();

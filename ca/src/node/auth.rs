@@ -213,6 +213,7 @@ mod tests {
             expires_at: SystemTime::UNIX_EPOCH,
             banned: false,
             selectors: Vec::new(),
+            tenant: String::new(),
             created_at: SystemTime::UNIX_EPOCH,
             updated_at: SystemTime::UNIX_EPOCH,
         }

@@ -129,6 +129,7 @@ pub(super) async fn sign(
             not_after: issued.not_after,
             issued_at: now,
             ca_key_id: Some(issued.ca_key_id.clone()),
+            tenant: entry.tenant.clone(),
         }])
         .await
         .map_err(convert::store_status)?;

@@ -139,6 +139,7 @@ pub(super) async fn x509_batch(
                         not_after: issued.not_after,
                         issued_at: now,
                         ca_key_id: Some(issued.ca_key_id.clone()),
+                        tenant: entry.tenant.clone(),
                     });
                     results.push(svid_result::Result::Svid(convert::x509_svid(
                         &entry.spiffe_id,

@@ -38,6 +38,7 @@ pub fn generate(now: SystemTime, ttl: Duration, alias: Option<SpiffeId>) -> (Str
         spiffe_id: alias,
         expires_at: now + ttl,
         used_at: None,
+        tenant: String::new(),
     };
     (token, record)
 }
@@ -135,6 +136,7 @@ impl NodeAttestor for JoinTokenAttestor {
         Ok(AttestedNode {
             agent_id: agent_id(&self.trust_domain, id)?,
             selectors,
+            tenant: token.tenant,
         })
     }
 }

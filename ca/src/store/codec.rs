@@ -11,6 +11,7 @@ use super::StoreError;
 use super::model::{
     KeySlot, MAX_DNS_NAMES, MAX_FEDERATES_WITH, MAX_SELECTORS, SlotState, owner_problem,
 };
+use super::tenancy::tenant_name_problem;
 
 /// Longest DNS name accepted in an entry.
 const MAX_DNS_NAME_LEN: usize = 253;
@@ -141,6 +142,26 @@ pub(crate) fn owner(owner: String, key: &str) -> Result<String, StoreError> {
     match owner_problem(&owner) {
         None => Ok(owner),
         Some(why) => Err(corrupt("registration_entries", key, format!("owner {why}"))),
+    }
+}
+
+/// Checks the tenant of an entry, agent, token or issuance: `""` (the
+/// platform) or a tenant name.
+pub(crate) fn check_tenant(tenant: &str) -> Result<(), StoreError> {
+    match tenant_name_problem(tenant) {
+        Some(why) if !tenant.is_empty() => Err(StoreError::Invalid(format!(
+            "tenant {:?} {why}",
+            tenant.chars().take(80).collect::<String>()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A stored tenant column, checked again on the way out.
+pub(crate) fn tenant(tenant: String, table: &'static str, key: &str) -> Result<String, StoreError> {
+    match tenant_name_problem(&tenant) {
+        Some(why) if !tenant.is_empty() => Err(corrupt(table, key, format!("tenant {why}"))),
+        _ => Ok(tenant),
     }
 }
 

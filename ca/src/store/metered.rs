@@ -20,7 +20,10 @@ use super::model::{
     Agent, EntryFilter, EntryUpdate, IssuanceRecord, JoinToken, KeySlot, Lease, NewEntry, Page,
     RegistrationEntry, StoredBundle,
 };
-use super::{Paged, Store, StoreError, StoreMetrics};
+use super::{
+    AuditCheckpoint, AuditEvent, AuditFilter, AuditRecord, Change, Changed, Paged, RoleBinding,
+    Store, StoreError, StoreMetrics, Tenant,
+};
 
 /// How often the CA re-reads the row counts from the database.
 pub const COUNT_REFRESH: Duration = Duration::from_secs(30);
@@ -296,6 +299,66 @@ impl Store for MeteredStore {
     async fn live_issuances_by_key(&self) -> Result<Vec<(String, u64)>, StoreError> {
         let call = self.inner.live_issuances_by_key();
         self.observe("live_issuances_by_key", call).await
+    }
+
+    async fn audited(&self, change: Change, event: AuditEvent) -> Result<Changed, StoreError> {
+        // The gauges move as with the plain write methods.
+        let (entries, agents) = match &change {
+            Change::CreateEntry(_) => (1, 0),
+            Change::DeleteEntry(_) => (-1, 0),
+            Change::DeleteAgent(_) => (0, -1),
+            _ => (0, 0),
+        };
+        let changed = self
+            .observe("audited", self.inner.audited(change, event))
+            .await?;
+        self.metrics.entries.inc_by(entries);
+        self.metrics.agents.inc_by(agents);
+        Ok(changed)
+    }
+
+    async fn append_audit(&self, event: AuditEvent) -> Result<AuditRecord, StoreError> {
+        self.observe("append_audit", self.inner.append_audit(event))
+            .await
+    }
+
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let call = self.inner.list_audit(filter, after_seq, limit);
+        self.observe("list_audit", call).await
+    }
+
+    async fn audit_head(&self) -> Result<Option<(i64, [u8; 32])>, StoreError> {
+        self.observe("audit_head", self.inner.audit_head()).await
+    }
+
+    async fn put_audit_checkpoint(&self, cp: &AuditCheckpoint) -> Result<(), StoreError> {
+        self.observe("put_audit_checkpoint", self.inner.put_audit_checkpoint(cp))
+            .await
+    }
+
+    async fn list_audit_checkpoints(&self) -> Result<Vec<AuditCheckpoint>, StoreError> {
+        let call = self.inner.list_audit_checkpoints();
+        self.observe("list_audit_checkpoints", call).await
+    }
+
+    async fn get_tenant(&self, name: &str) -> Result<Option<Tenant>, StoreError> {
+        self.observe("get_tenant", self.inner.get_tenant(name))
+            .await
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        self.observe("list_tenants", self.inner.list_tenants())
+            .await
+    }
+
+    async fn list_bindings(&self) -> Result<Vec<RoleBinding>, StoreError> {
+        self.observe("list_bindings", self.inner.list_bindings())
+            .await
     }
 
     async fn health(&self) -> Result<(), StoreError> {

@@ -63,6 +63,9 @@ pub struct RegistrationEntry {
     /// Who manages the entry: empty for an operator's, `k8s/<cluster>` for
     /// a Kubernetes controller (see [`owner_problem`] for the syntax).
     pub owner: String,
+    /// The tenant the entry belongs to; `""` for a platform entry. Set at
+    /// creation, never changed by an update.
+    pub tenant: String,
     /// Starts at 1; bumped by every update (optimistic concurrency).
     pub revision: i64,
     /// When the entry was created.
@@ -94,6 +97,8 @@ pub struct NewEntry {
     pub downstream: bool,
     /// See [`RegistrationEntry::owner`].
     pub owner: String,
+    /// See [`RegistrationEntry::tenant`]: `""` or a tenant name.
+    pub tenant: String,
 }
 
 impl NewEntry {
@@ -110,6 +115,7 @@ impl NewEntry {
             federates_with: Vec::new(),
             downstream: false,
             owner: String::new(),
+            tenant: String::new(),
         }
     }
 }
@@ -151,7 +157,13 @@ pub struct EntryFilter {
     pub selector: Option<Selector>,
     /// Only entries with exactly this owner (`Some("")`: only operators').
     pub owner: Option<String>,
+    /// Only entries whose tenant is one of these (`""` is the platform);
+    /// at most [`MAX_FILTER_TENANTS`]. `None`: every tenant.
+    pub tenants: Option<Vec<String>>,
 }
+
+/// Most tenants one [`EntryFilter::tenants`] (or audit filter) may name.
+pub const MAX_FILTER_TENANTS: usize = 1000;
 
 /// Keyset paging: items come in key order, `after` is the last key of the
 /// previous page (the `next` cursor it returned).
@@ -208,6 +220,9 @@ pub struct Agent {
     pub banned: bool,
     /// Node selectors from attestation.
     pub selectors: Vec<Selector>,
+    /// The tenant of the join token it attested with; `""` for a
+    /// platform agent (every `k8s_psat` agent).
+    pub tenant: String,
     /// First attestation (kept across upserts).
     pub created_at: SystemTime,
     /// Last change.
@@ -227,6 +242,8 @@ pub struct JoinToken {
     pub expires_at: SystemTime,
     /// When it was consumed; `None` while unused.
     pub used_at: Option<SystemTime>,
+    /// The tenant the agent will belong to; `""` for a platform agent.
+    pub tenant: String,
 }
 
 impl fmt::Debug for JoinToken {
@@ -237,6 +254,7 @@ impl fmt::Debug for JoinToken {
             .field("spiffe_id", &self.spiffe_id)
             .field("expires_at", &self.expires_at)
             .field("used_at", &self.used_at)
+            .field("tenant", &self.tenant)
             .finish()
     }
 }
@@ -259,6 +277,8 @@ pub struct IssuanceRecord {
     /// The [`KeySlot::key_id`] of the key that signed it; `None` if not
     /// known (records written before the key journal).
     pub ca_key_id: Option<String>,
+    /// The tenant of the entry it was issued for; `""` for the platform.
+    pub tenant: String,
 }
 
 /// A trust bundle in SPIFFE bundle JSON form.

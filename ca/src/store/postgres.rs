@@ -74,6 +74,7 @@ impl PostgresStore {
         Ok(Self {
             pool,
             clock: opts.clock.clone(),
+            audit_issuances: opts.audit_issuances,
         })
     }
 }

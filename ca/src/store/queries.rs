@@ -11,7 +11,7 @@
 macro_rules! entry_cols {
     () => {
         "id, spiffe_id, parent_id, x509_ttl_secs, jwt_ttl_secs, dns_names, admin, \
-         federates_with, downstream, owner, revision, created_at_ms, updated_at_ms"
+         federates_with, downstream, owner, tenant, revision, created_at_ms, updated_at_ms"
     };
 }
 
@@ -19,7 +19,7 @@ macro_rules! entry_cols {
 macro_rules! agent_cols {
     () => {
         "spiffe_id, attestation_type, serial, previous_serial, expires_at_ms, banned, \
-         created_at_ms, updated_at_ms"
+         created_at_ms, updated_at_ms, tenant"
     };
 }
 
@@ -35,7 +35,7 @@ macro_rules! key_slot_cols {
 /// Columns of `join_tokens`.
 macro_rules! token_cols {
     () => {
-        "id, hash, spiffe_id, expires_at_ms, used_at_ms"
+        "id, hash, spiffe_id, expires_at_ms, used_at_ms, tenant"
     };
 }
 
@@ -48,11 +48,11 @@ pub(crate) const ENTRY_BY_ID: &str = concat!(
     " FROM registration_entries WHERE id = $1"
 );
 /// Inserts an entry: `$1`–`$12` as in [`UPDATE_ENTRY`] (`$11` stamps both
-/// times), `$13` the ID.
+/// times), `$13` the ID, `$14` the tenant.
 pub(crate) const INSERT_ENTRY: &str = "INSERT INTO registration_entries (spiffe_id, \
      parent_id, x509_ttl_secs, jwt_ttl_secs, dns_names, admin, federates_with, downstream, \
-     selector_key, revision, created_at_ms, updated_at_ms, owner, id) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13)";
+     selector_key, revision, created_at_ms, updated_at_ms, owner, id, tenant) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14)";
 /// Replaces the fields of entry `$13` if its revision is still `$14`.
 pub(crate) const UPDATE_ENTRY: &str = "UPDATE registration_entries SET spiffe_id = $1, \
      parent_id = $2, x509_ttl_secs = $3, jwt_ttl_secs = $4, dns_names = $5, admin = $6, \
@@ -92,11 +92,11 @@ pub(crate) const COUNT_ENTRIES: &str = "SELECT COUNT(*) AS n FROM registration_e
 pub(crate) const UPSERT_AGENT: &str = concat!(
     "INSERT INTO agents (",
     agent_cols!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (spiffe_id) DO UPDATE SET \
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (spiffe_id) DO UPDATE SET \
      attestation_type = excluded.attestation_type, serial = excluded.serial, \
      previous_serial = excluded.previous_serial, \
      expires_at_ms = excluded.expires_at_ms, banned = excluded.banned, \
-     updated_at_ms = excluded.updated_at_ms"
+     updated_at_ms = excluded.updated_at_ms, tenant = excluded.tenant"
 );
 /// Deletes an agent's selectors.
 pub(crate) const DELETE_AGENT_SELECTORS: &str = "DELETE FROM agent_selectors WHERE agent_id = $1";
@@ -132,7 +132,7 @@ pub(crate) const COUNT_AGENTS: &str = "SELECT COUNT(*) AS n FROM agents";
 pub(crate) const INSERT_TOKEN: &str = concat!(
     "INSERT INTO join_tokens (",
     token_cols!(),
-    ") VALUES ($1, $2, $3, $4, $5)"
+    ") VALUES ($1, $2, $3, $4, $5, $6)"
 );
 /// Marks an unused, unexpired token used at `$1` and returns it.
 pub(crate) const CONSUME_TOKEN: &str = concat!(
@@ -168,10 +168,10 @@ pub(crate) const ATTESTATION_TOKEN_EXPIRY: &str =
 
 /// Multi-row insert of issuance records, finished with `VALUES …`.
 pub(crate) const INSERT_ISSUANCES: &str = "INSERT INTO issuances \
-     (serial, spiffe_id, agent_id, entry_id, not_after_ms, issued_at_ms, ca_key_id) ";
+     (serial, spiffe_id, agent_id, entry_id, not_after_ms, issued_at_ms, ca_key_id, tenant) ";
 /// One issuance record by serial.
 pub(crate) const ISSUANCE_BY_SERIAL: &str = "SELECT serial, spiffe_id, agent_id, entry_id, \
-     not_after_ms, issued_at_ms, ca_key_id FROM issuances WHERE serial = $1";
+     not_after_ms, issued_at_ms, ca_key_id, tenant FROM issuances WHERE serial = $1";
 /// How many issuance records exist.
 pub(crate) const COUNT_ISSUANCES: &str = "SELECT COUNT(*) AS n FROM issuances";
 

@@ -45,6 +45,8 @@ pub struct SqlStore<DB: sqlx::Database> {
     pub(crate) pool: sqlx::Pool<DB>,
     /// The time rows are stamped with (`created_at`, `updated_at`).
     pub(crate) clock: SharedClock,
+    /// Whether issuances are also recorded in the audit log.
+    pub(crate) audit_issuances: bool,
 }
 
 // === impl SqlStore ===

@@ -102,6 +102,7 @@ impl SqliteStore {
         Ok(Self {
             pool,
             clock: opts.clock.clone(),
+            audit_issuances: opts.audit_issuances,
         })
     }
 }

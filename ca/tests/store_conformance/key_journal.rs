@@ -398,6 +398,7 @@ fn issued(serial: &str, key: Option<&str>, not_after: SystemTime) -> IssuanceRec
         not_after,
         issued_at: at(T0),
         ca_key_id: key.map(str::to_owned),
+        tenant: String::new(),
     }
 }
 

@@ -51,6 +51,7 @@ pub fn attested(
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(AttestedNode {
+        tenant: String::new(),
         agent_id: agent_id(td, cluster, &node.uid)?,
         selectors,
     })

@@ -16,6 +16,7 @@ use crate::store::{Paged, StoreError, codec, queries};
 pub(super) async fn upsert(s: &This, agent: &Agent) -> Result<(), StoreError> {
     codec::check_key("attestation type", &agent.attestation_type)?;
     codec::check_key("agent SVID serial", &agent.serial)?;
+    codec::check_tenant(&agent.tenant)?;
     if let Some(previous) = &agent.previous_serial {
         codec::check_key("previous agent SVID serial", previous)?;
     }
@@ -39,6 +40,7 @@ pub(super) async fn upsert(s: &This, agent: &Agent) -> Result<(), StoreError> {
         .bind(agent.banned)
         .bind(codec::to_ms(agent.created_at)?)
         .bind(codec::to_ms(agent.updated_at)?)
+        .bind(&agent.tenant)
         .execute(&mut *tx)
         .await?;
     sqlx::query(queries::DELETE_AGENT_SELECTORS)

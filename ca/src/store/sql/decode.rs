@@ -36,6 +36,7 @@ pub(super) fn entry(row: &DbRow) -> Result<RegistrationEntry, StoreError> {
         )?,
         downstream: row.try_get("downstream")?,
         owner: codec::owner(row.try_get("owner")?, k)?,
+        tenant: codec::tenant(row.try_get("tenant")?, ENTRIES, k)?,
         revision: row.try_get("revision")?,
         created_at: codec::from_ms(row.try_get("created_at_ms")?, ENTRIES, k)?,
         updated_at: codec::from_ms(row.try_get("updated_at_ms")?, ENTRIES, k)?,
@@ -55,6 +56,7 @@ pub(super) fn agent(row: &DbRow) -> Result<Agent, StoreError> {
         expires_at: codec::from_ms(row.try_get("expires_at_ms")?, "agents", k)?,
         banned: row.try_get("banned")?,
         selectors: Vec::new(),
+        tenant: codec::tenant(row.try_get("tenant")?, "agents", k)?,
         created_at: codec::from_ms(row.try_get("created_at_ms")?, "agents", k)?,
         updated_at: codec::from_ms(row.try_get("updated_at_ms")?, "agents", k)?,
     })
@@ -75,6 +77,7 @@ pub(super) fn token(row: &DbRow) -> Result<JoinToken, StoreError> {
         used_at: used
             .map(|u| codec::from_ms(u, "join_tokens", k))
             .transpose()?,
+        tenant: codec::tenant(row.try_get("tenant")?, "join_tokens", k)?,
         id,
     })
 }
@@ -92,6 +95,7 @@ pub(super) fn issuance(row: &DbRow) -> Result<IssuanceRecord, StoreError> {
         not_after: codec::from_ms(row.try_get("not_after_ms")?, t, k)?,
         issued_at: codec::from_ms(row.try_get("issued_at_ms")?, t, k)?,
         ca_key_id: row.try_get("ca_key_id")?,
+        tenant: codec::tenant(row.try_get("tenant")?, t, k)?,
         serial,
     })
 }

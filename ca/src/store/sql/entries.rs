@@ -26,14 +26,17 @@ pub(super) async fn create(s: &This, new: NewEntry) -> Result<RegistrationEntry,
         federates_with: new.federates_with,
         downstream: new.downstream,
         owner: new.owner,
+        tenant: new.tenant,
         revision: 1,
         created_at: stamp,
         updated_at: stamp,
     };
     let c = EntryColumns::of(&mut e)?;
+    codec::check_tenant(&e.tenant)?;
     let mut tx = s.pool.begin_with(BEGIN).await?;
     bind_fields(sqlx::query(queries::INSERT_ENTRY), &e, &c, now_ms)
         .bind(&e.id)
+        .bind(&e.tenant)
         .execute(&mut *tx)
         .await
         .map_err(|err| on_unique(err, "entry", entry_identity(&e)))?;

@@ -8,7 +8,7 @@ use super::decode::{self, ENTRIES};
 use super::entries::with_selectors;
 use super::{Db, SNAPSHOT, This};
 use crate::store::model::{
-    EntryFilter, MAX_GET_ENTRIES, MAX_SYNC_PARENTS, Page, RegistrationEntry,
+    EntryFilter, MAX_FILTER_TENANTS, MAX_GET_ENTRIES, MAX_SYNC_PARENTS, Page, RegistrationEntry,
 };
 use crate::store::{Paged, StoreError, codec, queries};
 
@@ -81,6 +81,24 @@ pub(super) async fn list(
     }
     if let Some(owner) = &filter.owner {
         qb.push(" AND owner = ").push_bind(owner.clone());
+    }
+    if let Some(tenants) = &filter.tenants {
+        if tenants.len() > MAX_FILTER_TENANTS {
+            return Err(StoreError::Invalid(format!(
+                "{} tenants given in one entry filter; the limit is {MAX_FILTER_TENANTS}",
+                tenants.len()
+            )));
+        }
+        if tenants.is_empty() {
+            qb.push(" AND 1 = 0");
+        } else {
+            qb.push(" AND tenant IN (");
+            let mut list = qb.separated(", ");
+            for t in tenants {
+                list.push_bind(t.clone());
+            }
+            qb.push(")");
+        }
     }
     page_of(s, qb, page).await
 }

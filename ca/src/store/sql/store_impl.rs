@@ -13,7 +13,15 @@ use crate::store::model::{
     Agent, EntryFilter, EntryUpdate, IssuanceRecord, JoinToken, KeySlot, Lease, NewEntry, Page,
     RegistrationEntry, StoredBundle,
 };
-use crate::store::{Paged, Store, StoreError, queries};
+use crate::store::{
+    AuditCheckpoint, AuditEvent, AuditFilter, AuditRecord, Change, Changed, Paged, RoleBinding,
+    Store, StoreError, Tenant, queries,
+};
+
+/// A method of the skeleton commit (replaced by the real SQL next).
+fn skeleton(what: &str) -> StoreError {
+    StoreError::Invalid(format!("{what} is not implemented yet"))
+}
 
 #[async_trait]
 impl Store for This {
@@ -180,6 +188,47 @@ impl Store for This {
 
     async fn live_issuances_by_key(&self) -> Result<Vec<(String, u64)>, StoreError> {
         tokens::live_issuances_by_key(self).await
+    }
+
+    async fn audited(&self, _change: Change, _event: AuditEvent) -> Result<Changed, StoreError> {
+        Err(skeleton("audited"))
+    }
+
+    async fn append_audit(&self, _event: AuditEvent) -> Result<AuditRecord, StoreError> {
+        Err(skeleton("append_audit"))
+    }
+
+    async fn list_audit(
+        &self,
+        _filter: &AuditFilter,
+        _after_seq: i64,
+        _limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        Err(skeleton("list_audit"))
+    }
+
+    async fn audit_head(&self) -> Result<Option<(i64, [u8; 32])>, StoreError> {
+        Err(skeleton("audit_head"))
+    }
+
+    async fn put_audit_checkpoint(&self, _cp: &AuditCheckpoint) -> Result<(), StoreError> {
+        Err(skeleton("put_audit_checkpoint"))
+    }
+
+    async fn list_audit_checkpoints(&self) -> Result<Vec<AuditCheckpoint>, StoreError> {
+        Err(skeleton("list_audit_checkpoints"))
+    }
+
+    async fn get_tenant(&self, _name: &str) -> Result<Option<Tenant>, StoreError> {
+        Err(skeleton("get_tenant"))
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        Err(skeleton("list_tenants"))
+    }
+
+    async fn list_bindings(&self) -> Result<Vec<RoleBinding>, StoreError> {
+        Err(skeleton("list_bindings"))
     }
 
     async fn health(&self) -> Result<(), StoreError> {

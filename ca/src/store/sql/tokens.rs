@@ -15,6 +15,7 @@ use crate::store::{StoreError, codec, queries};
 
 pub(super) async fn create(s: &This, token: &JoinToken) -> Result<(), StoreError> {
     codec::check_key("join token ID", &token.id)?;
+    codec::check_tenant(&token.tenant)?;
     if token.hash.len() != 32 {
         return Err(StoreError::Invalid(format!(
             "join token hash must be a 32-byte SHA-256, got {} bytes",
@@ -27,6 +28,7 @@ pub(super) async fn create(s: &This, token: &JoinToken) -> Result<(), StoreError
         .bind(token.spiffe_id.as_ref().map(|s| s.as_str().to_owned()))
         .bind(codec::to_ms(token.expires_at)?)
         .bind(token.used_at.map(codec::to_ms).transpose()?)
+        .bind(&token.tenant)
         .execute(&s.pool)
         .await
         .map_err(|e| on_unique(e, "join token", token.id.clone()))?;
@@ -69,6 +71,7 @@ struct IssuanceRow<'a> {
     not_after: i64,
     issued_at: i64,
     ca_key_id: Option<&'a str>,
+    tenant: &'a str,
 }
 
 pub(super) async fn record_issuances(
@@ -87,6 +90,7 @@ pub(super) async fn record_issuances(
         if let Some(k) = &r.ca_key_id {
             codec::check_key("CA key ID", k)?;
         }
+        codec::check_tenant(&r.tenant)?;
         rows.push(IssuanceRow {
             serial: r.serial.as_str(),
             spiffe_id: r.spiffe_id.as_str(),
@@ -95,6 +99,7 @@ pub(super) async fn record_issuances(
             not_after: codec::to_ms(r.not_after)?,
             issued_at: codec::to_ms(r.issued_at)?,
             ca_key_id: r.ca_key_id.as_deref(),
+            tenant: r.tenant.as_str(),
         });
     }
     let mut tx = s.pool.begin_with(BEGIN).await?;
@@ -107,7 +112,8 @@ pub(super) async fn record_issuances(
                 .push_bind(r.entry_id.map(str::to_owned))
                 .push_bind(r.not_after)
                 .push_bind(r.issued_at)
-                .push_bind(r.ca_key_id.map(str::to_owned));
+                .push_bind(r.ca_key_id.map(str::to_owned))
+                .push_bind(r.tenant.to_owned());
         });
         qb.build()
             .execute(&mut *tx)
