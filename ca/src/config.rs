@@ -25,6 +25,7 @@ mod downstream;
 mod ha;
 mod keys;
 mod node_attestor;
+mod rbac;
 mod rotation;
 
 use std::net::SocketAddr;
@@ -48,6 +49,11 @@ pub use node_attestor::{
 };
 
 pub use rotation::{Fraction, RotationConfig};
+
+pub use rbac::{
+    AuditConfig, BindingConfig, DEFAULT_CHECKPOINT_INTERVAL, KubeRbacConfig, RbacConfig,
+    TenantConfig, tenants,
+};
 
 pub use keys::{
     DEFAULT_KEY_LABEL, DEFAULT_SESSIONS, KeyManagerKind, KeyType, KeysConfig, MAX_SESSIONS,
@@ -259,6 +265,16 @@ pub struct CaConfig {
     /// without one); needs `tls_backend = "openssl"`.
     #[serde(default)]
     pub fips: bool,
+    /// `[rbac]`: who may call the admin API (bindings, the socket opened
+    /// to every local user, Kubernetes bearer tokens).
+    #[serde(default)]
+    pub rbac: RbacConfig,
+    /// `[[tenants]]`: tenants created at start-up when missing.
+    #[serde(default)]
+    pub tenants: Vec<TenantConfig>,
+    /// `[audit]`: what the audit log records and how often it is signed.
+    #[serde(default)]
+    pub audit: AuditConfig,
 }
 
 fn default_listen() -> SocketAddr {
@@ -301,6 +317,9 @@ impl Default for CaConfig {
             node_attestor: NodeAttestorConfig::default(),
             tls_backend: TlsBackend::default(),
             fips: false,
+            rbac: RbacConfig::default(),
+            tenants: Vec::new(),
+            audit: AuditConfig::default(),
         }
     }
 }

@@ -9,6 +9,9 @@
 //! - [`config`]: the CA's TOML configuration, typed and checked at load.
 //! - [`node`]: the node API (`meshid.ca.v1.Node`): what agents call.
 //! - [`admin`]: the admin API (`meshid.ca.v1.Admin`): what operators call.
+//! - [`rbac`]: who calls the admin API and which roles they hold.
+//! - [`tenancy`]: tenants (scopes of SPIFFE ID prefixes) and what their
+//!   entries and tokens may name.
 //! - [`node_attestor`]: node attestation ([`node_attestor::NodeAttestor`]):
 //!   evidence in, agent ID and selectors out (join tokens today).
 //! - [`authority`]: the signing authority: issuance policy, SVID signing;
@@ -38,10 +41,12 @@ pub mod keymanager;
 pub mod metrics;
 pub mod node;
 pub mod node_attestor;
+pub mod rbac;
 pub mod reload;
 pub mod rotation;
 pub mod server;
 pub mod store;
+pub mod tenancy;
 pub mod upstream;
 
 pub use store::{Store, StoreError};

@@ -69,6 +69,12 @@ pub enum ServerError {
     /// TLS configuration failed.
     #[error("node API TLS setup failed: {0}")]
     Tls(#[from] rustls::Error),
+    /// The configured tenants or bindings could not be applied.
+    #[error(transparent)]
+    Tenants(#[from] crate::tenancy::StartupError),
+    /// A setting was refused at start-up.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// A server task failed.
     #[error("{what} failed: {message}")]
     Serve {
@@ -261,17 +267,20 @@ impl CaServer {
             ..AdminDefaults::default()
         };
         let admin = AdminService::new(Arc::clone(&store), cfg.trust_domain.clone(), defaults)
+            .with_authorizer(authorizer(&cfg, &store).await?)
             .with_authority_kind(authority.load().kind())
             .with_federated_bundles(bundles)
             .with_engine(engine.clone());
-        let admin_tls = admin_over_mtls(&cfg, admin.clone());
+        // Any verified caller of the trust domain reaches the admin API
+        // over mTLS; each call checks its roles.
+        let admin_tls = admin.clone().into_server();
         let signal = wait_for(rx.clone());
         tasks.push((
             "node API",
             tokio::spawn(async move {
                 tonic::transport::Server::builder()
                     .add_service(server)
-                    .add_optional_service(admin_tls)
+                    .add_service(admin_tls)
                     .serve_with_incoming_shutdown(incoming, signal)
                     .await
                     .map_err(|e| e.to_string())
@@ -280,11 +289,12 @@ impl CaServer {
 
         // Admin API.
         let admin_listener =
-            crate::admin::socket::bind(&cfg.admin_socket).map_err(|source| ServerError::Bind {
-                what: "admin socket",
-                addr: cfg.admin_socket.display().to_string(),
-                source,
-            })?;
+            crate::admin::socket::bind_for(&cfg.admin_socket, cfg.raw.rbac.socket_is_open())
+                .map_err(|source| ServerError::Bind {
+                    what: "admin socket",
+                    addr: cfg.admin_socket.display().to_string(),
+                    source,
+                })?;
         let signal = wait_for(rx.clone());
         tasks.push((
             "admin API",
@@ -457,33 +467,27 @@ fn local_addr(what: &'static str, l: &TcpListener) -> Result<SocketAddr, ServerE
     })
 }
 
-/// The admin API served beside the node API over mTLS, for the configured
-/// admin SPIFFE IDs only (`admin_ids`); `None` when none are configured.
-fn admin_over_mtls(
+/// The admin API's authorizer: the config's bindings, `admin_ids`, the
+/// socket's implicit cluster-admins; and the config's tenants created in
+/// the store when missing (audited as `config`).
+async fn authorizer(
     cfg: &ValidConfig,
-    admin: AdminService,
-) -> Option<
-    tonic::service::interceptor::InterceptedService<
-        meshid_proto::ca::admin_server::AdminServer<AdminService>,
-        impl tonic::service::Interceptor + Clone + use<>,
-    >,
-> {
-    if cfg.raw.admin_ids.is_empty() {
-        return None;
+    store: &Arc<dyn Store>,
+) -> Result<crate::rbac::Authorizer, ServerError> {
+    let td = &cfg.trust_domain;
+    let tenants = crate::config::tenants(&cfg.raw.tenants, td)?;
+    let created = crate::tenancy::apply_config(store.as_ref(), td, &tenants).await?;
+    if created > 0 {
+        tracing::info!(created, "config tenants created");
     }
-    let allowed = Arc::new(cfg.raw.admin_ids.clone());
-    let check = move |req: tonic::Request<()>| {
-        let caller = crate::node::caller_id(&req)?;
-        if allowed.contains(&caller) {
-            Ok(req)
-        } else {
-            Err(tonic::Status::permission_denied(format!(
-                "{caller} may not call the admin API; add it to the CA's admin_ids"
-            )))
-        }
-    };
-    Some(tonic::service::interceptor::InterceptedService::new(
-        admin.into_server(),
-        check,
-    ))
+    let config = cfg.raw.rbac.role_bindings(td, &cfg.raw.tenants)?;
+    Ok(crate::rbac::Authorizer::new(crate::rbac::AuthorizerParts {
+        store: Arc::clone(store),
+        config,
+        admin_ids: cfg.raw.admin_ids.clone(),
+        socket_admins: crate::admin::socket::default_admins(),
+        // `[rbac.kubernetes]`: the kube-rs authenticator (rbac/kubernetes.rs).
+        kube: None,
+        refresh: cfg.raw.ha.refresh_interval,
+    }))
 }

@@ -10,7 +10,7 @@ use meshid_identity::{Selector, TrustBundle, TrustDomain};
 use meshid_proto::ca as pb;
 
 use super::validate::{self, InvalidInput};
-use crate::store::{Agent, EntryUpdate, NewEntry, RegistrationEntry};
+use crate::store::{Agent, EntryUpdate, NewEntry, RegistrationEntry, RoleBinding, Tenant};
 
 /// Unix seconds of `t` (negative before 1970).
 pub fn unix_seconds(t: SystemTime) -> i64 {
@@ -55,12 +55,14 @@ pub fn entry_to_proto(e: &RegistrationEntry) -> pb::Entry {
         created_at: unix_seconds(e.created_at),
         hint: String::new(),
         owner: e.owner.clone(),
+        tenant: e.tenant.clone(),
     }
 }
 
 /// Validates a wire entry against the CA's trust domain and turns it into
-/// the fields of a new store entry. `id`, `revision` and `created_at` are
-/// ignored (the caller decides whether they may be set).
+/// the fields of a new store entry. `id`, `revision`, `created_at` and
+/// `tenant` are ignored (the caller decides whether they may be set; the
+/// tenant is the one whose prefixes hold the ID).
 pub fn new_entry_from_proto(p: &pb::Entry, td: &TrustDomain) -> Result<NewEntry, InvalidInput> {
     let spiffe_id = validate::workload_id("spiffe_id", &p.spiffe_id, td)?;
     let parent_id = validate::spiffe_id_in("parent_id", &p.parent_id, td)?;
@@ -107,6 +109,7 @@ pub fn new_entry_from_proto(p: &pb::Entry, td: &TrustDomain) -> Result<NewEntry,
         federates_with,
         downstream: p.downstream,
         owner,
+        tenant: String::new(),
     })
 }
 
@@ -136,6 +139,56 @@ pub fn agent_to_proto(a: &Agent) -> pb::Agent {
         banned: a.banned,
         selectors: a.selectors.iter().map(selector_to_proto).collect(),
         created_at: unix_seconds(a.created_at),
+        tenant: a.tenant.clone(),
+    }
+}
+
+/// A tenant on the wire.
+pub fn tenant_to_proto(t: &Tenant) -> pb::Tenant {
+    pb::Tenant {
+        name: t.name.clone(),
+        spiffe_id_prefixes: t.spiffe_id_prefixes.clone(),
+        k8s_namespaces: t.k8s_namespaces.clone(),
+        allowed_parents: t.allowed_parents.clone(),
+        federates_with: t.federates_with.iter().map(ToString::to_string).collect(),
+        created_at: unix_seconds(t.created_at),
+    }
+}
+
+/// A tenant off the wire: the trust domains parsed, its meaning not
+/// checked yet (`crate::tenancy::check_tenant` does).
+pub fn tenant_from_proto(p: &pb::Tenant) -> Result<Tenant, InvalidInput> {
+    if p.federates_with.len() > crate::store::MAX_TENANT_PREFIXES {
+        return Err(InvalidInput::TooMany {
+            field: "federates_with",
+            count: p.federates_with.len(),
+            limit: crate::store::MAX_TENANT_PREFIXES,
+        });
+    }
+    let federates_with = p
+        .federates_with
+        .iter()
+        .map(|f| validate::trust_domain("federates_with", f))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Tenant {
+        name: p.name.clone(),
+        spiffe_id_prefixes: p.spiffe_id_prefixes.clone(),
+        k8s_namespaces: p.k8s_namespaces.clone(),
+        allowed_parents: p.allowed_parents.clone(),
+        federates_with,
+        created_at: UNIX_EPOCH,
+    })
+}
+
+/// A role binding on the wire, with where it comes from (`store`,
+/// `config`, `implicit`).
+pub fn binding_to_proto(b: &RoleBinding, source: &str) -> pb::RoleBinding {
+    pb::RoleBinding {
+        subject: b.subject.clone(),
+        role: b.role.as_str().to_owned(),
+        tenant: b.tenant.clone(),
+        source: source.to_owned(),
+        created_at: unix_seconds(b.created_at),
     }
 }
 
@@ -198,6 +251,7 @@ mod tests {
             federates_with: new.federates_with.clone(),
             downstream: false,
             owner: new.owner.clone(),
+            tenant: String::new(),
             revision: 1,
             created_at: UNIX_EPOCH + Duration::from_secs(7),
             updated_at: UNIX_EPOCH + Duration::from_secs(7),

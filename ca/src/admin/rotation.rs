@@ -1,13 +1,130 @@
 //! The admin API's key rotation calls (`ListKeySlots`, `PrepareKey`,
 //! `ActivateKey`, `TaintKey`, `RevokeKey`), handed to the rotation
-//! [`Engine`], and their wire forms.
+//! [`Engine`], and their wire forms. The steps are a cluster-admin's; each
+//! is recorded in the audit log after it ran (`key.prepare`, …).
+
+use std::future::Future;
 
 use meshid_proto::ca as pb;
 use tonic::Status;
 
+use super::AdminService;
+use super::access::Target;
 use super::convert::unix_seconds;
+use crate::rbac::{Grants, Role};
 use crate::rotation::{Engine, LeaseError, RotationError, SlotView};
 use crate::store::{KeyKind, KeySlot, SlotState};
+
+impl AdminService {
+    pub(super) async fn list_key_slots(&self) -> Result<pb::ListKeySlotsResponse, Status> {
+        let engine = engine(self.engine.as_ref())?;
+        let views = engine.slots().await.map_err(|e| status(&e))?;
+        Ok(pb::ListKeySlotsResponse {
+            slots: views.iter().map(slot).collect(),
+        })
+    }
+
+    /// Runs one step as a cluster-admin and records it (`target`: the key
+    /// ID named, else the slot written).
+    async fn step<F>(
+        &self,
+        grants: &Grants,
+        action: &str,
+        named: &str,
+        run: impl FnOnce(Engine) -> F,
+    ) -> Result<KeySlot, Status>
+    where
+        F: Future<Output = Result<KeySlot, RotationError>>,
+    {
+        let t = Target {
+            action,
+            tenant: "",
+            target: named,
+        };
+        self.require_write(grants, Role::ClusterAdmin, t).await?;
+        let engine = engine(self.engine.as_ref())?.clone();
+        match run(engine).await {
+            Ok(slot) => {
+                let target = if named.is_empty() {
+                    slot.id.as_str()
+                } else {
+                    named
+                };
+                let t = Target { target, ..t };
+                self.record(grants, t, "ok".to_owned()).await;
+                Ok(slot)
+            }
+            Err(e) => {
+                let s = status(&e);
+                self.record(grants, t, format!("failed: {}", s.message()))
+                    .await;
+                Err(s)
+            }
+        }
+    }
+
+    pub(super) async fn prepare_key(
+        &self,
+        grants: &Grants,
+        req: pb::PrepareKeyRequest,
+    ) -> Result<pb::KeySlot, Status> {
+        let kind = kind(req.kind)?;
+        let written = self
+            .step(grants, "key.prepare", "", |e| async move {
+                e.prepare(kind).await
+            })
+            .await?;
+        Ok(with_live(engine(self.engine.as_ref())?, written).await)
+    }
+
+    pub(super) async fn activate_key(
+        &self,
+        grants: &Grants,
+        req: pb::ActivateKeyRequest,
+    ) -> Result<pb::KeySlot, Status> {
+        let kind = kind(req.kind)?;
+        let force = req.force;
+        let written = self
+            .step(grants, "key.activate", "", |e| async move {
+                e.activate(kind, force).await
+            })
+            .await?;
+        Ok(with_live(engine(self.engine.as_ref())?, written).await)
+    }
+
+    pub(super) async fn taint_key(
+        &self,
+        grants: &Grants,
+        req: pb::TaintKeyRequest,
+    ) -> Result<pb::KeySlot, Status> {
+        let key_id = key_id(&req.key_id)?.to_owned();
+        let id = key_id.clone();
+        let written = self
+            .step(grants, "key.taint", &key_id, |e| async move {
+                e.taint(&id).await
+            })
+            .await?;
+        Ok(with_live(engine(self.engine.as_ref())?, written).await)
+    }
+
+    pub(super) async fn revoke_key(
+        &self,
+        grants: &Grants,
+        req: pb::RevokeKeyRequest,
+    ) -> Result<pb::KeySlot, Status> {
+        let key_id = key_id(&req.key_id)?.to_owned();
+        let (id, force) = (key_id.clone(), req.force);
+        let written = self
+            .step(grants, "key.revoke", &key_id, |e| async move {
+                e.revoke(&id, force).await
+            })
+            .await?;
+        Ok(slot(&SlotView {
+            slot: written,
+            live_svids: 0,
+        }))
+    }
+}
 
 /// Longest key ID accepted in a request.
 const MAX_KEY_ID_LEN: usize = 256;

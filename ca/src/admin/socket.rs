@@ -1,7 +1,11 @@
 //! Serving the admin API on a local Unix socket.
 //!
-//! The socket is the admin API's only authentication: its directory is made
-//! `0700` and the socket `0600`, so only the CA's user (and root) can call it.
+//! By default its directory is made `0700` and the socket `0600`, so only
+//! the CA's user (and root) can call it; they are its implicit
+//! cluster-admins ([`default_admins`]). Opened (`[rbac] socket_open`, or
+//! any `uid:`/`gid:` binding) the socket is `0666` and its directory gains
+//! `0055`, so every local user can connect and the peer's uid and gid
+//! (`SO_PEERCRED`) decide what they may do.
 //! Connections go through `meshid_runtime::uds` (default limits and
 //! timeouts, and the `:authority` rewrite so gRPC C-core, Java and Swift
 //! clients, which send the socket path as `:authority`, are served).
@@ -16,11 +20,30 @@ use tokio::net::UnixListener;
 
 use super::AdminService;
 
+/// The socket peers that are cluster-admins without a binding: root and
+/// the CA's own user (the owner of `/proc/self`).
+pub fn default_admins() -> Vec<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let mut uids = vec![0];
+    if let Ok(meta) = std::fs::metadata("/proc/self")
+        && meta.uid() != 0
+    {
+        uids.push(meta.uid());
+    }
+    uids
+}
+
+/// Binds the admin socket at `path` for the CA's user only; see [`bind_for`].
+pub fn bind(path: &Path) -> io::Result<UnixListener> {
+    bind_for(path, false)
+}
+
 /// Binds the admin socket at `path`: creates its directory (`0700`) if
 /// missing, replaces a stale socket left by a previous run, and restricts the
-/// socket to its owner (`0600`). Refuses to replace anything that is not a
-/// socket.
-pub fn bind(path: &Path) -> io::Result<UnixListener> {
+/// socket to its owner (`0600`), or with `open` makes it `0666` and its
+/// directory searchable by all (`0055` added). Refuses to replace anything
+/// that is not a socket.
+pub fn bind_for(path: &Path, open: bool) -> io::Result<UnixListener> {
     if let Some(dir) = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty() && !d.exists())
@@ -55,7 +78,15 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
         Err(e) => return Err(e),
     }
     let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    if open {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let mode = std::fs::metadata(dir)?.permissions().mode();
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o055))?;
+        }
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+    } else {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
     Ok(listener)
 }
 

@@ -123,6 +123,7 @@ impl CaConfig {
             ));
         }
         self.check_admin_ids()?;
+        self.check_rbac()?;
         self.ha.check()?;
         self.rotation.check(self.ca_ttl, self.max_jwt_ttl)?;
         self.keys.check()?;
@@ -171,6 +172,17 @@ impl CaConfig {
             }
         }
         Ok(())
+    }
+
+    /// `[[tenants]]` and `[[rbac.bindings]]` mean something in this trust
+    /// domain (checked again at start-up, against the stored tenants), and
+    /// `[audit]` is in range.
+    fn check_rbac(&self) -> Result<(), ConfigError> {
+        if let Some(td) = &self.trust_domain {
+            super::tenants(&self.tenants, td)?;
+            self.rbac.role_bindings(td, &self.tenants)?;
+        }
+        self.audit.check()
     }
 
     /// Fills in the defaults that depend on the data directory.
