@@ -12,6 +12,8 @@
 //! - [`rbac`]: who calls the admin API and which roles they hold.
 //! - [`tenancy`]: tenants (scopes of SPIFFE ID prefixes) and what their
 //!   entries and tokens may name.
+//! - [`audit`]: the audit log checked ([`audit::verify`]), its head signed
+//!   ([`audit::Checkpointer`]) and exported as JSON lines.
 //! - [`node_attestor`]: node attestation ([`node_attestor::NodeAttestor`]):
 //!   evidence in, agent ID and selectors out (join tokens today).
 //! - [`authority`]: the signing authority: issuance policy, SVID signing;
@@ -34,6 +36,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod audit;
 pub mod authority;
 pub mod config;
 pub mod csr;
