@@ -373,6 +373,25 @@ impl CaServer {
             }),
         ));
 
+        // --- audit checkpoints (begin) ---
+        // The audit chain's head, signed with the active CA key every
+        // [audit] checkpoint_interval when it moved (one per seq across
+        // replicas).
+        let checkpointer = crate::audit::Checkpointer::new(
+            Arc::clone(&store),
+            authority.clone(),
+            Arc::clone(&clock),
+        );
+        let (every, stop) = (cfg.raw.audit.checkpoint_interval, wait_for(rx.clone()));
+        tasks.push((
+            "audit checkpoints",
+            tokio::spawn(async move {
+                checkpointer.run(every, stop).await;
+                Ok(())
+            }),
+        ));
+        // --- audit checkpoints (end) ---
+
         // Ops endpoint.
         let ops_listener = bind_tcp("ops endpoint", cfg.raw.ops_listen).await?;
         let ops_addr = local_addr("ops endpoint", &ops_listener)?;
