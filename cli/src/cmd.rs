@@ -1,6 +1,7 @@
 //! Subcommands, one module each.
 
 mod agent;
+mod audit;
 mod backend;
 mod bundle;
 mod ca;
@@ -9,6 +10,8 @@ mod healthcheck;
 mod k8s;
 mod policy;
 mod proxy;
+mod rbac;
+mod tenant;
 mod token;
 mod up;
 mod version;
@@ -29,6 +32,14 @@ pub enum Command {
     Token(token::Args),
     /// Trust bundles: show, set (federation).
     Bundle(bundle::Args),
+    /// Tenants, the scopes entries, tokens and agents belong to: create,
+    /// list, show, delete.
+    Tenant(tenant::Args),
+    /// Role bindings: bind, unbind, list, whoami.
+    Rbac(rbac::Args),
+    /// The audit log of admin changes and issued SVIDs: list, verify,
+    /// export.
+    Audit(audit::Args),
     /// Authorization policies: check, explain.
     Policy(policy::Args),
     /// Everything on one machine: CA, agent, two demo services behind proxies.
@@ -53,6 +64,9 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
         Command::Entry(a) => entry::run(a).await,
         Command::Token(a) => token::run(a).await,
         Command::Bundle(a) => bundle::run(a).await,
+        Command::Tenant(a) => tenant::run(a).await,
+        Command::Rbac(a) => rbac::run(a).await,
+        Command::Audit(a) => audit::run(a).await,
         Command::Policy(a) => policy::run(a).await,
         Command::Up(a) => up::run(a).await,
         Command::Healthcheck(a) => healthcheck::run(a).await,

@@ -72,6 +72,12 @@ struct CreateArgs {
     /// an operator's entry.
     #[arg(long, value_name = "OWNER")]
     owner: Option<String>,
+    /// The tenant the entry belongs to (`meshid tenant list`); the CA
+    /// derives it from the SPIFFE ID, so this only makes sure it is that
+    /// one. Default: whichever tenant's prefixes hold the SPIFFE ID, or
+    /// none (a platform entry).
+    #[arg(long, value_name = "TENANT")]
+    tenant: Option<String>,
     #[command(flatten)]
     conn: Conn,
 }
@@ -146,6 +152,9 @@ struct ListArgs {
     /// Only entries with exactly this owner, e.g. k8s/<cluster>.
     #[arg(long, value_name = "OWNER")]
     owner: Option<String>,
+    /// Only entries of this tenant (default: every tenant you may view).
+    #[arg(long, value_name = "TENANT")]
+    tenant: Option<String>,
     #[command(flatten)]
     conn: Conn,
 }
@@ -197,6 +206,7 @@ async fn create(a: CreateArgs) -> anyhow::Result<()> {
         downstream: a.downstream,
         hint: a.hint.unwrap_or_default(),
         owner: a.owner.unwrap_or_default(),
+        tenant: a.tenant.unwrap_or_default(),
         ..Default::default()
     };
     let mut client = a.conn.connect().await?;
@@ -305,6 +315,7 @@ async fn list(a: ListArgs) -> anyhow::Result<()> {
                 by_spiffe_id: a.spiffe_id.clone().unwrap_or_default(),
                 by_selector: by_selector.clone(),
                 by_owner: a.owner.clone().unwrap_or_default(),
+                by_tenant: a.tenant.clone().unwrap_or_default(),
             })
             .await
             .map_err(|s| admin_client::refused("listing entries failed", s))?
@@ -354,6 +365,7 @@ pub fn entry_json(e: &pb::Entry) -> serde_json::Value {
         "revision": e.revision,
         "created_at": e.created_at,
         "owner": e.owner,
+        "tenant": e.tenant,
     })
 }
 
@@ -376,6 +388,7 @@ fn print_entry_text(e: &pb::Entry) {
         }
     };
     println!("Entry ID       : {}", e.id);
+    println!("Tenant         : {}", tenant_text(&e.tenant));
     println!("SPIFFE ID      : {}", e.spiffe_id);
     println!("Parent ID      : {}", e.parent_id);
     for s in &e.selectors {
@@ -399,4 +412,9 @@ fn print_entry_text(e: &pb::Entry) {
         "Owner          : {}",
         if e.owner.is_empty() { "-" } else { &e.owner }
     );
+}
+
+/// A tenant name for text output: `-` for none (the platform's).
+pub fn tenant_text(tenant: &str) -> &str {
+    if tenant.is_empty() { "-" } else { tenant }
 }

@@ -14,10 +14,11 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
-    /// Creates a one-time join token for a new node and prints it with the
+    /// Creates (alias: `create`) a one-time join token for a new node and prints it with the
     /// agent SPIFFE ID it will produce. The token is shown once only.
     ///
     /// Example: meshid token generate --ttl 10m --spiffe-id spiffe://example.org/node/rack1
+    #[command(visible_alias = "create")]
     Generate(GenerateArgs),
 }
 
@@ -32,6 +33,11 @@ struct GenerateArgs {
     /// their parent ID).
     #[arg(long, value_name = "ID")]
     spiffe_id: Option<String>,
+    /// The tenant the agent attested with this token belongs to: its
+    /// entries may name the agent as their parent (default: none, a
+    /// platform agent; needs the admin role on the tenant).
+    #[arg(long, value_name = "TENANT")]
+    tenant: Option<String>,
     #[command(flatten)]
     conn: Conn,
 }
@@ -54,6 +60,7 @@ async fn generate(a: GenerateArgs) -> anyhow::Result<()> {
         .create_join_token(pb::CreateJoinTokenRequest {
             ttl_seconds,
             spiffe_id: a.spiffe_id.unwrap_or_default(),
+            tenant: a.tenant.unwrap_or_default(),
         })
         .await
         .map_err(|s| admin_client::refused("creating the join token failed", s))?
@@ -64,10 +71,12 @@ async fn generate(a: GenerateArgs) -> anyhow::Result<()> {
             "id": t.id,
             "expires_at": t.expires_at,
             "spiffe_id": t.agent_spiffe_id,
+            "tenant": t.tenant,
         })),
         Output::Text => {
             println!("Token      : {}", t.token);
             println!("Agent ID   : {}", t.agent_spiffe_id);
+            println!("Tenant     : {}", super::entry::tenant_text(&t.tenant));
             println!("Expires at : {}", format_time(t.expires_at));
             Ok(())
         }

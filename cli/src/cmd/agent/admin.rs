@@ -8,6 +8,10 @@ use crate::admin_client::{self, Conn, Output, format_time};
 /// Arguments of `meshid agent list`.
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
+    /// Only agents of this tenant (`-` for platform agents, which belong
+    /// to none); the CA already lists only those you may view.
+    #[arg(long, value_name = "TENANT")]
+    tenant: Option<String>,
     #[command(flatten)]
     conn: Conn,
 }
@@ -35,7 +39,11 @@ pub async fn list(a: ListArgs) -> anyhow::Result<()> {
             .await
             .map_err(|s| admin_client::refused("listing agents failed", s))?
             .into_inner();
-        all.extend(resp.agents);
+        all.extend(resp.agents.into_iter().filter(|agent| {
+            a.tenant
+                .as_deref()
+                .is_none_or(|t| agent.tenant == t || (t == "-" && agent.tenant.is_empty()))
+        }));
         if resp.next_page_token.is_empty() {
             break;
         }
@@ -118,6 +126,7 @@ fn agent_json(a: &pb::Agent) -> serde_json::Value {
         "banned": a.banned,
         "selectors": a.selectors.iter().map(|s| format!("{}:{}", s.r#type, s.value)).collect::<Vec<_>>(),
         "created_at": a.created_at,
+        "tenant": a.tenant,
     })
 }
 
@@ -136,6 +145,10 @@ fn print(a: &pb::Agent, output: Output, note: Option<&str>) -> anyhow::Result<()
 
 fn print_text(a: &pb::Agent) {
     println!("Agent ID         : {}", a.spiffe_id);
+    println!(
+        "Tenant           : {}",
+        crate::cmd::entry::tenant_text(&a.tenant)
+    );
     println!("Attestation type : {}", a.attestation_type);
     println!("SVID serial      : {}", a.serial);
     println!("SVID expires     : {}", format_time(a.expires_at));

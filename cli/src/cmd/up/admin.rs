@@ -51,6 +51,7 @@ impl Admin {
             .create_join_token(CreateJoinTokenRequest {
                 ttl_seconds: 600,
                 spiffe_id: String::new(),
+                tenant: String::new(),
             })
             .await
             .context("CreateJoinToken failed")?
