@@ -1,5 +1,7 @@
 //! The admin API in-process, over a real Unix socket, on a SQLite store:
-//! what an operator's `meshid entry|token|agent|bundle` calls see.
+//! what an operator's `meshid entry|token|agent|bundle` calls see; tenants,
+//! roles and the audit records of writes (`admin_api/tenancy.rs`); the
+//! whole CA with config tenants and mTLS callers (`admin_api/startup.rs`).
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
@@ -18,6 +20,12 @@ const NOW: u64 = 1_800_000_000;
 
 #[path = "admin_api/entry_owner.rs"]
 mod entry_owner;
+#[path = "support/server.rs"]
+mod server;
+#[path = "admin_api/startup.rs"]
+mod startup;
+#[path = "admin_api/tenancy.rs"]
+mod tenancy;
 
 struct Harness {
     client: AdminClient<Channel>,

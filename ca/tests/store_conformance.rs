@@ -20,6 +20,20 @@ use meshid_runtime::clock::ManualClock;
 use sha2::{Digest, Sha256};
 use sqlx::Connection;
 
+#[path = "store_conformance/audit_log.rs"]
+mod audit_log;
+use audit_log::{
+    audit_records_are_filtered_and_paged, audited_writes_leave_change_and_record_or_neither,
+    checkpoints_are_stored_once_per_seq, concurrent_appends_form_one_gapless_chain,
+    issuances_are_not_recorded_when_turned_off, issuances_are_recorded_in_their_batch,
+    records_on_their_own_chain_and_are_bounded,
+};
+#[path = "store_conformance/tenancy.rs"]
+mod tenancy;
+use tenancy::{
+    a_tenant_in_use_is_not_deleted, bindings_are_bound_listed_and_unbound,
+    tenants_are_created_listed_bounded_and_deleted,
+};
 #[path = "store_conformance/attestation_tokens.rs"]
 mod attestation_tokens;
 use attestation_tokens::{
@@ -52,10 +66,11 @@ struct Db {
 }
 
 /// Opens `url` with a manual clock that starts at the real time.
-async fn open_manual(url: &str) -> (Arc<dyn Store>, ManualClock) {
+async fn open_manual(url: &str, audit_issuances: bool) -> (Arc<dyn Store>, ManualClock) {
     let clock = ManualClock::new(SystemTime::now());
     let opts = OpenOptions {
         clock: Arc::new(clock.clone()),
+        audit_issuances,
         ..OpenOptions::default()
     };
     (
@@ -73,9 +88,14 @@ async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
 
 impl Db {
     async fn sqlite() -> Db {
+        Self::sqlite_with(true).await
+    }
+
+    /// A temp-file SQLite store; `audit_issuances` as in [`OpenOptions`].
+    async fn sqlite_with(audit_issuances: bool) -> Db {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("ca.db").display());
-        let (store, clock) = open_manual(&url).await;
+        let (store, clock) = open_manual(&url, audit_issuances).await;
         Db {
             store,
             clock,
@@ -87,6 +107,11 @@ impl Db {
     /// A fresh database on the test server, or `None` when there is no
     /// server and we are not in CI.
     async fn postgres() -> Option<Db> {
+        Self::postgres_with(true).await
+    }
+
+    /// [`Db::postgres`] with `audit_issuances` as in [`OpenOptions`].
+    async fn postgres_with(audit_issuances: bool) -> Option<Db> {
         let Ok(admin_url) = std::env::var("MESHID_TEST_POSTGRES_URL") else {
             if std::env::var_os("CI").is_some() {
                 panic!(
@@ -109,7 +134,7 @@ impl Db {
             .unwrap();
         admin.close().await.unwrap();
         let url = with_database(&admin_url, &name);
-        let (store, clock) = open_manual(&url).await;
+        let (store, clock) = open_manual(&url, audit_issuances).await;
         Some(Db {
             store,
             clock,
@@ -207,6 +232,10 @@ conformance!(
     concurrent_token_consumers_have_one_winner,
     issuance_batch_is_all_or_nothing,
     bundle_updates_check_the_sequence,
+    audited_writes_leave_change_and_record_or_neither,
+    records_on_their_own_chain_and_are_bounded,
+    concurrent_appends_form_one_gapless_chain,
+    issuances_are_recorded_in_their_batch,
     agents_can_be_banned_renewed_and_evicted,
     renewal_keeps_only_the_serial_renewed_from,
     concurrent_renewals_leave_one_current_serial,
@@ -221,7 +250,30 @@ conformance!(
     attestation_tokens_are_recorded_once_until_they_expire,
     bad_attestation_tokens_are_refused,
     racing_attestations_with_one_token_have_one_winner,
+    tenants_are_created_listed_bounded_and_deleted,
+    a_tenant_in_use_is_not_deleted,
+    bindings_are_bound_listed_and_unbound,
+    audit_records_are_filtered_and_paged,
+    checkpoints_are_stored_once_per_seq,
 );
+
+/// `[audit] issuances = false`: the one test of a store opened with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_issuances_unaudited() {
+    run(Db::sqlite_with(false).await, |s, _| {
+        issuances_are_not_recorded_when_turned_off(s)
+    })
+    .await;
+}
+
+/// [`sqlite_issuances_unaudited`] on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_issuances_unaudited() {
+    let Some(db) = Db::postgres_with(false).await else {
+        return;
+    };
+    run(db, |s, _| issuances_are_not_recorded_when_turned_off(s)).await;
+}
 
 // === helpers ===
 

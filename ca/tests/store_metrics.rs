@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use meshid_ca::server::CaServer;
 use meshid_ca::store::{
-    self, KeyKind, KeySlot, MeteredStore, NewEntry, SlotState, SqliteStore, Store, StoreError,
-    StoreMetrics, StoreUrl,
+    self, AuditEvent, AuditFilter, Change, Changed, KeyKind, KeySlot, MeteredStore, NewEntry,
+    SlotState, SqliteStore, Store, StoreError, StoreMetrics, StoreUrl,
 };
 use meshid_identity::{Selector, SpiffeId};
 use prometheus_client::registry::Registry;
@@ -236,6 +236,62 @@ async fn gauges_follow_own_writes_and_converge_on_others() {
     store.refresh_counts().await.unwrap();
     assert_eq!(gauge("entries"), "meshid_ca_entries 3");
     assert_eq!(gauge("agents"), "meshid_ca_agents 0");
+}
+
+/// The tenancy and audit calls (#16) are metered; audited entry writes and
+/// evictions move the gauges like the plain ones.
+#[tokio::test]
+async fn audited_writes_and_audit_reads_are_metered() {
+    let (store, _, registry) = metered().await;
+    let event = |change: &Change| AuditEvent {
+        actor: "uid:0".into(),
+        action: change.action().into(),
+        result: "ok".into(),
+        ..AuditEvent::default()
+    };
+    let apply = |change: Change| {
+        let e = event(&change);
+        store.audited(change, e)
+    };
+    let Changed::Entry(a) = apply(Change::CreateEntry(entry("/a"))).await.unwrap() else {
+        panic!("not an entry");
+    };
+    apply(Change::CreateEntry(entry("/b"))).await.unwrap();
+    apply(Change::DeleteEntry(a.id)).await.unwrap();
+    let missing = apply(Change::DeleteTenant("nope".into())).await;
+    assert!(matches!(missing, Err(StoreError::NotFound { .. })));
+    store
+        .append_audit(event(&Change::DeleteEntry(String::new())))
+        .await
+        .unwrap();
+    store
+        .list_audit(&AuditFilter::default(), 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(store.audit_head().await.unwrap().unwrap().0, 4);
+    store.list_audit_checkpoints().await.unwrap();
+    store.get_tenant("pay").await.unwrap();
+    store.list_tenants().await.unwrap();
+    store.list_bindings().await.unwrap();
+    let text = text(&registry);
+    assert!(text.contains("meshid_ca_entries 1"), "{text}");
+    for (op, n) in [
+        ("audited", 4),
+        ("append_audit", 1),
+        ("list_audit", 1),
+        ("audit_head", 1),
+        ("list_audit_checkpoints", 1),
+        ("get_tenant", 1),
+        ("list_tenants", 1),
+        ("list_bindings", 1),
+    ] {
+        let line = format!("meshid_ca_store_call_duration_seconds_count{{op=\"{op}\"}} {n}");
+        assert!(text.contains(&line), "{line} in {text}");
+    }
+    assert!(
+        text.contains("meshid_ca_store_call_errors_total{op=\"audited\",kind=\"not_found\"} 1"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

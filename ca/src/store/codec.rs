@@ -195,6 +195,27 @@ pub(crate) fn decode_trust_domains(s: &str, key: &str) -> Result<Vec<TrustDomain
         .collect()
 }
 
+/// Encodes a tenant's list (already checked by [`Tenant::problem`](super::Tenant::problem)) as a JSON array.
+pub(crate) fn encode_strings(list: &[String]) -> Result<String, StoreError> {
+    serde_json::to_string(list).map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+/// Decodes a stored JSON array of strings.
+pub(crate) fn decode_strings(
+    s: &str,
+    table: &'static str,
+    key: &str,
+    column: &str,
+) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(s).map_err(|e| corrupt(table, key, format!("{column}: {e}")))
+}
+
+/// A stored 32-byte hash.
+pub(crate) fn hash32(b: &[u8], table: &'static str, key: &str) -> Result<[u8; 32], StoreError> {
+    <[u8; 32]>::try_from(b)
+        .map_err(|_| corrupt(table, key, format!("hash is {} bytes, not 32", b.len())))
+}
+
 /// Checks a free-form key column (serial, token ID, slot, …).
 pub(crate) fn check_key(what: &str, s: &str) -> Result<(), StoreError> {
     if s.is_empty() || s.len() > MAX_KEY_LEN || s.chars().any(char::is_control) {

@@ -21,6 +21,8 @@ const BEGIN: &str = "BEGIN";
 const SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 /// The lease-fenced writes, with this driver's lease check.
 const FENCED: super::queries::Fenced = super::queries::FENCED_POSTGRES;
+/// The locking reads, with this driver's locks.
+const LOCKED: super::queries::Locked = super::queries::LOCKED_POSTGRES;
 
 /// What to check when the server cannot be reached.
 const HINT: &str = "check that PostgreSQL is running and reachable at that host and port, \

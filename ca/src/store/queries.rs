@@ -300,3 +300,114 @@ pub(crate) const LIVE_ISSUANCES_BY_KEY: &str = "SELECT ca_key_id, COUNT(*) AS n 
 
 /// The database answers.
 pub(crate) const PING: &str = "SELECT 1";
+
+// === tenants and role bindings ===
+
+/// Columns of `tenants`.
+macro_rules! tenant_cols {
+    () => {
+        "name, spiffe_id_prefixes, k8s_namespaces, allowed_parents, federates_with, \
+         created_at_ms"
+    };
+}
+
+/// Stores a tenant.
+pub(crate) const INSERT_TENANT: &str = concat!(
+    "INSERT INTO tenants (",
+    tenant_cols!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6)"
+);
+/// One tenant by name.
+pub(crate) const TENANT_BY_NAME: &str =
+    concat!("SELECT ", tenant_cols!(), " FROM tenants WHERE name = $1");
+/// Tenants in name order, at most `$1`.
+pub(crate) const LIST_TENANTS: &str = concat!(
+    "SELECT ",
+    tenant_cols!(),
+    " FROM tenants ORDER BY name LIMIT $1"
+);
+/// How many tenants exist.
+pub(crate) const COUNT_TENANTS: &str = "SELECT COUNT(*) AS n FROM tenants";
+/// Deletes a tenant.
+pub(crate) const DELETE_TENANT: &str = "DELETE FROM tenants WHERE name = $1";
+/// What still belongs to tenant `$1` at time `$2`: entries, agents and
+/// unused unexpired join tokens.
+pub(crate) const TENANT_IN_USE: &str = "SELECT \
+     (SELECT COUNT(*) FROM registration_entries WHERE tenant = $1) AS entries, \
+     (SELECT COUNT(*) FROM agents WHERE tenant = $1) AS agents, \
+     (SELECT COUNT(*) FROM join_tokens WHERE tenant = $1 AND used_at_ms IS NULL \
+      AND expires_at_ms > $2) AS tokens";
+/// Deletes the role bindings of tenant `$1` (they go with the tenant).
+pub(crate) const DELETE_TENANT_BINDINGS: &str = "DELETE FROM role_bindings WHERE tenant = $1";
+
+/// Stores a role binding.
+pub(crate) const INSERT_BINDING: &str = "INSERT INTO role_bindings \
+     (subject, role, tenant, created_at_ms) VALUES ($1, $2, $3, $4)";
+/// Deletes a role binding and returns it.
+pub(crate) const DELETE_BINDING: &str = "DELETE FROM role_bindings \
+     WHERE subject = $1 AND role = $2 AND tenant = $3 \
+     RETURNING subject, role, tenant, created_at_ms";
+/// Role bindings in (tenant, subject, role) order, at most `$1`.
+pub(crate) const LIST_BINDINGS: &str = "SELECT subject, role, tenant, created_at_ms \
+     FROM role_bindings ORDER BY tenant, subject, role LIMIT $1";
+/// How many role bindings exist.
+pub(crate) const COUNT_BINDINGS: &str = "SELECT COUNT(*) AS n FROM role_bindings";
+
+// === the audit log ===
+
+/// Columns of `audit_log`, in the order the insert binds them.
+macro_rules! audit_cols {
+    () => {
+        "seq, at_ms, actor, action, tenant, target, before_json, after_json, result, \
+         prev_hash, hash"
+    };
+}
+
+/// Multi-row insert of audit records, finished with `VALUES …`.
+pub(crate) const INSERT_AUDIT: &str = concat!("INSERT INTO audit_log (", audit_cols!(), ") ");
+/// Audit records, finished with `AND …` filters, order and limit.
+pub(crate) const AUDIT_WHERE: &str =
+    concat!("SELECT ", audit_cols!(), " FROM audit_log WHERE seq > ");
+/// The end of the chain as recorded.
+pub(crate) const AUDIT_HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
+/// Moves the end of the chain.
+pub(crate) const SET_AUDIT_HEAD: &str = "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1";
+/// Stores a checkpoint.
+pub(crate) const INSERT_AUDIT_CHECKPOINT: &str = "INSERT INTO audit_checkpoints \
+     (seq, hash, at_ms, key_id, cert_chain_pem, signature) VALUES ($1, $2, $3, $4, $5, $6)";
+/// The newest `$1` checkpoints, in seq order.
+pub(crate) const LIST_AUDIT_CHECKPOINTS: &str = "SELECT seq, hash, at_ms, key_id, \
+     cert_chain_pem, signature FROM (SELECT * FROM audit_checkpoints ORDER BY seq DESC \
+     LIMIT $1) AS newest ORDER BY seq";
+
+/// Reads that lock the rows they read until the transaction ends, per
+/// driver: SQLite's write transaction already holds the database lock
+/// (`BEGIN IMMEDIATE`), PostgreSQL locks the rows.
+pub(crate) struct Locked {
+    /// The chain's end, locked against other appenders.
+    pub(crate) audit_head: &'static str,
+    /// A tenant, locked against its deletion while something is added to it.
+    pub(crate) tenant_share: &'static str,
+    /// A tenant, locked against additions while it is deleted.
+    pub(crate) tenant_update: &'static str,
+    /// The SQL function `f(haystack, needle)` that is > 0 when the haystack
+    /// contains the needle (case-sensitive).
+    pub(crate) contains: &'static str,
+}
+
+/// SQLite: no row locks.
+pub(crate) const LOCKED_SQLITE: Locked = Locked {
+    audit_head: AUDIT_HEAD,
+    tenant_share: "SELECT name FROM tenants WHERE name = $1",
+    tenant_update: "SELECT name FROM tenants WHERE name = $1",
+    contains: "instr",
+};
+/// PostgreSQL: `FOR UPDATE` on the head serializes appends of every
+/// replica into one chain; `FOR SHARE`/`FOR UPDATE` on a tenant make an
+/// addition and the tenant's deletion wait for each other.
+pub(crate) const LOCKED_POSTGRES: Locked = Locked {
+    audit_head: "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
+    tenant_share: "SELECT name FROM tenants WHERE name = $1 FOR SHARE",
+    tenant_update: "SELECT name FROM tenants WHERE name = $1 FOR UPDATE",
+    contains: "strpos",
+};

@@ -29,6 +29,8 @@ const BEGIN: &str = "BEGIN IMMEDIATE";
 const SNAPSHOT: &str = "BEGIN DEFERRED";
 /// The lease-fenced writes, with this driver's lease check.
 const FENCED: super::queries::Fenced = super::queries::FENCED_SQLITE;
+/// The locking reads, with this driver's locks.
+const LOCKED: super::queries::Locked = super::queries::LOCKED_SQLITE;
 
 /// How long a writer waits for the database lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

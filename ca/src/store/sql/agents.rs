@@ -6,9 +6,8 @@ use std::time::SystemTime;
 use meshid_identity::SpiffeId;
 use sqlx::QueryBuilder;
 
-use super::decode;
-use super::selectors;
-use super::{BEGIN, Db, This};
+use super::{BEGIN, Conn, Db, This};
+use super::{decode, selectors, tenants};
 use crate::store::model::{Agent, MAX_SELECTORS, Page};
 use crate::store::sql::found;
 use crate::store::{Paged, StoreError, codec, queries};
@@ -31,6 +30,7 @@ pub(super) async fn upsert(s: &This, agent: &Agent) -> Result<(), StoreError> {
     }
     let id = agent.spiffe_id.as_str();
     let mut tx = s.pool.begin_with(BEGIN).await?;
+    tenants::hold(&mut tx, &agent.tenant).await?;
     sqlx::query(queries::UPSERT_AGENT)
         .bind(id)
         .bind(&agent.attestation_type)
@@ -54,6 +54,11 @@ pub(super) async fn upsert(s: &This, agent: &Agent) -> Result<(), StoreError> {
 
 pub(super) async fn get(s: &This, id: &SpiffeId) -> Result<Option<Agent>, StoreError> {
     let mut conn = s.pool.acquire().await?;
+    get_in(&mut conn, id).await
+}
+
+/// One agent with its selectors, read on `conn`.
+pub(super) async fn get_in(conn: &mut Conn, id: &SpiffeId) -> Result<Option<Agent>, StoreError> {
     let row = sqlx::query(queries::AGENT_BY_ID)
         .bind(id.as_str())
         .fetch_optional(&mut *conn)
@@ -61,7 +66,7 @@ pub(super) async fn get(s: &This, id: &SpiffeId) -> Result<Option<Agent>, StoreE
     let Some(row) = row else { return Ok(None) };
     let mut agent = decode::agent(&row)?;
     let key = [agent.spiffe_id.as_str().to_owned()];
-    let mut sels = selectors::load(&mut conn, selectors::AGENT, &key).await?;
+    let mut sels = selectors::load(conn, selectors::AGENT, &key).await?;
     agent.selectors = sels.remove(agent.spiffe_id.as_str()).unwrap_or_default();
     Ok(Some(agent))
 }
@@ -95,19 +100,36 @@ pub(super) async fn list(s: &This, page: &Page) -> Result<Paged<Agent>, StoreErr
 }
 
 pub(super) async fn set_banned(s: &This, id: &SpiffeId, banned: bool) -> Result<(), StoreError> {
+    let mut conn = s.pool.acquire().await?;
+    set_banned_in(s, &mut conn, id, banned).await
+}
+
+/// Bans or un-bans an agent on `conn`.
+pub(super) async fn set_banned_in(
+    s: &This,
+    conn: &mut Conn,
+    id: &SpiffeId,
+    banned: bool,
+) -> Result<(), StoreError> {
     let done = sqlx::query(queries::SET_AGENT_BANNED)
         .bind(banned)
         .bind(codec::to_ms(s.clock.now())?)
         .bind(id.as_str())
-        .execute(&s.pool)
+        .execute(&mut *conn)
         .await?;
     found(done.rows_affected(), "agent", id.as_str())
 }
 
 pub(super) async fn delete(s: &This, id: &SpiffeId) -> Result<(), StoreError> {
+    let mut conn = s.pool.acquire().await?;
+    delete_in(&mut conn, id).await
+}
+
+/// Evicts an agent on `conn`.
+pub(super) async fn delete_in(conn: &mut Conn, id: &SpiffeId) -> Result<(), StoreError> {
     let done = sqlx::query(queries::DELETE_AGENT)
         .bind(id.as_str())
-        .execute(&s.pool)
+        .execute(&mut *conn)
         .await?;
     found(done.rows_affected(), "agent", id.as_str())
 }

@@ -2,15 +2,24 @@
 
 use meshid_identity::TrustDomain;
 
-use super::This;
 use super::decode;
+use super::{Conn, This};
 use crate::store::model::StoredBundle;
 use crate::store::{StoreError, codec, queries};
 
 pub(super) async fn get(s: &This, td: &TrustDomain) -> Result<Option<StoredBundle>, StoreError> {
+    let mut conn = s.pool.acquire().await?;
+    get_in(&mut conn, td).await
+}
+
+/// One bundle, read on `conn`.
+pub(super) async fn get_in(
+    conn: &mut Conn,
+    td: &TrustDomain,
+) -> Result<Option<StoredBundle>, StoreError> {
     sqlx::query(queries::BUNDLE_BY_TRUST_DOMAIN)
         .bind(td.as_str())
-        .fetch_optional(&s.pool)
+        .fetch_optional(&mut *conn)
         .await?
         .as_ref()
         .map(decode::bundle)
@@ -19,6 +28,16 @@ pub(super) async fn get(s: &This, td: &TrustDomain) -> Result<Option<StoredBundl
 
 pub(super) async fn put(
     s: &This,
+    bundle: &StoredBundle,
+    expected_sequence: Option<i64>,
+) -> Result<(), StoreError> {
+    let mut conn = s.pool.acquire().await?;
+    put_in(&mut conn, bundle, expected_sequence).await
+}
+
+/// Writes a bundle on `conn` (see [`put`]).
+pub(super) async fn put_in(
+    conn: &mut Conn,
     bundle: &StoredBundle,
     expected_sequence: Option<i64>,
 ) -> Result<(), StoreError> {
@@ -41,10 +60,12 @@ pub(super) async fn put(
             .bind(td)
             .bind(seq),
     };
-    if query.execute(&s.pool).await?.rows_affected() == 1 {
+    if query.execute(&mut *conn).await?.rows_affected() == 1 {
         return Ok(());
     }
-    let found = get(s, &bundle.trust_domain).await?.map(|b| b.sequence);
+    let found = get_in(conn, &bundle.trust_domain)
+        .await?
+        .map(|b| b.sequence);
     Err(StoreError::Conflict {
         kind: "bundle",
         key: td.to_owned(),

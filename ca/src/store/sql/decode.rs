@@ -6,11 +6,13 @@ use sqlx::Row;
 
 use super::Db;
 use crate::store::StoreError;
+use crate::store::audit::{AuditCheckpoint, AuditEvent, AuditRecord};
 use crate::store::codec;
 use crate::store::model::{
     Agent, IssuanceRecord, JoinToken, KeyKind, KeySlot, Lease, RegistrationEntry, SlotState,
     StoredBundle,
 };
+use crate::store::tenancy::{RoleBinding, Tenant, UnknownRole};
 
 /// A row of this backend.
 pub(super) type DbRow = <Db as sqlx::Database>::Row;
@@ -180,4 +182,92 @@ pub(super) fn lease(row: &DbRow) -> Result<Lease, StoreError> {
 /// The `n` column of a `COUNT(*) AS n` row.
 pub(super) fn count(row: &DbRow) -> Result<u64, StoreError> {
     Ok(crate::store::sql::count(row.try_get("n")?))
+}
+
+/// A tenant.
+pub(super) fn tenant(row: &DbRow) -> Result<Tenant, StoreError> {
+    let name: String = row.try_get("name")?;
+    let t = "tenants";
+    let k = name.as_str();
+    let list = |col: &str| -> Result<Vec<String>, StoreError> {
+        codec::decode_strings(&row.try_get::<String, _>(col)?, t, k, col)
+    };
+    let federates_with = list("federates_with")?
+        .iter()
+        .map(|td| {
+            TrustDomain::new(td)
+                .map_err(|e| codec::corrupt(t, k, format!("trust domain {td:?}: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let tenant = Tenant {
+        spiffe_id_prefixes: list("spiffe_id_prefixes")?,
+        k8s_namespaces: list("k8s_namespaces")?,
+        allowed_parents: list("allowed_parents")?,
+        federates_with,
+        created_at: codec::from_ms(row.try_get("created_at_ms")?, t, k)?,
+        name: name.clone(),
+    };
+    match tenant.problem() {
+        None => Ok(tenant),
+        Some(why) => Err(codec::corrupt(t, &name, why)),
+    }
+}
+
+/// A role binding.
+pub(super) fn binding(row: &DbRow) -> Result<RoleBinding, StoreError> {
+    let subject: String = row.try_get("subject")?;
+    let t = "role_bindings";
+    let role: String = row.try_get("role")?;
+    let b = RoleBinding {
+        role: role
+            .parse()
+            .map_err(|e: UnknownRole| codec::corrupt(t, &subject, e.to_string()))?,
+        tenant: row.try_get("tenant")?,
+        created_at: codec::from_ms(row.try_get("created_at_ms")?, t, &subject)?,
+        subject,
+    };
+    match b.problem() {
+        None => Ok(b),
+        Some(why) => Err(codec::corrupt(t, &b.subject, why)),
+    }
+}
+
+/// The audit log table, as named in [`StoreError::Corrupt`].
+const AUDIT: &str = "audit_log";
+
+/// An audit record, as stored (its hashes are not checked here: that is
+/// what verifying the chain does).
+pub(super) fn audit_record(row: &DbRow) -> Result<AuditRecord, StoreError> {
+    let seq: i64 = row.try_get("seq")?;
+    let k = seq.to_string();
+    Ok(AuditRecord {
+        seq,
+        at: codec::from_ms(row.try_get("at_ms")?, AUDIT, &k)?,
+        event: AuditEvent {
+            actor: row.try_get("actor")?,
+            action: row.try_get("action")?,
+            tenant: row.try_get("tenant")?,
+            target: row.try_get("target")?,
+            before: row.try_get("before_json")?,
+            after: row.try_get("after_json")?,
+            result: row.try_get("result")?,
+        },
+        prev_hash: codec::hash32(&row.try_get::<Vec<u8>, _>("prev_hash")?, AUDIT, &k)?,
+        hash: codec::hash32(&row.try_get::<Vec<u8>, _>("hash")?, AUDIT, &k)?,
+    })
+}
+
+/// An audit checkpoint.
+pub(super) fn audit_checkpoint(row: &DbRow) -> Result<AuditCheckpoint, StoreError> {
+    let seq: i64 = row.try_get("seq")?;
+    let k = seq.to_string();
+    let t = "audit_checkpoints";
+    Ok(AuditCheckpoint {
+        seq,
+        hash: codec::hash32(&row.try_get::<Vec<u8>, _>("hash")?, t, &k)?,
+        at: codec::from_ms(row.try_get("at_ms")?, t, &k)?,
+        key_id: row.try_get("key_id")?,
+        cert_chain_pem: row.try_get("cert_chain_pem")?,
+        signature: row.try_get("signature")?,
+    })
 }

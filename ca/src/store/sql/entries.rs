@@ -1,10 +1,13 @@
 //! Registration entries: create, update (optimistic revision check),
-//! delete and look up one (lists are in `entry_lists.rs`).
+//! delete and look up one (lists are in `entry_lists.rs`). Each write runs
+//! on a transaction it is given (`*_in`), so that `audited.rs` can add the
+//! audit record to the same transaction.
 
 use sqlx::query::Query;
 
 use super::decode::{self, DbRow, ENTRIES};
 use super::selectors;
+use super::tenants;
 use super::{BEGIN, Conn, Db, SNAPSHOT, This};
 use crate::store::error::on_unique;
 use crate::store::model::{EntryUpdate, NewEntry, RegistrationEntry};
@@ -12,6 +15,18 @@ use crate::store::sql::{EntryColumns, entry_identity};
 use crate::store::{StoreError, codec, queries};
 
 pub(super) async fn create(s: &This, new: NewEntry) -> Result<RegistrationEntry, StoreError> {
+    let mut tx = s.pool.begin_with(BEGIN).await?;
+    let e = create_in(s, &mut tx, new).await?;
+    tx.commit().await?;
+    Ok(e)
+}
+
+/// Creates an entry on `conn`; its tenant must exist.
+pub(super) async fn create_in(
+    s: &This,
+    conn: &mut Conn,
+    new: NewEntry,
+) -> Result<RegistrationEntry, StoreError> {
     let now_ms = codec::to_ms(s.clock.now())?;
     let stamp = codec::from_ms(now_ms, ENTRIES, "new")?;
     let mut e = RegistrationEntry {
@@ -32,16 +47,14 @@ pub(super) async fn create(s: &This, new: NewEntry) -> Result<RegistrationEntry,
         updated_at: stamp,
     };
     let c = EntryColumns::of(&mut e)?;
-    codec::check_tenant(&e.tenant)?;
-    let mut tx = s.pool.begin_with(BEGIN).await?;
+    tenants::hold(conn, &e.tenant).await?;
     bind_fields(sqlx::query(queries::INSERT_ENTRY), &e, &c, now_ms)
         .bind(&e.id)
         .bind(&e.tenant)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await
         .map_err(|err| on_unique(err, "entry", entry_identity(&e)))?;
-    selectors::insert(&mut tx, selectors::ENTRY, &e.id, &e.selectors).await?;
-    tx.commit().await?;
+    selectors::insert(conn, selectors::ENTRY, &e.id, &e.selectors).await?;
     Ok(e)
 }
 
@@ -52,7 +65,21 @@ pub(super) async fn update(
     expected_revision: Option<i64>,
 ) -> Result<RegistrationEntry, StoreError> {
     let mut tx = s.pool.begin_with(BEGIN).await?;
-    let mut e = by_id(&mut tx, id).await?.ok_or_else(|| not_found(id))?;
+    let (_, e) = update_in(s, &mut tx, id, update, expected_revision).await?;
+    tx.commit().await?;
+    Ok(e)
+}
+
+/// Updates an entry on `conn`; returns it before and after.
+pub(super) async fn update_in(
+    s: &This,
+    conn: &mut Conn,
+    id: &str,
+    update: EntryUpdate,
+    expected_revision: Option<i64>,
+) -> Result<(RegistrationEntry, RegistrationEntry), StoreError> {
+    let before = by_id(conn, id).await?.ok_or_else(|| not_found(id))?;
+    let mut e = before.clone();
     if let Some(want) = expected_revision.filter(|want| *want != e.revision) {
         return Err(StoreError::Conflict {
             kind: "entry",
@@ -70,7 +97,7 @@ pub(super) async fn update(
     let done = bind_fields(sqlx::query(queries::UPDATE_ENTRY), &e, &c, now_ms)
         .bind(id)
         .bind(old_revision)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await
         .map_err(|err| on_unique(err, "entry", entry_identity(&e)))?;
     if done.rows_affected() != 1 {
@@ -83,12 +110,11 @@ pub(super) async fn update(
     if selectors_changed {
         sqlx::query(queries::DELETE_ENTRY_SELECTORS)
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
-        selectors::insert(&mut tx, selectors::ENTRY, id, &e.selectors).await?;
+        selectors::insert(conn, selectors::ENTRY, id, &e.selectors).await?;
     }
-    tx.commit().await?;
-    Ok(e)
+    Ok((before, e))
 }
 
 /// Binds `$1`–`$12` of [`queries::INSERT_ENTRY`] and
@@ -151,12 +177,18 @@ fn apply(e: &mut RegistrationEntry, update: EntryUpdate) {
 
 pub(super) async fn delete(s: &This, id: &str) -> Result<RegistrationEntry, StoreError> {
     let mut tx = s.pool.begin_with(BEGIN).await?;
-    let e = by_id(&mut tx, id).await?.ok_or_else(|| not_found(id))?;
+    let e = delete_in(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(e)
+}
+
+/// Deletes an entry on `conn`; returns what it was.
+pub(super) async fn delete_in(conn: &mut Conn, id: &str) -> Result<RegistrationEntry, StoreError> {
+    let e = by_id(conn, id).await?.ok_or_else(|| not_found(id))?;
     sqlx::query(queries::DELETE_ENTRY)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
-    tx.commit().await?;
     Ok(e)
 }
 

@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use meshid_identity::{SpiffeId, TrustDomain};
 
 use super::{
-    This, agents, attestation_tokens, bundles, entries, entry_lists, key_slots, leases, tokens,
+    This, agents, attestation_tokens, audit, audited, bindings, bundles, entries, entry_lists,
+    key_slots, leases, tenants, tokens,
 };
 use crate::store::model::{
     Agent, EntryFilter, EntryUpdate, IssuanceRecord, JoinToken, KeySlot, Lease, NewEntry, Page,
@@ -17,11 +18,6 @@ use crate::store::{
     AuditCheckpoint, AuditEvent, AuditFilter, AuditRecord, Change, Changed, Paged, RoleBinding,
     Store, StoreError, Tenant, queries,
 };
-
-/// A method of the skeleton commit (replaced by the real SQL next).
-fn skeleton(what: &str) -> StoreError {
-    StoreError::Invalid(format!("{what} is not implemented yet"))
-}
 
 #[async_trait]
 impl Store for This {
@@ -190,45 +186,45 @@ impl Store for This {
         tokens::live_issuances_by_key(self).await
     }
 
-    async fn audited(&self, _change: Change, _event: AuditEvent) -> Result<Changed, StoreError> {
-        Err(skeleton("audited"))
+    async fn audited(&self, change: Change, event: AuditEvent) -> Result<Changed, StoreError> {
+        audited::audited(self, change, event).await
     }
 
-    async fn append_audit(&self, _event: AuditEvent) -> Result<AuditRecord, StoreError> {
-        Err(skeleton("append_audit"))
+    async fn append_audit(&self, event: AuditEvent) -> Result<AuditRecord, StoreError> {
+        audit::append(self, event).await
     }
 
     async fn list_audit(
         &self,
-        _filter: &AuditFilter,
-        _after_seq: i64,
-        _limit: u32,
+        filter: &AuditFilter,
+        after_seq: i64,
+        limit: u32,
     ) -> Result<Vec<AuditRecord>, StoreError> {
-        Err(skeleton("list_audit"))
+        audit::list(self, filter, after_seq, limit).await
     }
 
     async fn audit_head(&self) -> Result<Option<(i64, [u8; 32])>, StoreError> {
-        Err(skeleton("audit_head"))
+        audit::head(self).await
     }
 
-    async fn put_audit_checkpoint(&self, _cp: &AuditCheckpoint) -> Result<(), StoreError> {
-        Err(skeleton("put_audit_checkpoint"))
+    async fn put_audit_checkpoint(&self, cp: &AuditCheckpoint) -> Result<(), StoreError> {
+        audit::put_checkpoint(self, cp).await
     }
 
     async fn list_audit_checkpoints(&self) -> Result<Vec<AuditCheckpoint>, StoreError> {
-        Err(skeleton("list_audit_checkpoints"))
+        audit::list_checkpoints(self).await
     }
 
-    async fn get_tenant(&self, _name: &str) -> Result<Option<Tenant>, StoreError> {
-        Err(skeleton("get_tenant"))
+    async fn get_tenant(&self, name: &str) -> Result<Option<Tenant>, StoreError> {
+        tenants::get(self, name).await
     }
 
     async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
-        Err(skeleton("list_tenants"))
+        tenants::list(self).await
     }
 
     async fn list_bindings(&self) -> Result<Vec<RoleBinding>, StoreError> {
-        Err(skeleton("list_bindings"))
+        bindings::list(self).await
     }
 
     async fn health(&self) -> Result<(), StoreError> {

@@ -1,19 +1,29 @@
 //! Join tokens (created, then consumed exactly once) and issuance records
-//! (written in all-or-nothing batches, counted per signing key).
+//! (written in all-or-nothing batches, each with its `svid.issue` audit
+//! record unless those are turned off; counted per signing key).
 
 use std::time::SystemTime;
 
 use meshid_identity::SpiffeId;
 use sqlx::{QueryBuilder, Row};
 
-use super::decode;
-use super::{BEGIN, Db, This};
+use super::{BEGIN, Conn, Db, This};
+use super::{audit, decode, tenants};
+use crate::store::audit::{AuditEvent, issuance_json};
 use crate::store::error::on_unique;
 use crate::store::model::{IssuanceRecord, JoinToken};
 use crate::store::sql::ISSUANCE_CHUNK;
 use crate::store::{StoreError, codec, queries};
 
 pub(super) async fn create(s: &This, token: &JoinToken) -> Result<(), StoreError> {
+    let mut tx = s.pool.begin_with(BEGIN).await?;
+    create_in(&mut tx, token).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Stores a join token on `conn`; its tenant must exist.
+pub(super) async fn create_in(conn: &mut Conn, token: &JoinToken) -> Result<(), StoreError> {
     codec::check_key("join token ID", &token.id)?;
     codec::check_tenant(&token.tenant)?;
     if token.hash.len() != 32 {
@@ -22,6 +32,7 @@ pub(super) async fn create(s: &This, token: &JoinToken) -> Result<(), StoreError
             token.hash.len()
         )));
     }
+    tenants::hold(conn, &token.tenant).await?;
     sqlx::query(queries::INSERT_TOKEN)
         .bind(&token.id)
         .bind(&token.hash)
@@ -29,7 +40,7 @@ pub(super) async fn create(s: &This, token: &JoinToken) -> Result<(), StoreError
         .bind(codec::to_ms(token.expires_at)?)
         .bind(token.used_at.map(codec::to_ms).transpose()?)
         .bind(&token.tenant)
-        .execute(&s.pool)
+        .execute(&mut *conn)
         .await
         .map_err(|e| on_unique(e, "join token", token.id.clone()))?;
     Ok(())
@@ -102,6 +113,11 @@ pub(super) async fn record_issuances(
             tenant: r.tenant.as_str(),
         });
     }
+    let events: Vec<AuditEvent> = if s.audit_issuances {
+        records.iter().map(issue_event).collect()
+    } else {
+        Vec::new()
+    };
     let mut tx = s.pool.begin_with(BEGIN).await?;
     for chunk in rows.chunks(ISSUANCE_CHUNK) {
         let mut qb = QueryBuilder::<Db>::new(queries::INSERT_ISSUANCES);
@@ -120,8 +136,27 @@ pub(super) async fn record_issuances(
             .await
             .map_err(|e| on_unique(e, "issuance", "(a serial in this batch)".into()))?;
     }
+    // Last, so that the head is locked only for the audit insert.
+    audit::append_in(s, &mut tx, events).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// The `svid.issue` record of one issued certificate (fits the bounds of
+/// [`audit::normalize`] by construction: IDs and keys are bounded).
+fn issue_event(r: &IssuanceRecord) -> AuditEvent {
+    AuditEvent {
+        actor: r
+            .agent_id
+            .as_ref()
+            .map_or_else(|| "ca:".to_owned(), |a| a.as_str().to_owned()),
+        action: "svid.issue".to_owned(),
+        tenant: r.tenant.clone(),
+        target: r.spiffe_id.as_str().to_owned(),
+        before: String::new(),
+        after: issuance_json(r),
+        result: "ok".to_owned(),
+    }
 }
 
 pub(super) async fn count_issuances(s: &This) -> Result<u64, StoreError> {
