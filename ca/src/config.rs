@@ -18,6 +18,7 @@
 //! # keys = { manager = "pkcs11", pkcs11 = { ... } }   # the X.509 CA key on a token: see [`KeysConfig`]
 //! # tls_backend = "openssl"   # node API TLS and signing through OpenSSL (default "rustls")
 //! # fips = true               # OpenSSL's FIPS provider, or refuse to start
+//! # [[trust_domains]]          # more trust domains in this process: see [`TrustDomainConfig`]
 //! ```
 
 mod check;
@@ -27,6 +28,7 @@ mod keys;
 mod node_attestor;
 mod rbac;
 mod rotation;
+mod trust_domains;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -49,6 +51,8 @@ pub use node_attestor::{
 };
 
 pub use rotation::{Fraction, RotationConfig};
+
+pub use trust_domains::{MAX_TRUST_DOMAINS, TrustDomainConfig};
 
 pub use rbac::{
     AuditConfig, BindingConfig, DEFAULT_CHECKPOINT_INTERVAL, KubeRbacConfig, RbacConfig,
@@ -275,6 +279,10 @@ pub struct CaConfig {
     /// `[audit]`: what the audit log records and how often it is signed.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// `[[trust_domains]]`: more trust domains this process serves, each
+    /// an isolated CA of its own.
+    #[serde(default)]
+    pub trust_domains: Vec<TrustDomainConfig>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -320,6 +328,7 @@ impl Default for CaConfig {
             rbac: RbacConfig::default(),
             tenants: Vec::new(),
             audit: AuditConfig::default(),
+            trust_domains: Vec::new(),
         }
     }
 }

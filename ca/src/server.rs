@@ -10,6 +10,7 @@
 //! ```
 
 pub mod listener;
+pub mod multi;
 mod ready;
 pub mod tls;
 
@@ -75,6 +76,15 @@ pub enum ServerError {
     /// A setting was refused at start-up.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// The CA of one of several trust domains failed.
+    #[error("trust domain {trust_domain}: {source}")]
+    TrustDomain {
+        /// Its trust domain.
+        trust_domain: String,
+        /// Why.
+        #[source]
+        source: Box<ServerError>,
+    },
     /// A server task failed.
     #[error("{what} failed: {message}")]
     Serve {
@@ -451,13 +461,13 @@ impl CaServer {
     }
 }
 
-/// Starts the CA and serves until `shutdown` completes, then stops
-/// gracefully.
+/// Starts the CA of every trust domain (`[[trust_domains]]` too) and
+/// serves until `shutdown` completes, then stops gracefully.
 pub async fn run(cfg: ValidConfig, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
-    let server = CaServer::start(cfg).await?;
-    shutdown.await;
-    tracing::info!("shutting down: finishing in-flight requests");
-    server.shutdown().await
+    multi::MultiCaServer::start(cfg)
+        .await?
+        .serve_until(shutdown)
+        .await
 }
 
 async fn wait_for(mut rx: watch::Receiver<bool>) {

@@ -47,8 +47,12 @@
 //! - `Accept: ...;as=PartialObjectMetadata[List]` (kube's `*_metadata`
 //!   calls, metadata watchers) answers `meta.k8s.io/v1` partial objects.
 //!
-//! What it does not do: authorization (every known token may do anything;
-//! the request log is what tests check RBAC against), `deletecollection`,
+//! - `authentication.k8s.io/v1` TokenReview (`tokenreview.rs`) and
+//!   `authorization.k8s.io/v1` SubjectAccessReview (`sar.rs`), the latter
+//!   answered from the rules of [`allow`](FakeApiServer::allow).
+//!
+//! What it does not do: authorization of its own callers (every known token
+//! may do anything; the request log is what tests check RBAC against), `deletecollection`,
 //! `dryRun`, protobuf, validation against schemas, admission on
 //! creates over HTTP (call [`FakeApiServer::admit`] instead), pod graceful
 //! deletion (pods are removed at once).
@@ -100,6 +104,7 @@ mod patch;
 pub mod resources;
 mod route;
 pub mod sa_token;
+mod sar;
 mod selector;
 mod serve;
 mod status;
@@ -120,6 +125,7 @@ pub use admit::AdmitError;
 pub use log::Request;
 pub use oidc::OidcIssuer;
 pub use sa_token::{SaClaims, SaIssuer, SaKeyAlg};
+pub use sar::{AccessRule, SubjectKind};
 pub use status::ApiError;
 use store::{Part, Store};
 
@@ -141,6 +147,7 @@ struct Shared {
     tokens: Mutex<BTreeSet<String>>,
     stop: tokio_watch::Sender<u64>,
     sa_issuer: SaIssuer,
+    access_rules: Mutex<Vec<AccessRule>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -196,6 +203,7 @@ impl FakeApiServer {
             tokens: Mutex::new(BTreeSet::new()),
             stop: tokio_watch::Sender::new(0),
             sa_issuer: SaIssuer::new(sa_token::DEFAULT_ISSUER, SaKeyAlg::Es256),
+            access_rules: Mutex::default(),
         });
         let task = tokio::spawn(serve::accept(listener, shared.clone()));
         Self {
@@ -221,6 +229,18 @@ impl FakeApiServer {
     /// tokens with it.
     pub fn sa_issuer(&self) -> &SaIssuer {
         &self.shared.sa_issuer
+    }
+
+    /// Adds a rule the SubjectAccessReview endpoint allows by (`sar.rs`:
+    /// RBAC's matching without RBAC objects; nothing is allowed until a
+    /// rule says so).
+    pub fn allow(&self, rule: AccessRule) {
+        lock(&self.shared.access_rules).push(rule);
+    }
+
+    /// Forgets every [`allow`](Self::allow)ed rule.
+    pub fn clear_rules(&self) {
+        lock(&self.shared.access_rules).clear();
     }
 
     /// Lets clients in with `token` (a bearer token) without a kubeconfig.

@@ -76,7 +76,7 @@ impl CaConfig {
 
     /// Required settings present, values in range; no I/O but `stat` of
     /// the upstream files.
-    fn check_settings(&self) -> Result<(), ConfigError> {
+    pub(super) fn check_settings(&self) -> Result<(), ConfigError> {
         let invalid = |field, reason: &str| ConfigError::Invalid {
             field,
             reason: reason.to_owned(),
@@ -124,6 +124,7 @@ impl CaConfig {
         }
         self.check_admin_ids()?;
         self.check_rbac()?;
+        self.check_trust_domains()?;
         self.ha.check()?;
         self.rotation.check(self.ca_ttl, self.max_jwt_ttl)?;
         self.keys.check()?;

@@ -29,7 +29,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use meshid_identity::TrustDomain;
 
-pub use config::CALL_TIMEOUT;
+pub use config::{CALL_TIMEOUT, kube_client};
 pub use selectors::agent_id;
 
 use self::config::Cluster;

@@ -20,8 +20,8 @@ use super::Shared;
 use super::log::{MAX_LOG, Request};
 use super::route::{Route, route};
 use super::status::ApiError;
-use super::tokenreview;
 use super::verbs::{self, Query, Reply};
+use super::{sar, tokenreview};
 
 /// The largest request body taken (the real server's limit is 3 MiB of
 /// object plus overhead).
@@ -127,6 +127,9 @@ async fn respond(shared: &Shared, req: http::Request<Incoming>) -> http::Respons
     if target.group == "authentication.k8s.io" && target.plural == "tokenreviews" {
         return token_review(shared, &target, req).await;
     }
+    if target.group == "authorization.k8s.io" && target.plural == "subjectaccessreviews" {
+        return access_review(shared, &target, req).await;
+    }
     let call = match verbs::resolve(&target, &accept) {
         Ok(c) => c,
         Err(e) => return error(&e),
@@ -186,6 +189,29 @@ async fn token_review(
     };
     let reviewed = tokenreview::review(&shared.sa_issuer, &shared.store(), &body);
     match reviewed {
+        Ok(v) => json(201, &v),
+        Err(e) => error(&e),
+    }
+}
+
+/// `POST /apis/authorization.k8s.io/v1/subjectaccessreviews` (create only),
+/// decided by the test's rules.
+async fn access_review(
+    shared: &Shared,
+    target: &super::route::Target,
+    req: http::Request<Incoming>,
+) -> http::Response<Body> {
+    if req.method() != http::Method::POST || target.name.is_some() || target.namespace.is_some() {
+        return error(&ApiError::method_not_allowed(
+            "subjectaccessreviews support only create",
+        ));
+    }
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return error(&ApiError::too_large(MAX_BODY)),
+    };
+    let rules = super::lock(&shared.access_rules).clone();
+    match sar::review(&rules, &body) {
         Ok(v) => json(201, &v),
         Err(e) => error(&e),
     }

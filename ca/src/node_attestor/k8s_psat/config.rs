@@ -4,6 +4,7 @@
 //! is tried again at the next attestation) and, with `validation = "oidc"`,
 //! its issuer's key cache.
 
+use std::path::Path;
 use std::time::Duration;
 
 use kube::Client;
@@ -70,47 +71,37 @@ impl Cluster {
     pub async fn client(&self) -> Result<&Client, AttestError> {
         self.client
             .get_or_try_init(|| async {
-                let config = self.kube_config().await?;
-                Client::try_from(config).map_err(|e| {
-                    AttestError::Unavailable(format!(
-                        "cluster {}: cannot build the Kubernetes client: {e}",
-                        self.name
-                    ))
-                })
+                kube_client(self.settings.kubeconfig.as_deref())
+                    .await
+                    .map_err(|e| AttestError::Unavailable(format!("cluster {}: {e}", self.name)))
             })
             .await
     }
+}
 
-    async fn kube_config(&self) -> Result<kube::Config, AttestError> {
-        let unavailable =
-            |what: String| AttestError::Unavailable(format!("cluster {}: {what}", self.name));
-        let mut config = match &self.settings.kubeconfig {
-            Some(path) => {
-                let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| {
-                    unavailable(format!("cannot read kubeconfig {}: {e}", path.display()))
-                })?;
-                kube::Config::from_custom_kubeconfig(
-                    kc,
-                    &kube::config::KubeConfigOptions::default(),
-                )
+/// The one way the CA builds a client of a Kubernetes API server (node
+/// attestation and the admin API's bearer tokens): from `kubeconfig`, or
+/// the in-cluster config when `None`; connecting, reading and writing
+/// bounded by [`CALL_TIMEOUT`], no retries. The error says what to fix.
+pub async fn kube_client(kubeconfig: Option<&Path>) -> Result<Client, String> {
+    let mut config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| format!("cannot read kubeconfig {}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
                 .await
-                .map_err(|e| {
-                    unavailable(format!("kubeconfig {} is not usable: {e}", path.display()))
-                })?
-            }
-            None => kube::Config::incluster().map_err(|e| {
-                unavailable(format!(
-                    "no kubeconfig is configured and the in-cluster config is not usable: {e}"
-                ))
-            })?,
-        };
-        config.connect_timeout = Some(CALL_TIMEOUT);
-        config.read_timeout = Some(CALL_TIMEOUT);
-        config.write_timeout = Some(CALL_TIMEOUT);
-        config.reset_reader_on_write = true;
-        config.default_retry = false;
-        Ok(config)
-    }
+                .map_err(|e| format!("kubeconfig {} is not usable: {e}", path.display()))?
+        }
+        None => kube::Config::incluster().map_err(|e| {
+            format!("no kubeconfig is configured and the in-cluster config is not usable: {e}")
+        })?,
+    };
+    config.connect_timeout = Some(CALL_TIMEOUT);
+    config.read_timeout = Some(CALL_TIMEOUT);
+    config.write_timeout = Some(CALL_TIMEOUT);
+    config.reset_reader_on_write = true;
+    config.default_retry = false;
+    Client::try_from(config).map_err(|e| format!("cannot build the Kubernetes client: {e}"))
 }
 
 /// Runs one call to a cluster with [`CALL_TIMEOUT`], naming `what` failed.
