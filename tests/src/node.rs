@@ -72,6 +72,7 @@ pub async fn ca_channel(
             let connector = connector.clone();
             async move {
                 let tcp = tokio::net::TcpStream::connect(addr).await?;
+                tcp.set_nodelay(true)?;
                 let name = ServerName::try_from("meshid-ca").map_err(std::io::Error::other)?;
                 let tls = connector.connect(name, tcp).await?;
                 Ok::<_, std::io::Error>(TokioIo::new(tls))

@@ -86,10 +86,12 @@ fn check(row: &Row, want: &Expect, got: &Outcome, marker: &str) -> Option<String
         (Expect::Allowed { .. }, Outcome::Refused { denied, message }) => {
             (!row.loose || *denied).then(|| format!("want served, got: {message}"))
         }
-        (Expect::Denied(roles), Outcome::Served(_)) => Some(format!(
-            "want PermissionDenied (lacks role {}), but it was served",
-            roles[0].as_str()
+        (Expect::Denied(_) | Expect::NoRole, Outcome::Served(_)) => Some(format!(
+            "want PermissionDenied ({want:?}), but it was served"
         )),
+        (Expect::NoRole, Outcome::Refused { denied, message }) => (!denied
+            || !message.contains("holds no role"))
+        .then(|| format!("want PermissionDenied saying it holds no role, got: {message}")),
         (Expect::Denied(roles), Outcome::Refused { denied, message }) => {
             if !denied {
                 Some(format!("want PermissionDenied, got: {message}"))

@@ -156,6 +156,8 @@ pub enum Expect {
     Allowed { listed: Option<bool> },
     /// PermissionDenied naming one of these roles.
     Denied(Vec<Role>),
+    /// PermissionDenied saying the caller holds no role at all.
+    NoRole,
 }
 
 /// The expectation for `caller` calling an RPC needing `need` on the
@@ -186,7 +188,7 @@ pub fn expect(caller: &Caller, need: Need, col: Option<Col>, read_first: bool) -
             if caller.anywhere(Role::Viewer) {
                 Expect::Allowed { listed: None }
             } else {
-                Expect::Denied(vec![Role::Viewer])
+                Expect::NoRole
             }
         }
         Need::Anyone => Expect::Allowed { listed: None },
