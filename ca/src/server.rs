@@ -134,8 +134,12 @@ impl CaServer {
     ) -> Result<Self, ServerError> {
         let now = clock.now();
         let metrics = CaMetrics::new();
+        let opts = store::OpenOptions {
+            audit_issuances: cfg.raw.audit.issuances,
+            ..store::OpenOptions::default()
+        };
         let metered = Arc::new(MeteredStore::new(
-            store::open(&cfg.store).await?,
+            store::open_with(&cfg.store, &opts).await?,
             metrics.store.clone(),
         ));
         let store: Arc<dyn Store> = metered.clone();
