@@ -4,7 +4,8 @@
 //!   peer credentials (`uid:<n>`, `gid:<n>`), the SPIFFE ID of an mTLS
 //!   client SVID, and a Kubernetes user and groups (`k8s-user:<name>`,
 //!   `k8s-group:<name>`) from an `authorization: Bearer` token
-//!   ([`KubeAuthenticator`], `kube_auth`).
+//!   ([`KubeAuthenticator`], `kube_auth`; with kube-rs:
+//!   [`KubernetesAuthenticator`], `kubernetes`).
 //! - `authorizer` ([`Authorizer`], [`Grants`]): the roles those subjects
 //!   hold: bindings in the store (cached, re-read after every bind and
 //!   unbind and every `[ha] refresh_interval`), bindings from the config,
@@ -27,4 +28,5 @@ pub use crate::store::{Role, RoleBinding};
 pub use authorizer::{Authorizer, AuthorizerParts, Grants, Held, Scope, Source};
 pub use caller::{Caller, MAX_BEARER_TOKEN};
 pub use kube_auth::{KubeAuthenticator, KubeUser};
+pub use kubernetes::KubernetesAuthenticator;
 pub use subject::{MAX_SUBJECT_LEN, check_subject, denial};

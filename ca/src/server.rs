@@ -519,8 +519,10 @@ async fn authorizer(
         config,
         admin_ids: cfg.raw.admin_ids.clone(),
         socket_admins: crate::admin::socket::default_admins(),
-        // `[rbac.kubernetes]`: the kube-rs authenticator (rbac/kubernetes.rs).
-        kube: None,
+        kube: cfg.raw.rbac.kubernetes.as_ref().map(|k| {
+            Arc::new(crate::rbac::KubernetesAuthenticator::from_config(k))
+                as Arc<dyn crate::rbac::KubeAuthenticator>
+        }),
         refresh: cfg.raw.ha.refresh_interval,
     }))
 }

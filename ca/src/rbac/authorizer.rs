@@ -61,11 +61,14 @@ pub struct AuthorizerParts {
     pub refresh: Duration,
 }
 
+/// The stored bindings as last read, and when.
+type Cached = Option<(Instant, Arc<Vec<RoleBinding>>)>;
+
 /// Decides what callers may do. Cheap to clone; clones share the cache.
 #[derive(Debug, Clone)]
 pub struct Authorizer {
     parts: Arc<AuthorizerParts>,
-    cache: Arc<RwLock<Option<(Instant, Arc<Vec<RoleBinding>>)>>>,
+    cache: Arc<RwLock<Cached>>,
 }
 
 // === impl Authorizer ===
