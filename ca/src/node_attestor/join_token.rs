@@ -158,6 +158,41 @@ mod tests {
         assert_eq!(token.len(), 16 + 1 + 43);
     }
 
+    #[tokio::test]
+    async fn an_agent_gets_its_tokens_tenant() {
+        use crate::store::{AuditEvent, Change, SqliteStore, Tenant};
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().await.unwrap());
+        let tenant = Tenant {
+            name: "pay".into(),
+            spiffe_id_prefixes: vec!["spiffe://example.org/ns/pay".into()],
+            k8s_namespaces: Vec::new(),
+            allowed_parents: Vec::new(),
+            federates_with: Vec::new(),
+            created_at: SystemTime::UNIX_EPOCH,
+        };
+        let event = AuditEvent {
+            actor: "config".into(),
+            action: "tenant.create".into(),
+            ..AuditEvent::default()
+        };
+        store
+            .audited(Change::CreateTenant(tenant), event)
+            .await
+            .unwrap();
+        let now = SystemTime::now();
+        let attestor =
+            JoinTokenAttestor::new(Arc::clone(&store), TrustDomain::new("example.org").unwrap());
+        let (token, mut rec) = generate(now, Duration::from_secs(60), None);
+        rec.tenant = "pay".into();
+        store.create_join_token(&rec).await.unwrap();
+        let node = attestor.attest(token.as_bytes(), now).await.unwrap();
+        assert_eq!(node.tenant, "pay");
+        let (token, rec) = generate(now, Duration::from_secs(60), None);
+        store.create_join_token(&rec).await.unwrap();
+        let node = attestor.attest(token.as_bytes(), now).await.unwrap();
+        assert_eq!(node.tenant, "", "a platform token makes a platform agent");
+    }
+
     #[test]
     fn malformed_tokens_are_refused() {
         for bad in [
