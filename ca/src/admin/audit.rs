@@ -100,7 +100,7 @@ fn response(report: &audit::VerifyReport) -> pb::VerifyAuditResponse {
             report
                 .untrusted_note
                 .as_ref()
-                .map(|n| format!("note: {} ({n})", untrusted(report.untrusted_checkpoints)))
+                .map(|n| format!("{} ({n})", untrusted(report.untrusted_checkpoints)))
                 .unwrap_or_default(),
         ),
     };
