@@ -485,15 +485,18 @@ impl Admin for AdminService {
         request: Request<pb::ListAuditRequest>,
     ) -> Result<Response<pb::ListAuditResponse>, Status> {
         let grants = self.grants(&request).await?;
-        let scope = self.administered(&grants, "ListAudit").await?;
-        let tenants = scope.filter();
-        audit::list(
-            self.store.as_ref(),
-            tenants.as_deref(),
-            request.into_inner(),
-        )
-        .await
-        .map(Response::new)
+        let req = request.into_inner();
+        let tenants = if req.tenant.is_empty() {
+            self.administered(&grants, "ListAudit").await?.filter()
+        } else {
+            grants
+                .require(crate::rbac::Role::Admin, &req.tenant, "ListAudit")
+                .await?;
+            Some(vec![req.tenant.clone()])
+        };
+        audit::list(self.store.as_ref(), tenants.as_deref(), req)
+            .await
+            .map(Response::new)
     }
 
     #[tracing::instrument(skip_all)]
