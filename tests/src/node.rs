@@ -44,6 +44,18 @@ pub async fn ca_channel(
     bundle: &TrustBundle,
     client: Option<ClientSvid<'_>>,
 ) -> Channel {
+    try_ca_channel(addr, bundle, client)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`ca_channel`], or why it could not connect (the TLS handshake was
+/// refused, nothing listens), for tests of connections that must fail.
+pub async fn try_ca_channel(
+    addr: SocketAddr,
+    bundle: &TrustBundle,
+    client: Option<ClientSvid<'_>>,
+) -> Result<Channel, String> {
     let ca_id = bundle
         .trust_domain
         .id_with_path(meshid_identity::id::CA_PATH)
@@ -79,7 +91,11 @@ pub async fn ca_channel(
             }
         }))
         .await
-        .unwrap_or_else(|e| panic!("cannot connect to the CA at {addr}: {e}"))
+        .map_err(|e| {
+            use std::error::Error as _;
+            let cause = e.source().map(|s| format!(": {s}")).unwrap_or_default();
+            format!("cannot connect to the CA at {addr}: {e}{cause}")
+        })
 }
 
 /// A CSR for `key` with an empty subject and no extensions (the CA decides

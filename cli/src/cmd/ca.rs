@@ -135,24 +135,27 @@ fn load(a: ServeArgs) -> anyhow::Result<CaConfig> {
 async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let cfg = load(a)?.validate()?;
     let backend = super::backend::describe(cfg.raw.tls_backend, cfg.raw.fips);
-    let server = meshid_ca::server::CaServer::start(cfg).await?;
-    let authority = server.authority.load();
-    println!("meshid CA for {}", authority.trust_domain());
-    println!("  node API (TLS)  {}", server.node_addr);
-    println!("  TLS backend     {backend}");
-    println!("  admin API       {}", server.admin_socket.display());
-    println!(
-        "  ops (HTTP)      http://{}/healthz /readyz /metrics",
-        server.ops_addr
-    );
-    println!(
-        "  authority       {} (expires {})",
-        authority.kind(),
-        admin_client::format_time(unix(authority.not_after()))
-    );
+    // One CA per trust domain: the top level's and each [[trust_domains]].
+    let cas = meshid_ca::server::multi::MultiCaServer::start(cfg).await?;
+    for server in &cas.servers {
+        let authority = server.authority.load();
+        println!("meshid CA for {}", authority.trust_domain());
+        println!("  node API (TLS)  {}", server.node_addr);
+        println!("  TLS backend     {backend}");
+        println!("  admin API       {}", server.admin_socket.display());
+        println!(
+            "  ops (HTTP)      http://{}/healthz /readyz /metrics",
+            server.ops_addr
+        );
+        println!(
+            "  authority       {} (expires {})",
+            authority.kind(),
+            admin_client::format_time(unix(authority.not_after()))
+        );
+    }
     crate::signal::shutdown().await;
     tracing::info!("signal received; finishing in-flight requests");
-    server.shutdown().await?;
+    cas.shutdown().await?;
     Ok(())
 }
 

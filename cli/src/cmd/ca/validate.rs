@@ -25,6 +25,13 @@ pub fn run(cfg: CaConfig) -> anyhow::Result<()> {
         println!("  admin mTLS    {}", ids.join(", "));
     }
     println!("  ops           http://{}", raw.ops_listen);
+    // [[trust_domains]]: each an isolated CA in the same process.
+    for td in &raw.trust_domains {
+        println!(
+            "  also serves   {} (node API {} TLS, ops http://{}, self-signed root)",
+            td.trust_domain, td.listen, td.ops_listen
+        );
+    }
     match &raw.upstream {
         Some(up) => println!("  authority     {}", up.describe()),
         None => println!(
