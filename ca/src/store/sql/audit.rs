@@ -129,12 +129,16 @@ pub(super) async fn append_after(
     Ok(records)
 }
 
-/// Appends `events` on `conn`: locks the head, appends, moves it.
+/// Appends `events` on `conn`: locks the head, appends, moves it. No
+/// events: nothing is read or locked.
 pub(super) async fn append_in(
     s: &This,
     conn: &mut Conn,
     events: Vec<AuditEvent>,
 ) -> Result<Vec<AuditRecord>, StoreError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
     let at_ms = codec::to_ms(s.clock.now())?;
     let head = lock_head(conn).await?;
     append_after(conn, head, at_ms, events).await
