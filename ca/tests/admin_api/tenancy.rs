@@ -3,6 +3,7 @@
 //! peer) to that role in its config and holding no implicit cluster-admin.
 
 use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use meshid_ca::admin::{AdminDefaults, AdminService, socket};
@@ -618,4 +619,138 @@ async fn an_opened_socket_is_usable_by_every_local_user() {
         .permissions()
         .mode();
     assert_eq!(dir_mode & 0o777, 0o755);
+}
+
+/// A Kubernetes stand-in: token `alice-token` is user alice in group
+/// devs, whom Kubernetes RBAC lets operate tenant a.
+#[derive(Debug)]
+struct FakeKube;
+
+#[tonic::async_trait]
+impl meshid_ca::rbac::KubeAuthenticator for FakeKube {
+    async fn review(&self, token: &str) -> Result<meshid_ca::rbac::KubeUser, tonic::Status> {
+        match token {
+            "alice-token" => Ok(meshid_ca::rbac::KubeUser {
+                name: "alice".into(),
+                groups: vec!["devs".into()],
+            }),
+            _ => Err(tonic::Status::unauthenticated(
+                "token refused by TokenReview",
+            )),
+        }
+    }
+
+    async fn allowed(
+        &self,
+        user: &meshid_ca::rbac::KubeUser,
+        role: Role,
+        tenant: &str,
+    ) -> Result<bool, tonic::Status> {
+        Ok(user.name == "alice" && tenant == "a" && role <= Role::Operator)
+    }
+}
+
+fn bearer<T>(msg: T, token: &str) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    req.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    req
+}
+
+#[tokio::test]
+async fn kubernetes_users_hold_bound_and_reviewed_roles() {
+    let mut h = start().await;
+    two_tenants(&mut h).await;
+    // The socket peer has no role here: only the token's user counts.
+    let authorizer = Authorizer::new(AuthorizerParts {
+        store: h.store.clone(),
+        config: vec![RoleBinding {
+            subject: "k8s-group:devs".into(),
+            role: Role::Viewer,
+            tenant: "b".into(),
+            created_at: std::time::UNIX_EPOCH,
+        }],
+        admin_ids: Vec::new(),
+        socket_admins: Vec::new(),
+        kube: Some(Arc::new(FakeKube)),
+        refresh: Duration::from_secs(5),
+    });
+    let service = AdminService::new(h.store.clone(), td(), AdminDefaults::default())
+        .with_authorizer(authorizer);
+    let sock = h._dir.path().join("run/kube.sock");
+    let listener = socket::bind(&sock).unwrap();
+    tokio::spawn(socket::serve(service, listener, std::future::pending()));
+    let mut c = super::connect(sock).await;
+
+    let who = c
+        .who_am_i(bearer(pb::WhoAmIRequest {}, "alice-token"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        who.subjects
+            .starts_with(&["k8s-user:alice".into(), "k8s-group:devs".into()])
+    );
+    // SubjectAccessReview grants operator on a; the group binding viewer on b.
+    let req = pb::CreateEntriesRequest {
+        entries: vec![workload("ns/a/web", "ns/a/node")],
+    };
+    let r = c
+        .create_entries(bearer(req, "alice-token"))
+        .await
+        .unwrap()
+        .into_inner()
+        .results
+        .remove(0)
+        .result
+        .unwrap();
+    assert_eq!(created(&r).tenant, "a");
+    let req = pb::ListEntriesRequest {
+        by_tenant: "b".into(),
+        ..Default::default()
+    };
+    c.list_entries(bearer(req, "alice-token")).await.unwrap();
+    let req = pb::CreateJoinTokenRequest {
+        tenant: "a".into(),
+        ..Default::default()
+    };
+    let err = c
+        .create_join_token(bearer(req, "alice-token"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.message()
+            .contains("k8s-user:alice lacks role admin on tenant a"),
+        "{}",
+        err.message()
+    );
+    let err = c
+        .who_am_i(bearer(pb::WhoAmIRequest {}, "stolen"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    let records = h
+        .store
+        .list_audit(&AuditFilter::default(), 0, 1000)
+        .await
+        .unwrap();
+    assert!(
+        records
+            .iter()
+            .any(|r| r.event.action == "entry.create" && r.event.actor == "k8s-user:alice"),
+        "{records:#?}"
+    );
+
+    // Without [rbac.kubernetes] a token is refused, not ignored.
+    let mut plain = client_as(&h, &[(Role::Viewer, "a")]).await;
+    let err = plain
+        .who_am_i(bearer(pb::WhoAmIRequest {}, "alice-token"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    assert!(
+        err.message().contains("[rbac.kubernetes]"),
+        "{}",
+        err.message()
+    );
 }
