@@ -7,14 +7,19 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use meshid_ca::admin::{AdminDefaults, AdminService, socket};
 use meshid_ca::rbac::kubernetes::{API_GROUP, RESOURCE, TTL};
+use meshid_ca::rbac::{Authorizer, AuthorizerParts};
 use meshid_ca::rbac::{
     KubeAuthenticator, KubeUser, KubernetesAuthenticator, MAX_BEARER_TOKEN, Role,
 };
+use meshid_ca::store::{self, AuditEvent, Change, Store, Tenant};
+use meshid_proto::ca::{self as pb, admin_client::AdminClient};
 use meshid_runtime::clock::ManualClock;
 use meshid_tests::kube::sa_token::DEFAULT_ISSUER;
 use meshid_tests::kube::{AccessRule, FakeApiServer, SaClaims};
 use tonic::Code;
+use tonic::transport::Channel;
 
 const NS: &str = "payments";
 const SA: &str = "deployer";
@@ -182,9 +187,31 @@ async fn subject_access_reviews_grant_meshid_roles_on_tenants() {
             .unwrap()
     );
 
-    // Each question was asked once; answers are cached by question.
+    // Roles nest as meshid's: admin granted there answers for viewer
+    // (viewer, operator, then admin asked).
+    c.api
+        .allow(AccessRule::user("carol", &["admin"], API_GROUP, RESOURCE).names(&["payments"]));
+    let carol = KubeUser {
+        name: "carol".into(),
+        groups: Vec::new(),
+    };
+    assert!(
+        c.kube
+            .allowed(&carol, Role::Viewer, "payments")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !c.kube
+            .allowed(&carol, Role::ClusterAdmin, "")
+            .await
+            .unwrap()
+    );
+
+    // Each question was asked once (a role on a tenant: that role and the
+    // stronger ones until one is allowed); answers are cached by question.
     let asked = c.calls("subjectaccessreviews");
-    assert_eq!(asked, 7);
+    assert_eq!(asked, 1 + 1 + 1 + 2 + 1 + 1 + 3 + 3 + 1);
     c.api.clear_rules();
     assert!(
         c.kube
@@ -204,7 +231,7 @@ async fn subject_access_reviews_grant_meshid_roles_on_tenants() {
             .await
             .unwrap()
     );
-    assert_eq!(c.calls("subjectaccessreviews"), asked + 1);
+    assert_eq!(c.calls("subjectaccessreviews"), asked + 2);
     // After the cache's lifetime, the API server decides again.
     c.clock.advance(TTL);
     assert!(
@@ -213,7 +240,7 @@ async fn subject_access_reviews_grant_meshid_roles_on_tenants() {
             .await
             .unwrap()
     );
-    assert_eq!(c.calls("subjectaccessreviews"), asked + 2);
+    assert_eq!(c.calls("subjectaccessreviews"), asked + 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -272,4 +299,158 @@ async fn an_api_server_that_does_not_answer_is_unavailable_within_the_timeout() 
         e.message().contains(&missing.display().to_string()),
         "{e:?}"
     );
+}
+
+/// An admin socket whose caller (this process) holds no role of its own:
+/// no bindings, no implicit socket cluster-admins; Kubernetes bearer
+/// tokens are checked with `kube`.
+async fn admin_socket(
+    dir: &Path,
+    kube: KubernetesAuthenticator,
+) -> (AdminClient<Channel>, Arc<dyn Store>) {
+    let store = store::open(&store::StoreUrl::sqlite_file(&dir.join("ca.db")))
+        .await
+        .unwrap();
+    for (name, prefix) in [("payments", "ns/payments"), ("shop", "ns/shop")] {
+        let tenant = Tenant {
+            name: name.into(),
+            spiffe_id_prefixes: vec![format!("spiffe://example.org/{prefix}")],
+            k8s_namespaces: Vec::new(),
+            allowed_parents: Vec::new(),
+            federates_with: Vec::new(),
+            created_at: SystemTime::UNIX_EPOCH,
+        };
+        let event = AuditEvent {
+            actor: "config".into(),
+            action: "tenant.create".into(),
+            tenant: name.into(),
+            target: name.into(),
+            result: "ok".into(),
+            ..AuditEvent::default()
+        };
+        store
+            .audited(Change::CreateTenant(tenant), event)
+            .await
+            .unwrap();
+    }
+    let authorizer = Authorizer::new(AuthorizerParts {
+        store: store.clone(),
+        config: Vec::new(),
+        admin_ids: Vec::new(),
+        socket_admins: Vec::new(),
+        kube: Some(Arc::new(kube)),
+        refresh: Duration::from_secs(5),
+    });
+    let service = AdminService::new(
+        store.clone(),
+        "example.org".parse().unwrap(),
+        AdminDefaults::default(),
+    )
+    .with_authorizer(authorizer);
+    let sock = dir.join("run/admin.sock");
+    let listener = socket::bind(&sock).unwrap();
+    tokio::spawn(socket::serve(service, listener, std::future::pending()));
+    let channel = meshid_runtime::uds::channel(&sock).await.unwrap();
+    (AdminClient::new(channel), store)
+}
+
+fn bearer<T>(msg: T, token: &str) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    req.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    req
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_call_with_a_bearer_token_gets_the_roles_kubernetes_grants() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Cluster::start(dir.path()).await;
+    let token = c.token();
+    let user = deployer();
+    c.api.allow(
+        AccessRule::user(&user.name, &["operator"], API_GROUP, RESOURCE).names(&["payments"]),
+    );
+    let kube = KubernetesAuthenticator::with_clock(
+        Some(dir.path().join("kubeconfig")),
+        Arc::new(c.clock.clone()),
+    );
+    let (mut admin, store) = admin_socket(dir.path(), kube).await;
+
+    // Who the CA sees: the Kubernetes user and groups, then the uid.
+    let me = admin
+        .who_am_i(bearer(pb::WhoAmIRequest {}, &token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(me.subjects[0], format!("k8s-user:{}", user.name));
+    assert!(
+        me.subjects
+            .contains(&format!("k8s-group:system:serviceaccounts:{NS}")),
+        "{:?}",
+        me.subjects
+    );
+
+    // Kubernetes RBAC grants operator on payments: viewer's reads there,
+    // nothing on shop, nothing platform-wide.
+    let got = admin
+        .get_tenant(bearer(
+            pb::GetTenantRequest {
+                name: "payments".into(),
+            },
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.name, "payments");
+    let e = admin
+        .get_tenant(bearer(
+            pb::GetTenantRequest {
+                name: "shop".into(),
+            },
+            &token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    assert!(e.message().contains("viewer"), "{e:?}");
+    assert!(e.message().contains(&user.name), "{e:?}");
+    let listed = admin
+        .list_tenants(bearer(pb::ListTenantsRequest {}, &token))
+        .await
+        .unwrap()
+        .into_inner();
+    let names: Vec<&str> = listed.tenants.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["payments"]);
+    let e = admin
+        .delete_tenant(bearer(
+            pb::DeleteTenantRequest {
+                name: "payments".into(),
+            },
+            &token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    assert!(e.message().contains("cluster-admin"), "{e:?}");
+    assert!(store.get_tenant("payments").await.unwrap().is_some());
+
+    // Without the token, the uid alone holds nothing; a bad token is refused.
+    let e = admin
+        .get_tenant(pb::GetTenantRequest {
+            name: "payments".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    let e = admin
+        .get_tenant(bearer(
+            pb::GetTenantRequest {
+                name: "payments".into(),
+            },
+            "not-a-jwt",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
 }

@@ -3,7 +3,8 @@
 //! audience: the API server's own), and a meshid role on a tenant is asked
 //! with a SubjectAccessReview of verb `<role>` on `tenants.meshid.io`
 //! named after the tenant (no name for the platform), so Kubernetes RBAC
-//! can grant meshid roles:
+//! can grant meshid roles, which nest as meshid's own (`operator` there
+//! also answers for `viewer`):
 //!
 //! ```yaml
 //! rules:
@@ -218,6 +219,20 @@ impl KubernetesAuthenticator {
         // `denied` only makes an explicit no; anything but `allowed` is no.
         Ok(status.allowed && status.denied != Some(true))
     }
+
+    /// One SubjectAccessReview question, answered from the cache when asked
+    /// within its lifetime.
+    async fn decide(&self, user: &KubeUser, role: Role, tenant: &str) -> Result<bool, Status> {
+        let mut parts = vec!["access", role.as_str(), tenant, user.name.as_str()];
+        parts.extend(user.groups.iter().map(String::as_str));
+        let key = cache::key(&parts);
+        if let Some(allowed) = self.decisions.get(&key) {
+            return Ok(allowed);
+        }
+        let allowed = self.access_review(user, role, tenant).await?;
+        self.decisions.put(key, allowed);
+        Ok(allowed)
+    }
 }
 
 #[async_trait]
@@ -240,16 +255,20 @@ impl KubeAuthenticator for KubernetesAuthenticator {
         answer.map_err(Status::unauthenticated)
     }
 
+    /// Roles nest as meshid's do: `operator` granted in Kubernetes RBAC
+    /// also answers for `viewer` on that tenant (each role from `role` up
+    /// to `admin` is asked, weakest first, until one is allowed); the
+    /// platform (`""`) and `cluster-admin` are asked as they are.
     async fn allowed(&self, user: &KubeUser, role: Role, tenant: &str) -> Result<bool, Status> {
-        let mut parts = vec!["access", role.as_str(), tenant, user.name.as_str()];
-        parts.extend(user.groups.iter().map(String::as_str));
-        let key = cache::key(&parts);
-        if let Some(allowed) = self.decisions.get(&key) {
-            return Ok(allowed);
+        if tenant.is_empty() || role == Role::ClusterAdmin {
+            return self.decide(user, role, tenant).await;
         }
-        let allowed = self.access_review(user, role, tenant).await?;
-        self.decisions.put(key, allowed);
-        Ok(allowed)
+        for r in Role::ALL {
+            if r >= role && r != Role::ClusterAdmin && self.decide(user, r, tenant).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 }
 
