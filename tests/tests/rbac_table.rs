@@ -12,8 +12,14 @@
 //! a refusal must be PermissionDenied naming the missing role, and a
 //! listing must show the column's object exactly when the caller holds the
 //! role on its tenant. Every mismatch is collected and reported at once.
+//!
+//! Then `--token-file`: a Kubernetes service-account token the CA checks
+//! with TokenReview on the fake API server, whose user is bound in config
+//! and whose group a SubjectAccessReview rule grants a role.
 #![allow(clippy::unwrap_used)]
 
+#[path = "rbac_table/bearer.rs"]
+mod bearer;
 #[path = "rbac_table/callers.rs"]
 mod callers;
 #[path = "rbac_table/rows.rs"]
@@ -166,7 +172,7 @@ fn col_name(col: Option<Col>) -> &'static str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_admin_rpc_by_every_role_on_own_other_and_no_tenant() {
-    let w = World::start().await;
+    let w = World::start("").await;
     let started = std::time::Instant::now();
     let mut mismatches = Vec::new();
     let socket = run_table(&w, &callers::SOCKET, &mut mismatches).await;
@@ -183,4 +189,9 @@ async fn every_admin_rpc_by_every_role_on_own_other_and_no_tenant() {
         socket + mtls,
         mismatches.join("\n")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubernetes_bearer_token_from_token_file_is_authorized_by_binding_and_sar() {
+    bearer::run().await;
 }

@@ -101,19 +101,20 @@ pub struct World {
     pub svids: BTreeMap<&'static str, (Vec<CertificateDer<'static>>, PrivateKey)>,
     root: AdminClient<Channel>,
     next: AtomicU32,
-    _tmp: tempfile::TempDir,
+    tmp: tempfile::TempDir,
 }
 
 impl World {
-    /// Starts the CA and makes the fixed objects.
-    pub async fn start() -> Self {
+    /// Starts the CA (its config with `extra` TOML tables appended) and
+    /// makes the fixed objects.
+    pub async fn start(extra: &str) -> Self {
         let tmp = meshid_tests::tempdir();
         // Other uids reach the socket through this directory.
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let logs = tmp.path().join("logs");
         std::fs::create_dir_all(&logs).unwrap();
         let ca = TestCa::builder(tmp.path().join("ca"), &logs)
-            .config(&config())
+            .config(&(config() + extra))
             .start();
         let bundle =
             TrustBundle::from_pem(TrustDomain::new(TD).unwrap(), &ca.bundle_pem()).unwrap();
@@ -134,7 +135,7 @@ impl World {
             svids: BTreeMap::new(),
             root,
             next: AtomicU32::new(1),
-            _tmp: tmp,
+            tmp,
         };
         for col in Col::ALL {
             let agent = w.attest(col).await;
@@ -153,6 +154,11 @@ impl World {
             w.svids.insert(path, svid);
         }
         w
+    }
+
+    /// A directory every uid can read, removed with the world.
+    pub fn dir(&self) -> &std::path::Path {
+        self.tmp.path()
     }
 
     /// A number no other fresh object has.
