@@ -264,3 +264,38 @@ async fn mtls_callers_hold_the_roles_of_admin_ids_and_admin_entries() {
     assert_eq!(by_root.event.actor, "spiffe://example.org/ops/root-tool");
     ca.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn rotation_steps_are_recorded_after_they_ran() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = server::start(server::config(dir.path())).await;
+    let mut admin = admin_socket(&ca).await;
+    let prepare = pb::PrepareKeyRequest {
+        kind: pb::KeyKind::X509.into(),
+    };
+    let slot = admin
+        .prepare_key(prepare.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let err = admin.prepare_key(prepare).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    let records = ca
+        .store
+        .list_audit(&AuditFilter::default(), 0, 1000)
+        .await
+        .unwrap();
+    let steps: Vec<_> = records
+        .iter()
+        .filter(|r| r.event.action == "key.prepare")
+        .collect();
+    assert_eq!(steps.len(), 2, "{records:#?}");
+    assert_eq!(steps[0].event.result, "ok");
+    assert_eq!(steps[0].event.target, slot.id);
+    assert!(
+        steps[1].event.result.starts_with("failed: "),
+        "{:?}",
+        steps[1]
+    );
+    ca.shutdown().await.unwrap();
+}
