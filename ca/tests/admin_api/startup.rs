@@ -273,11 +273,7 @@ async fn rotation_steps_are_recorded_after_they_ran() {
     let prepare = pb::PrepareKeyRequest {
         kind: pb::KeyKind::X509.into(),
     };
-    let slot = admin
-        .prepare_key(prepare.clone())
-        .await
-        .unwrap()
-        .into_inner();
+    let slot = admin.prepare_key(prepare).await.unwrap().into_inner();
     let err = admin.prepare_key(prepare).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
     let records = ca
