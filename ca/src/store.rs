@@ -78,7 +78,8 @@ pub type Paged<T> = (Vec<T>, Option<String>);
 pub trait Store: Send + Sync + fmt::Debug {
     /// Creates an entry (ID, revision 1 and timestamps assigned by the store).
     /// Same SPIFFE ID, parent and selector set as an existing entry →
-    /// [`StoreError::AlreadyExists`].
+    /// [`StoreError::AlreadyExists`]; a tenant that does not exist →
+    /// [`StoreError::NotFound`].
     async fn create_entry(&self, entry: NewEntry) -> Result<RegistrationEntry, StoreError>;
     /// Applies `update` and bumps the revision. If `expected_revision` is set
     /// and differs from the stored one → [`StoreError::Conflict`].
@@ -113,8 +114,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// How many entries exist.
     async fn count_entries(&self) -> Result<u64, StoreError>;
 
-    /// Inserts or replaces an agent (its selectors and serials too;
-    /// `created_at` of an existing agent is kept).
+    /// Inserts or replaces an agent (its selectors, serials and tenant
+    /// too; `created_at` of an existing agent is kept). A tenant that does
+    /// not exist → [`StoreError::NotFound`].
     async fn upsert_agent(&self, agent: &Agent) -> Result<(), StoreError>;
     /// One agent by SPIFFE ID.
     async fn get_agent(&self, id: &SpiffeId) -> Result<Option<Agent>, StoreError>;
@@ -146,7 +148,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// How many agents exist.
     async fn count_agents(&self) -> Result<u64, StoreError>;
 
-    /// Stores a new join token (its hash must be 32 bytes).
+    /// Stores a new join token (its hash must be 32 bytes; its tenant must
+    /// exist, else [`StoreError::NotFound`]).
     async fn create_join_token(&self, token: &JoinToken) -> Result<(), StoreError>;
     /// Atomically marks the token whose secret hashes to `hash` as used at
     /// `now` and returns it. Exactly one of any concurrent callers wins;

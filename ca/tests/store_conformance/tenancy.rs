@@ -339,3 +339,39 @@ impl MsClock for ManualClock {
         UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap())
     }
 }
+
+/// Entries added while their tenant is deleted: afterwards either the
+/// tenant exists or nothing of it does (no orphan slips between the
+/// in-use count and the delete).
+pub(super) async fn deleting_a_tenant_races_no_orphan_in(s: Arc<dyn Store>) {
+    for round in 0..5 {
+        let name = format!("race{round}");
+        create_tenant(&s, &name).await;
+        let mut tasks = Vec::new();
+        for i in 0..4 {
+            let s = Arc::clone(&s);
+            let name = name.clone();
+            tasks.push(tokio::spawn(async move {
+                let path = format!("/ns/{name}/w{i}");
+                let e = NewEntryExt::in_tenant(entry(&path, "/node/a", &["unix:uid:1"]), &name);
+                let _ = s.create_entry(e).await;
+            }));
+        }
+        let deleted = apply(&s, Change::DeleteTenant(name.clone())).await;
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let only = EntryFilter {
+            tenants: Some(vec![name.clone()]),
+            ..EntryFilter::default()
+        };
+        let left = s.list_entries(&only, &Page::first(10)).await.unwrap().0;
+        let exists = s.get_tenant(&name).await.unwrap().is_some();
+        assert!(
+            exists || left.is_empty(),
+            "round {round}: deleted {deleted:?} but {} entries remain",
+            left.len()
+        );
+        assert_eq!(exists, deleted.is_err(), "round {round}: {deleted:?}");
+    }
+}
