@@ -16,7 +16,8 @@ use meshid_proto::ca::node_client::NodeClient;
 use meshid_proto::ca::{self as pb, svid_result};
 use meshid_tests::node::{csr, try_ca_channel};
 use meshid_tests::{
-    ClientSvid, Cmd, TestCa, free_port, node_client, tempdir, wait_for_port, wait_for_socket,
+    ClientSvid, Cmd, TestCa, eventually, free_port, node_client, tempdir, wait_for_port,
+    wait_for_socket,
 };
 use rustls::pki_types::CertificateDer;
 
@@ -294,5 +295,68 @@ async fn two_trust_domains_in_one_ca_are_isolated_and_federate_only_when_told() 
     assert_eq!(
         entries(&other.admin_json(&["entry", "list"])),
         [format!("spiffe://{B}/web")]
+    );
+}
+
+#[test]
+fn a_trust_domain_that_cannot_start_stops_the_process_naming_it() {
+    let tmp = tempdir();
+    // B's node port is taken: the CA names B and exits, A shut down again.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let data_dir = tmp.path().join("ca");
+    let config = write(
+        tmp.path(),
+        "taken.toml",
+        &format!(
+            "[[trust_domains]]\ntrust_domain = \"{B}\"\nlisten = \"127.0.0.1:{port}\"\n\
+             ops_listen = \"127.0.0.1:{}\"\n",
+            free_port()
+        ),
+    );
+    let mut child = Cmd::meshid()
+        .args(["ca", "serve", "--trust-domain", A, "--data-dir"])
+        .args([&data_dir])
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--ops-listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--config", &config])
+        .spawn(tmp.path());
+    let status = eventually("the CA to exit", meshid_tests::ca::READY, || {
+        child.exit_status()
+    });
+    assert!(!status.success());
+    let log = child.log();
+    assert!(
+        log.contains(&format!(
+            "trust domain {B}: cannot listen on node API 127.0.0.1:{port}"
+        )),
+        "{log}"
+    );
+    assert!(
+        !data_dir.join("admin.sock").exists(),
+        "A's socket was left behind"
+    );
+
+    // Clashing settings are refused before anything starts, naming both.
+    let out = Cmd::meshid()
+        .args(["ca", "validate", "--trust-domain", A, "--data-dir"])
+        .args([&data_dir])
+        .args(["--listen", "127.0.0.1:18443", "--config"])
+        .args([write(
+            tmp.path(),
+            "clash.toml",
+            &format!(
+                "[[trust_domains]]\ntrust_domain = \"{B}\"\nlisten = \"127.0.0.1:18443\"\n\
+                 ops_listen = \"127.0.0.1:18444\"\n"
+            ),
+        )])
+        .output();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "trust domains {A} and {B} have the same listen or ops_listen"
+        )),
+        "{err}"
     );
 }
