@@ -76,14 +76,14 @@ pub enum ServerError {
     /// A setting was refused at start-up.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    /// The CA of one of several trust domains failed.
-    #[error("trust domain {trust_domain}: {source}")]
+    /// The CA of one of several trust domains failed (the message holds
+    /// the whole reason, so it is not repeated as a source).
+    #[error("trust domain {trust_domain}: {error}")]
     TrustDomain {
         /// Its trust domain.
         trust_domain: String,
         /// Why.
-        #[source]
-        source: Box<ServerError>,
+        error: Box<ServerError>,
     },
     /// A server task failed.
     #[error("{what} failed: {message}")]

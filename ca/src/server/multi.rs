@@ -39,7 +39,7 @@ impl MultiCaServer {
                     return Err(if several {
                         ServerError::TrustDomain {
                             trust_domain,
-                            source: Box::new(e),
+                            error: Box::new(e),
                         }
                     } else {
                         e
@@ -64,7 +64,7 @@ impl MultiCaServer {
             s.shutdown().await.map_err(|e| match several {
                 true => ServerError::TrustDomain {
                     trust_domain,
-                    source: Box::new(e),
+                    error: Box::new(e),
                 },
                 false => e,
             })
