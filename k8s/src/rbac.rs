@@ -162,6 +162,29 @@ pub const CA_ATTESTOR: &[Rule] = &[
     },
 ];
 
+/// What the CA's `[rbac.kubernetes]` uses to authorize admin callers that
+/// send a Kubernetes bearer token (`meshid … --token-file`): who the token
+/// belongs to, and whether Kubernetes RBAC grants them a meshid role (verb
+/// `<role>` on `tenants.meshid.io`).
+pub const CA_ADMIN_AUTH: &[Rule] = &[
+    Rule {
+        api_group: "authentication.k8s.io",
+        resource: "tokenreviews",
+        verbs: &["create"],
+        resource_names: &[],
+        scope: Scope::Cluster,
+        why: "admin API: the user and groups of a caller's bearer token",
+    },
+    Rule {
+        api_group: "authorization.k8s.io",
+        resource: "subjectaccessreviews",
+        verbs: &["create"],
+        resource_names: &[],
+        scope: Scope::Cluster,
+        why: "admin API: whether Kubernetes RBAC grants that user a meshid role on a tenant",
+    },
+];
+
 /// What `meshid agent` uses: the kubelet's `/pods` on the agent's own node,
 /// which the kubelet authorizes as `nodes/proxy` `get`.
 pub const AGENT: &[Rule] = &[Rule {

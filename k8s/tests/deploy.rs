@@ -296,6 +296,7 @@ fn rbac_in_every_overlay_is_the_table_in_meshid_k8s_rbac() {
     let mut want = BTreeMap::new();
     let mut ca = table(rbac::CONTROLLER);
     ca.extend(table(rbac::CA_ATTESTOR));
+    ca.extend(table(rbac::CA_ADMIN_AUTH));
     want.insert("meshid-system/meshid-ca".to_string(), ca);
     want.insert("meshid-system/meshid-agent".to_string(), table(rbac::AGENT));
     if !rbac::WEBHOOK.is_empty() {
@@ -315,6 +316,7 @@ fn rbac_in_every_overlay_is_the_table_in_meshid_k8s_rbac() {
     let manifests = [
         ("controller.yaml", rbac::CONTROLLER),
         ("ca-attestor.yaml", rbac::CA_ATTESTOR),
+        ("ca-admin-auth.yaml", rbac::CA_ADMIN_AUTH),
         ("agent.yaml", rbac::AGENT),
     ];
     for (file, rules) in manifests {
