@@ -13,7 +13,10 @@
 //! cores), so the numbers can be read against their limits. With `--keys
 //! softhsm` (or `both`: disk first, then SoftHSM2 in the same run) the CA
 //! key is on a SoftHSM2 token, and the token's own ceiling (raw signatures
-//! through the session pool, one thread per agent) is measured too.
+//! through the session pool, one thread per agent) is measured too. With
+//! `--audit both` each store runs twice, without and with an `svid.issue`
+//! audit record per issuance (`[audit] issuances = false`, then the
+//! default), and the summary gives the audit log's cost.
 #![forbid(unsafe_code)]
 
 mod backend;
@@ -27,7 +30,7 @@ use std::time::Duration;
 use backend::Keys;
 use clap::Parser;
 use meshid_ca::config::{KeyType, KeysConfig};
-use replicas::{Backend, Replicas, StoreChoice};
+use replicas::{AuditChoice, Backend, Replicas, StoreChoice};
 
 /// Seconds each ceiling is measured for.
 const CEILING: Duration = Duration::from_secs(3);
@@ -59,6 +62,10 @@ struct Args {
     /// there (the role needs CREATEDB) and drops it at the end.
     #[arg(long, env = backend::POSTGRES_URL_ENV, hide_env_values = true)]
     postgres_url: Option<String>,
+    /// Record every issuance in the audit log: on (the CA's default), off
+    /// (`[audit] issuances = false`) or both (off, then on, per store).
+    #[arg(long, value_enum, default_value = "on")]
+    audit: AuditChoice,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -79,6 +86,8 @@ fn main() -> anyhow::Result<()> {
             args.token_key_type.name().into(),
             "--store".into(),
             args.store.name().into(),
+            "--audit".into(),
+            args.audit.name().into(),
         ];
         // The PostgreSQL URL reaches the child through the environment
         // (never on its command line).
@@ -97,6 +106,7 @@ fn run_in_runtime(args: &Args, token: Option<&str>) -> anyhow::Result<()> {
 /// One configuration's results, for the summary.
 struct Row {
     backend: Backend,
+    audit: bool,
     unbatched: f64,
     batched: f64,
     store_one: f64,
@@ -125,9 +135,14 @@ async fn run(args: &Args, token: Option<&str>) -> anyhow::Result<()> {
     let writers = args.agents.max(1);
     let batch = args.batch.max(1);
     let mut rows = Vec::new();
-    for (n, &backend) in args.store.backends().iter().enumerate() {
-        let replicas = Replicas::start(backend, args.postgres_url.as_deref(), &keys).await?;
-        println!("== {}", backend.label());
+    let runs = args
+        .store
+        .backends()
+        .iter()
+        .flat_map(|&b| args.audit.settings().iter().map(move |&a| (b, a)));
+    for (n, (backend, audit)) in runs.enumerate() {
+        let replicas = Replicas::start(backend, args.postgres_url.as_deref(), &keys, audit).await?;
+        println!("== {}, {}", backend.label(), audit_label(audit));
         let mut agents = Vec::new();
         for i in 0..args.agents {
             agents.push(load::setup_agent(&replicas.cas[i % replicas.cas.len()], i).await?);
@@ -171,6 +186,7 @@ async fn run(args: &Args, token: Option<&str>) -> anyhow::Result<()> {
         replicas.shutdown().await?;
         rows.push(Row {
             backend,
+            audit,
             unbatched: rates[0],
             batched: rates[1],
             store_one,
@@ -179,18 +195,48 @@ async fn run(args: &Args, token: Option<&str>) -> anyhow::Result<()> {
     }
     if rows.len() > 1 {
         println!(
-            "\n| store | batch 1, SVIDs/s | batch {batch}, SVIDs/s | store ceiling, 1 writer | {writers} writers |\n|---|---|---|---|---|"
+            "\n| store | audit | batch 1, SVIDs/s | batch {batch}, SVIDs/s | store ceiling, 1 writer | {writers} writers |\n|---|---|---|---|---|---|"
         );
         for r in &rows {
             println!(
-                "| {} | {:.0} | {:.0} | {:.0} | {:.0} |",
+                "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} |",
                 r.backend.label(),
+                audit_label(r.audit),
                 r.unbatched,
                 r.batched,
                 r.store_one,
                 r.store_all
             );
         }
+        for pair in rows.windows(2) {
+            if let [off, on] = pair
+                && off.backend == on.backend
+                && !off.audit
+                && on.audit
+            {
+                println!(
+                    "audit cost, {}: batch 1 {:+.1}%, batch {batch} {:+.1}%, store ceiling {:+.1}% / {:+.1}%",
+                    on.backend.label(),
+                    change(off.unbatched, on.unbatched),
+                    change(off.batched, on.batched),
+                    change(off.store_one, on.store_one),
+                    change(off.store_all, on.store_all),
+                );
+            }
+        }
     }
     Ok(())
+}
+
+fn audit_label(audit: bool) -> &'static str {
+    if audit { "audit on" } else { "audit off" }
+}
+
+/// The change from `before` to `after`, in percent.
+fn change(before: f64, after: f64) -> f64 {
+    if before > 0.0 {
+        (after / before - 1.0) * 100.0
+    } else {
+        0.0
+    }
 }

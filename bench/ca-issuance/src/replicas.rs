@@ -1,12 +1,13 @@
 //! Which store the benchmarked CA uses (`--store`) and the CA replicas
 //! started on it: one replica on SQLite in its data directory, or two
 //! replicas (each its own in-process CA and data directory, so its own
-//! signing CA) on one fresh PostgreSQL database.
+//! signing CA) on one fresh PostgreSQL database; each run with or without
+//! the audit log's issuance records (`--audit`).
 
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use meshid_ca::config::{CaConfig, KeysConfig};
+use meshid_ca::config::{AuditConfig, CaConfig, KeysConfig};
 use meshid_ca::server::CaServer;
 use meshid_ca::store::{Store, StoreUrl};
 use sqlx::Connection as _;
@@ -40,6 +41,40 @@ impl StoreChoice {
         match self {
             Self::Sqlite => "sqlite",
             Self::Postgres2 => "postgres-2",
+            Self::Both => "both",
+        }
+    }
+}
+
+/// `--audit`: whether the CA appends an `svid.issue` audit record per
+/// issued certificate (`[audit] issuances`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditChoice {
+    /// Every issuance recorded (the CA's default).
+    On,
+    /// `[audit] issuances = false`.
+    Off,
+    /// Off, then on, for each store, in one run.
+    Both,
+}
+
+// === impl AuditChoice ===
+
+impl AuditChoice {
+    /// The `[audit] issuances` settings this choice runs, in order.
+    pub fn settings(self) -> &'static [bool] {
+        match self {
+            Self::On => &[true],
+            Self::Off => &[false],
+            Self::Both => &[false, true],
+        }
+    }
+
+    /// The flag's value, to forward it to a child process.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::On => "on",
+            Self::Off => "off",
             Self::Both => "both",
         }
     }
@@ -86,12 +121,14 @@ pub struct Replicas {
 
 impl Replicas {
     /// Starts `backend`'s replicas one after the other, each with its own
-    /// data directory and `keys`; PostgreSQL replicas share a database
-    /// created on `postgres_url`'s server for this run.
+    /// data directory and `keys`, recording issuances in the audit log when
+    /// `audit`; PostgreSQL replicas share a database created on
+    /// `postgres_url`'s server for this run.
     pub async fn start(
         backend: Backend,
         postgres_url: Option<&str>,
         keys: &KeysConfig,
+        audit: bool,
     ) -> anyhow::Result<Self> {
         let database = match backend {
             Backend::Sqlite => None,
@@ -118,6 +155,10 @@ impl Replicas {
                 listen: "127.0.0.1:0".parse()?,
                 ops_listen: "127.0.0.1:0".parse()?,
                 keys: keys.clone(),
+                audit: AuditConfig {
+                    issuances: audit,
+                    ..AuditConfig::default()
+                },
                 ..CaConfig::default()
             };
             cas.push(CaServer::start(cfg.validate()?).await?);
