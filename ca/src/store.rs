@@ -177,7 +177,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Records issued certificates in one transaction: all or none
     /// (a duplicate serial → [`StoreError::AlreadyExists`], nothing stored).
     /// Unless [`OpenOptions::audit_issuances`] is off, the same
-    /// transaction appends one `svid.issue` audit record per certificate.
+    /// transaction appends `svid.issue` audit records listing every
+    /// certificate (one record per agent and tenant of the batch).
     async fn record_issuances(&self, records: &[IssuanceRecord]) -> Result<(), StoreError>;
     /// How many issuance records exist.
     async fn count_issuances(&self) -> Result<u64, StoreError>;
@@ -280,8 +281,8 @@ pub struct OpenOptions {
     pub max_connections: u32,
     /// The time rows are stamped with (`created_at`, `updated_at`).
     pub clock: SharedClock,
-    /// [`Store::record_issuances`] also appends one `svid.issue` audit
-    /// record per certificate (`[audit] issuances` in ca.toml; default on).
+    /// [`Store::record_issuances`] also appends `svid.issue` audit
+    /// records listing every certificate (`[audit] issuances` in ca.toml; default on).
     pub audit_issuances: bool,
 }
 

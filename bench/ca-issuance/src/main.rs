@@ -14,8 +14,8 @@
 //! softhsm` (or `both`: disk first, then SoftHSM2 in the same run) the CA
 //! key is on a SoftHSM2 token, and the token's own ceiling (raw signatures
 //! through the session pool, one thread per agent) is measured too. With
-//! `--audit both` each store runs twice, without and with an `svid.issue`
-//! audit record per issuance (`[audit] issuances = false`, then the
+//! `--audit both` each store runs twice, without and with the `svid.issue`
+//! audit records of every issuance batch (`[audit] issuances = false`, then the
 //! default), and the summary gives the audit log's cost.
 #![forbid(unsafe_code)]
 

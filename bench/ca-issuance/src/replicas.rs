@@ -46,8 +46,8 @@ impl StoreChoice {
     }
 }
 
-/// `--audit`: whether the CA appends an `svid.issue` audit record per
-/// issued certificate (`[audit] issuances`).
+/// `--audit`: whether the CA appends `svid.issue` audit records listing
+/// every issued certificate (`[audit] issuances`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum AuditChoice {
     /// Every issuance recorded (the CA's default).

@@ -14,7 +14,7 @@ use std::time::SystemTime;
 use meshid_identity::TrustDomain;
 use sha2::{Digest, Sha256};
 
-pub(crate) use json::{agent_json, binding_json, bundle_json, entry_json, issuance_json};
+pub(crate) use json::{agent_json, binding_json, bundle_json, entry_json, issuances_json};
 pub(crate) use json::{tenant_json, token_json};
 
 /// The `prev_hash` of record 1.

@@ -326,18 +326,45 @@ pub(super) async fn issuances_are_recorded_in_their_batch(s: Arc<dyn Store>) {
         .iter()
         .filter(|r| r.event.action == "svid.issue")
         .collect();
-    assert_eq!(issued.len(), 1500);
-    let r = &issued[7].event;
+    // One record per agent and tenant of the batch, at most 128
+    // certificates each: 750 with agent /node/a, 749 without, 1 of "pay".
     assert_eq!(
-        (r.tenant.as_str(), r.target.as_str()),
-        ("pay", batch[7].spiffe_id.as_str())
+        issued.len(),
+        6 + 6 + 1,
+        "{:?}",
+        issued.iter().map(|r| &r.event.target).collect::<Vec<_>>()
+    );
+    let mut listed = Vec::new();
+    for r in &issued {
+        let after = json(&r.event.after);
+        let svids = after["svids"].as_array().expect("svids").clone();
+        assert!((1..=128).contains(&svids.len()), "{}", svids.len());
+        if svids.len() > 1 {
+            assert_eq!(r.event.target, format!("{} SVIDs", svids.len()));
+        }
+        for v in &svids {
+            assert_eq!(v["agent"].as_str().unwrap_or("ca:"), r.event.actor);
+        }
+        listed.extend(svids.into_iter().map(|v| (r.event.tenant.clone(), v)));
+    }
+    assert_eq!(listed.len(), 1500, "every certificate listed once");
+    let serials: HashSet<String> = listed
+        .iter()
+        .map(|(_, v)| v["serial"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(serials.len(), 1500);
+    let pay = issued.iter().find(|r| r.event.tenant == "pay").unwrap();
+    assert_eq!(
+        (pay.event.target.as_str(), pay.event.actor.as_str()),
+        (batch[7].spiffe_id.as_str(), "ca:"),
+        "a lone certificate is the record's target; no agent"
     );
     let b = &batch[6];
-    let r = &issued[6].event;
-    assert_eq!(r.actor, b.agent_id.as_ref().unwrap().as_str());
-    assert_eq!(issued[7].event.actor, "ca:", "no agent");
-    let after = json(&r.after);
-    assert_eq!(after["serial"], b.serial.as_str());
+    let (tenant, after) = listed
+        .iter()
+        .find(|(_, v)| v["serial"] == b.serial.as_str())
+        .unwrap();
+    assert_eq!(tenant, "");
     assert_eq!(after["spiffe_id"], b.spiffe_id.as_str());
     assert_eq!(after["entry"], b.entry_id.as_deref().unwrap());
     assert_eq!(after["agent"], b.agent_id.as_ref().unwrap().as_str());
@@ -348,6 +375,19 @@ pub(super) async fn issuances_are_recorded_in_their_batch(s: Arc<dyn Store>) {
         .unwrap()
         .as_millis() as u64;
     assert_eq!(after["not_after_ms"], not_after);
+    // Found by the SPIFFE ID of any certificate it lists.
+    let found = s
+        .list_audit(
+            &AuditFilter {
+                spiffe_id: Some(b.spiffe_id.as_str().to_owned()),
+                ..AuditFilter::default()
+            },
+            0,
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
 
     // A failed batch records nothing.
     let head = s.audit_head().await.unwrap();

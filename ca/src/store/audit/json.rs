@@ -102,15 +102,21 @@ pub(crate) fn binding_json(b: &RoleBinding) -> String {
     .to_string()
 }
 
-/// An issued certificate (the `after` of `svid.issue`).
-pub(crate) fn issuance_json(r: &IssuanceRecord) -> String {
-    json!({
-        "entry": r.entry_id,
-        "spiffe_id": r.spiffe_id.as_str(),
-        "serial": r.serial,
-        "not_after_ms": ms(r.not_after),
-        "agent": r.agent_id.as_ref().map(SpiffeId::as_str),
-        "key_id": r.ca_key_id,
-    })
-    .to_string()
+/// Certificates issued in one batch (the `after` of `svid.issue`):
+/// `{"svids": [{entry, spiffe_id, serial, not_after_ms, agent, key_id}, …]}`.
+pub(crate) fn issuances_json(records: &[&IssuanceRecord]) -> String {
+    let svids: Vec<Value> = records
+        .iter()
+        .map(|r| {
+            json!({
+                "entry": r.entry_id,
+                "spiffe_id": r.spiffe_id.as_str(),
+                "serial": r.serial,
+                "not_after_ms": ms(r.not_after),
+                "agent": r.agent_id.as_ref().map(SpiffeId::as_str),
+                "key_id": r.ca_key_id,
+            })
+        })
+        .collect();
+    json!({ "svids": svids }).to_string()
 }
