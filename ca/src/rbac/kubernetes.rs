@@ -15,7 +15,7 @@
 //! ```
 //!
 //! The client is the CA's one Kubernetes client
-//! ([`kube_client`](crate::node_attestor::k8s_psat::kube_client)), built on
+//! ([`kube_client`]), built on
 //! first use so an unreachable cluster never stops start-up. Bounded: a
 //! token of at most [`MAX_BEARER_TOKEN`] bytes, every call within the
 //! timeout (5 s), answers cached for 60 s by the SHA-256 of the question
